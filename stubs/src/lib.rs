@@ -1,1 +1,5 @@
-
+//! test
+/// Generated code.
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/proto.rs"));
+}

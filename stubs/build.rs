@@ -1,0 +1,36 @@
+//! Compiles the TAI, google.api, google.rpc and grpc.health protos into Rust.
+//!
+//! There is no `protoc` on the build machines, so protox parses the `.proto` files and the
+//! resulting descriptor set is handed to tonic-prost-build for code generation.
+
+use std::path::PathBuf;
+
+/// The files whose types the stubs need; their imports come along.
+const PROTOS: &[&str] = &[
+    "tai/governor.proto",
+    "tai/coordinator.proto",
+    "google/api/httpbody.proto",
+    "google/rpc/status.proto",
+    "google/rpc/error_details.proto",
+    "grpc/health/v1/health.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../proto");
+    println!("cargo:rerun-if-changed={}", proto_root.display());
+
+    let fds = protox::Compiler::new([&proto_root])?
+        .include_imports(true)
+        .open_files(PROTOS)?
+        .file_descriptor_set();
+
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        // The transport feature of tonic-prost-build is off, so clients are built from a
+        // `Channel` by the caller instead of a generated `connect`.
+        .build_transport(false)
+        .include_file("proto.rs")
+        .compile_fds(fds)?;
+    Ok(())
+}
