@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "tai/governor.proto",
     "tai/coordinator.proto",
     "google/api/httpbody.proto",
+    "google/rpc/code.proto",
     "google/rpc/status.proto",
     "google/rpc/error_details.proto",
     "grpc/health/v1/health.proto",

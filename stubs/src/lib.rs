@@ -1,5 +1,62 @@
-//! test
-/// Generated code.
+//! In-memory gRPC stub servers for `tai.Governor` and `tai.Coordinator`, with deterministic
+//! fault injection, for the gateway's tests and its `run --with-stubs` mode.
+//!
+//! # Layout
+//! - [`proto`]: the generated messages, servers and clients (`tai`, `google.api`,
+//!   `google.rpc`, `grpc.health.v1`).
+//! - `server`: [`serve_governor`] / [`serve_coordinator`] on a bound listener, and
+//!   [`StubServers`], both on port 0 for tests.
+//! - `store`: [`Store`], the policies and counters both services of one process share.
+//! - `registry`: the policy operations themselves, synchronous and lock-protected.
+//! - `governor`, `coordinator`: the RPC handlers, thin translations onto the registry.
+//! - `fault`: the `x-stub-*` metadata every TAI call passes through first.
+//! - `health`: `grpc.health.v1.Health` and [`HealthControl`].
+//! - `trailer`: adds the `x-stub-trailer: done` trailer to TAI responses.
+//! - `status`: `google.rpc` rich errors (`BadRequest` in `grpc-status-details-bin`).
+//!
+//! # Fault injection
+//! Every `tai.*` RPC reads these request metadata keys before its handler runs. A malformed
+//! value is answered with `INVALID_ARGUMENT` naming the key, so a typo cannot silently
+//! disable a fault.
+//!
+//! | key | effect |
+//! |---|---|
+//! | `x-stub-delay-ms: N` | sleep N ms first; if the client goes away the call is dropped with it |
+//! | `x-stub-fail-code: C` | fail with status C, a number (`14`) or a name (`UNAVAILABLE`, any case); `OK` is refused |
+//! | `x-stub-fail-message: M` | the message of an injected failure (default `injected failure`) |
+//! | `x-stub-fail-first: N` + `x-stub-fail-key: K` | the first N calls carrying key K fail (with `x-stub-fail-code`, default `UNAVAILABLE`), later ones run normally; counted per key in the [`Store`], so tests using different keys do not interfere |
+//! | `x-stub-reply-header: name=value` | add a response header; repeat the key or separate pairs with commas |
+//!
+//! The order is: count the call ([`Store::calls`]), sleep, fail if asked, run the handler.
+//!
+//! # What every TAI response carries
+//! - header `x-stub-service: governor` or `coordinator` (on errors too), plus any requested
+//!   reply headers;
+//! - trailer `x-stub-trailer: done` when the response has a trailers frame, which is every
+//!   success; errors are sent trailers-only by tonic, so their metadata is all in headers.
+
+mod coordinator;
+mod fault;
+mod governor;
+mod health;
+mod registry;
+mod server;
+mod status;
+mod store;
+mod trailer;
+
+/// Generated protobuf messages, tonic servers and tonic clients.
+///
+/// Clients have no generated `connect`: build them from a `tonic::transport::Channel`.
+#[allow(missing_docs, clippy::all, clippy::pedantic, unreachable_pub)]
 pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/proto.rs"));
 }
+
+pub use fault::{
+    DELAY_MS, FAIL_CODE, FAIL_FIRST, FAIL_KEY, FAIL_MESSAGE, REPLY_HEADER, SERVICE_HEADER,
+};
+pub use health::{HealthControl, ServingStatus};
+pub use server::{StubServers, serve_coordinator, serve_governor};
+pub use store::Store;
+pub use trailer::TRAILER_NAME;

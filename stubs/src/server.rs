@@ -1,0 +1,134 @@
+//! Serving the stubs: one tonic server per listener, and [`StubServers`], which runs the
+//! Governor and Coordinator of one [`Store`] side by side.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+use crate::coordinator::CoordinatorStub;
+use crate::governor::GovernorStub;
+use crate::health::{HealthControl, HealthService};
+use crate::proto::grpc::health::v1::health_server::HealthServer;
+use crate::proto::tai::coordinator_server::CoordinatorServer;
+use crate::proto::tai::governor_server::GovernorServer;
+use crate::store::Store;
+use crate::trailer::WithTrailer;
+
+/// Serves `tai.Governor` and `grpc.health.v1.Health` on `listener` until `shutdown` resolves.
+///
+/// Shutdown is graceful: calls in flight finish, open health `Watch` streams included.
+pub async fn serve_governor(
+    listener: TcpListener,
+    store: Arc<Store>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let health = HealthServer::new(HealthService::new(store.health()));
+    let governor = WithTrailer::new(GovernorServer::new(GovernorStub::new(store)));
+    Server::builder()
+        .add_service(governor)
+        .add_service(health)
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
+        .await
+}
+
+/// Serves `tai.Coordinator` and `grpc.health.v1.Health` on `listener` until `shutdown`
+/// resolves.
+pub async fn serve_coordinator(
+    listener: TcpListener,
+    store: Arc<Store>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let health = HealthServer::new(HealthService::new(store.health()));
+    let coordinator = WithTrailer::new(CoordinatorServer::new(CoordinatorStub::new(store)));
+    Server::builder()
+        .add_service(coordinator)
+        .add_service(health)
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
+        .await
+}
+
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    // Stub replies are tiny; Nagle would only add latency to timing-sensitive tests.
+    TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
+/// A Governor and a Coordinator sharing one [`Store`], each on its own listener.
+///
+/// Dropping it stops both servers too (the shutdown channel closes), without waiting for
+/// them; [`StubServers::shutdown`] waits.
+#[derive(Debug)]
+pub struct StubServers {
+    /// Where the Governor listens (the bound port when 0 was asked for).
+    pub governor_addr: SocketAddr,
+    /// Where the Coordinator listens (the bound port when 0 was asked for).
+    pub coordinator_addr: SocketAddr,
+    store: Arc<Store>,
+    /// Sending `true` (or dropping this) tells both servers to stop.
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
+}
+
+impl StubServers {
+    /// Binds both listeners (port 0 picks a free port) and serves on them in background tasks
+    /// until [`StubServers::shutdown`] or drop.
+    pub async fn start(governor: SocketAddr, coordinator: SocketAddr) -> std::io::Result<Self> {
+        let governor = TcpListener::bind(governor).await?;
+        let coordinator = TcpListener::bind(coordinator).await?;
+        let governor_addr = governor.local_addr()?;
+        let coordinator_addr = coordinator.local_addr()?;
+        let store = Arc::new(Store::new());
+        let (shutdown, signal) = watch::channel(false);
+        let stop = |mut signal: watch::Receiver<bool>| async move {
+            // An error means the sender was dropped: stop then as well.
+            let _ = signal.wait_for(|stop| *stop).await;
+        };
+        let tasks = vec![
+            tokio::spawn(serve_governor(
+                governor,
+                Arc::clone(&store),
+                stop(signal.clone()),
+            )),
+            tokio::spawn(serve_coordinator(
+                coordinator,
+                Arc::clone(&store),
+                stop(signal),
+            )),
+        ];
+        tracing::info!(%governor_addr, %coordinator_addr, "stub servers listening");
+        Ok(Self {
+            governor_addr,
+            coordinator_addr,
+            store,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// The state both servers share: policies and call counters.
+    pub fn store(&self) -> Arc<Store> {
+        Arc::clone(&self.store)
+    }
+
+    /// The handle that sets what the health services report.
+    pub fn health(&self) -> HealthControl {
+        self.store.health()
+    }
+
+    /// Stops both servers and waits for them to finish; server errors are logged.
+    pub async fn shutdown(self) {
+        self.shutdown.send_replace(true);
+        for task in self.tasks {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "stub server failed"),
+                Err(error) => tracing::warn!(%error, "stub server task failed"),
+            }
+        }
+    }
+}
