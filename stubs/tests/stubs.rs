@@ -10,7 +10,8 @@ use tai_stubs::proto::grpc::health::v1::health_client::HealthClient;
 use tai_stubs::proto::tai::coordinator_client::CoordinatorClient;
 use tai_stubs::proto::tai::governor_client::GovernorClient;
 use tai_stubs::proto::tai::{
-    ActionRequest, EchoMessage, GetPolicyRequest, Policy, PolicyState, Receipt, RevokePolicyRequest,
+    ActionRequest, Document, EchoMessage, GetDocumentRequest, GetPolicyRequest, Policy,
+    PolicyState, Receipt, RevokePolicyRequest,
 };
 use tai_stubs::{ServingStatus, StubServers};
 use tonic::metadata::{AsciiMetadataValue, BinaryMetadataValue, MetadataMap};
@@ -98,6 +99,35 @@ async fn propose_assigns_first_ids_and_get_returns_the_proposed_policy() {
     assert_eq!(policy.version, 1);
     assert!(policy.created_at.is_some());
     assert_eq!(stubs.store().calls("tai.Governor/ProposePolicy"), 1);
+    stubs.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_stub_trailer_arrives_in_trailers_not_headers() {
+    let stubs = start().await;
+    // Calling the unary method as server-streaming (same wire format) keeps tonic from
+    // merging trailers into the response metadata, so each can be inspected on its own.
+    let mut grpc = tonic::client::Grpc::new(channel(stubs.governor_addr).await);
+    grpc.ready().await.expect("ready");
+    let request = Request::new(GetDocumentRequest { path: "a/b".into() });
+    let path = http::uri::PathAndQuery::from_static("/tai.Governor/GetDocument");
+    let codec = tonic_prost::ProstCodec::<GetDocumentRequest, Document>::default();
+    let response = grpc
+        .server_streaming(request, path, codec)
+        .await
+        .expect("call");
+    assert_eq!(
+        header(response.metadata(), "x-stub-service"),
+        Some("governor")
+    );
+    assert_eq!(header(response.metadata(), "x-stub-trailer"), None);
+
+    let mut stream = response.into_inner();
+    let document = stream.message().await.expect("message").expect("one");
+    assert_eq!(document.segments, ["a", "b"]);
+    assert!(stream.message().await.expect("end").is_none());
+    let trailers = stream.trailers().await.expect("trailers").expect("present");
+    assert_eq!(header(&trailers, "x-stub-trailer"), Some("done"));
     stubs.shutdown().await;
 }
 
@@ -202,6 +232,33 @@ async fn delay_header_holds_the_reply_back() {
     let request = with_metadata(named("slow"), &[("x-stub-delay-ms", "200")]);
     client.propose_policy(request).await.expect("propose");
     assert!(started.elapsed() >= Duration::from_millis(200));
+    stubs.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_call_abandoned_during_its_delay_never_reaches_the_fault_counter() {
+    let stubs = start().await;
+    let mut client = governor(&stubs).await;
+    let fail_once = [("x-stub-fail-first", "1"), ("x-stub-fail-key", "abandoned")];
+
+    // The client gives up after 50 ms; the stub would have slept 300 ms, then counted the key.
+    let mut slow = fail_once.to_vec();
+    slow.push(("x-stub-delay-ms", "300"));
+    let abandoned = client.get_policy(with_metadata(get("x"), &slow));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), abandoned)
+            .await
+            .is_err()
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    // Had the abandoned call run on, it would have used up the one failure.
+    let status = client
+        .get_policy(with_metadata(get("x"), &fail_once))
+        .await
+        .expect_err("first counted call fails");
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(stubs.store().calls("tai.Governor/GetPolicy"), 2);
     stubs.shutdown().await;
 }
 
