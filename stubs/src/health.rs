@@ -55,12 +55,15 @@ impl HealthControl {
 #[derive(Debug, Clone)]
 pub(crate) struct HealthService {
     control: HealthControl,
+    /// Becomes `true` when the server shuts down. `Watch` streams never end on their own,
+    /// and a graceful shutdown waits for open streams, so they must end on this signal.
+    stopping: watch::Receiver<bool>,
 }
 
 impl HealthService {
-    /// A health service reporting what `control` says.
-    pub(crate) fn new(control: HealthControl) -> Self {
-        Self { control }
+    /// A health service reporting what `control` says until `stopping` turns `true`.
+    pub(crate) fn new(control: HealthControl, stopping: watch::Receiver<bool>) -> Self {
+        Self { control, stopping }
     }
 }
 
@@ -81,13 +84,15 @@ impl Health for HealthService {
 
     type WatchStream = ReceiverStream<Result<HealthCheckResponse, Status>>;
 
-    /// Sends the current status (`SERVICE_UNKNOWN` for an unknown service), then each change.
+    /// Sends the current status (`SERVICE_UNKNOWN` for an unknown service), then each change,
+    /// until the client goes away or the server shuts down.
     async fn watch(
         &self,
         request: Request<HealthCheckRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let service = request.into_inner().service;
         let mut statuses = self.control.statuses.subscribe();
+        let mut stopping = self.stopping.clone();
         // A small buffer is enough: a slow reader only delays the forwarding task.
         let (sender, receiver) = mpsc::channel(4);
         tokio::spawn(async move {
@@ -111,6 +116,7 @@ impl Health for HealthService {
                 tokio::select! {
                     changed = statuses.changed() => if changed.is_err() { return },
                     () = sender.closed() => return,
+                    _ = stopping.wait_for(|stop| *stop) => return,
                 }
             }
         });

@@ -22,13 +22,13 @@ use crate::trailer::WithTrailer;
 
 /// Serves `tai.Governor` and `grpc.health.v1.Health` on `listener` until `shutdown` resolves.
 ///
-/// Shutdown is graceful: calls in flight finish, open health `Watch` streams included.
+/// Shutdown is graceful: calls in flight finish; open health `Watch` streams end.
 pub async fn serve_governor(
     listener: TcpListener,
     store: Arc<Store>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let health = HealthServer::new(HealthService::new(store.health()));
+    let (health, shutdown) = health(&store, shutdown);
     let governor = WithTrailer::new(GovernorServer::new(GovernorStub::new(store)));
     Server::builder()
         .add_service(governor)
@@ -44,13 +44,31 @@ pub async fn serve_coordinator(
     store: Arc<Store>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let health = HealthServer::new(HealthService::new(store.health()));
+    let (health, shutdown) = health(&store, shutdown);
     let coordinator = WithTrailer::new(CoordinatorServer::new(CoordinatorStub::new(store)));
     Server::builder()
         .add_service(coordinator)
         .add_service(health)
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await
+}
+
+/// The health service of one server, and a shutdown future that also ends its `Watch`
+/// streams, since a graceful shutdown would otherwise wait for them forever.
+fn health(
+    store: &Store,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> (
+    HealthServer<HealthService>,
+    impl Future<Output = ()> + Send + 'static,
+) {
+    let (stop, stopping) = watch::channel(false);
+    let service = HealthServer::new(HealthService::new(store.health(), stopping));
+    let shutdown = async move {
+        shutdown.await;
+        stop.send_replace(true);
+    };
+    (service, shutdown)
 }
 
 fn incoming(listener: TcpListener) -> TcpIncoming {

@@ -426,8 +426,10 @@ async fn health_check_reports_serving_until_told_otherwise() {
     let next = watch.message().await.expect("stream").expect("update");
     assert_eq!(next.status(), ServingStatus::NotServing);
 
-    drop(watch);
-    stubs.shutdown().await;
+    // Shutting down ends the open stream instead of waiting for it.
+    let stopped = tokio::time::timeout(Duration::from_secs(5), stubs.shutdown()).await;
+    assert!(stopped.is_ok(), "shutdown waited for the Watch stream");
+    assert!(watch.message().await.expect("clean end").is_none());
 }
 
 #[tokio::test]
