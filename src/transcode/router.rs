@@ -16,10 +16,12 @@
 mod percent;
 #[cfg(test)]
 mod tests;
+mod trie;
 
 use std::collections::HashMap;
 
 use super::template::{PathTemplate, Segment};
+use trie::Trie;
 
 /// How multi-segment variables (`{name=**}`, `{name=shelves/*}`) are percent-decoded.
 ///
@@ -146,81 +148,16 @@ impl<T> RouterBuilder<T> {
 
     /// Builds the trie; the table is immutable from here on.
     pub fn build(self) -> Router<T> {
-        let mut nodes = vec![Node::default()];
-        let mut verbs: Vec<Box<str>> = Vec::new();
-        for (index, route) in self.routes.iter().enumerate() {
-            let mut node = ROOT;
-            for segment in route.template.segments() {
-                node = child(&mut nodes, node, segment);
-            }
-            let verb = route.template.verb();
-            let ends = &mut nodes[node].ends;
-            match ends.iter_mut().find(|end| end.verb.as_deref() == verb) {
-                Some(end) => end.routes.push(index),
-                None => ends.push(End {
-                    verb: verb.map(Box::from),
-                    routes: vec![index],
-                }),
-            }
-            verbs.extend(verb.map(Box::from));
-        }
-        for node in &mut nodes {
-            node.literals.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        }
-        verbs.sort_unstable();
-        verbs.dedup();
+        let templates = self
+            .routes
+            .iter()
+            .map(|r| (r.template.segments(), r.template.verb()));
         Router {
             mode: self.mode,
+            trie: Trie::build(templates),
             routes: self.routes,
-            nodes,
-            verbs,
         }
     }
-}
-
-/// Returns the child of `node` for `segment`, creating it if needed.
-fn child(nodes: &mut Vec<Node>, node: NodeId, segment: &Segment) -> NodeId {
-    let existing = match segment {
-        Segment::Literal(text) => nodes[node]
-            .literals
-            .iter()
-            .find(|(lit, _)| **lit == **text)
-            .map(|&(_, id)| id),
-        Segment::Wildcard => nodes[node].wildcard,
-        Segment::DoubleWildcard => nodes[node].double,
-    };
-    if let Some(id) = existing {
-        return id;
-    }
-    let id = nodes.len();
-    nodes.push(Node::default());
-    match segment {
-        Segment::Literal(text) => nodes[node].literals.push((Box::from(text.as_str()), id)),
-        Segment::Wildcard => nodes[node].wildcard = Some(id),
-        Segment::DoubleWildcard => nodes[node].double = Some(id),
-    }
-    id
-}
-
-type NodeId = usize;
-const ROOT: NodeId = 0;
-
-/// A trie node: the position after some sequence of template segments.
-#[derive(Debug, Default)]
-struct Node {
-    /// Literal children, sorted by text for binary search.
-    literals: Vec<(Box<str>, NodeId)>,
-    wildcard: Option<NodeId>,
-    double: Option<NodeId>,
-    /// Rules whose template ends here, grouped by verb.
-    ends: Vec<End>,
-}
-
-/// The rules sharing one canonical template (and verb); one per method, by construction.
-#[derive(Debug)]
-struct End {
-    verb: Option<Box<str>>,
-    routes: Vec<usize>,
 }
 
 /// An immutable routing table; cheap to look up from many threads.
@@ -228,9 +165,7 @@ struct End {
 pub struct Router<T> {
     mode: UnescapeMode,
     routes: Vec<Route<T>>,
-    nodes: Vec<Node>,
-    /// Every verb some rule declares: only these are split off a request path.
-    verbs: Vec<Box<str>>,
+    trie: Trie,
 }
 
 impl<T> Router<T> {
@@ -246,8 +181,8 @@ impl<T> Router<T> {
         }
         let mut allow = Vec::new();
         for (segments, verb) in attempts {
-            self.walk(ROOT, first(segments), verb, &mut |end| {
-                let methods = end.routes.iter().map(|&r| &*self.routes[r].method);
+            self.trie.walk(segments, verb, &mut |routes| {
+                let methods = routes.iter().map(|&r| &*self.routes[r].method);
                 allow.extend(methods.filter(|m| *m != "*").map(str::to_owned));
                 false
             });
@@ -273,16 +208,15 @@ impl<T> Router<T> {
         let colon = last_start + body[last_start..].rfind(':')?;
         let verb = &body[colon + 1..];
         // A segment that is only `:verb` would leave an empty segment behind: never split it.
-        let registered = self.verbs.binary_search_by(|v| (**v).cmp(verb)).is_ok();
-        (colon > last_start && registered).then(|| (&body[..colon], Some(verb)))
+        (colon > last_start && self.trie.has_verb(verb)).then(|| (&body[..colon], Some(verb)))
     }
 
     /// The index of the first rule (in precedence order) matching the path and `method`.
     fn find(&self, method: &str, segments: &str, verb: Option<&str>) -> Option<usize> {
         let mut found = None;
-        self.walk(ROOT, first(segments), verb, &mut |end| {
+        self.trie.walk(segments, verb, &mut |routes| {
             let of = |wanted: &str| {
-                end.routes
+                routes
                     .iter()
                     .copied()
                     .find(|&r| &*self.routes[r].method == wanted)
@@ -291,61 +225,6 @@ impl<T> Router<T> {
             found.is_some()
         });
         found
-    }
-
-    /// Depth-first walk in precedence order; `visit` returns `true` to stop at that rule group.
-    ///
-    /// `rest` is the unmatched part of the path (`None` once every segment is consumed).
-    fn walk<'t>(
-        &'t self,
-        node: NodeId,
-        rest: Option<&str>,
-        verb: Option<&str>,
-        visit: &mut impl FnMut(&'t End) -> bool,
-    ) -> bool {
-        let here = &self.nodes[node];
-        let Some(rest) = rest else {
-            let end = here.ends.iter().find(|end| end.verb.as_deref() == verb);
-            if end.is_some_and(&mut *visit) {
-                return true;
-            }
-            // A trailing `**` may take zero segments.
-            return here.double.is_some_and(|d| self.walk(d, None, verb, visit));
-        };
-        let (segment, tail) = match rest.split_once('/') {
-            Some((segment, tail)) => (segment, Some(tail)),
-            None => (rest, None),
-        };
-        let literal = here
-            .literals
-            .binary_search_by(|(lit, _)| (**lit).cmp(segment))
-            .ok()
-            .map(|i| here.literals[i].1);
-        if literal.is_some_and(|id| self.walk(id, tail, verb, visit)) {
-            return true;
-        }
-        if here
-            .wildcard
-            .is_some_and(|id| self.walk(id, tail, verb, visit))
-        {
-            return true;
-        }
-        let Some(double) = here.double else {
-            return false;
-        };
-        // `**` takes zero or more segments; only literals can follow it (the template grammar
-        // forbids wildcards there), so at most one split can succeed per rule and the order in
-        // which we try them does not change which bindings a rule gets.
-        let mut remaining = Some(rest);
-        loop {
-            if self.walk(double, remaining, verb, visit) {
-                return true;
-            }
-            let Some(r) = remaining else {
-                return false;
-            };
-            remaining = r.split_once('/').map(|(_, tail)| tail);
-        }
     }
 
     /// Extracts and decodes the bindings of rule `index`, which is known to match `segments`.
@@ -403,11 +282,6 @@ fn segments_of(path: &str) -> Result<&str, RouteMiss> {
         return Err(RouteMiss::NotFound);
     }
     Ok(body.strip_suffix('/').unwrap_or(body))
-}
-
-/// The unmatched rest for a walk: `None` when there are no segments (the root path).
-fn first(segments: &str) -> Option<&str> {
-    (!segments.is_empty()).then_some(segments)
 }
 
 /// The text of path segments `from..to` of `segments`, slashes between them included.
