@@ -29,6 +29,8 @@ const RULES: &[(&str, &str, &str)] = &[
     ("DELETE", "/v1/cache/{key}", "cache.delete"),
     ("GET", "/m/{a}/x/{b}", "m.a.b"),
     ("POST", "/m/{a}/y", "m.a.y"),
+    ("GET", "/w/{one}", "w.one"),
+    ("GET", "/w/{rest=**}", "w.rest"),
 ];
 
 fn router(rules: &[(&str, &str, &'static str)], mode: UnescapeMode) -> Router<&'static str> {
@@ -99,6 +101,10 @@ fn matches_per_segment_with_literal_first_precedence_and_backtracking() {
         ),
         ("GET", "/m/1/x/2", Ok(("m.a.b", &[("a", "1"), ("b", "2")]))),
         ("GET", "/nowhere", Err(RouteMiss::NotFound)),
+        // `*` beats `**` at the same segment; `**` takes what `*` cannot.
+        ("GET", "/w/x", Ok(("w.one", &[("one", "x")]))),
+        ("GET", "/w/x/y", Ok(("w.rest", &[("rest", "x/y")]))),
+        ("GET", "/w", Ok(("w.rest", &[("rest", "")]))),
     ];
     check(&router(RULES, UnescapeMode::default()), cases);
 }
@@ -422,4 +428,24 @@ fn lists_routes_in_insertion_order() {
         .map(|&(m, t, v)| (m.to_owned(), t.to_owned(), v))
         .collect();
     assert_eq!(listed, expected);
+}
+
+#[test]
+fn miss_messages_say_what_went_wrong() {
+    let cases = [
+        (RouteMiss::NotFound, "no route matches the request path"),
+        (
+            RouteMiss::MethodNotAllowed {
+                allow: vec!["GET".into(), "POST".into()],
+            },
+            "method not allowed; allowed methods: GET, POST",
+        ),
+        (
+            RouteMiss::MalformedPath("bad".into()),
+            "malformed request path: bad",
+        ),
+    ];
+    for (miss, message) in cases {
+        assert_eq!(miss.to_string(), message);
+    }
 }
