@@ -1,0 +1,1 @@
+//! Builds the gRPC request message from path bindings, query string and body.

@@ -1,0 +1,1 @@
+//! Turns a gRPC reply or status into the HTTP response body.
