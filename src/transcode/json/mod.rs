@@ -25,8 +25,8 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, MessageDescriptor, Value};
 use serde::de::DeserializeSeed;
 
 pub use encode::{EncodeError, EncodeOptions, encode_field_json, encode_message_json};
-#[allow(unused_imports)] // used by request.rs (next commit)
-pub(crate) use scalar::{TextMode, decode_base64, value_from_text};
+pub(crate) use scalar::{TextMode, value_from_text};
+pub(crate) use wkt::{Wkt, classify as classify_wkt};
 
 /// Knobs for [`decode_message`] and [`decode_field`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,5 @@
-//! The test descriptor pool: `proto/tai/governor.proto` and the google.rpc protos, compiled once.
+//! The test descriptor pool, compiled once: `proto/tai/governor.proto`, the google.rpc protos and
+//! `src/transcode/testdata` (messages with `HttpBody` fields).
 
 use std::sync::OnceLock;
 
@@ -8,13 +9,15 @@ use prost_reflect::{DescriptorPool, FieldDescriptor, MessageDescriptor};
 pub(crate) fn pool() -> &'static DescriptorPool {
     static POOL: OnceLock<DescriptorPool> = OnceLock::new();
     POOL.get_or_init(|| {
-        let mut compiler = protox::Compiler::new(["proto"]).expect("include path");
+        let mut compiler =
+            protox::Compiler::new(["proto", "src/transcode/testdata"]).expect("include path");
         compiler.include_imports(true);
         compiler
             .open_files([
                 "tai/governor.proto",
                 "google/rpc/status.proto",
                 "google/rpc/error_details.proto",
+                "tai_test/upload.proto",
             ])
             .expect("protos compile");
         DescriptorPool::decode(compiler.encode_file_descriptor_set().as_slice())
