@@ -1,8 +1,14 @@
-//! Pure HTTP/JSON <-> gRPC transcoding pieces: no sockets, no config structs.
+//! Pure HTTP/JSON <-> gRPC transcoding pieces: no sockets, no tokio, no config structs.
 //!
 //! - [`template`]: the `google.api.http` path-template grammar, parsed and validated.
 //! - [`router`]: a per-segment trie that maps a method and a raw request path to a rule and its
 //!   decoded variable bindings.
+//! - [`json`]: strict proto3 JSON ⇄ `DynamicMessage` (ranges, duplicates, depth, unknown fields).
+//! - [`request`]: builds the request message from path bindings, query parameters and the body.
+//! - [`response`]: turns the response message (or a gRPC error status) into the HTTP body.
 
+pub mod json;
+pub mod request;
+pub mod response;
 pub mod router;
 pub mod template;

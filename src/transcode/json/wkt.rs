@@ -1,0 +1,260 @@
+//! Well-known types with a special JSON form: which ones they are, and their string forms
+//! (Timestamp, Duration, FieldMask, wrappers) parsed per the proto3 JSON mapping.
+
+use prost_reflect::{DynamicMessage, MessageDescriptor, Value};
+
+use super::scalar::{TextMode, value_from_text};
+
+/// Seconds from 0001-01-01T00:00:00Z to the Unix epoch (Timestamp's lower bound).
+const MIN_TIMESTAMP_SECONDS: i64 = -62_135_596_800;
+/// Seconds from the Unix epoch to 9999-12-31T23:59:59Z (Timestamp's upper bound).
+const MAX_TIMESTAMP_SECONDS: i64 = 253_402_300_799;
+/// Duration's documented range: about 10,000 years.
+const MAX_DURATION_SECONDS: i64 = 315_576_000_000;
+
+/// The well-known types whose JSON differs from an ordinary message's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wkt {
+    Timestamp,
+    Duration,
+    FieldMask,
+    Struct,
+    Value,
+    ListValue,
+    Any,
+    /// `google.protobuf.*Value` wrappers: JSON is the bare wrapped value.
+    Wrapper,
+}
+
+/// Classifies a message type; `None` for ordinary messages (including `Empty`, whose `{}` is
+/// ordinary message JSON).
+pub(crate) fn classify(desc: &MessageDescriptor) -> Option<Wkt> {
+    let name = desc.full_name().strip_prefix("google.protobuf.")?;
+    Some(match name {
+        "Timestamp" => Wkt::Timestamp,
+        "Duration" => Wkt::Duration,
+        "FieldMask" => Wkt::FieldMask,
+        "Struct" => Wkt::Struct,
+        "Value" => Wkt::Value,
+        "ListValue" => Wkt::ListValue,
+        "Any" => Wkt::Any,
+        "DoubleValue" | "FloatValue" | "Int64Value" | "UInt64Value" | "Int32Value"
+        | "UInt32Value" | "BoolValue" | "StringValue" | "BytesValue" => Wkt::Wrapper,
+        _ => return None,
+    })
+}
+
+/// True when `Any` carries this type as `{"@type": ..., "value": <special JSON>}`.
+pub(crate) fn any_uses_value_key(desc: &MessageDescriptor) -> bool {
+    classify(desc).is_some() || desc.full_name() == "google.protobuf.Empty"
+}
+
+/// Parses a message-typed value from its string form (Timestamp, Duration, FieldMask, wrappers).
+pub(crate) fn message_from_text(
+    desc: &MessageDescriptor,
+    text: &str,
+    mode: TextMode,
+) -> Result<Value, String> {
+    let mut msg = DynamicMessage::new(desc.clone());
+    match classify(desc) {
+        Some(Wkt::Timestamp) => {
+            let (seconds, nanos) = parse_timestamp(text)?;
+            set(&mut msg, 1, Value::I64(seconds))?;
+            set(&mut msg, 2, Value::I32(nanos))?;
+        }
+        Some(Wkt::Duration) => {
+            let (seconds, nanos) = parse_duration(text)?;
+            set(&mut msg, 1, Value::I64(seconds))?;
+            set(&mut msg, 2, Value::I32(nanos))?;
+        }
+        Some(Wkt::FieldMask) => {
+            let paths = parse_field_mask(text)?;
+            set(
+                &mut msg,
+                1,
+                Value::List(paths.into_iter().map(Value::String).collect()),
+            )?;
+        }
+        Some(Wkt::Wrapper) => return wrap(desc, |kind| value_from_text(kind, text, mode)),
+        Some(Wkt::Value) if mode == TextMode::Json => {
+            set(&mut msg, 3, Value::String(text.to_owned()))?;
+        }
+        _ => return Err(format!("expected {}, found string", desc.full_name())),
+    }
+    Ok(Value::Message(msg))
+}
+
+/// Builds a wrapper message around the value `inner` makes for the wrapper's `value` kind.
+pub(crate) fn wrap(
+    desc: &MessageDescriptor,
+    inner: impl FnOnce(&prost_reflect::Kind) -> Result<Value, String>,
+) -> Result<Value, String> {
+    let field = desc
+        .get_field(1)
+        .ok_or_else(|| format!("{} has no field 1", desc.full_name()))?;
+    let value = inner(&field.kind())?;
+    let mut msg = DynamicMessage::new(desc.clone());
+    msg.try_set_field(&field, value)
+        .map_err(|err| err.to_string())?;
+    Ok(Value::Message(msg))
+}
+
+/// Sets field `number` without the panic `set_field` has on type mismatch.
+pub(crate) fn set(msg: &mut DynamicMessage, number: u32, value: Value) -> Result<(), String> {
+    msg.try_set_field_by_number(number, value)
+        .map_err(|err| err.to_string())
+}
+
+/// Parses RFC 3339 `YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|±HH:MM)` into Unix seconds and nanos.
+pub(crate) fn parse_timestamp(text: &str) -> Result<(i64, i32), String> {
+    let bad = || format!("`{text}` is not an RFC 3339 timestamp");
+    let b = text.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return Err(bad());
+    }
+    let digits = |from: usize, to: usize| -> Result<i64, String> {
+        let part = &b[from..to];
+        if !part.iter().all(u8::is_ascii_digit) {
+            return Err(bad());
+        }
+        Ok(part.iter().fold(0, |acc, d| acc * 10 + i64::from(d - b'0')))
+    };
+    let (year, month, day) = (digits(0, 4)?, digits(5, 7)?, digits(8, 10)?);
+    let (hour, minute, second) = (digits(11, 13)?, digits(14, 16)?, digits(17, 19)?);
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return Err(bad());
+    }
+    let (nanos, rest) = parse_fraction(&text[19..]).ok_or_else(bad)?;
+    let offset = match rest.as_bytes() {
+        [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let hm = [*h1, *h2, *m1, *m2];
+            if !hm.iter().all(u8::is_ascii_digit) {
+                return Err(bad());
+            }
+            let (oh, om) = (
+                i64::from((h1 - b'0') * 10 + (h2 - b'0')),
+                i64::from((m1 - b'0') * 10 + (m2 - b'0')),
+            );
+            if oh > 23 || om > 59 {
+                return Err(bad());
+            }
+            let minutes = oh * 60 + om;
+            if *sign == b'+' { minutes } else { -minutes }
+        }
+        _ => return Err(bad()),
+    };
+    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
+        - offset * 60;
+    if !(MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS).contains(&seconds) {
+        return Err(format!("`{text}` is outside 0001-01-01 to 9999-12-31"));
+    }
+    Ok((seconds, nanos))
+}
+
+/// Parses an optional `.digits` (1 to 9) into nanoseconds and returns the rest of the text.
+fn parse_fraction(text: &str) -> Option<(i32, &str)> {
+    let Some(after_dot) = text.strip_prefix('.') else {
+        return Some((0, text));
+    };
+    let len = after_dot.bytes().take_while(u8::is_ascii_digit).count();
+    if len == 0 || len > 9 {
+        return None;
+    }
+    let mut nanos: i32 = 0;
+    for d in after_dot[..len].bytes() {
+        nanos = nanos * 10 + i32::from(d - b'0');
+    }
+    for _ in len..9 {
+        nanos *= 10;
+    }
+    Some((nanos, &after_dot[len..]))
+}
+
+fn is_leap(year: i64) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (eras of 400 years, March-based years).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let month_from_march = (month + 9) % 12;
+    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// Parses `"1.5s"`, `"-0.000000001s"`: seconds with up to 9 fractional digits and an `s`.
+pub(crate) fn parse_duration(text: &str) -> Result<(i64, i32), String> {
+    let bad = || format!("`{text}` is not a duration such as \"1.5s\"");
+    let body = text.strip_suffix('s').ok_or_else(bad)?;
+    let (negative, unsigned) = match body.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, body),
+    };
+    let int_len = unsigned.bytes().take_while(u8::is_ascii_digit).count();
+    if int_len == 0 {
+        return Err(bad());
+    }
+    let seconds: i64 = unsigned[..int_len].parse().map_err(|_| bad())?;
+    let (nanos, rest) = parse_fraction(&unsigned[int_len..]).ok_or_else(bad)?;
+    if !rest.is_empty() {
+        return Err(bad());
+    }
+    if seconds > MAX_DURATION_SECONDS {
+        return Err(format!("`{text}` exceeds ±{MAX_DURATION_SECONDS}s"));
+    }
+    // The sign applies to both parts, as Duration requires.
+    Ok(if negative {
+        (-seconds, -nanos)
+    } else {
+        (seconds, nanos)
+    })
+}
+
+/// Parses `"fooBar,baz.qux"` into the snake_case paths `foo_bar`, `baz.qux`.
+pub(crate) fn parse_field_mask(text: &str) -> Result<Vec<String>, String> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    text.split(',')
+        .map(|path| {
+            if path.is_empty() || path.contains('_') || path.split('.').any(str::is_empty) {
+                return Err(format!("`{path}` is not a lowerCamel field mask path"));
+            }
+            let mut snake = String::with_capacity(path.len() + 4);
+            for c in path.chars() {
+                if c.is_ascii_uppercase() {
+                    snake.push('_');
+                    snake.push(c.to_ascii_lowercase());
+                } else {
+                    snake.push(c);
+                }
+            }
+            Ok(snake)
+        })
+        .collect()
+}
