@@ -1,1 +1,3 @@
-fn main(){}
+//! Placeholder replaced by the criterion benchmark.
+
+fn main() {}

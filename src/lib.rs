@@ -1,1 +1,21 @@
+//! tai-gateway: an edge API gateway that lets HTTP/JSON clients call gRPC services, transcoding
+//! with the services' own `google.api.http` rules, loaded from descriptors at run time.
+//!
+//! # Layout
+//! - [`config`]: `gateway.yaml` → validated [`config::Config`] (every problem with file and line).
+//! - [`descriptors`]: `.proto` files (compiled in-process) and descriptor sets → one pool.
+//! - [`runtime`]: the immutable snapshot requests use: route table, upstreams, options.
+//! - [`server`]: listeners (public HTTP/1.1 + h2c, admin) and connection handling.
+//! - [`pipeline`]: one request, top to bottom: route → deadline → body → transcode → upstream → answer.
+//! - [`transcode`]: PURE transcoding: templates, routing, JSON ⇄ protobuf, query binding.
+//! - [`upstream`]: gRPC calls to backends over pooled HTTP/2 connections.
+//! - [`error`]: every failure and the one table mapping it to HTTP status + JSON body.
+
+pub mod config;
+pub mod descriptors;
+pub mod error;
+pub mod pipeline;
+pub mod runtime;
+pub mod server;
 pub mod transcode;
+pub mod upstream;

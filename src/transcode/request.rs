@@ -102,6 +102,24 @@ pub enum RequestError {
     },
 }
 
+impl RequestError {
+    /// The field path or parameter the error is about, for a `google.rpc.BadRequest` detail.
+    pub fn field(&self) -> Option<String> {
+        match self {
+            RequestError::Json(e) if !e.path.is_empty() => Some(e.path.clone()),
+            RequestError::PathBodyConflict { field } => Some(field.clone()),
+            RequestError::InvalidPathParameter { name, .. }
+            | RequestError::UnknownQueryParameter { name }
+            | RequestError::InvalidQueryParameter { name, .. }
+            | RequestError::RepeatedScalarQueryParameter { name }
+            | RequestError::QueryParameterInBody { name } => Some(name.clone()),
+            RequestError::Json(_)
+            | RequestError::BodyNotAllowed
+            | RequestError::InvalidBody { .. } => None,
+        }
+    }
+}
+
 /// Builds the request message for one call: body, then path bindings, then the query string.
 pub fn build_request(
     input: &MessageDescriptor,

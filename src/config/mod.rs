@@ -1,0 +1,272 @@
+//! Gateway configuration: `gateway.yaml` parsed once into validated, typed values.
+//!
+//! Layout: [`raw`] is the serde shape of the file (unknown keys rejected); [`validate`] turns it into
+//! [`Config`], collecting *every* problem with its file, line and key path; the descriptor-dependent
+//! checks (methods exist, templates parse, variables name fields) happen when the runtime snapshot is
+//! built from a `Config` (`crate::runtime`), and report through the same [`ConfigError`] type.
+
+mod raw;
+mod units;
+mod validate;
+
+pub use units::{parse_duration, parse_size};
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::transcode::router::UnescapeMode;
+
+/// Where in a config file a value was written (1-based; 0 when unknown).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Place {
+    /// Line number, 1-based.
+    pub line: u64,
+    /// Column number, 1-based.
+    pub column: u64,
+}
+
+/// One problem found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file the problem is in (the config file, or a descriptor file it names).
+    pub file: PathBuf,
+    /// Where in that file, when known.
+    pub place: Place,
+    /// The key path, e.g. `routes[1].upstream`.
+    pub key: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.place.line > 0 {
+            write!(f, ":{}:{}", self.place.line, self.place.column)?;
+        }
+        if self.key.is_empty() {
+            write!(f, ": {}", self.reason)
+        } else {
+            write!(f, ": {}: {}", self.key, self.reason)
+        }
+    }
+}
+
+/// Every problem found in one config, in file order.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The validated gateway configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from; relative paths inside it are resolved against its folder.
+    pub source: PathBuf,
+    /// Plain HTTP/1.1 + h2c listener address, if any.
+    pub http_listener: Option<SocketAddr>,
+    /// Admin server address, if any.
+    pub admin: Option<SocketAddr>,
+    /// Where descriptors come from.
+    pub descriptors: DescriptorSources,
+    /// Backends by name, in file order.
+    pub upstreams: Vec<UpstreamConfig>,
+    /// Route entries, in file order.
+    pub routes: Vec<RouteConfig>,
+    /// Protocol bounds of the public listener.
+    pub limits: ListenerLimits,
+    /// How multi-segment path variables are percent-decoded (one router, so one mode).
+    pub path_unescape: UnescapeMode,
+}
+
+/// Descriptor sources, already resolved against the config file's folder.
+#[derive(Debug, Clone, Default)]
+pub struct DescriptorSources {
+    /// Folders whose `.proto` files are all compiled; each is also an import root.
+    pub proto_dirs: Vec<Located<PathBuf>>,
+    /// Single `.proto` files (relative to an import root, or a path under one).
+    pub proto_files: Vec<Located<PathBuf>>,
+    /// Extra import roots.
+    pub include_paths: Vec<Located<PathBuf>>,
+    /// Binary `FileDescriptorSet` files.
+    pub descriptor_sets: Vec<Located<PathBuf>>,
+}
+
+/// A value with the place in the config file it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located<T> {
+    /// The value.
+    pub value: T,
+    /// Its place in the config file.
+    pub place: Place,
+    /// Its key path in the config file.
+    pub key: String,
+}
+
+/// One gRPC backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamConfig {
+    /// Name routes refer to.
+    pub name: String,
+    /// `host:port` (h2c).
+    pub authority: String,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Largest gRPC response body accepted; bigger answers are a 502.
+    pub max_response_bytes: usize,
+}
+
+/// Which methods of the descriptors a route exposes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MethodSelector {
+    /// Every method of this service that has an HTTP rule.
+    Service(String),
+    /// These methods (`pkg.Service/Method` or, with a service, bare method names).
+    Methods(Vec<Located<String>>),
+}
+
+/// An HttpRule written in the config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigHttpRule {
+    /// The method it applies to (`pkg.Service/Method`).
+    pub method: Located<String>,
+    /// HTTP method (`GET`, ..., or a custom kind).
+    pub http_method: String,
+    /// Path template text.
+    pub template: Located<String>,
+    /// `body` of the rule.
+    pub body: String,
+    /// `response_body` of the rule.
+    pub response_body: String,
+}
+
+/// One `routes[]` entry.
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    /// Name used in logs and metrics.
+    pub name: String,
+    /// Key path of this entry (`routes[0]`).
+    pub key: String,
+    /// Place of this entry.
+    pub place: Place,
+    /// What it exposes.
+    pub selector: MethodSelector,
+    /// Index into [`Config::upstreams`].
+    pub upstream: usize,
+    /// Deadline of each call.
+    pub timeout: Duration,
+    /// Methods without a rule get `POST /pkg.Service/Method` with body `*`.
+    pub auto_mapping: bool,
+    /// Rules from the config, replacing the proto's rules of their method.
+    pub http_rules: Vec<ConfigHttpRule>,
+    /// JSON mapping options.
+    pub transcoding: TranscodingOptions,
+    /// Header/metadata allowlists.
+    pub headers: HeaderRules,
+}
+
+/// JSON mapping options of a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscodingOptions {
+    /// Unknown JSON fields are skipped instead of rejected.
+    pub ignore_unknown_fields: bool,
+    /// Unknown query parameters are skipped instead of rejected.
+    pub ignore_unknown_query_parameters: bool,
+    /// Query parameters that never bind and are never unknown.
+    pub ignored_query_parameters: Vec<String>,
+    /// `+` in query values means a space.
+    pub query_unescape_plus: bool,
+    /// Fields holding default values are printed.
+    pub emit_defaults: bool,
+    /// Proto field names instead of lowerCamel JSON names.
+    pub proto_field_names: bool,
+    /// Enums as numbers instead of names.
+    pub enums_as_ints: bool,
+    /// Deepest JSON nesting accepted.
+    pub max_json_depth: u32,
+    /// Largest request body accepted (413 above).
+    pub max_request_bytes: usize,
+}
+
+impl Default for TranscodingOptions {
+    fn default() -> Self {
+        TranscodingOptions {
+            ignore_unknown_fields: false,
+            ignore_unknown_query_parameters: false,
+            ignored_query_parameters: vec!["access_token".to_owned()],
+            query_unescape_plus: false,
+            emit_defaults: true,
+            proto_field_names: false,
+            enums_as_ints: false,
+            max_json_depth: 64,
+            max_request_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// Which headers cross between HTTP and gRPC metadata.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderRules {
+    /// Request headers forwarded to the backend as metadata (lower-case; a trailing `*` is a prefix).
+    pub request_to_metadata: Vec<String>,
+    /// Backend metadata (headers and trailers) returned to the client as headers.
+    pub metadata_to_response: Vec<String>,
+}
+
+/// Protocol bounds of the public listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerLimits {
+    /// Largest request head (HTTP/1.1 headers, HTTP/2 header list).
+    pub max_header_bytes: usize,
+    /// Time a client has to send its request head.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        ListenerLimits {
+            max_header_bytes: 64 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file (descriptors are checked later, by the runtime build).
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_owned(),
+                place: Place::default(),
+                key: String::new(),
+                reason: format!("cannot read file: {e}"),
+            }])
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Validates config text as if read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        validate::parse(path, text)
+    }
+
+    /// The folder relative paths in this config are resolved against.
+    pub fn base_dir(&self) -> PathBuf {
+        match self.source.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+            _ => PathBuf::from("."),
+        }
+    }
+}

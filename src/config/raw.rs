@@ -1,0 +1,164 @@
+//! The YAML shape of `gateway.yaml`, exactly as an operator writes it.
+//!
+//! Every struct denies unknown keys so a typo is an error with a line number, never a silently ignored
+//! setting. Values that later checks must point at are wrapped in [`Spanned`] to keep their location.
+//! Nothing here is interpreted: `validate.rs` turns this into [`super::Config`].
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::collections::BTreeMap;
+
+/// A YAML value together with where it was written.
+pub(crate) type At<T> = Spanned<T>;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub(crate) listeners: RawListeners,
+    #[serde(default)]
+    pub(crate) admin: Option<RawAdmin>,
+    pub(crate) descriptors: RawDescriptors,
+    pub(crate) upstreams: BTreeMap<String, RawUpstream>,
+    pub(crate) routes: Vec<RawRoute>,
+    #[serde(default)]
+    pub(crate) transcoding: RawTranscoding,
+    #[serde(default)]
+    pub(crate) headers: RawHeaders,
+    #[serde(default)]
+    pub(crate) limits: RawLimits,
+}
+
+/// `listeners:` the public sockets.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawListeners {
+    pub(crate) http: Option<RawHttpListener>,
+}
+
+/// `listeners.http:` plain HTTP/1.1 + h2c.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHttpListener {
+    pub(crate) address: At<String>,
+}
+
+/// `admin:` the operator-only server.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmin {
+    pub(crate) address: At<String>,
+}
+
+/// `descriptors:` where protobuf schemas come from.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDescriptors {
+    #[serde(default)]
+    pub(crate) proto_dirs: Vec<At<String>>,
+    #[serde(default)]
+    pub(crate) proto_files: Vec<At<String>>,
+    #[serde(default)]
+    pub(crate) include_paths: Vec<At<String>>,
+    #[serde(default)]
+    pub(crate) descriptor_sets: Vec<At<String>>,
+}
+
+/// `upstreams.<name>:` one gRPC backend.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstream {
+    pub(crate) address: At<String>,
+    #[serde(default)]
+    pub(crate) connect_timeout: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) max_response_bytes: Option<At<String>>,
+}
+
+/// `routes[]:` exposes a service (or one method) through an upstream.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    #[serde(default)]
+    pub(crate) name: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) service: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) methods: Option<Vec<At<String>>>,
+    pub(crate) upstream: At<String>,
+    #[serde(default)]
+    pub(crate) timeout: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) auto_mapping: Option<bool>,
+    #[serde(default)]
+    pub(crate) http_rules: Vec<RawHttpRule>,
+    #[serde(default)]
+    pub(crate) transcoding: RawTranscoding,
+    #[serde(default)]
+    pub(crate) headers: Option<RawHeaders>,
+}
+
+/// `routes[].http_rules[]:` an HttpRule given in config, overriding or adding to the proto's.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHttpRule {
+    pub(crate) method: At<String>,
+    #[serde(default)]
+    pub(crate) get: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) put: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) post: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) delete: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) patch: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) custom: Option<RawCustomPattern>,
+    #[serde(default)]
+    pub(crate) body: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) response_body: Option<At<String>>,
+}
+
+/// `custom:` an HTTP method outside the five standard ones.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCustomPattern {
+    pub(crate) kind: At<String>,
+    pub(crate) path: At<String>,
+}
+
+/// `transcoding:` JSON mapping options (top level = defaults, per route = overrides).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTranscoding {
+    pub(crate) ignore_unknown_fields: Option<bool>,
+    pub(crate) ignore_unknown_query_parameters: Option<bool>,
+    pub(crate) ignored_query_parameters: Option<Vec<String>>,
+    pub(crate) query_unescape_plus: Option<bool>,
+    pub(crate) path_unescape: Option<At<String>>,
+    pub(crate) emit_defaults: Option<bool>,
+    pub(crate) proto_field_names: Option<bool>,
+    pub(crate) enums_as_ints: Option<bool>,
+    pub(crate) max_json_depth: Option<At<u32>>,
+    pub(crate) max_request_bytes: Option<At<String>>,
+}
+
+/// `headers:` which HTTP headers cross into gRPC metadata and back.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHeaders {
+    #[serde(default)]
+    pub(crate) request_to_metadata: Vec<At<String>>,
+    #[serde(default)]
+    pub(crate) metadata_to_response: Vec<At<String>>,
+}
+
+/// `limits:` protocol-level bounds of the public listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    pub(crate) max_header_bytes: Option<At<String>>,
+    pub(crate) header_read_timeout: Option<At<String>>,
+}

@@ -1,0 +1,605 @@
+//! Raw YAML → [`Config`]: every value checked, every problem collected with its place and key path.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::raw::{At, RawConfig, RawHeaders, RawHttpRule, RawRoute, RawTranscoding};
+use super::{
+    Config, ConfigError, ConfigErrors, ConfigHttpRule, DescriptorSources, HeaderRules,
+    ListenerLimits, Located, MethodSelector, Place, RouteConfig, TranscodingOptions,
+    UpstreamConfig, parse_duration, parse_size,
+};
+use crate::transcode::router::UnescapeMode;
+
+const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Headers that carry protocol meaning on one side or the other and must never be copied across.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "trailer",
+    "content-length",
+    "content-type",
+    "content-encoding",
+    ":authority",
+    "user-agent",
+];
+
+/// Collects problems while walking the raw config.
+struct Checker<'a> {
+    file: &'a Path,
+    errors: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, place: Place, key: impl Into<String>, reason: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.to_owned(),
+            place,
+            key: key.into(),
+            reason: reason.into(),
+        });
+    }
+
+    fn duration(&mut self, value: &At<String>, key: &str) -> Option<Duration> {
+        match parse_duration(&value.value) {
+            Ok(d) if d.is_zero() => {
+                self.error(place(value), key, "must be greater than zero");
+                None
+            }
+            Ok(d) => Some(d),
+            Err(reason) => {
+                self.error(place(value), key, reason);
+                None
+            }
+        }
+    }
+
+    fn size(&mut self, value: &At<String>, key: &str) -> Option<usize> {
+        match parse_size(&value.value) {
+            Ok(0) => {
+                self.error(place(value), key, "must be greater than zero");
+                None
+            }
+            Ok(n) => Some(n),
+            Err(reason) => {
+                self.error(place(value), key, reason);
+                None
+            }
+        }
+    }
+
+    fn socket_addr(&mut self, value: &At<String>, key: &str) -> Option<SocketAddr> {
+        match value.value.parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                self.error(
+                    place(value),
+                    key,
+                    format!("`{}` is not an ip:port address", value.value),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn place<T>(value: &At<T>) -> Place {
+    Place {
+        line: value.referenced.line(),
+        column: value.referenced.column(),
+    }
+}
+
+fn located_path(base: &Path, value: &At<String>, key: String) -> Located<PathBuf> {
+    Located {
+        value: base.join(&value.value),
+        place: place(value),
+        key,
+    }
+}
+
+/// Parses and validates config text.
+pub(super) fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
+        let place = e
+            .location()
+            .map(|l| Place {
+                line: l.line(),
+                column: l.column(),
+            })
+            .unwrap_or_default();
+        ConfigErrors(vec![ConfigError {
+            file: file.to_owned(),
+            place,
+            key: String::new(),
+            reason: yaml_reason(&e),
+        }])
+    })?;
+    let mut checker = Checker {
+        file,
+        errors: Vec::new(),
+    };
+    let config = build(&mut checker, file, raw);
+    if checker.errors.is_empty() {
+        Ok(config)
+    } else {
+        checker
+            .errors
+            .sort_by_key(|e| (e.place.line, e.place.column));
+        Err(ConfigErrors(checker.errors))
+    }
+}
+
+/// The first line of serde-saphyr's message, without the source snippet it renders below it.
+fn yaml_reason(error: &serde_saphyr::Error) -> String {
+    let rendered = error.to_string();
+    let first = rendered.lines().next().unwrap_or("invalid YAML").trim();
+    first.strip_prefix("error: ").unwrap_or(first).to_owned()
+}
+
+fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
+    let base = match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let http_listener = raw
+        .listeners
+        .http
+        .as_ref()
+        .and_then(|l| c.socket_addr(&l.address, "listeners.http.address"));
+    let admin = raw
+        .admin
+        .as_ref()
+        .and_then(|a| c.socket_addr(&a.address, "admin.address"));
+    if let (Some(a), Some(b)) = (http_listener, admin)
+        && a == b
+        && a.port() != 0
+    {
+        let at = raw
+            .admin
+            .as_ref()
+            .map(|a| place(&a.address))
+            .unwrap_or_default();
+        c.error(
+            at,
+            "admin.address",
+            "must differ from listeners.http.address",
+        );
+    }
+
+    let d = &raw.descriptors;
+    let list = |items: &[At<String>], name: &str| -> Vec<Located<PathBuf>> {
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| located_path(&base, v, format!("descriptors.{name}[{i}]")))
+            .collect()
+    };
+    let descriptors = DescriptorSources {
+        proto_dirs: list(&d.proto_dirs, "proto_dirs"),
+        proto_files: d
+            .proto_files
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Located {
+                value: PathBuf::from(&v.value),
+                place: place(v),
+                key: format!("descriptors.proto_files[{i}]"),
+            })
+            .collect(),
+        include_paths: list(&d.include_paths, "include_paths"),
+        descriptor_sets: list(&d.descriptor_sets, "descriptor_sets"),
+    };
+    if descriptors.proto_dirs.is_empty()
+        && descriptors.proto_files.is_empty()
+        && descriptors.descriptor_sets.is_empty()
+    {
+        c.error(
+            Place::default(),
+            "descriptors",
+            "names no proto_dirs, proto_files or descriptor_sets",
+        );
+    }
+
+    let upstreams: Vec<UpstreamConfig> = raw
+        .upstreams
+        .iter()
+        .filter_map(|(name, u)| {
+            let key = format!("upstreams.{name}");
+            let authority = upstream_authority(c, &u.address, &format!("{key}.address"));
+            let connect_timeout = u
+                .connect_timeout
+                .as_ref()
+                .and_then(|v| c.duration(v, &format!("{key}.connect_timeout")))
+                .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+            let max_response_bytes = u
+                .max_response_bytes
+                .as_ref()
+                .and_then(|v| c.size(v, &format!("{key}.max_response_bytes")))
+                .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
+            Some(UpstreamConfig {
+                name: name.clone(),
+                authority: authority?,
+                connect_timeout,
+                max_response_bytes,
+            })
+        })
+        .collect();
+    if raw.upstreams.is_empty() {
+        c.error(
+            Place::default(),
+            "upstreams",
+            "at least one upstream is required",
+        );
+    }
+
+    let defaults = transcoding(
+        c,
+        &TranscodingOptions::default(),
+        &raw.transcoding,
+        "transcoding",
+    );
+    let headers = header_rules(c, &HeaderRules::default(), &raw.headers, "headers");
+    let routes = raw
+        .routes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| route(c, i, r, &upstreams, &raw, &defaults, &headers))
+        .collect::<Vec<_>>();
+    if raw.routes.is_empty() {
+        c.error(Place::default(), "routes", "at least one route is required");
+    }
+    let mut names: Vec<&str> = routes.iter().map(|r| r.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        c.error(
+            Place::default(),
+            "routes",
+            format!("route name `{}` is used twice", w[0]),
+        );
+    }
+
+    let limits = limits(c, &raw);
+    let path_unescape = match &raw.transcoding.path_unescape {
+        None => UnescapeMode::AllExceptReserved,
+        Some(v) => match v.value.as_str() {
+            "all_except_reserved" => UnescapeMode::AllExceptReserved,
+            "all_except_slash" => UnescapeMode::AllExceptSlash,
+            "all" => UnescapeMode::All,
+            other => {
+                c.error(
+                    place(v),
+                    "transcoding.path_unescape",
+                    format!("`{other}`: use all_except_reserved, all_except_slash or all"),
+                );
+                UnescapeMode::AllExceptReserved
+            }
+        },
+    };
+    Config {
+        source: file.to_owned(),
+        http_listener,
+        admin,
+        descriptors,
+        upstreams,
+        routes,
+        limits,
+        path_unescape,
+    }
+}
+
+fn upstream_authority(c: &mut Checker<'_>, value: &At<String>, key: &str) -> Option<String> {
+    let text = value.value.trim();
+    let authority = text
+        .strip_prefix("http://")
+        .unwrap_or(text)
+        .trim_end_matches('/');
+    if text.starts_with("https://") {
+        c.error(
+            place(value),
+            key,
+            "TLS to upstreams is not supported yet; use host:port (h2c)",
+        );
+        return None;
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0) => {
+            Some(authority.to_owned())
+        }
+        _ => {
+            c.error(
+                place(value),
+                key,
+                format!("`{text}` is not a host:port address"),
+            );
+            None
+        }
+    }
+}
+
+fn limits(c: &mut Checker<'_>, raw: &RawConfig) -> ListenerLimits {
+    let mut limits = ListenerLimits::default();
+    if let Some(v) = &raw.limits.max_header_bytes
+        && let Some(n) = c.size(v, "limits.max_header_bytes")
+    {
+        limits.max_header_bytes = n;
+    }
+    if let Some(v) = &raw.limits.header_read_timeout
+        && let Some(d) = c.duration(v, "limits.header_read_timeout")
+    {
+        limits.header_read_timeout = d;
+    }
+    limits
+}
+
+fn route(
+    c: &mut Checker<'_>,
+    index: usize,
+    r: &RawRoute,
+    upstreams: &[UpstreamConfig],
+    raw: &RawConfig,
+    defaults: &TranscodingOptions,
+    headers: &HeaderRules,
+) -> Option<RouteConfig> {
+    let key = format!("routes[{index}]");
+    let at = place(&r.upstream);
+    let upstream = match upstreams.iter().position(|u| u.name == r.upstream.value) {
+        Some(i) => Some(i),
+        None => {
+            let reason = if raw.upstreams.contains_key(&r.upstream.value) {
+                "upstream is invalid (see its own error)".to_owned()
+            } else {
+                let known: Vec<&str> = raw.upstreams.keys().map(String::as_str).collect();
+                format!(
+                    "unknown upstream `{}` (known: {})",
+                    r.upstream.value,
+                    known.join(", ")
+                )
+            };
+            c.error(at, format!("{key}.upstream"), reason);
+            None
+        }
+    };
+    let selector = match (&r.service, &r.methods) {
+        (Some(service), None) => Some(MethodSelector::Service(service.value.clone())),
+        (service, Some(methods)) if !methods.is_empty() => Some(MethodSelector::Methods(
+            methods
+                .iter()
+                .enumerate()
+                .map(|(i, m)| Located {
+                    value: match service {
+                        Some(s) if !m.value.contains('/') => format!("{}/{}", s.value, m.value),
+                        _ => m.value.clone(),
+                    },
+                    place: place(m),
+                    key: format!("{key}.methods[{i}]"),
+                })
+                .collect(),
+        )),
+        _ => {
+            c.error(
+                at,
+                key.clone(),
+                "needs `service` or a non-empty `methods` list",
+            );
+            None
+        }
+    };
+    let timeout = r
+        .timeout
+        .as_ref()
+        .and_then(|t| c.duration(t, &format!("{key}.timeout")))
+        .unwrap_or(DEFAULT_ROUTE_TIMEOUT);
+    let http_rules = r
+        .http_rules
+        .iter()
+        .enumerate()
+        .filter_map(|(i, rule)| {
+            http_rule(
+                c,
+                rule,
+                r.service.as_ref(),
+                &format!("{key}.http_rules[{i}]"),
+            )
+        })
+        .collect();
+    let name = match &r.name {
+        Some(n) => n.value.clone(),
+        None => match &r.service {
+            Some(s) => s.value.clone(),
+            None => format!("route-{index}"),
+        },
+    };
+    let transcoding = transcoding(c, defaults, &r.transcoding, &format!("{key}.transcoding"));
+    let headers = match &r.headers {
+        Some(h) => header_rules(c, headers, h, &format!("{key}.headers")),
+        None => headers.clone(),
+    };
+    Some(RouteConfig {
+        name,
+        key,
+        place: at,
+        selector: selector?,
+        upstream: upstream?,
+        timeout,
+        auto_mapping: r.auto_mapping.unwrap_or(false),
+        http_rules,
+        transcoding,
+        headers,
+    })
+}
+
+fn http_rule(
+    c: &mut Checker<'_>,
+    rule: &RawHttpRule,
+    service: Option<&At<String>>,
+    key: &str,
+) -> Option<ConfigHttpRule> {
+    let patterns = [
+        ("GET", &rule.get),
+        ("PUT", &rule.put),
+        ("POST", &rule.post),
+        ("DELETE", &rule.delete),
+        ("PATCH", &rule.patch),
+    ];
+    let mut found: Vec<(String, &At<String>)> = patterns
+        .iter()
+        .filter_map(|(m, v)| v.as_ref().map(|v| ((*m).to_owned(), v)))
+        .collect();
+    if let Some(custom) = &rule.custom {
+        found.push((custom.kind.value.to_ascii_uppercase(), &custom.path));
+    }
+    let [(http_method, template)] = found.as_slice() else {
+        c.error(
+            place(&rule.method),
+            key,
+            "needs exactly one of get, put, post, delete, patch, custom",
+        );
+        return None;
+    };
+    let method = match service {
+        Some(s) if !rule.method.value.contains('/') => format!("{}/{}", s.value, rule.method.value),
+        _ => rule.method.value.clone(),
+    };
+    Some(ConfigHttpRule {
+        method: Located {
+            value: method,
+            place: place(&rule.method),
+            key: format!("{key}.method"),
+        },
+        http_method: http_method.clone(),
+        template: Located {
+            value: template.value.clone(),
+            place: place(template),
+            key: key.to_owned(),
+        },
+        body: rule
+            .body
+            .as_ref()
+            .map(|b| b.value.clone())
+            .unwrap_or_default(),
+        response_body: rule
+            .response_body
+            .as_ref()
+            .map(|b| b.value.clone())
+            .unwrap_or_default(),
+    })
+}
+
+fn transcoding(
+    c: &mut Checker<'_>,
+    base: &TranscodingOptions,
+    raw: &RawTranscoding,
+    key: &str,
+) -> TranscodingOptions {
+    let mut t = base.clone();
+    if let Some(v) = raw.ignore_unknown_fields {
+        t.ignore_unknown_fields = v;
+    }
+    if let Some(v) = raw.ignore_unknown_query_parameters {
+        t.ignore_unknown_query_parameters = v;
+    }
+    if let Some(v) = &raw.ignored_query_parameters {
+        t.ignored_query_parameters = v.clone();
+    }
+    if let Some(v) = raw.query_unescape_plus {
+        t.query_unescape_plus = v;
+    }
+    if let Some(v) = raw.emit_defaults {
+        t.emit_defaults = v;
+    }
+    if let Some(v) = raw.proto_field_names {
+        t.proto_field_names = v;
+    }
+    if let Some(v) = raw.enums_as_ints {
+        t.enums_as_ints = v;
+    }
+    if let Some(v) = &raw.path_unescape
+        && key != "transcoding"
+    {
+        c.error(
+            place(v),
+            format!("{key}.path_unescape"),
+            "can only be set in the top-level transcoding section",
+        );
+    }
+    if let Some(v) = &raw.max_json_depth {
+        if v.value == 0 || v.value > 1000 {
+            c.error(
+                place(v),
+                format!("{key}.max_json_depth"),
+                "must be between 1 and 1000",
+            );
+        } else {
+            t.max_json_depth = v.value;
+        }
+    }
+    if let Some(v) = &raw.max_request_bytes
+        && let Some(n) = c.size(v, &format!("{key}.max_request_bytes"))
+    {
+        t.max_request_bytes = n;
+    }
+    t
+}
+
+fn header_rules(
+    c: &mut Checker<'_>,
+    base: &HeaderRules,
+    raw: &RawHeaders,
+    key: &str,
+) -> HeaderRules {
+    let mut check = |items: &[At<String>], name: &str, fallback: &[String]| -> Vec<String> {
+        if items.is_empty() {
+            return fallback.to_vec();
+        }
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let name_lc = item.value.trim().to_ascii_lowercase();
+            let stem = name_lc.strip_suffix('*').unwrap_or(&name_lc);
+            let valid = !stem.is_empty()
+                && stem
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+            if !valid {
+                c.error(
+                    place(item),
+                    format!("{key}.{name}[{i}]"),
+                    format!("`{}` is not a header name", item.value),
+                );
+            } else if RESERVED_HEADERS.contains(&stem) || stem.starts_with("grpc-") {
+                c.error(
+                    place(item),
+                    format!("{key}.{name}[{i}]"),
+                    format!(
+                        "`{}` is reserved by HTTP or gRPC and cannot be forwarded",
+                        item.value
+                    ),
+                );
+            } else {
+                out.push(name_lc);
+            }
+        }
+        out
+    };
+    HeaderRules {
+        request_to_metadata: check(
+            &raw.request_to_metadata,
+            "request_to_metadata",
+            &base.request_to_metadata,
+        ),
+        metadata_to_response: check(
+            &raw.metadata_to_response,
+            "metadata_to_response",
+            &base.metadata_to_response,
+        ),
+    }
+}

@@ -1,0 +1,262 @@
+//! Protobuf descriptors loaded at run time: `.proto` files compiled in-process (protox, no `protoc`)
+//! and binary `FileDescriptorSet` files, merged into one [`DescriptorPool`].
+//!
+//! The google.api HTTP annotations and the google.rpc error model are built into the binary, so an
+//! operator's folder only needs its own service files; a copy in the folder takes precedence.
+
+use std::path::{Path, PathBuf};
+
+use prost_reflect::DescriptorPool;
+use protox::file::{
+    ChainFileResolver, File, FileResolver, GoogleFileResolver, IncludeFileResolver,
+};
+
+use crate::config::{ConfigError, DescriptorSources, Located, Place};
+
+/// Schemas the gateway itself relies on, compiled into every pool.
+const BUILTIN_FILES: &[(&str, &str)] = &[
+    (
+        "google/api/http.proto",
+        include_str!("../proto/google/api/http.proto"),
+    ),
+    (
+        "google/api/annotations.proto",
+        include_str!("../proto/google/api/annotations.proto"),
+    ),
+    (
+        "google/api/httpbody.proto",
+        include_str!("../proto/google/api/httpbody.proto"),
+    ),
+    (
+        "google/rpc/status.proto",
+        include_str!("../proto/google/rpc/status.proto"),
+    ),
+    (
+        "google/rpc/code.proto",
+        include_str!("../proto/google/rpc/code.proto"),
+    ),
+    (
+        "google/rpc/error_details.proto",
+        include_str!("../proto/google/rpc/error_details.proto"),
+    ),
+];
+
+/// Files always added so error details and HTTP bodies can be decoded.
+const ALWAYS_COMPILED: &[&str] = &[
+    "google/api/annotations.proto",
+    "google/api/httpbody.proto",
+    "google/rpc/status.proto",
+    "google/rpc/error_details.proto",
+];
+
+/// Most `.proto` files one folder may hold; a guard against pointing `proto_dirs` at `/`.
+const MAX_PROTO_FILES: usize = 10_000;
+
+struct BuiltinResolver;
+
+impl FileResolver for BuiltinResolver {
+    fn open_file(&self, name: &str) -> Result<File, protox::Error> {
+        match BUILTIN_FILES.iter().find(|(builtin, _)| *builtin == name) {
+            Some((_, source)) => File::from_source(name, source),
+            None => Err(protox::Error::file_not_found(name)),
+        }
+    }
+}
+
+/// Compiles and loads every descriptor source; reports each problem with the file it is in.
+pub fn load(
+    sources: &DescriptorSources,
+    config_file: &Path,
+) -> Result<DescriptorPool, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut resolver = ChainFileResolver::new();
+    let mut roots: Vec<PathBuf> = Vec::new();
+    for root in sources.proto_dirs.iter().chain(&sources.include_paths) {
+        if root.value.is_dir() {
+            roots.push(root.value.clone());
+            resolver.add(IncludeFileResolver::new(root.value.clone()));
+        } else {
+            errors.push(config_error(
+                config_file,
+                root,
+                format!("`{}` is not a folder", root.value.display()),
+            ));
+        }
+    }
+    resolver.add(BuiltinResolver);
+    resolver.add(GoogleFileResolver::new());
+    let mut compiler = protox::Compiler::with_file_resolver(resolver);
+    compiler.include_imports(true).include_source_info(false);
+
+    let mut names: Vec<(String, Option<&Located<PathBuf>>)> = Vec::new();
+    for dir in &sources.proto_dirs {
+        if !dir.value.is_dir() {
+            continue;
+        }
+        match proto_files_under(&dir.value) {
+            Ok(found) => names.extend(found.into_iter().map(|n| (n, Some(dir)))),
+            Err(reason) => errors.push(config_error(config_file, dir, reason)),
+        }
+    }
+    for file in &sources.proto_files {
+        match file_name_under_roots(&file.value, &roots) {
+            Some(name) => names.push((name, Some(file))),
+            None => errors.push(config_error(
+                config_file,
+                file,
+                format!(
+                    "`{}` is not under any proto_dirs or include_paths folder",
+                    file.value.display()
+                ),
+            )),
+        }
+    }
+    names.extend(ALWAYS_COMPILED.iter().map(|n| ((*n).to_owned(), None)));
+    for (name, origin) in &names {
+        if let Err(e) = compiler.open_file(name) {
+            errors.push(protox_error(config_file, &roots, *origin, &e));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut pool = match DescriptorPool::decode(compiler.encode_file_descriptor_set().as_slice()) {
+        Ok(pool) => pool,
+        Err(e) => {
+            return Err(vec![plain_error(
+                config_file,
+                format!("descriptors do not form a valid pool: {e}"),
+            )]);
+        }
+    };
+    for set in &sources.descriptor_sets {
+        let added = std::fs::read(&set.value)
+            .map_err(|e| format!("cannot read `{}`: {e}", set.value.display()))
+            .and_then(|bytes| {
+                pool.decode_file_descriptor_set(bytes.as_slice())
+                    .map_err(|e| {
+                        format!(
+                            "`{}` is not a usable FileDescriptorSet: {e}",
+                            set.value.display()
+                        )
+                    })
+            });
+        if let Err(reason) = added {
+            errors.push(config_error(config_file, set, reason));
+        }
+    }
+    if errors.is_empty() {
+        Ok(pool)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Every `*.proto` below `dir`, as import names relative to it, sorted for a stable build.
+fn proto_files_under(dir: &Path) -> Result<Vec<String>, String> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(current) = pending.pop() {
+        let entries = std::fs::read_dir(&current)
+            .map_err(|e| format!("cannot read folder `{}`: {e}", current.display()))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "proto") {
+                if let Some(name) =
+                    file_name_under_roots(&path, std::slice::from_ref(&dir.to_owned()))
+                {
+                    found.push(name);
+                }
+                if found.len() > MAX_PROTO_FILES {
+                    return Err(format!(
+                        "more than {MAX_PROTO_FILES} .proto files under `{}`",
+                        dir.display()
+                    ));
+                }
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// The import name of `path`: itself when relative and not on disk as given, else relative to a root.
+fn file_name_under_roots(path: &Path, roots: &[PathBuf]) -> Option<String> {
+    for root in roots {
+        if let Ok(relative) = path.strip_prefix(root) {
+            return Some(slash_name(relative));
+        }
+    }
+    if path.is_relative() && roots.iter().any(|r| r.join(path).is_file()) {
+        return Some(slash_name(path));
+    }
+    None
+}
+
+fn slash_name(path: &Path) -> String {
+    path.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn config_error(config_file: &Path, at: &Located<PathBuf>, reason: String) -> ConfigError {
+    ConfigError {
+        file: config_file.to_owned(),
+        place: at.place,
+        key: at.key.clone(),
+        reason,
+    }
+}
+
+fn plain_error(config_file: &Path, reason: String) -> ConfigError {
+    ConfigError {
+        file: config_file.to_owned(),
+        place: Place::default(),
+        key: "descriptors".to_owned(),
+        reason,
+    }
+}
+
+/// protox's Debug form is `file.proto:line:col: message`; split it so the error points at the proto
+/// file itself (found under `roots`) with its line, and falls back to the config entry otherwise.
+fn protox_error(
+    config_file: &Path,
+    roots: &[PathBuf],
+    origin: Option<&Located<PathBuf>>,
+    e: &protox::Error,
+) -> ConfigError {
+    let text = format!("{e:?}");
+    if let Some(proto) = e.file() {
+        let rest = text.strip_prefix(proto).and_then(|r| r.strip_prefix(':'));
+        let parsed = rest.and_then(|r| {
+            let mut parts = r.splitn(3, ':');
+            let line = parts.next()?.trim().parse().ok()?;
+            let column = parts.next()?.trim().parse().ok()?;
+            Some((Place { line, column }, parts.next()?.trim().to_owned()))
+        });
+        let file = roots
+            .iter()
+            .map(|r| r.join(proto))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| PathBuf::from(proto));
+        let (place, reason) = parsed.unwrap_or((Place::default(), text.clone()));
+        return ConfigError {
+            file,
+            place,
+            key: String::new(),
+            reason,
+        };
+    }
+    match origin {
+        Some(at) => ConfigError {
+            file: config_file.to_owned(),
+            place: at.place,
+            key: at.key.clone(),
+            reason: text,
+        },
+        None => plain_error(config_file, text),
+    }
+}

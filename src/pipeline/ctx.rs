@@ -1,0 +1,99 @@
+//! Per-request context: the request id, the peer, and the start time, created when the request
+//! arrives and finished exactly once when its response is ready.
+
+use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::{HeaderValue, Request, Response};
+use tokio::time::Instant;
+
+/// Header carrying the request id both ways.
+pub(crate) const REQUEST_ID: &str = "x-request-id";
+
+/// Longest client-supplied request id that is propagated; longer ones are replaced.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Generates unique request ids: a per-process random prefix plus a counter, so ids never repeat
+/// within a process and are unlikely to collide across processes.
+#[derive(Debug)]
+pub struct RequestIds {
+    prefix: u64,
+    counter: AtomicU64,
+}
+
+impl RequestIds {
+    /// A generator with a fresh random prefix.
+    pub fn new() -> RequestIds {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos(),
+        );
+        hasher.write_u32(std::process::id());
+        RequestIds {
+            prefix: hasher.finish(),
+            counter: AtomicU64::new(1),
+        }
+    }
+
+    fn next(&self) -> HeaderValue {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let text = format!("{:016x}{:016x}", self.prefix, n);
+        HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("0"))
+    }
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        RequestIds::new()
+    }
+}
+
+/// What the pipeline knows about one request besides the request itself.
+#[derive(Debug)]
+pub struct RequestCtx {
+    /// The client's `x-request-id` if usable, else a generated one.
+    pub request_id: HeaderValue,
+    /// The socket peer.
+    pub peer: SocketAddr,
+    /// When the request arrived.
+    pub started: Instant,
+    /// `METHOD path`, for logs.
+    pub summary: String,
+}
+
+impl RequestCtx {
+    /// Context for a request that just arrived.
+    pub fn new<B>(request: &Request<B>, peer: SocketAddr, ids: &RequestIds) -> RequestCtx {
+        let request_id = request
+            .headers()
+            .get(REQUEST_ID)
+            .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID_LEN && v.to_str().is_ok())
+            .cloned()
+            .unwrap_or_else(|| ids.next());
+        RequestCtx {
+            request_id,
+            peer,
+            started: Instant::now(),
+            summary: format!("{} {}", request.method(), request.uri().path()),
+        }
+    }
+
+    /// Stamps the response with the request id and logs the outcome.
+    pub fn finish<B>(&self, response: &mut Response<B>) {
+        response
+            .headers_mut()
+            .insert(REQUEST_ID, self.request_id.clone());
+        tracing::debug!(
+            request_id = ?self.request_id,
+            peer = %self.peer,
+            request = %self.summary,
+            status = response.status().as_u16(),
+            micros = self.started.elapsed().as_micros() as u64,
+            "request done"
+        );
+    }
+}

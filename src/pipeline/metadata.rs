@@ -1,0 +1,106 @@
+//! What crosses between HTTP headers and gRPC metadata: the allowlists of a route, the request id,
+//! and the call deadline.
+
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName};
+
+use super::ctx::{REQUEST_ID, RequestCtx};
+use crate::config::HeaderRules;
+use crate::error::GatewayError;
+use crate::upstream::parse_timeout;
+
+/// True when `name` is covered by an allowlist entry (exact, or prefix when the entry ends in `*`).
+fn allowed(list: &[String], name: &str) -> bool {
+    list.iter().any(|entry| match entry.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => entry == name,
+    })
+}
+
+/// Header values gRPC metadata can carry: visible ASCII and spaces. Others are dropped, not mangled.
+fn is_metadata_safe(value: &http::HeaderValue) -> bool {
+    value.as_bytes().iter().all(|b| (0x20..0x7f).contains(b))
+}
+
+/// Request headers named by the allowlist, plus the request id, as outgoing metadata.
+pub(super) fn forward_request_headers(
+    headers: &HeaderMap,
+    rules: &HeaderRules,
+    ctx: &RequestCtx,
+) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    if !rules.request_to_metadata.is_empty() {
+        for (name, value) in headers {
+            let binary = name.as_str().ends_with("-bin");
+            if allowed(&rules.request_to_metadata, name.as_str()) && name.as_str() != REQUEST_ID {
+                if binary || is_metadata_safe(value) {
+                    out.append(name.clone(), value.clone());
+                } else {
+                    tracing::debug!(header = %name, "header value not valid as gRPC metadata; not forwarded");
+                }
+            }
+        }
+    }
+    out.insert(HeaderName::from_static(REQUEST_ID), ctx.request_id.clone());
+    out
+}
+
+/// Backend metadata (headers and trailers) named by the allowlist, as response headers.
+pub(super) fn response_headers(metadata: &HeaderMap, rules: &HeaderRules) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    if rules.metadata_to_response.is_empty() {
+        return out;
+    }
+    for (name, value) in metadata {
+        if allowed(&rules.metadata_to_response, name.as_str()) {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// The call deadline: the route's timeout, or the client's `grpc-timeout` when shorter.
+pub(super) fn deadline(
+    route_timeout: Duration,
+    headers: &HeaderMap,
+) -> Result<Duration, GatewayError> {
+    let Some(value) = headers.get("grpc-timeout") else {
+        return Ok(route_timeout);
+    };
+    let text = value.to_str().unwrap_or_default();
+    let client =
+        parse_timeout(text).ok_or_else(|| GatewayError::InvalidTimeout(text.to_owned()))?;
+    Ok(client.min(route_timeout))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowlist_matches_exact_names_and_prefixes() {
+        let list = vec!["x-tenant-id".to_owned(), "x-tai-*".to_owned()];
+        assert!(allowed(&list, "x-tenant-id"));
+        assert!(allowed(&list, "x-tai-trace"));
+        assert!(!allowed(&list, "x-tenant"));
+        assert!(!allowed(&list, "authorization"));
+    }
+
+    #[test]
+    fn client_timeout_wins_only_when_shorter() {
+        let mut headers = HeaderMap::new();
+        headers.insert("grpc-timeout", "100m".parse().expect("value"));
+        assert_eq!(
+            deadline(Duration::from_secs(10), &headers).ok(),
+            Some(Duration::from_millis(100))
+        );
+        headers.insert("grpc-timeout", "100S".parse().expect("value"));
+        assert_eq!(
+            deadline(Duration::from_secs(10), &headers).ok(),
+            Some(Duration::from_secs(10))
+        );
+        headers.insert("grpc-timeout", "soon".parse().expect("value"));
+        assert!(deadline(Duration::from_secs(10), &headers).is_err());
+    }
+}

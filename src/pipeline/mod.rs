@@ -1,0 +1,253 @@
+//! The per-request sequence, in one place and in order:
+//! route → deadline → body → transcode request → upstream call → transcode response.
+//! Every failure becomes a [`GatewayError`] and is answered through its one mapping table.
+
+mod ctx;
+mod metadata;
+
+pub use ctx::{RequestCtx, RequestIds};
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+
+use crate::error::GatewayError;
+use crate::runtime::{Binding, Runtime};
+use crate::transcode::request::{RequestParts, build_request};
+use crate::transcode::response::decode_and_encode;
+use crate::transcode::router::RouteMiss;
+
+/// The response body type of every gateway answer.
+pub type ResponseBody = Full<Bytes>;
+
+/// The gateway: the current runtime snapshot plus process-wide request state.
+#[derive(Debug)]
+pub struct Gateway {
+    runtime: ArcSwap<Runtime>,
+    request_ids: RequestIds,
+}
+
+impl Gateway {
+    /// A gateway serving `runtime`.
+    pub fn new(runtime: Runtime) -> Gateway {
+        Gateway {
+            runtime: ArcSwap::from_pointee(runtime),
+            request_ids: RequestIds::new(),
+        }
+    }
+
+    /// The snapshot new requests use.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
+
+    /// Swaps in a new snapshot; requests in flight finish on the one they started with.
+    pub fn replace_runtime(&self, runtime: Runtime) {
+        self.runtime.store(Arc::new(runtime));
+    }
+
+    /// Handles one HTTP request; never fails: errors are answered as JSON.
+    pub async fn handle<B>(&self, request: Request<B>, peer: SocketAddr) -> Response<ResponseBody>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let runtime = self.runtime.load_full();
+        let ctx = RequestCtx::new(&request, peer, &self.request_ids);
+        let mut binding_seen = None;
+        let result = async {
+            let (binding, bindings) = find_route(&runtime, request.method(), request.uri().path())?;
+            binding_seen = Some(binding.clone());
+            let route = &binding.method;
+            let timeout = metadata::deadline(route.options.timeout, request.headers())?;
+            let forwarded =
+                metadata::forward_request_headers(request.headers(), &route.options.headers, &ctx);
+            let query = request.uri().query().map(str::to_owned);
+            let content_type = check_content_type(&binding, request.headers())?;
+            let body = read_body(request.into_body(), route.options.max_request_bytes).await?;
+            let bindings: Vec<(&str, String)> = bindings;
+            let message = build_request(
+                &route.input,
+                &binding.body,
+                &RequestParts {
+                    path_bindings: &bindings,
+                    query: query.as_deref(),
+                    body: &body,
+                    content_type: content_type.as_deref(),
+                },
+                &route.options.decode,
+                &route.options.query,
+            )?;
+            let payload = Bytes::from(prost::Message::encode_to_vec(&message));
+            let reply = route
+                .upstream
+                .unary(&route.grpc_path, payload, forwarded, timeout)
+                .await?;
+            let response_headers =
+                metadata::response_headers(&reply.metadata, &route.options.headers);
+            let Some(message) = reply.message else {
+                return Err(Failure {
+                    error: GatewayError::Backend(reply.status),
+                    headers: response_headers,
+                });
+            };
+            let encoded = decode_and_encode(
+                &route.output,
+                &message,
+                binding.response_body.as_ref(),
+                &route.options.encode,
+            )
+            .map_err(|e| Failure {
+                error: GatewayError::ResponseTranscode(e.to_string()),
+                headers: response_headers.clone(),
+            })?;
+            Ok((encoded, response_headers))
+        }
+        .await;
+        let mut response = match result {
+            Ok((encoded, extra)) => {
+                let mut response = Response::new(Full::new(Bytes::from(encoded.body)));
+                set_content_type(&mut response, &encoded.content_type);
+                response.headers_mut().extend(extra);
+                response
+            }
+            Err(Failure {
+                error,
+                headers: extra,
+            }) => {
+                let encode = binding_seen
+                    .as_ref()
+                    .map(|b| &b.method.options.encode)
+                    .unwrap_or(&runtime.default_encode);
+                let reply = error.to_reply(&runtime.pool, encode);
+                if reply.status.is_server_error() {
+                    tracing::warn!(request_id = ?ctx.request_id, error = %error, "request failed");
+                } else {
+                    tracing::debug!(request_id = ?ctx.request_id, error = %error, "request rejected");
+                }
+                let mut response = Response::new(Full::new(Bytes::from(reply.body)));
+                *response.status_mut() = reply.status;
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                response.headers_mut().extend(extra);
+                for (name, value) in reply.headers {
+                    response.headers_mut().insert(name, value);
+                }
+                response
+            }
+        };
+        ctx.finish(&mut response);
+        response
+    }
+}
+
+/// A failed request plus the backend metadata already allowed into the response, if any.
+struct Failure {
+    error: GatewayError,
+    headers: http::HeaderMap,
+}
+
+impl<E: Into<GatewayError>> From<E> for Failure {
+    fn from(error: E) -> Failure {
+        Failure {
+            error: error.into(),
+            headers: http::HeaderMap::new(),
+        }
+    }
+}
+
+/// The binding a request path selected, with its path-variable values.
+type RouteFound<'r> = (Arc<Binding>, Vec<(&'r str, String)>);
+
+fn find_route<'r>(
+    runtime: &'r Runtime,
+    method: &Method,
+    path: &str,
+) -> Result<RouteFound<'r>, GatewayError> {
+    match runtime.router.lookup(method.as_str(), path) {
+        Ok(found) => Ok((found.value.clone(), found.bindings)),
+        Err(RouteMiss::NotFound) => Err(GatewayError::RouteNotFound {
+            path: path.to_owned(),
+        }),
+        Err(RouteMiss::MethodNotAllowed { allow }) => Err(GatewayError::MethodNotAllowed {
+            method: method.to_string(),
+            path: path.to_owned(),
+            allow,
+        }),
+        Err(RouteMiss::MalformedPath(reason)) => Err(GatewayError::MalformedPath(reason)),
+    }
+}
+
+/// JSON bodies must be `application/json` (or `+json`) in UTF-8; raw `HttpBody` bodies take any type.
+/// Returns the content type for HttpBody bindings.
+fn check_content_type(
+    binding: &Binding,
+    headers: &http::HeaderMap,
+) -> Result<Option<String>, GatewayError> {
+    let value = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    if binding.raw_body {
+        return Ok(value);
+    }
+    let Some(text) = value else { return Ok(None) };
+    let mut parts = text.split(';');
+    let essence = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+    let json = essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    let utf8 = parts.all(|param| match param.trim().split_once('=') {
+        Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
+            value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        }
+        _ => true,
+    });
+    if json && utf8 {
+        Ok(None)
+    } else {
+        Err(GatewayError::UnsupportedMediaType(text))
+    }
+}
+
+/// Reads the whole body, refusing it early when its declared or actual size passes `limit`.
+async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, GatewayError>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if body.size_hint().lower() > limit as u64 {
+        return Err(GatewayError::PayloadTooLarge { limit });
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(GatewayError::PayloadTooLarge { limit })
+        }
+        Err(e) => Err(GatewayError::BodyRead(e.to_string())),
+    }
+}
+
+fn set_content_type(response: &mut Response<ResponseBody>, content_type: &str) {
+    let value = HeaderValue::from_str(content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    response.headers_mut().insert(header::CONTENT_TYPE, value);
+}
+
+/// The answer for requests the pipeline never sees (admin and listener-level refusals).
+pub fn plain_json(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}

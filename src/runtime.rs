@@ -1,0 +1,499 @@
+//! The runtime snapshot: everything a request needs, built once from a [`Config`] and its
+//! descriptors, then shared read-only (`Arc`) by every request until the next reload.
+//!
+//! Building it is where descriptor-dependent config checks happen: each route's methods must exist,
+//! have usable HTTP rules, templates must parse, variables must name fields, and no two rules may
+//! claim the same HTTP method + template.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor,
+    MethodDescriptor, Value,
+};
+
+use crate::config::{
+    Config, ConfigError, ConfigHttpRule, HeaderRules, MethodSelector, Place, RouteConfig,
+};
+use crate::descriptors;
+use crate::transcode::json::{DecodeOptions, EncodeOptions};
+use crate::transcode::request::{BodyRule, QueryOptions, resolve_field_path};
+use crate::transcode::router::{Router, RouterBuilder};
+use crate::transcode::template::PathTemplate;
+use crate::upstream::Upstream;
+
+const HTTP_BODY: &str = "google.api.HttpBody";
+
+/// Options of one route entry, shared by all its bindings.
+#[derive(Debug)]
+pub struct RouteOptions {
+    /// Route name (logs, metrics).
+    pub name: String,
+    /// Call deadline unless the client asks for less.
+    pub timeout: Duration,
+    /// JSON body decoding.
+    pub decode: DecodeOptions,
+    /// Query-parameter binding.
+    pub query: QueryOptions,
+    /// JSON output.
+    pub encode: EncodeOptions,
+    /// Largest request body.
+    pub max_request_bytes: usize,
+    /// Header/metadata allowlists.
+    pub headers: HeaderRules,
+}
+
+/// One gRPC method exposed by a route.
+#[derive(Debug)]
+pub struct MethodRoute {
+    /// `pkg.Service/Method`.
+    pub full_name: String,
+    /// `/pkg.Service/Method`, the HTTP/2 path of the gRPC call.
+    pub grpc_path: String,
+    /// Request message type.
+    pub input: MessageDescriptor,
+    /// Response message type.
+    pub output: MessageDescriptor,
+    /// Backend serving it.
+    pub upstream: Arc<Upstream>,
+    /// Route options.
+    pub options: Arc<RouteOptions>,
+}
+
+/// One HTTP rule (method + template) leading to a [`MethodRoute`].
+#[derive(Debug)]
+pub struct Binding {
+    /// The method called.
+    pub method: Arc<MethodRoute>,
+    /// HTTP method of the rule (`GET`, ..., custom kind).
+    pub http_method: String,
+    /// Template text, for listings.
+    pub template: String,
+    /// Which part of the request the body fills.
+    pub body: BodyRule,
+    /// The body is raw bytes (`google.api.HttpBody`), not JSON.
+    pub raw_body: bool,
+    /// The response field sent as the body, if not the whole message.
+    pub response_body: Option<FieldDescriptor>,
+}
+
+/// Everything requests need, immutable once built.
+#[derive(Debug)]
+pub struct Runtime {
+    /// The config it was built from.
+    pub config: Config,
+    /// All descriptors.
+    pub pool: DescriptorPool,
+    /// HTTP method + path → binding.
+    pub router: Router<Arc<Binding>>,
+    /// Backends by name.
+    pub upstreams: HashMap<String, Arc<Upstream>>,
+    /// JSON output for errors that happen before a route is known.
+    pub default_encode: EncodeOptions,
+}
+
+/// A rule as read from a proto annotation or the config, before it is checked.
+struct RuleSpec {
+    http_method: String,
+    template: String,
+    body: String,
+    response_body: String,
+}
+
+impl Runtime {
+    /// Loads descriptors and builds the snapshot; every problem is reported, not just the first.
+    pub fn build(config: Config) -> Result<Runtime, Vec<ConfigError>> {
+        let pool = descriptors::load(&config.descriptors, &config.source)?;
+        let upstreams: HashMap<String, Arc<Upstream>> = config
+            .upstreams
+            .iter()
+            .map(|u| (u.name.clone(), Arc::new(Upstream::new(u))))
+            .collect();
+        let mut builder = Builder {
+            config: &config,
+            pool: &pool,
+            errors: Vec::new(),
+        };
+        let mut router = RouterBuilder::new(config.path_unescape);
+        let http_ext = pool.get_extension_by_name("google.api.http");
+        for route in &config.routes {
+            let upstream = &upstreams[&config.upstreams[route.upstream].name];
+            builder.add_route(route, upstream, http_ext.as_ref(), &mut router);
+        }
+        if !builder.errors.is_empty() {
+            return Err(builder.errors);
+        }
+        let default_encode = config
+            .routes
+            .first()
+            .map(encode_options)
+            .unwrap_or_default();
+        Ok(Runtime {
+            router: router.build(),
+            upstreams,
+            pool,
+            default_encode,
+            config,
+        })
+    }
+}
+
+struct Builder<'a> {
+    config: &'a Config,
+    pool: &'a DescriptorPool,
+    errors: Vec<ConfigError>,
+}
+
+impl Builder<'_> {
+    fn error(&mut self, place: Place, key: &str, reason: String) {
+        self.errors.push(ConfigError {
+            file: self.config.source.clone(),
+            place,
+            key: key.to_owned(),
+            reason,
+        });
+    }
+
+    fn add_route(
+        &mut self,
+        route: &RouteConfig,
+        upstream: &Arc<Upstream>,
+        http_ext: Option<&ExtensionDescriptor>,
+        router: &mut RouterBuilder<Arc<Binding>>,
+    ) {
+        let options = Arc::new(route_options(route));
+        let methods = self.select_methods(route);
+        let mut exposed = 0;
+        for (method, place, key) in methods {
+            let rules = self.rules_for(route, &method, http_ext);
+            if rules.is_empty() {
+                if matches!(route.selector, MethodSelector::Methods(_)) {
+                    self.error(
+                        place,
+                        &key,
+                        format!(
+                            "method `{}` has no google.api.http rule (add one, or set auto_mapping: true)",
+                            method.full_name()
+                        ),
+                    );
+                }
+                continue;
+            }
+            if method.is_client_streaming() || method.is_server_streaming() {
+                if matches!(route.selector, MethodSelector::Methods(_)) {
+                    self.error(
+                        place,
+                        &key,
+                        format!(
+                            "streaming method `{}` cannot be transcoded yet",
+                            method.full_name()
+                        ),
+                    );
+                } else {
+                    tracing::warn!(
+                        method = method.full_name(),
+                        "streaming method skipped: not transcoded yet"
+                    );
+                }
+                continue;
+            }
+            let full_name = format!("{}/{}", method.parent_service().full_name(), method.name());
+            let method_route = Arc::new(MethodRoute {
+                grpc_path: format!("/{full_name}"),
+                full_name,
+                input: method.input(),
+                output: method.output(),
+                upstream: upstream.clone(),
+                options: options.clone(),
+            });
+            for rule in rules {
+                if let Some(binding) = self.binding(&method_route, &rule, place, &key) {
+                    let template = match PathTemplate::parse(&rule.template) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            self.error(place, &key, format!("{}: {e}", method_route.full_name));
+                            continue;
+                        }
+                    };
+                    if let Err(conflict) =
+                        router.insert(&rule.http_method, template, Arc::new(binding))
+                    {
+                        self.error(
+                            place,
+                            &key,
+                            format!("{}: {conflict}", method_route.full_name),
+                        );
+                    }
+                    exposed += 1;
+                }
+            }
+        }
+        if exposed == 0 && self.errors.is_empty() {
+            self.error(
+                route.place,
+                &route.key,
+                "exposes no method with an HTTP rule".to_owned(),
+            );
+        }
+    }
+
+    fn select_methods(&mut self, route: &RouteConfig) -> Vec<(MethodDescriptor, Place, String)> {
+        match &route.selector {
+            MethodSelector::Service(name) => match self.pool.get_service_by_name(name) {
+                Some(service) => service
+                    .methods()
+                    .map(|m| (m, route.place, route.key.clone()))
+                    .collect(),
+                None => {
+                    let reason = format!("unknown service `{name}`{}", self.known_services_hint());
+                    self.error(route.place, &format!("{}.service", route.key), reason);
+                    Vec::new()
+                }
+            },
+            MethodSelector::Methods(list) => list
+                .iter()
+                .filter_map(|m| match self.find_method(&m.value) {
+                    Ok(found) => Some((found, m.place, m.key.clone())),
+                    Err(reason) => {
+                        self.error(m.place, &m.key, reason);
+                        None
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    fn known_services_hint(&self) -> String {
+        let mut names: Vec<String> = self
+            .pool
+            .services()
+            .map(|s| s.full_name().to_owned())
+            .collect();
+        if names.is_empty() {
+            return " (the descriptors define no services)".to_owned();
+        }
+        names.sort();
+        format!(" (known: {})", names.join(", "))
+    }
+
+    fn find_method(&self, name: &str) -> Result<MethodDescriptor, String> {
+        let (service, method) = name
+            .rsplit_once('/')
+            .ok_or_else(|| format!("`{name}` is not of the form pkg.Service/Method"))?;
+        let service = self
+            .pool
+            .get_service_by_name(service)
+            .ok_or_else(|| format!("unknown service `{service}`{}", self.known_services_hint()))?;
+        service
+            .methods()
+            .find(|m| m.name() == method)
+            .ok_or_else(|| format!("service `{}` has no method `{method}`", service.full_name()))
+    }
+
+    fn rules_for(
+        &mut self,
+        route: &RouteConfig,
+        method: &MethodDescriptor,
+        ext: Option<&ExtensionDescriptor>,
+    ) -> Vec<RuleSpec> {
+        let full = format!("{}/{}", method.parent_service().full_name(), method.name());
+        let configured: Vec<&ConfigHttpRule> = route
+            .http_rules
+            .iter()
+            .filter(|r| r.method.value == full)
+            .collect();
+        if !configured.is_empty() {
+            return configured
+                .into_iter()
+                .map(|r| RuleSpec {
+                    http_method: r.http_method.clone(),
+                    template: r.template.value.clone(),
+                    body: r.body.clone(),
+                    response_body: r.response_body.clone(),
+                })
+                .collect();
+        }
+        let mut rules = Vec::new();
+        if let Some(ext) = ext {
+            let options = method.options();
+            if options.has_extension(ext)
+                && let Value::Message(rule) = options.get_extension(ext).as_ref()
+            {
+                collect_rules(rule, &mut rules, true);
+            }
+        }
+        if rules.is_empty() && route.auto_mapping {
+            rules.push(RuleSpec {
+                http_method: "POST".to_owned(),
+                template: format!("/{full}"),
+                body: "*".to_owned(),
+                response_body: String::new(),
+            });
+        }
+        rules
+    }
+
+    fn binding(
+        &mut self,
+        method: &Arc<MethodRoute>,
+        rule: &RuleSpec,
+        place: Place,
+        key: &str,
+    ) -> Option<Binding> {
+        let label = format!(
+            "{} ({} {})",
+            method.full_name, rule.http_method, rule.template
+        );
+        let mut ok = true;
+        let body = match rule.body.as_str() {
+            "" => BodyRule::None,
+            "*" => BodyRule::Whole,
+            name => match method.input.get_field_by_name(name) {
+                Some(field) => BodyRule::Field(field),
+                None => {
+                    self.error(
+                        place,
+                        key,
+                        format!(
+                            "{label}: body field `{name}` is not a field of {}",
+                            method.input.full_name()
+                        ),
+                    );
+                    ok = false;
+                    BodyRule::None
+                }
+            },
+        };
+        let raw_body = match &body {
+            BodyRule::None => false,
+            BodyRule::Whole => method.input.full_name() == HTTP_BODY,
+            BodyRule::Field(f) => {
+                matches!(f.kind(), Kind::Message(m) if m.full_name() == HTTP_BODY) && !f.is_list()
+            }
+        };
+        let response_body = match rule.response_body.as_str() {
+            "" => None,
+            name => match method.output.get_field_by_name(name) {
+                Some(field) => Some(field),
+                None => {
+                    self.error(
+                        place,
+                        key,
+                        format!(
+                            "{label}: response_body `{name}` is not a field of {}",
+                            method.output.full_name()
+                        ),
+                    );
+                    ok = false;
+                    None
+                }
+            },
+        };
+        match PathTemplate::parse(&rule.template) {
+            Ok(template) => {
+                for variable in template.variables() {
+                    if let Err(reason) = resolve_field_path(&method.input, variable) {
+                        self.error(
+                            place,
+                            key,
+                            format!("{label}: path variable `{variable}`: {reason}"),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            Err(e) => {
+                self.error(place, key, format!("{label}: {e}"));
+                ok = false;
+            }
+        }
+        ok.then(|| Binding {
+            method: method.clone(),
+            http_method: rule.http_method.clone(),
+            template: rule.template.clone(),
+            body,
+            raw_body,
+            response_body,
+        })
+    }
+}
+
+/// Flattens an HttpRule and its `additional_bindings` (one level deep, as the spec allows).
+fn collect_rules(rule: &DynamicMessage, out: &mut Vec<RuleSpec>, top: bool) {
+    let text = |name: &str| -> String {
+        rule.get_field_by_name(name)
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let mut pattern = None;
+    for verb in ["get", "put", "post", "delete", "patch"] {
+        if rule.has_field_by_name(verb) {
+            pattern = Some((verb.to_ascii_uppercase(), text(verb)));
+        }
+    }
+    if rule.has_field_by_name("custom")
+        && let Some(Value::Message(custom)) = rule.get_field_by_name("custom").as_deref()
+    {
+        let get = |n: &str| {
+            custom
+                .get_field_by_name(n)
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        };
+        pattern = Some((get("kind").to_ascii_uppercase(), get("path")));
+    }
+    if let Some((http_method, template)) = pattern {
+        out.push(RuleSpec {
+            http_method,
+            template,
+            body: text("body"),
+            response_body: text("response_body"),
+        });
+    }
+    if top
+        && let Some(Value::List(extra)) = rule.get_field_by_name("additional_bindings").as_deref()
+    {
+        for item in extra {
+            if let Value::Message(nested) = item {
+                collect_rules(nested, out, false);
+            }
+        }
+    }
+}
+
+fn encode_options(route: &RouteConfig) -> EncodeOptions {
+    EncodeOptions {
+        emit_defaults: route.transcoding.emit_defaults,
+        proto_field_names: route.transcoding.proto_field_names,
+        enums_as_ints: route.transcoding.enums_as_ints,
+    }
+}
+
+fn route_options(route: &RouteConfig) -> RouteOptions {
+    let t = &route.transcoding;
+    RouteOptions {
+        name: route.name.clone(),
+        timeout: route.timeout,
+        decode: DecodeOptions {
+            ignore_unknown_fields: t.ignore_unknown_fields,
+            max_depth: t.max_json_depth as usize,
+        },
+        query: QueryOptions {
+            ignore_unknown: t.ignore_unknown_query_parameters,
+            ignored: t.ignored_query_parameters.clone(),
+            unescape_plus: t.query_unescape_plus,
+        },
+        encode: encode_options(route),
+        max_request_bytes: t.max_request_bytes,
+        headers: route.headers.clone(),
+    }
+}
+
+/// Loads a config file and builds its runtime: the one entry point for `run` and `validate`.
+pub fn load(path: &Path) -> Result<Runtime, Vec<ConfigError>> {
+    let config = Config::load(path).map_err(|e| e.0)?;
+    Runtime::build(config)
+}
