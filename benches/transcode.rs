@@ -1,3 +1,58 @@
-//! Placeholder replaced by the criterion benchmark.
+//! Transcoding alone, no sockets: JSON → protobuf bytes → JSON for a `tai.Policy`, and each phase.
+//! Run: `cargo bench --bench transcode` (figures go to benches/RESULTS.md).
 
-fn main() {}
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use prost::Message;
+use tai_gateway::config::{DescriptorSources, Located, Place};
+use tai_gateway::transcode::json::{DecodeOptions, EncodeOptions, decode_message};
+use tai_gateway::transcode::response::decode_and_encode;
+
+const POLICY_JSON: &str = r#"{"id":"pol-42","policyType":"access","policyName":"deny-external","rules":{"effect":"deny","scope":"external"},"version":"3","createdAt":"2026-11-26T10:00:00Z","state":"POLICY_STATE_ACTIVE"}"#;
+
+fn policy_descriptor() -> prost_reflect::MessageDescriptor {
+    let proto = Path::new(env!("CARGO_MANIFEST_DIR")).join("proto");
+    let sources = DescriptorSources {
+        proto_dirs: vec![Located {
+            value: proto,
+            place: Place::default(),
+            key: "bench".to_owned(),
+        }],
+        ..DescriptorSources::default()
+    };
+    let pool =
+        tai_gateway::descriptors::load(&sources, Path::new("bench.yaml")).expect("protos compile");
+    pool.get_message_by_name("tai.Policy").expect("tai.Policy")
+}
+
+fn transcoding(c: &mut Criterion) {
+    let desc = policy_descriptor();
+    let decode = DecodeOptions::default();
+    let encode = EncodeOptions::default();
+    let message = decode_message(&desc, POLICY_JSON.as_bytes(), &decode).expect("decodes");
+    let bytes = message.encode_to_vec();
+
+    c.bench_function("policy/full_cycle", |b| {
+        b.iter(|| {
+            let message =
+                decode_message(&desc, black_box(POLICY_JSON.as_bytes()), &decode).expect("decodes");
+            let bytes = message.encode_to_vec();
+            decode_and_encode(&desc, &bytes, None, &encode).expect("prints")
+        })
+    });
+    c.bench_function("policy/json_to_proto", |b| {
+        b.iter(|| {
+            decode_message(&desc, black_box(POLICY_JSON.as_bytes()), &decode)
+                .expect("decodes")
+                .encode_to_vec()
+        })
+    });
+    c.bench_function("policy/proto_to_json", |b| {
+        b.iter(|| decode_and_encode(&desc, black_box(&bytes), None, &encode).expect("prints"))
+    });
+}
+
+criterion_group!(benches, transcoding);
+criterion_main!(benches);
