@@ -6,14 +6,15 @@
 
 pub mod codec;
 
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper::client::conn::http2::{self, SendRequest};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
 
 pub use codec::{GrpcStatus, encode_timeout, parse_timeout};
 
@@ -59,36 +60,79 @@ pub struct GrpcReply {
     pub metadata: HeaderMap,
 }
 
-/// A configured gRPC backend with its connection pool.
+/// A configured gRPC backend with its connection.
+///
+/// gRPC multiplexes every call over one long-lived HTTP/2 connection, so the upstream keeps a
+/// single `SendRequest` handle (cheap to clone per call) instead of a general-purpose pool, and
+/// dials again only when that connection has closed.
 #[derive(Debug)]
 pub struct Upstream {
     /// Name routes refer to.
     pub name: String,
     authority: String,
+    connect_timeout: Duration,
     max_response_bytes: usize,
-    client: Client<HttpConnector, Full<Bytes>>,
+    /// The live connection, if any.
+    sender: Mutex<Option<SendRequest<Full<Bytes>>>>,
+    /// Held while dialing so a burst of calls on a dead connection makes one new connection.
+    dialing: tokio::sync::Mutex<()>,
 }
 
 impl Upstream {
-    /// Creates the backend's client; no connection is made until the first call.
+    /// Creates the backend's handle; no connection is made until the first call.
     pub fn new(config: &UpstreamConfig) -> Upstream {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .http2_only(true)
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .http2_keep_alive_timeout(Duration::from_secs(10))
-            .build(connector);
         Upstream {
             name: config.name.clone(),
             authority: config.authority.clone(),
+            connect_timeout: config.connect_timeout,
             max_response_bytes: config.max_response_bytes,
-            client,
+            sender: Mutex::new(None),
+            dialing: tokio::sync::Mutex::new(()),
         }
+    }
+
+    fn live_sender(&self) -> Option<SendRequest<Full<Bytes>>> {
+        let guard = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
+        guard.as_ref().filter(|s| !s.is_closed()).cloned()
+    }
+
+    /// A handle on a live HTTP/2 connection, dialing one if there is none.
+    async fn connection(&self) -> Result<SendRequest<Full<Bytes>>, UpstreamError> {
+        if let Some(sender) = self.live_sender() {
+            return Ok(sender);
+        }
+        let _dialing = self.dialing.lock().await;
+        if let Some(sender) = self.live_sender() {
+            return Ok(sender);
+        }
+        let stream = tokio::time::timeout(
+            self.connect_timeout,
+            TcpStream::connect(self.authority.as_str()),
+        )
+        .await
+        .map_err(|_| {
+            self.unavailable_reason(format!(
+                "connect timed out after {:?}",
+                self.connect_timeout
+            ))
+        })?
+        .map_err(|e| self.unavailable_reason(format!("connect failed: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| self.unavailable_reason(format!("HTTP/2 handshake failed: {e}")))?;
+        let name = self.name.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(upstream = %name, error = %e, "upstream connection closed");
+            }
+        });
+        *self.sender.lock().unwrap_or_else(PoisonError::into_inner) = Some(sender.clone());
+        Ok(sender)
     }
 
     /// The `host:port` this upstream connects to.
@@ -148,9 +192,9 @@ impl Upstream {
         );
         headers.insert("grpc-timeout", encode_timeout(timeout));
 
-        let response = self
-            .client
-            .request(request)
+        let mut sender = self.connection().await?;
+        let response = sender
+            .send_request(request)
             .await
             .map_err(|e| self.unavailable(&e))?;
         let (parts, body) = response.into_parts();
@@ -213,7 +257,7 @@ impl Upstream {
         }
     }
 
-    fn unavailable(&self, error: &hyper_util::client::legacy::Error) -> UpstreamError {
+    fn unavailable(&self, error: &hyper::Error) -> UpstreamError {
         let mut reason = error.to_string();
         let mut source = std::error::Error::source(error);
         while let Some(cause) = source {
