@@ -86,7 +86,8 @@ pub fn load(
     resolver.add(BuiltinResolver);
     resolver.add(GoogleFileResolver::new());
     let mut compiler = protox::Compiler::with_file_resolver(resolver);
-    compiler.include_imports(true).include_source_info(false);
+    // Source info lets config errors point at the `rpc` line of a proto rule (route collisions).
+    compiler.include_imports(true).include_source_info(true);
 
     let mut names: Vec<(String, Option<&Located<PathBuf>>)> = Vec::new();
     for dir in &sources.proto_dirs {

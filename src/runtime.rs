@@ -78,6 +78,9 @@ pub struct Binding {
     pub raw_body: bool,
     /// The response field sent as the body, if not the whole message.
     pub response_body: Option<FieldDescriptor>,
+    /// Where the rule was written, for config errors: `file:line:column` of the config entry, or
+    /// of the method's `rpc` in its proto (just the proto's name when it has no source info).
+    pub origin: String,
 }
 
 /// Everything requests need, immutable once built.
@@ -101,6 +104,8 @@ struct RuleSpec {
     template: String,
     body: String,
     response_body: String,
+    /// Place and key path of a rule written in the config; `None` for a proto annotation.
+    config: Option<(Place, String)>,
 }
 
 impl Runtime {
@@ -210,7 +215,17 @@ impl Builder<'_> {
                 options: options.clone(),
             });
             for rule in rules {
-                if let Some(binding) = self.binding(&method_route, &rule, place, &key) {
+                let (place, key) = rule.config.clone().unwrap_or((place, key.clone()));
+                let origin = match rule.config {
+                    Some(_) => format!(
+                        "{}:{}:{}",
+                        self.config.source.display(),
+                        place.line,
+                        place.column
+                    ),
+                    None => proto_origin(&method),
+                };
+                if let Some(binding) = self.binding(&method_route, &rule, place, &key, origin) {
                     let template = match PathTemplate::parse(&rule.template) {
                         Ok(t) => t,
                         Err(e) => {
@@ -218,14 +233,28 @@ impl Builder<'_> {
                             continue;
                         }
                     };
-                    if let Err(conflict) =
-                        router.insert(&rule.http_method, template, Arc::new(binding))
-                    {
-                        self.error(
-                            place,
-                            &key,
-                            format!("{}: {conflict}", method_route.full_name),
+                    let binding = Arc::new(binding);
+                    // The rule already holding this method + template, named in a conflict.
+                    let held = router
+                        .get(&rule.http_method, &template)
+                        .map(|h| format!(" of {} ({})", h.method.full_name, h.origin));
+                    // A config rule's own place already starts the error line.
+                    let own = match rule.config {
+                        Some(_) => String::new(),
+                        None => format!(" ({})", binding.origin),
+                    };
+                    if let Err(c) = router.insert(&rule.http_method, template, binding) {
+                        let reason = format!(
+                            "{}: route `{} {}`{own} conflicts with `{} {}`{}: both match the paths `{}`",
+                            method_route.full_name,
+                            c.method,
+                            c.new,
+                            c.method,
+                            c.existing,
+                            held.unwrap_or_default(),
+                            c.canonical,
                         );
+                        self.error(place, &key, reason);
                     }
                     exposed += 1;
                 }
@@ -313,6 +342,7 @@ impl Builder<'_> {
                     template: r.template.value.clone(),
                     body: r.body.clone(),
                     response_body: r.response_body.clone(),
+                    config: Some((r.template.place, r.template.key.clone())),
                 })
                 .collect();
         }
@@ -331,6 +361,7 @@ impl Builder<'_> {
                 template: format!("/{full}"),
                 body: "*".to_owned(),
                 response_body: String::new(),
+                config: None,
             });
         }
         rules
@@ -342,6 +373,7 @@ impl Builder<'_> {
         rule: &RuleSpec,
         place: Place,
         key: &str,
+        origin: String,
     ) -> Option<Binding> {
         let label = format!(
             "{} ({} {})",
@@ -417,7 +449,24 @@ impl Builder<'_> {
             body,
             raw_body,
             response_body,
+            origin,
         })
+    }
+}
+
+/// `file:line:column` of the method's `rpc` in its proto (1-based), or the file name alone when
+/// the descriptors carry no source info (binary descriptor sets usually do not).
+fn proto_origin(method: &MethodDescriptor) -> String {
+    let file = method.parent_file();
+    let span = file
+        .file_descriptor_proto()
+        .source_code_info
+        .as_ref()
+        .and_then(|info| info.location.iter().find(|l| l.path == method.path()))
+        .map(|l| l.span.clone());
+    match span.as_deref() {
+        Some([line, column, ..]) => format!("{}:{}:{}", file.name(), line + 1, column + 1),
+        _ => file.name().to_owned(),
     }
 }
 
@@ -451,6 +500,7 @@ fn collect_rules(rule: &DynamicMessage, out: &mut Vec<RuleSpec>, top: bool) {
             template,
             body: text("body"),
             response_body: text("response_body"),
+            config: None,
         });
     }
     if top

@@ -427,7 +427,8 @@ fn route(
     Some(RouteConfig {
         name,
         key,
-        place: at,
+        // Descriptor errors about the route (unknown service, collisions) point at its service.
+        place: r.service.as_ref().map_or(at, place),
         selector: selector?,
         upstream: upstream?,
         timeout,

@@ -146,6 +146,13 @@ impl<T> RouterBuilder<T> {
         Ok(())
     }
 
+    /// The value of the rule already holding `method` + `template`'s canonical form, if any
+    /// (to name the other side of a [`RouteConflict`]).
+    pub fn get(&self, method: &str, template: &PathTemplate) -> Option<&T> {
+        let key = (Box::from(method), template.canonical());
+        self.keys.get(&key).map(|&index| &self.routes[index].value)
+    }
+
     /// Builds the trie; the table is immutable from here on.
     pub fn build(self) -> Router<T> {
         let templates = self

@@ -2,5 +2,10 @@
 //! One test binary with modules keeps link time down.
 
 #[allow(dead_code)] // shared helpers; not every module uses every one
+mod backend;
+#[allow(dead_code)] // shared helpers; not every module uses every one
 mod harness;
+mod routing;
+mod routing_config;
+mod routing_precedence;
 mod tai_api;

@@ -417,6 +417,18 @@ fn conflict_message_names_both_rules() {
 }
 
 #[test]
+fn get_returns_the_rule_holding_a_method_and_canonical_template() {
+    let mut builder = RouterBuilder::new(UnescapeMode::default());
+    let first = PathTemplate::parse("/v1/policies/{id}").expect("valid");
+    builder.insert("GET", first, "first").expect("first");
+    let same = PathTemplate::parse("/v1/policies/{name}").expect("valid");
+    assert_eq!(builder.get("GET", &same), Some(&"first"));
+    assert_eq!(builder.get("POST", &same), None);
+    let other = PathTemplate::parse("/v1/policies/{id}:enforce").expect("valid");
+    assert_eq!(builder.get("GET", &other), None);
+}
+
+#[test]
 fn lists_routes_in_insertion_order() {
     let router = router(RULES, UnescapeMode::default());
     let listed: Vec<(String, String, &str)> = router
