@@ -3,4 +3,6 @@
 
 #[allow(dead_code)] // shared helpers; not every module uses every one
 mod harness;
+mod json_mapping;
+mod requests;
 mod tai_api;
