@@ -498,6 +498,22 @@ async fn rejects_a_query_parameter_contradicting_a_path_variable() {
 }
 
 #[tokio::test]
+async fn rejects_query_parameters_setting_two_members_of_one_oneof() {
+    let env = TestEnv::start().await;
+    assert_error(
+        &env.get("/v1/echo/abc?choice_text=a&choice_number=1").await,
+        StatusCode::BAD_REQUEST,
+        "invalid query parameter `choice_number`: `choice_text` and `choice_number` are members of oneof `choice`; only one may be set",
+        Some("choice_number"),
+    );
+    let one = env.get("/v1/echo/abc?choiceNumber=1").await;
+    assert_eq!(
+        echoed(&one),
+        echo_with(json!({"stringValue": "abc", "choiceNumber": 1}))
+    );
+}
+
+#[tokio::test]
 async fn keeps_plus_literal_in_query_values_by_default() {
     let env = TestEnv::start().await;
     assert_eq!(
@@ -600,6 +616,30 @@ async fn rejects_form_urlencoded_and_non_utf_8_json_with_415() {
             None,
         );
     }
+}
+
+#[tokio::test]
+async fn ignores_the_content_type_of_a_request_without_a_body() {
+    let env = TestEnv::start().await;
+    let get = env
+        .send(
+            Method::GET,
+            "/v1/echo/abc",
+            &[("content-type", "text/plain")],
+            None,
+        )
+        .await;
+    assert_eq!(echoed(&get), echo_with(json!({"stringValue": "abc"})));
+    // POST with `Content-Length: 0`: body `*` makes it an empty message.
+    let post = env
+        .send(
+            Method::POST,
+            "/v1/echo",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            None,
+        )
+        .await;
+    assert_eq!(echoed(&post), echo_with(json!({})));
 }
 
 #[tokio::test]
