@@ -210,6 +210,20 @@ async fn rejects_duplicate_keys_even_when_spelled_differently() {
 }
 
 #[tokio::test]
+async fn rejects_a_body_that_is_not_a_json_object_but_takes_null_as_empty() {
+    let env = TestEnv::start().await;
+    for (body, found) in [("[]", "array"), (r#""x""#, "string"), ("1", "number")] {
+        assert_error(
+            &echo(&env, body).await,
+            StatusCode::BAD_REQUEST,
+            &format!("invalid JSON: expected tai.EchoMessage, found {found}"),
+            None,
+        );
+    }
+    assert_eq!(echoed(&echo(&env, "null").await), echo_defaults());
+}
+
+#[tokio::test]
 async fn rejects_trailing_garbage_after_the_json_document() {
     let env = TestEnv::start().await;
     assert_error(

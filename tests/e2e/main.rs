@@ -4,5 +4,6 @@
 #[allow(dead_code)] // shared helpers; not every module uses every one
 mod harness;
 mod json_mapping;
+mod query_params;
 mod requests;
 mod tai_api;
