@@ -67,7 +67,13 @@ impl Gateway {
             let forwarded =
                 metadata::forward_request_headers(request.headers(), &route.options.headers, &ctx);
             let query = request.uri().query().map(str::to_owned);
-            let content_type = check_content_type(&binding, request.headers())?;
+            // A content type describes a body; clients that send one on a bodiless GET or
+            // DELETE must not be refused for it.
+            let content_type = if has_no_body(request.body()) && !binding.raw_body {
+                None
+            } else {
+                check_content_type(&binding, request.headers())?
+            };
             let body = read_body(request.into_body(), route.options.max_request_bytes).await?;
             let bindings: Vec<(&str, String)> = bindings;
             let message = build_request(
@@ -212,6 +218,11 @@ fn check_content_type(
     } else {
         Err(GatewayError::UnsupportedMediaType(text))
     }
+}
+
+/// True when the request is known to carry no body bytes (no body, or `Content-Length: 0`).
+fn has_no_body<B: http_body::Body>(body: &B) -> bool {
+    body.is_end_stream() || body.size_hint().exact() == Some(0)
 }
 
 /// Reads the whole body, refusing it early when its declared or actual size passes `limit`.

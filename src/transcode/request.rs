@@ -323,6 +323,20 @@ fn set_along(
             _ => return Err(format!("`{}` is not a message field", field.name())),
         };
     }
+    // Setting one member of a oneof clears the others: refuse instead of dropping a value the
+    // client sent, as the JSON decoder does for two members in one body.
+    if let Some(oneof) = last.containing_oneof().filter(|o| !o.is_synthetic())
+        && let Some(other) = oneof
+            .fields()
+            .find(|other| other.number() != last.number() && target.has_field(other))
+    {
+        return Err(format!(
+            "`{}` and `{}` are members of oneof `{}`; only one may be set",
+            other.name(),
+            last.name(),
+            oneof.name()
+        ));
+    }
     let previous = if target.has_field(last) {
         Some(target.get_field(last).into_owned()).filter(|old| *old != value)
     } else {

@@ -5,6 +5,9 @@
 mod backend;
 #[allow(dead_code)] // shared helpers; not every module uses every one
 mod harness;
+mod json_mapping;
+mod query_params;
+mod requests;
 mod routing;
 mod routing_config;
 mod routing_precedence;

@@ -171,6 +171,21 @@ fn rejects_bad_query_parameters_precisely() {
             "map fields cannot be set from the query"
         ))
     );
+    let oneof = build(
+        "tai.EchoMessage",
+        &BodyRule::None,
+        &[],
+        Some("choice_text=a&choice_number=1"),
+        "",
+        &QueryOptions::default(),
+    );
+    assert_eq!(
+        oneof,
+        Err(invalid(
+            "choice_number",
+            "`choice_text` and `choice_number` are members of oneof `choice`; only one may be set"
+        ))
+    );
 }
 
 #[test]
