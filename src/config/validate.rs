@@ -139,11 +139,32 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     }
 }
 
-/// The first line of serde-saphyr's message, without the source snippet it renders below it.
+/// The first line of serde-saphyr's message, without the source snippet it renders below it and
+/// without its `line N column M: ` prefix (the place is already printed as `file:line:col`).
 fn yaml_reason(error: &serde_saphyr::Error) -> String {
     let rendered = error.to_string();
     let first = rendered.lines().next().unwrap_or("invalid YAML").trim();
-    first.strip_prefix("error: ").unwrap_or(first).to_owned()
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    strip_location(first).to_owned()
+}
+
+/// `line 8 column 5: unknown field` → `unknown field`; other text is returned as it is.
+fn strip_location(text: &str) -> &str {
+    let Some(rest) = text.strip_prefix("line ") else {
+        return text;
+    };
+    let mut words = rest.splitn(4, ' ');
+    match (words.next(), words.next(), words.next(), words.next()) {
+        (Some(line), Some("column"), Some(column), Some(reason))
+            if line.bytes().all(|b| b.is_ascii_digit())
+                && column
+                    .strip_suffix(':')
+                    .is_some_and(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit())) =>
+        {
+            reason
+        }
+        _ => text,
+    }
 }
 
 fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
@@ -601,5 +622,30 @@ fn header_rules(
             "metadata_to_response",
             &base.metadata_to_response,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_reason_drops_the_location_prefix_only() {
+        assert_eq!(
+            strip_location("line 8 column 5: unknown field `adress`"),
+            "unknown field `adress`"
+        );
+        assert_eq!(strip_location("line 8: something"), "line 8: something");
+        assert_eq!(strip_location("invalid YAML"), "invalid YAML");
+    }
+
+    #[test]
+    fn unknown_key_is_reported_once_with_its_place() {
+        let text = "listeners:\n  http:\n    adress: 127.0.0.1:0\n";
+        let errors = parse(Path::new("g.yaml"), text).expect_err("unknown key");
+        assert_eq!(
+            errors.to_string(),
+            "g.yaml:3:5: unknown field `adress`, expected one of address"
+        );
     }
 }
