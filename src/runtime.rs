@@ -101,12 +101,28 @@ struct RuleSpec {
     template: String,
     body: String,
     response_body: String,
+    /// Where a rule written in the config is, so its problems point at it (proto rules: `None`).
+    written_at: Option<(Place, String)>,
 }
 
 impl Runtime {
     /// Loads descriptors and builds the snapshot; every problem is reported, not just the first.
     pub fn build(config: Config) -> Result<Runtime, Vec<ConfigError>> {
-        let pool = descriptors::load(&config.descriptors, &config.source)?;
+        Runtime::build_with_problems(config, Vec::new())
+    }
+
+    /// Like [`Runtime::build`] for a config that already has `problems` of its own: descriptors
+    /// and every route that survived validation are still checked, and all problems come back
+    /// together (the config file's in line order, then those in other files).
+    pub fn build_with_problems(
+        config: Config,
+        mut problems: Vec<ConfigError>,
+    ) -> Result<Runtime, Vec<ConfigError>> {
+        let (pool, found) = descriptors::load_with_problems(&config.descriptors, &config.source);
+        problems.extend(found);
+        let Some(pool) = pool else {
+            return Err(in_file_order(problems, &config.source));
+        };
         let upstreams: HashMap<String, Arc<Upstream>> = config
             .upstreams
             .iter()
@@ -123,8 +139,9 @@ impl Runtime {
             let upstream = &upstreams[&config.upstreams[route.upstream].name];
             builder.add_route(route, upstream, http_ext.as_ref(), &mut router);
         }
-        if !builder.errors.is_empty() {
-            return Err(builder.errors);
+        problems.append(&mut builder.errors);
+        if !problems.is_empty() {
+            return Err(in_file_order(problems, &config.source));
         }
         let default_encode = config
             .routes
@@ -210,6 +227,7 @@ impl Builder<'_> {
                 options: options.clone(),
             });
             for rule in rules {
+                let (place, key) = rule.written_at.clone().unwrap_or((place, key.clone()));
                 if let Some(binding) = self.binding(&method_route, &rule, place, &key) {
                     let template = match PathTemplate::parse(&rule.template) {
                         Ok(t) => t,
@@ -313,6 +331,7 @@ impl Builder<'_> {
                     template: r.template.value.clone(),
                     body: r.body.clone(),
                     response_body: r.response_body.clone(),
+                    written_at: Some((r.template.place, r.template.key.clone())),
                 })
                 .collect();
         }
@@ -331,6 +350,7 @@ impl Builder<'_> {
                 template: format!("/{full}"),
                 body: "*".to_owned(),
                 response_body: String::new(),
+                written_at: None,
             });
         }
         rules
@@ -451,6 +471,7 @@ fn collect_rules(rule: &DynamicMessage, out: &mut Vec<RuleSpec>, top: bool) {
             template,
             body: text("body"),
             response_body: text("response_body"),
+            written_at: None,
         });
     }
     if top
@@ -494,6 +515,12 @@ fn route_options(route: &RouteConfig) -> RouteOptions {
 
 /// Loads a config file and builds its runtime: the one entry point for `run` and `validate`.
 pub fn load(path: &Path) -> Result<Runtime, Vec<ConfigError>> {
-    let config = Config::load(path).map_err(|e| e.0)?;
-    Runtime::build(config)
+    let (config, problems) = Config::load_with_problems(path).map_err(|e| e.0)?;
+    Runtime::build_with_problems(config, problems)
+}
+
+/// Problems in the config file first, by line and column, then those in other files (protos).
+fn in_file_order(mut problems: Vec<ConfigError>, config_file: &Path) -> Vec<ConfigError> {
+    problems.sort_by_key(|e| (e.file != config_file, e.place.line, e.place.column));
+    problems
 }
