@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 
 /// How a [`RawBackend`] answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Behaviour {
+pub(crate) enum Behaviour {
     /// A valid gRPC answer holding the request message unchanged.
     Echo,
     /// HTTP 200 with an HTML body: not gRPC at all.
@@ -28,29 +28,49 @@ pub enum Behaviour {
     NoStatus,
     /// gRPC OK whose message bytes are not a valid protobuf encoding.
     GarbageMessage,
+    /// A trailers-only FAILED_PRECONDITION whose `grpc-message` is percent-encoded UTF-8
+    /// ([`ENCODED_MESSAGE`]), as gRPC requires for non-ASCII text.
+    EncodedMessage,
 }
+
+/// The `grpc-message` sent by [`Behaviour::EncodedMessage`]: `café ✓ 100%` percent-encoded.
+pub(crate) const ENCODED_MESSAGE: &str = "caf%C3%A9 %E2%9C%93 100%25";
 
 type BoxBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
 /// Starts a backend on 127.0.0.1:0 and returns its address; it lives until the test runtime ends.
-pub async fn start(behaviour: Behaviour) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind backend");
+pub(crate) async fn start(behaviour: Behaviour) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind backend");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let service = service_fn(move |req| answer(req, behaviour));
-                let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             });
         }
     });
     addr
 }
 
-async fn answer(request: Request<Incoming>, behaviour: Behaviour) -> Result<Response<BoxBody>, Infallible> {
+async fn answer(
+    request: Request<Incoming>,
+    behaviour: Behaviour,
+) -> Result<Response<BoxBody>, Infallible> {
     let metadata = request.headers().clone();
-    let body = request.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
     let response = match behaviour {
         Behaviour::Html => Response::builder()
             .header("content-type", "text/html")
@@ -59,7 +79,14 @@ async fn answer(request: Request<Incoming>, behaviour: Behaviour) -> Result<Resp
             .header("content-type", "application/grpc")
             .body(Full::new(body).boxed()),
         Behaviour::Echo => grpc_ok(body, &metadata),
-        Behaviour::GarbageMessage => grpc_ok(Bytes::from_static(&[0, 0, 0, 0, 2, 0xff, 0xff]), &metadata),
+        Behaviour::GarbageMessage => {
+            grpc_ok(Bytes::from_static(&[0, 0, 0, 0, 2, 0xff, 0xff]), &metadata)
+        }
+        Behaviour::EncodedMessage => Response::builder()
+            .header("content-type", "application/grpc")
+            .header("grpc-status", "9")
+            .header("grpc-message", ENCODED_MESSAGE)
+            .body(Full::new(Bytes::new()).boxed()),
     };
     Ok(response.unwrap_or_else(|_| {
         let mut r = Response::new(Full::new(Bytes::new()).boxed());
@@ -76,7 +103,13 @@ fn grpc_ok(framed: Bytes, metadata: &HeaderMap) -> http::Result<Response<BoxBody
     if let Some(tenant) = metadata.get("x-tenant-id") {
         builder = builder.header("x-echo-tenant", tenant.clone());
     }
-    builder.body(DataThenTrailers { data: Some(framed), trailers: Some(trailers) }.boxed())
+    builder.body(
+        DataThenTrailers {
+            data: Some(framed),
+            trailers: Some(trailers),
+        }
+        .boxed(),
+    )
 }
 
 /// A body of one data frame followed by trailers, as a unary gRPC answer is.
@@ -89,7 +122,10 @@ impl http_body::Body for DataThenTrailers {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         if let Some(data) = self.data.take() {
             return Poll::Ready(Some(Ok(Frame::data(data))));
         }
