@@ -68,6 +68,19 @@ pub fn load(
     sources: &DescriptorSources,
     config_file: &Path,
 ) -> Result<DescriptorPool, Vec<ConfigError>> {
+    match load_with_problems(sources, config_file) {
+        (Some(pool), errors) if errors.is_empty() => Ok(pool),
+        (_, errors) => Err(errors),
+    }
+}
+
+/// Like [`load`], but keeps going past sources that are missing or unreadable: the pool holds what
+/// did load, so routes can still be checked against it. The pool is `None` only when a `.proto`
+/// failed to compile (its services would otherwise look unknown and bury the real error).
+pub fn load_with_problems(
+    sources: &DescriptorSources,
+    config_file: &Path,
+) -> (Option<DescriptorPool>, Vec<ConfigError>) {
     let mut errors = Vec::new();
     let mut resolver = ChainFileResolver::new();
     let mut roots: Vec<PathBuf> = Vec::new();
@@ -113,21 +126,24 @@ pub fn load(
         }
     }
     names.extend(ALWAYS_COMPILED.iter().map(|n| ((*n).to_owned(), None)));
+    let mut compiled = true;
     for (name, origin) in &names {
         if let Err(e) = compiler.open_file(name) {
             errors.push(protox_error(config_file, &roots, *origin, &e));
+            compiled = false;
         }
     }
-    if !errors.is_empty() {
-        return Err(errors);
+    if !compiled {
+        return (None, errors);
     }
     let mut pool = match DescriptorPool::decode(compiler.encode_file_descriptor_set().as_slice()) {
         Ok(pool) => pool,
         Err(e) => {
-            return Err(vec![plain_error(
+            errors.push(plain_error(
                 config_file,
                 format!("descriptors do not form a valid pool: {e}"),
-            )]);
+            ));
+            return (None, errors);
         }
     };
     for set in &sources.descriptor_sets {
@@ -146,11 +162,7 @@ pub fn load(
             errors.push(config_error(config_file, set, reason));
         }
     }
-    if errors.is_empty() {
-        Ok(pool)
-    } else {
-        Err(errors)
-    }
+    (Some(pool), errors)
 }
 
 /// Every `*.proto` below `dir`, as import names relative to it, sorted for a stable build.

@@ -111,7 +111,21 @@ struct RuleSpec {
 impl Runtime {
     /// Loads descriptors and builds the snapshot; every problem is reported, not just the first.
     pub fn build(config: Config) -> Result<Runtime, Vec<ConfigError>> {
-        let pool = descriptors::load(&config.descriptors, &config.source)?;
+        Runtime::build_with_problems(config, Vec::new())
+    }
+
+    /// Like [`Runtime::build`] for a config that already has `problems` of its own: descriptors
+    /// and every route that survived validation are still checked, and all problems come back
+    /// together (the config file's in line order, then those in other files).
+    pub fn build_with_problems(
+        config: Config,
+        mut problems: Vec<ConfigError>,
+    ) -> Result<Runtime, Vec<ConfigError>> {
+        let (pool, found) = descriptors::load_with_problems(&config.descriptors, &config.source);
+        problems.extend(found);
+        let Some(pool) = pool else {
+            return Err(in_file_order(problems, &config.source));
+        };
         let upstreams: HashMap<String, Arc<Upstream>> = config
             .upstreams
             .iter()
@@ -128,8 +142,9 @@ impl Runtime {
             let upstream = &upstreams[&config.upstreams[route.upstream].name];
             builder.add_route(route, upstream, http_ext.as_ref(), &mut router);
         }
-        if !builder.errors.is_empty() {
-            return Err(builder.errors);
+        problems.append(&mut builder.errors);
+        if !problems.is_empty() {
+            return Err(in_file_order(problems, &config.source));
         }
         let default_encode = config
             .routes
@@ -544,6 +559,12 @@ fn route_options(route: &RouteConfig) -> RouteOptions {
 
 /// Loads a config file and builds its runtime: the one entry point for `run` and `validate`.
 pub fn load(path: &Path) -> Result<Runtime, Vec<ConfigError>> {
-    let config = Config::load(path).map_err(|e| e.0)?;
-    Runtime::build(config)
+    let (config, problems) = Config::load_with_problems(path).map_err(|e| e.0)?;
+    Runtime::build_with_problems(config, problems)
+}
+
+/// Problems in the config file first, by line and column, then those in other files (protos).
+fn in_file_order(mut problems: Vec<ConfigError>, config_file: &Path) -> Vec<ConfigError> {
+    problems.sort_by_key(|e| (e.file != config_file, e.place.line, e.place.column));
+    problems
 }

@@ -246,6 +246,18 @@ impl Default for ListenerLimits {
 impl Config {
     /// Reads and validates a config file (descriptors are checked later, by the runtime build).
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let (config, problems) = Config::load_with_problems(path)?;
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(problems))
+        }
+    }
+
+    /// Reads a config and returns what is valid in it together with every problem found, so the
+    /// descriptor checks can still run and all problems be reported at once. `Err` only when the
+    /// file cannot be read or is not YAML of the config's shape.
+    pub fn load_with_problems(path: &Path) -> Result<(Config, Vec<ConfigError>), ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![ConfigError {
                 file: path.to_owned(),
@@ -254,7 +266,7 @@ impl Config {
                 reason: format!("cannot read file: {e}"),
             }])
         })?;
-        Config::parse(path, &text)
+        validate::parse_with_problems(path, &text)
     }
 
     /// Validates config text as if read from `path`.

@@ -109,6 +109,20 @@ fn located_path(base: &Path, value: &At<String>, key: String) -> Located<PathBuf
 
 /// Parses and validates config text.
 pub(super) fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    let (config, problems) = parse_with_problems(file, text)?;
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(problems))
+    }
+}
+
+/// The config built from whatever is valid, plus every problem found, in file order. `Err` only
+/// when the YAML itself cannot be read into the config's shape (syntax, unknown key, wrong type).
+pub(super) fn parse_with_problems(
+    file: &Path,
+    text: &str,
+) -> Result<(Config, Vec<ConfigError>), ConfigErrors> {
     let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
         let place = e
             .location()
@@ -129,21 +143,38 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         errors: Vec::new(),
     };
     let config = build(&mut checker, file, raw);
-    if checker.errors.is_empty() {
-        Ok(config)
-    } else {
-        checker
-            .errors
-            .sort_by_key(|e| (e.place.line, e.place.column));
-        Err(ConfigErrors(checker.errors))
-    }
+    checker
+        .errors
+        .sort_by_key(|e| (e.place.line, e.place.column));
+    Ok((config, checker.errors))
 }
 
-/// The first line of serde-saphyr's message, without the source snippet it renders below it.
+/// The first line of serde-saphyr's message, without the source snippet it renders below it and
+/// without its `line N column M: ` prefix (the place is already printed as `file:line:col`).
 fn yaml_reason(error: &serde_saphyr::Error) -> String {
     let rendered = error.to_string();
     let first = rendered.lines().next().unwrap_or("invalid YAML").trim();
-    first.strip_prefix("error: ").unwrap_or(first).to_owned()
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    strip_location(first).to_owned()
+}
+
+/// `line 8 column 5: unknown field` → `unknown field`; other text is returned as it is.
+fn strip_location(text: &str) -> &str {
+    let Some(rest) = text.strip_prefix("line ") else {
+        return text;
+    };
+    let mut words = rest.splitn(4, ' ');
+    match (words.next(), words.next(), words.next(), words.next()) {
+        (Some(line), Some("column"), Some(column), Some(reason))
+            if line.bytes().all(|b| b.is_ascii_digit())
+                && column
+                    .strip_suffix(':')
+                    .is_some_and(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit())) =>
+        {
+            reason
+        }
+        _ => text,
+    }
 }
 
 fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
@@ -602,5 +633,53 @@ fn header_rules(
             "metadata_to_response",
             &base.metadata_to_response,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_reason_drops_the_location_prefix_only() {
+        assert_eq!(
+            strip_location("line 8 column 5: unknown field `adress`"),
+            "unknown field `adress`"
+        );
+        assert_eq!(strip_location("line 8: something"), "line 8: something");
+        assert_eq!(strip_location("invalid YAML"), "invalid YAML");
+    }
+
+    #[test]
+    fn unknown_key_is_reported_once_with_its_place() {
+        let text = "listeners:\n  http:\n    adress: 127.0.0.1:0\n";
+        let errors = parse(Path::new("g.yaml"), text).expect_err("unknown key");
+        assert_eq!(
+            errors.to_string(),
+            "g.yaml:3:5: unknown field `adress`, expected one of address"
+        );
+    }
+
+    #[test]
+    fn problems_come_with_the_config_built_from_what_is_valid() {
+        let text = "listeners:\n  http:\n    address: 127.0.0.1:0\ndescriptors:\n  proto_dirs: [p]\nupstreams:\n  a:\n    address: 127.0.0.1:1\nroutes:\n  - service: s.A\n    upstream: a\n    timeout: 10\n  - service: s.B\n    upstream: b\n";
+        let (config, problems) = parse_with_problems(Path::new("g.yaml"), text).expect("YAML");
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                "g.yaml:12:14: routes[0].timeout: `10` needs a unit (ms, s, m, h)",
+                "g.yaml:14:15: routes[1].upstream: unknown upstream `b` (known: a)",
+            ]
+        );
+        assert_eq!(config.routes.len(), 1);
+        assert_eq!(config.routes[0].timeout, DEFAULT_ROUTE_TIMEOUT);
+        assert_eq!(
+            config.routes[0].place,
+            Place {
+                line: 10,
+                column: 14
+            }
+        );
     }
 }

@@ -28,7 +28,13 @@ pub(crate) enum Behaviour {
     NoStatus,
     /// gRPC OK whose message bytes are not a valid protobuf encoding.
     GarbageMessage,
+    /// A trailers-only FAILED_PRECONDITION whose `grpc-message` is percent-encoded UTF-8
+    /// ([`ENCODED_MESSAGE`]), as gRPC requires for non-ASCII text.
+    EncodedMessage,
 }
+
+/// The `grpc-message` sent by [`Behaviour::EncodedMessage`]: `café ✓ 100%` percent-encoded.
+pub(crate) const ENCODED_MESSAGE: &str = "caf%C3%A9 %E2%9C%93 100%25";
 
 type BoxBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
@@ -76,6 +82,11 @@ async fn answer(
         Behaviour::GarbageMessage => {
             grpc_ok(Bytes::from_static(&[0, 0, 0, 0, 2, 0xff, 0xff]), &metadata)
         }
+        Behaviour::EncodedMessage => Response::builder()
+            .header("content-type", "application/grpc")
+            .header("grpc-status", "9")
+            .header("grpc-message", ENCODED_MESSAGE)
+            .body(Full::new(Bytes::new()).boxed()),
     };
     Ok(response.unwrap_or_else(|_| {
         let mut r = Response::new(Full::new(Bytes::new()).boxed());

@@ -3,11 +3,14 @@
 
 #[allow(dead_code)] // shared helpers; not every module uses every one
 mod backend;
+mod errors;
 #[allow(dead_code)] // shared helpers; not every module uses every one
 mod harness;
 mod json_mapping;
+mod operations;
 mod query_params;
 mod requests;
+mod responses;
 mod routing;
 mod routing_config;
 mod routing_precedence;
