@@ -42,7 +42,10 @@ pub(super) fn forward_request_headers(
             }
         }
     }
-    out.insert(HeaderName::from_static(REQUEST_ID), ctx.request_id.clone());
+    // Unique per request: mark it never-indexed so HPACK does not churn its dynamic table.
+    let mut request_id = ctx.request_id.clone();
+    request_id.set_sensitive(true);
+    out.insert(HeaderName::from_static(REQUEST_ID), request_id);
     out
 }
 
