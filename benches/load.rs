@@ -206,26 +206,30 @@ fn stop(child: &mut Child) {
 async fn wait_ready(admin_port: u16) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if let Ok(stream) = TcpStream::connect(("127.0.0.1", admin_port)).await {
-            if let Ok((mut sender, conn)) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
-            {
-                tokio::spawn(conn);
-                let request = Request::get("/ready")
-                    .header("host", "localhost")
-                    .body(Full::new(Bytes::new()));
-                if let Ok(request) = request {
-                    if let Ok(response) = sender.send_request(request).await {
-                        if response.status() == StatusCode::OK {
-                            return Ok(());
-                        }
-                    }
-                }
-            }
+        if ready_once(admin_port).await {
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Err("gateway did not become ready within 30 s".to_owned())
+}
+
+async fn ready_once(admin_port: u16) -> bool {
+    let Ok(stream) = TcpStream::connect(("127.0.0.1", admin_port)).await else {
+        return false;
+    };
+    let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
+    else {
+        return false;
+    };
+    tokio::spawn(conn);
+    let Ok(request) = Request::get("/ready")
+        .header("host", "localhost")
+        .body(Full::new(Bytes::new()))
+    else {
+        return false;
+    };
+    matches!(sender.send_request(request).await, Ok(response) if response.status() == StatusCode::OK)
 }
 
 /// Shared budget of one phase: stops every worker at the request count or the deadline.

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::uri::PathAndQuery;
 use prost_reflect::{
     DescriptorPool, DynamicMessage, ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor,
     MethodDescriptor, Value,
@@ -52,7 +53,7 @@ pub struct MethodRoute {
     /// `pkg.Service/Method`.
     pub full_name: String,
     /// `/pkg.Service/Method`, the HTTP/2 path of the gRPC call.
-    pub grpc_path: String,
+    pub grpc_path: PathAndQuery,
     /// Request message type.
     pub input: MessageDescriptor,
     /// Response message type.
@@ -221,8 +222,17 @@ impl Builder<'_> {
                 continue;
             }
             let full_name = format!("{}/{}", method.parent_service().full_name(), method.name());
+            // Protobuf identifiers are always valid path characters; this guards hand-made descriptor sets.
+            let Ok(grpc_path) = PathAndQuery::try_from(format!("/{full_name}")) else {
+                self.error(
+                    place,
+                    &key,
+                    format!("`{full_name}` cannot be used as an HTTP/2 path"),
+                );
+                continue;
+            };
             let method_route = Arc::new(MethodRoute {
-                grpc_path: format!("/{full_name}"),
+                grpc_path,
                 full_name,
                 input: method.input(),
                 output: method.output(),

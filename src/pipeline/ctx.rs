@@ -61,8 +61,10 @@ pub struct RequestCtx {
     pub peer: SocketAddr,
     /// When the request arrived.
     pub started: Instant,
-    /// `METHOD path`, for logs.
-    pub summary: String,
+    /// Request method, for logs.
+    pub method: http::Method,
+    /// Request URI (cheap to clone: it shares the request's bytes), for logs.
+    pub uri: http::Uri,
 }
 
 impl RequestCtx {
@@ -78,7 +80,8 @@ impl RequestCtx {
             request_id,
             peer,
             started: Instant::now(),
-            summary: format!("{} {}", request.method(), request.uri().path()),
+            method: request.method().clone(),
+            uri: request.uri().clone(),
         }
     }
 
@@ -90,7 +93,8 @@ impl RequestCtx {
         tracing::debug!(
             request_id = ?self.request_id,
             peer = %self.peer,
-            request = %self.summary,
+            method = %self.method,
+            path = self.uri.path(),
             status = response.status().as_u16(),
             micros = self.started.elapsed().as_micros() as u64,
             "request done"

@@ -10,6 +10,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Request, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http2::{self, SendRequest};
@@ -70,6 +71,8 @@ pub struct Upstream {
     /// Name routes refer to.
     pub name: String,
     authority: String,
+    /// `authority` parsed once for request URIs (`None` only if config validation let a bad one by).
+    uri_authority: Option<Authority>,
     connect_timeout: Duration,
     max_response_bytes: usize,
     /// The live connection, if any.
@@ -84,6 +87,7 @@ impl Upstream {
         Upstream {
             name: config.name.clone(),
             authority: config.authority.clone(),
+            uri_authority: Authority::try_from(config.authority.as_str()).ok(),
             connect_timeout: config.connect_timeout,
             max_response_bytes: config.max_response_bytes,
             sender: Mutex::new(None),
@@ -144,7 +148,7 @@ impl Upstream {
     /// at most `timeout` in all (connect, send, headers, body, trailers).
     pub async fn unary(
         &self,
-        grpc_path: &str,
+        grpc_path: &PathAndQuery,
         message: Bytes,
         metadata: HeaderMap,
         timeout: Duration,
@@ -165,15 +169,18 @@ impl Upstream {
 
     async fn unary_inner(
         &self,
-        grpc_path: &str,
+        grpc_path: &PathAndQuery,
         message: Bytes,
         metadata: HeaderMap,
         timeout: Duration,
     ) -> Result<GrpcReply, UpstreamError> {
+        let authority = self.uri_authority.clone().ok_or_else(|| {
+            self.invalid(format!("`{}` is not a valid authority", self.authority))
+        })?;
         let uri = Uri::builder()
-            .scheme("http")
-            .authority(self.authority.as_str())
-            .path_and_query(grpc_path)
+            .scheme(Scheme::HTTP)
+            .authority(authority)
+            .path_and_query(grpc_path.clone())
             .build()
             .map_err(|e| self.invalid(format!("cannot build request URI: {e}")))?;
         let mut request = Request::post(uri)
