@@ -434,8 +434,14 @@ impl Printer<'_> {
         if !TIMESTAMP_SECONDS.contains(&seconds) {
             return Err(Malformed);
         }
-        let ts = prost_types::Timestamp { seconds, nanos };
-        self.display(&ts);
+        self.out.push(b'"');
+        if !wkt::write_timestamp(seconds, nanos, &mut self.out) {
+            // Unnormalized nanos: rare enough for prost-types' general formatter.
+            let _ = self.out.pop();
+            self.display(&prost_types::Timestamp { seconds, nanos });
+            return Ok(());
+        }
+        self.out.push(b'"');
         Ok(())
     }
 

@@ -227,3 +227,32 @@ fn prints_hand_made_wire_bytes_like_the_dynamic_printer() {
         check(ECHO, &bytes, fast, false);
     }
 }
+
+#[test]
+fn formats_timestamps_like_prost_types() {
+    let (min, max) = (-62_135_596_800i64, 253_402_300_799i64);
+    let mut seconds: Vec<i64> = (min..=max).step_by(7_919_999_981).collect();
+    seconds.extend([min, max, -1, 0, 1, 951_782_400, 951_868_799, 4_107_542_400]);
+    for s in seconds {
+        for nanos in [
+            0,
+            1,
+            1_000,
+            1_000_000,
+            123_456_789,
+            500_000_000,
+            999_999_999,
+        ] {
+            let mut ours = Vec::new();
+            assert!(super::wkt::write_timestamp(s, nanos, &mut ours));
+            let theirs = prost_types::Timestamp { seconds: s, nanos }.to_string();
+            assert_eq!(
+                String::from_utf8(ours).expect("utf-8"),
+                theirs,
+                "{s} {nanos}"
+            );
+        }
+    }
+    assert!(!super::wkt::write_timestamp(0, -1, &mut Vec::new()));
+    assert!(!super::wkt::write_timestamp(max + 1, 0, &mut Vec::new()));
+}
