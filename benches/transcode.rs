@@ -1,13 +1,14 @@
-//! Transcoding alone, no sockets: JSON → protobuf bytes → JSON for a `tai.Policy`, and each phase.
+//! Transcoding alone, no sockets: JSON → protobuf bytes → JSON for a `tai.Policy`, and each phase,
+//! through the same functions the pipeline calls (`encode_message`, `decode_and_encode`).
 //! Run: `cargo bench --bench transcode` (figures go to benches/RESULTS.md).
 
 use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use prost::Message;
 use tai_gateway::config::{DescriptorSources, Located, Place};
 use tai_gateway::transcode::json::{DecodeOptions, EncodeOptions, decode_message};
+use tai_gateway::transcode::request::encode_message;
 use tai_gateway::transcode::response::decode_and_encode;
 
 const POLICY_JSON: &str = r#"{"id":"pol-42","policyType":"access","policyName":"deny-external","rules":{"effect":"deny","scope":"external"},"version":"3","createdAt":"2026-11-26T10:00:00Z","state":"POLICY_STATE_ACTIVE"}"#;
@@ -32,21 +33,21 @@ fn transcoding(c: &mut Criterion) {
     let decode = DecodeOptions::default();
     let encode = EncodeOptions::default();
     let message = decode_message(&desc, POLICY_JSON.as_bytes(), &decode).expect("decodes");
-    let bytes = message.encode_to_vec();
+    let bytes = encode_message(&message);
 
     c.bench_function("policy/full_cycle", |b| {
         b.iter(|| {
             let message =
                 decode_message(&desc, black_box(POLICY_JSON.as_bytes()), &decode).expect("decodes");
-            let bytes = message.encode_to_vec();
+            let bytes = encode_message(&message);
             decode_and_encode(&desc, &bytes, None, &encode).expect("prints")
         })
     });
     c.bench_function("policy/json_to_proto", |b| {
         b.iter(|| {
-            decode_message(&desc, black_box(POLICY_JSON.as_bytes()), &decode)
-                .expect("decodes")
-                .encode_to_vec()
+            let message =
+                decode_message(&desc, black_box(POLICY_JSON.as_bytes()), &decode).expect("decodes");
+            encode_message(&message)
         })
     });
     c.bench_function("policy/proto_to_json", |b| {

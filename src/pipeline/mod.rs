@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full, Limited};
 
 use crate::error::GatewayError;
 use crate::runtime::{Binding, Runtime};
-use crate::transcode::request::{RequestParts, build_request};
+use crate::transcode::request::{RequestParts, build_request, encode_message};
 use crate::transcode::response::decode_and_encode;
 use crate::transcode::router::RouteMiss;
 
@@ -88,7 +88,7 @@ impl Gateway {
                 &route.options.decode,
                 &route.options.query,
             )?;
-            let payload = Bytes::from(prost::Message::encode_to_vec(&message));
+            let payload = Bytes::from(encode_message(&message));
             let reply = route
                 .upstream
                 .unary(&route.grpc_path, payload, forwarded, timeout)

@@ -11,6 +11,7 @@
 //! - A JSON request body is parsed whatever its `content-type` says; only `google.api.HttpBody`
 //!   targets look at the content type.
 
+mod encode;
 mod query;
 #[cfg(test)]
 mod tests;
@@ -19,6 +20,7 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, MessageDescriptor, Value};
 
 use crate::transcode::json::{self, DecodeOptions, JsonError, TextMode, Wkt, classify_wkt};
 
+pub use encode::encode_message;
 pub use query::QueryOptions;
 
 /// What `HttpRule.body` says the HTTP body carries.

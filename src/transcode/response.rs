@@ -3,7 +3,9 @@
 
 use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, MessageDescriptor, Value};
 
-use crate::transcode::json::{EncodeError, EncodeOptions, encode_field_json, encode_message_json};
+use crate::transcode::json::{
+    EncodeError, EncodeOptions, encode_field_json, encode_message_json, print_wire_message,
+};
 
 /// Content type of every JSON body the gateway writes.
 const JSON: &str = "application/json";
@@ -54,6 +56,14 @@ pub fn decode_and_encode(
     response_body: Option<&FieldDescriptor>,
     opts: &EncodeOptions,
 ) -> Result<HttpResponseBody, EncodeError> {
+    // Whole-message replies in the common shapes print straight from the wire; everything else
+    // (HttpBody, response_body, rare or malformed payloads) goes through a DynamicMessage.
+    if response_body.is_none()
+        && !is_http_body(output)
+        && let Some(body) = print_wire_message(output, grpc_payload, opts)
+    {
+        return json_body(body);
+    }
     let msg = DynamicMessage::decode(output.clone(), grpc_payload).map_err(|err| {
         EncodeError::InvalidPayload {
             message: output.full_name().to_owned(),

@@ -6,11 +6,13 @@
 //! from `serde_json` into a `DynamicMessage`, driven by the `MessageDescriptor`.
 //!
 //! Encoding delegates to prost-reflect's serializer, whose output is already what clients expect
-//! (see [`encode`]).
+//! (see [`encode`]); replies in the common shapes are printed straight from their wire bytes by
+//! `print`, which produces the same bytes without building a `DynamicMessage`.
 
 mod decode;
 mod dynamic;
 pub mod encode;
+mod print;
 mod scalar;
 #[cfg(test)]
 pub(crate) mod test_pool;
@@ -25,6 +27,7 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, MessageDescriptor, Value};
 use serde::de::DeserializeSeed;
 
 pub use encode::{EncodeError, EncodeOptions, encode_field_json, encode_message_json};
+pub(crate) use print::print_wire_message;
 pub(crate) use scalar::{TextMode, value_from_text};
 pub(crate) use wkt::{Wkt, classify as classify_wkt};
 

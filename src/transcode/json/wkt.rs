@@ -57,16 +57,8 @@ pub(crate) fn message_from_text(
 ) -> Result<Value, String> {
     let mut msg = DynamicMessage::new(desc.clone());
     match classify(desc) {
-        Some(Wkt::Timestamp) => {
-            let (seconds, nanos) = parse_timestamp(text)?;
-            set(&mut msg, 1, Value::I64(seconds))?;
-            set(&mut msg, 2, Value::I32(nanos))?;
-        }
-        Some(Wkt::Duration) => {
-            let (seconds, nanos) = parse_duration(text)?;
-            set(&mut msg, 1, Value::I64(seconds))?;
-            set(&mut msg, 2, Value::I32(nanos))?;
-        }
+        Some(Wkt::Timestamp) => set_seconds_and_nanos(&mut msg, parse_timestamp(text)?)?,
+        Some(Wkt::Duration) => set_seconds_and_nanos(&mut msg, parse_duration(text)?)?,
         Some(Wkt::FieldMask) => {
             let paths = parse_field_mask(text)?;
             set(
@@ -82,6 +74,85 @@ pub(crate) fn message_from_text(
         _ => return Err(format!("expected {}, found string", desc.full_name())),
     }
     Ok(Value::Message(msg))
+}
+
+/// Sets Timestamp/Duration fields; zeros are left unset, which encodes and prints the same and
+/// saves two descriptor look-ups per value on the hot path.
+fn set_seconds_and_nanos(
+    msg: &mut DynamicMessage,
+    (seconds, nanos): (i64, i32),
+) -> Result<(), String> {
+    if seconds != 0 {
+        set(msg, 1, Value::I64(seconds))?;
+    }
+    if nanos != 0 {
+        set(msg, 2, Value::I32(nanos))?;
+    }
+    Ok(())
+}
+
+/// Writes a normalized Timestamp (nanos in `0..1e9`, year 1 to 9999) as RFC 3339 with 0, 3, 6
+/// or 9 fractional digits, the form prost-types' `Display` (and so the old printer) uses.
+/// Returns false, writing nothing, for anything else.
+pub(crate) fn write_timestamp(seconds: i64, nanos: i32, out: &mut Vec<u8>) -> bool {
+    if !(0..1_000_000_000).contains(&nanos)
+        || !(MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS).contains(&seconds)
+    {
+        return false;
+    }
+    let (days, secs) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    digits(out, year, 4);
+    out.push(b'-');
+    digits(out, month, 2);
+    out.push(b'-');
+    digits(out, day, 2);
+    out.push(b'T');
+    digits(out, secs / 3600, 2);
+    out.push(b':');
+    digits(out, secs / 60 % 60, 2);
+    out.push(b':');
+    digits(out, secs % 60, 2);
+    let nanos = i64::from(nanos);
+    if nanos != 0 {
+        out.push(b'.');
+        if nanos % 1_000_000 == 0 {
+            digits(out, nanos / 1_000_000, 3);
+        } else if nanos % 1_000 == 0 {
+            digits(out, nanos / 1_000, 6);
+        } else {
+            digits(out, nanos, 9);
+        }
+    }
+    out.push(b'Z');
+    true
+}
+
+/// Writes `value` (non-negative) as exactly `width` decimal digits.
+fn digits(out: &mut Vec<u8>, value: i64, width: u32) {
+    for i in (0..width).rev() {
+        out.push(b'0' + (value / 10i64.pow(i) % 10) as u8);
+    }
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (inverse of
+/// [`days_from_civil`]: eras of 400 years, March-based years).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 /// Builds a wrapper message around the value `inner` makes for the wrapper's `value` kind.
