@@ -10,6 +10,9 @@ use crate::config::HeaderRules;
 use crate::error::GatewayError;
 use crate::upstream::parse_timeout;
 
+/// W3C Trace Context headers, propagated to backends on every call.
+const TRACE_CONTEXT: &[&str] = &["traceparent", "tracestate"];
+
 /// True when `name` is covered by an allowlist entry (exact, or prefix when the entry ends in `*`).
 fn allowed(list: &[String], name: &str) -> bool {
     list.iter().any(|entry| match entry.strip_suffix('*') {
@@ -40,6 +43,14 @@ pub(super) fn forward_request_headers(
                     tracing::debug!(header = %name, "header value not valid as gRPC metadata; not forwarded");
                 }
             }
+        }
+    }
+    // W3C trace context always reaches the backend, whatever the allowlist says.
+    for name in TRACE_CONTEXT {
+        if !out.contains_key(*name)
+            && let Some(value) = headers.get(*name).filter(|v| is_metadata_safe(v))
+        {
+            out.insert(HeaderName::from_static(name), value.clone());
         }
     }
     // Unique per request: mark it never-indexed so HPACK does not churn its dynamic table.
