@@ -117,4 +117,30 @@ mod tests {
         headers.insert("grpc-timeout", "soon".parse().expect("value"));
         assert!(deadline(Duration::from_secs(10), &headers).is_err());
     }
+
+    #[test]
+    fn trace_context_is_forwarded_without_an_allowlist() {
+        let request = http::Request::get("/x")
+            .header(
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            )
+            .header("tracestate", "congo=t61rcWkgMzE")
+            .header("authorization", "Bearer secret")
+            .body(())
+            .expect("request");
+        let peer = "127.0.0.1:1".parse().expect("addr");
+        let ctx = RequestCtx::new(&request, peer, &super::super::RequestIds::new());
+        let out = forward_request_headers(request.headers(), &HeaderRules::default(), &ctx);
+        assert_eq!(
+            out.get("traceparent").map(|v| v.as_bytes()),
+            Some(&b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"[..])
+        );
+        assert_eq!(
+            out.get("tracestate").map(|v| v.as_bytes()),
+            Some(&b"congo=t61rcWkgMzE"[..])
+        );
+        assert!(out.get("authorization").is_none());
+        assert!(out.get(REQUEST_ID).is_some());
+    }
 }
