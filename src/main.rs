@@ -143,6 +143,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("invalid config:\n{}", text.join("\n"))
     })?;
+    // Listen for SIGHUP before /ready can answer, so an early one never hits the default action.
+    #[cfg(unix)]
+    let hangup_signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let handle = ServerHandle::start(rt).await?;
     if let Some(addr) = handle.http_addr {
         tracing::info!(%addr, "HTTP listener (HTTP/1.1 and h2c) ready");
@@ -151,7 +154,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         tracing::info!(%addr, "admin listener ready");
     }
     #[cfg(unix)]
-    let hangups = tokio::spawn(reload_on_sighup(handle.reloader.clone()));
+    let hangups = tokio::spawn(reload_on_sighup(hangup_signal, handle.reloader.clone()));
     shutdown_signal().await;
     tracing::info!("shutting down: draining open requests");
     #[cfg(unix)]
@@ -165,9 +168,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
 /// Reloads the config on every `SIGHUP`.
 #[cfg(unix)]
-async fn reload_on_sighup(reloader: std::sync::Arc<tai_gateway::reload::Reloader>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hangups = match signal(SignalKind::hangup()) {
+async fn reload_on_sighup(
+    hangups: std::io::Result<tokio::signal::unix::Signal>,
+    reloader: std::sync::Arc<tai_gateway::reload::Reloader>,
+) {
+    let mut hangups = match hangups {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "cannot listen for SIGHUP; reload by file change or POST /reload");

@@ -290,6 +290,14 @@ async fn try_get(url: &str) -> Option<Reply> {
     try_request(Method::GET, url, &[], "").await.ok()
 }
 
+fn signal(child: &std::process::Child, which: &str) {
+    let sent = Command::new("kill")
+        .args([which, &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
+}
+
 /// SIGTERM while clients keep sending: `/ready` turns 503 while a slow request is in flight,
 /// every request that reached the backend gets its 200, refused ones fail at the connection
 /// (never with an error status), and the process exits 0.
@@ -301,7 +309,7 @@ async fn sigterm_during_load_loses_no_accepted_request_and_exits_zero() {
     let config = crate::harness::default_config(&stubs)
         .replacen("127.0.0.1:0", &format!("127.0.0.1:{http_port}"), 1)
         .replacen("127.0.0.1:0", &format!("127.0.0.1:{admin_port}"), 1)
-        + "access_log:\n  enabled: false\nshutdown:\n  drain_timeout: 10s\n";
+        + "access_log:\n  enabled: false\nshutdown:\n  drain_timeout: 10s\nreload:\n  watch: false\n";
     let path = dir.write("gateway.yaml", &config);
     let mut child = Command::new(env!("CARGO_BIN_EXE_tai-gateway"))
         .args(["run", "--config", path.to_str().expect("utf-8 path")])
@@ -325,6 +333,42 @@ async fn sigterm_during_load_loses_no_accepted_request_and_exits_zero() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(up, "admin /ready within 10 s");
+
+    // SIGHUP reloads (file watching is off here).
+    std::fs::write(
+        &path,
+        config.replace(
+            "upstream: governor\n",
+            "upstream: governor\n    timeout: 4s\n",
+        ),
+    )
+    .expect("edit config");
+    signal(&child, "-HUP");
+    let mut reloaded = None;
+    for _ in 0..200 {
+        let status = try_get(&format!("{admin}/reload"))
+            .await
+            .expect("reload status")
+            .json();
+        if status["trigger"] == "signal" {
+            reloaded = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reloaded = reloaded.expect("SIGHUP reload within 4 s");
+    assert_eq!(reloaded["ok"], true, "{reloaded}");
+    let routes = try_get(&format!("{admin}/routes"))
+        .await
+        .expect("routes")
+        .json();
+    assert!(
+        routes
+            .as_array()
+            .expect("array")
+            .iter()
+            .any(|r| r["timeout"] == "4s")
+    );
 
     // Four clients, each at most 500 requests of 20 ms, until their first refused request.
     let answered = Arc::new(AtomicU64::new(0));
@@ -356,11 +400,7 @@ async fn sigterm_during_load_loses_no_accepted_request_and_exits_zero() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
+    signal(&child, "-TERM");
 
     let mut draining = None;
     for _ in 0..100 {
