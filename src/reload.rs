@@ -322,4 +322,74 @@ mod tests {
         assert_ne!(fingerprint(&config), before);
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    fn governor_config(dir: &Path, timeout: &str) -> Config {
+        let text = format!(
+            "listeners:\n  http:\n    address: 127.0.0.1:0\ndescriptors:\n  proto_dirs: [\"{}/proto\"]\nupstreams:\n  a:\n    address: 127.0.0.1:1\nroutes:\n  - service: tai.Governor\n    upstream: a\n    timeout: {timeout}\nreload:\n  poll_interval: 100ms\naccess_log:\n  enabled: false\n",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let path = dir.join("gateway.yaml");
+        std::fs::write(&path, &text).expect("write");
+        Config::parse(&path, &text).expect("valid")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn watcher_applies_a_change_once_it_is_stable_for_one_interval() {
+        let dir = temp_dir("debounce");
+        let runtime = Runtime::build(governor_config(&dir, "10s")).expect("runtime");
+        let gateway = Arc::new(Gateway::new(runtime));
+        let reloader = Reloader::new(gateway.clone());
+        let (stop, stopped) = watch::channel(None);
+        let watcher = tokio::spawn(reloader.clone().watch(stopped));
+
+        governor_config(&dir, "3s");
+        // First poll (100 ms) sees the change and waits; nothing is applied yet.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(reloader.status().attempts, 0);
+        // Second poll (200 ms) sees the same content and reloads.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let status = reloader.status();
+        assert_eq!(status.attempts, 1);
+        assert!(status.ok, "{status:?}");
+        assert_eq!(status.trigger, Some("watch"));
+        assert_eq!(
+            gateway.runtime().config.routes[0].timeout,
+            Duration::from_secs(3)
+        );
+        assert_eq!(gateway.metrics().reloads("ok"), 1);
+        // Nothing changes afterwards: no more reloads.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(reloader.status().attempts, 1);
+
+        let _ = stop.send(Some(Duration::ZERO));
+        watcher.await.expect("watcher stops");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_broken_config_is_rejected_and_the_old_runtime_keeps_serving() {
+        let dir = temp_dir("broken");
+        let runtime = Runtime::build(governor_config(&dir, "10s")).expect("runtime");
+        let gateway = Arc::new(Gateway::new(runtime));
+        let before = gateway.runtime();
+        let reloader = Reloader::new(gateway.clone());
+        let text = std::fs::read_to_string(&before.config.source).expect("read");
+        std::fs::write(
+            &before.config.source,
+            text.replace("upstream: a", "upstream: b"),
+        )
+        .expect("write");
+        let status = reloader.reload("signal").await;
+        assert!(!status.ok);
+        let file = before.config.source.display();
+        assert_eq!(
+            status.errors,
+            [format!(
+                "{file}:11:15: routes[0].upstream: unknown upstream `b` (known: a)"
+            )]
+        );
+        assert!(Arc::ptr_eq(&before, &gateway.runtime()));
+        assert_eq!(gateway.metrics().reloads("error"), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
