@@ -108,13 +108,20 @@ impl AccessLog {
 
 /// Writes lines as they come, flushing whenever the queue runs empty.
 fn write_lines(lines: &Receiver<String>, mut out: BufWriter<Box<dyn Write + Send>>) {
+    let mut failing = false;
     while let Ok(line) = lines.recv() {
         let mut result = out.write_all(line.as_bytes());
         while let Ok(more) = lines.try_recv() {
             result = result.and_then(|()| out.write_all(more.as_bytes()));
         }
-        if let Err(e) = result.and_then(|()| out.flush()) {
-            tracing::warn!(error = %e, "cannot write the access log");
+        match result.and_then(|()| out.flush()) {
+            // Warn when writing starts failing, not on every line after.
+            Err(e) if !failing => {
+                tracing::warn!(error = %e, "cannot write the access log");
+                failing = true;
+            }
+            Err(_) => {}
+            Ok(()) => failing = false,
         }
     }
 }

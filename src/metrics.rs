@@ -126,6 +126,15 @@ pub trait Labels: Eq + Hash + Clone + Ord {
     fn pairs(&self) -> Vec<(&'static str, String)>;
 }
 
+/// Two labels: `(name, value)` twice.
+pub type LabelPair = ((&'static str, String), (&'static str, String));
+
+impl Labels for LabelPair {
+    fn pairs(&self) -> Vec<(&'static str, String)> {
+        vec![(self.0.0, self.0.1.clone()), (self.1.0, self.1.1.clone())]
+    }
+}
+
 impl Labels for (&'static str, String) {
     fn pairs(&self) -> Vec<(&'static str, String)> {
         vec![(self.0, self.1.clone())]
@@ -217,6 +226,8 @@ pub struct RequestRecord<'a> {
     pub upstream: Option<(&'a str, Duration, u32)>,
     /// The transcoding failure, if one happened (`request_json`, `response`, ...).
     pub transcode_error: Option<&'static str>,
+    /// Why the upstream call produced no gRPC answer, if it did not (`unavailable`, ...).
+    pub upstream_failure: Option<&'static str>,
 }
 
 /// Every metric family of the gateway.
@@ -228,6 +239,7 @@ pub struct Metrics {
     response_bytes: HistogramFamily<RequestLabels>,
     upstream_duration: HistogramFamily<(&'static str, String)>,
     upstream_attempts: CounterFamily<(&'static str, String)>,
+    upstream_failures: CounterFamily<LabelPair>,
     transcode_errors: CounterFamily<(&'static str, String)>,
     reloads: CounterFamily<(&'static str, String)>,
     connections_open: GaugeFamily<(&'static str, String)>,
@@ -250,6 +262,7 @@ impl Metrics {
             response_bytes: Family::new(|| Histogram::new(BYTES_BUCKETS)),
             upstream_duration: Family::new(|| Histogram::new(DURATION_BUCKETS_MS)),
             upstream_attempts: Family::new(Counter::default),
+            upstream_failures: Family::new(Counter::default),
             transcode_errors: Family::new(Counter::default),
             reloads: Family::new(Counter::default),
             connections_open: Family::new(Gauge::default),
@@ -274,6 +287,11 @@ impl Metrics {
                 .get(&key)
                 .observe(took.as_secs_f64() * 1000.0);
             self.upstream_attempts.get(&key).add(u64::from(attempts));
+            if let Some(reason) = r.upstream_failure {
+                self.upstream_failures
+                    .get(&(key, ("reason", reason.to_owned())))
+                    .add(1);
+            }
         }
         if let Some(kind) = r.transcode_error {
             self.transcode_errors.get(&("kind", kind.to_owned())).add(1);
@@ -337,6 +355,12 @@ impl Metrics {
             "tai_gateway_upstream_attempts_total",
             "gRPC call attempts sent to upstreams.",
             &self.upstream_attempts,
+        );
+        counters(
+            &mut out,
+            "tai_gateway_upstream_failures_total",
+            "Upstream calls that produced no gRPC answer, by upstream and reason.",
+            &self.upstream_failures,
         );
         counters(
             &mut out,
@@ -472,6 +496,7 @@ mod tests {
             response_bytes: 300,
             upstream: Some(("governor", Duration::from_millis(ms), 1)),
             transcode_error: None,
+            upstream_failure: (status == 504).then_some("deadline_exceeded"),
         });
     }
 
@@ -481,6 +506,7 @@ mod tests {
         record(&metrics, "governor", 200, 0, 3);
         record(&metrics, "governor", 200, 0, 7);
         record(&metrics, "gov\"ernor", 404, 5, 1);
+        record(&metrics, "governor", 504, 4, 9);
         let text = metrics.render();
         assert!(text.contains(
             "tai_gateway_requests_total{route=\"governor\",response_code=\"200\",grpc_response_status=\"0\"} 2\n"
@@ -488,9 +514,12 @@ mod tests {
         assert!(text.contains("route=\"gov\\\"ernor\""), "{text}");
         assert!(text.contains("# TYPE tai_gateway_request_duration_milliseconds histogram\n"));
         assert!(text.contains(
-            "tai_gateway_upstream_request_duration_milliseconds_count{upstream=\"governor\"} 3\n"
+            "tai_gateway_upstream_request_duration_milliseconds_count{upstream=\"governor\"} 4\n"
         ), "{text}");
-        assert!(text.contains("tai_gateway_upstream_attempts_total{upstream=\"governor\"} 3\n"));
+        assert!(text.contains(
+            "tai_gateway_upstream_failures_total{upstream=\"governor\",reason=\"deadline_exceeded\"} 1\n"
+        ), "{text}");
+        assert!(text.contains("tai_gateway_upstream_attempts_total{upstream=\"governor\"} 4\n"));
     }
 
     #[test]

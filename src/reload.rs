@@ -209,7 +209,8 @@ fn show(addr: Option<std::net::SocketAddr>) -> String {
     addr.map_or_else(|| "none".to_owned(), |a| a.to_string())
 }
 
-/// A hash of the config file and every descriptor file it names (paths and contents, read
+/// A hash of the config file and every descriptor file it names (`.proto` files under the
+/// folders, descriptor sets; paths and contents, read
 /// through symlinks). Unreadable files hash as missing, so they change the fingerprint too.
 pub fn fingerprint(config: &Config) -> u64 {
     let mut hasher = DefaultHasher::new();
@@ -240,7 +241,7 @@ fn hash_file(path: &Path, hasher: &mut DefaultHasher) {
     }
 }
 
-/// Hashes every file under `dir`, in name order.
+/// Hashes every `.proto` file under `dir`, in name order.
 fn hash_tree(dir: &Path, hasher: &mut DefaultHasher, depth: usize) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         dir.hash(hasher);
@@ -254,7 +255,8 @@ fn hash_tree(dir: &Path, hasher: &mut DefaultHasher, depth: usize) {
             if depth < MAX_DEPTH {
                 hash_tree(&path, hasher, depth + 1);
             }
-        } else {
+        } else if path.extension().is_some_and(|e| e == "proto") {
+            // Only `.proto` files are compiled: editor swap files and notes never trigger a reload.
             hash_file(&path, hasher);
         }
     }
@@ -292,6 +294,12 @@ mod tests {
             "same content, same fingerprint"
         );
         std::fs::create_dir_all(dir.join("protos/nested")).expect("mkdir");
+        std::fs::write(dir.join("protos/nested/notes.txt"), "x").expect("write");
+        assert_eq!(
+            fingerprint(&config),
+            first,
+            "files other than .proto are ignored"
+        );
         std::fs::write(dir.join("protos/nested/b.proto"), "x").expect("write");
         let second = fingerprint(&config);
         assert_ne!(second, first, "a new proto in a sub-folder is a change");

@@ -37,7 +37,8 @@ pub(super) fn ops(c: &mut Checker<'_>, base: &Path, raw: &RawConfig) -> OpsConfi
     };
     if let Some(v) = &raw.log_level {
         let text = v.value.trim();
-        let filter = text.contains('=') || text.contains(',');
+        let filter = (text.contains('=') || text.contains(','))
+            && tracing_subscriber::EnvFilter::try_new(text).is_ok();
         if filter || LEVELS.contains(&text.to_ascii_lowercase().as_str()) {
             ops.log_level = text.to_owned();
         } else {
@@ -94,6 +95,8 @@ mod tests {
         );
         assert_eq!(config.ops.log_level, "debug");
         assert_eq!(config.ops.drain_timeout, Duration::from_secs(5));
+        let filter = parse("log_level: info,tai_gateway=debug\n").expect("valid");
+        assert_eq!(filter.ops.log_level, "info,tai_gateway=debug");
         let off = parse("access_log:\n  enabled: false\n").expect("valid");
         assert_eq!(off.ops.access_log, None);
     }

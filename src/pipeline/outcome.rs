@@ -13,7 +13,7 @@ use crate::error::GatewayError;
 use crate::metrics::{Metrics, RequestLabels, RequestRecord, UNMATCHED_ROUTE};
 use crate::runtime::Binding;
 use crate::transcode::request::RequestError;
-use crate::upstream::Upstream;
+use crate::upstream::{Upstream, UpstreamError};
 
 /// Facts gathered while a request is handled.
 #[derive(Debug, Default)]
@@ -28,6 +28,8 @@ pub(super) struct Outcome {
     pub(super) grpc_status: i32,
     /// Kind of transcoding failure, if one happened.
     pub(super) transcode_error: Option<&'static str>,
+    /// Why the upstream call produced no gRPC answer, if it did not.
+    pub(super) upstream_failure: Option<&'static str>,
 }
 
 impl Outcome {
@@ -35,6 +37,16 @@ impl Outcome {
     pub(super) fn failed(&mut self, error: &GatewayError, code: i32) {
         self.grpc_status = code;
         self.transcode_error = transcode_kind(error);
+        self.upstream_failure = match error {
+            GatewayError::Upstream(UpstreamError::Unavailable { .. }) => Some("unavailable"),
+            GatewayError::Upstream(UpstreamError::DeadlineExceeded { .. }) => {
+                Some("deadline_exceeded")
+            }
+            GatewayError::Upstream(UpstreamError::InvalidResponse { .. }) => {
+                Some("invalid_response")
+            }
+            _ => None,
+        };
     }
 }
 
@@ -86,6 +98,7 @@ pub(super) fn finish<B: http_body::Body>(
             .as_ref()
             .map(|(u, took)| (u.name.as_str(), *took, attempts)),
         transcode_error: outcome.transcode_error,
+        upstream_failure: outcome.upstream_failure,
     });
     if let Some(log) = access_log {
         log.write(&AccessRecord {
