@@ -10,11 +10,19 @@
 //! - [`transcode`]: PURE transcoding: templates, routing, JSON ⇄ protobuf, query binding.
 //! - [`upstream`]: gRPC calls to backends over pooled HTTP/2 connections.
 //! - [`error`]: every failure and the one table mapping it to HTTP status + JSON body.
+//! - [`metrics`]: Prometheus families, registered once, recorded once per request.
+//! - [`access_log`]: one JSON line per request, written off the request path.
+//! - [`reload`]: watches the config and descriptors, rebuilds the runtime, swaps it in.
+//! - [`admin`]: the operator-only server (`/healthz`, `/ready`, `/metrics`, `/config`, ...).
 
+pub mod access_log;
+pub mod admin;
 pub mod config;
 pub mod descriptors;
 pub mod error;
+pub mod metrics;
 pub mod pipeline;
+pub mod reload;
 pub mod runtime;
 pub mod server;
 pub mod transcode;

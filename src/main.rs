@@ -54,14 +54,20 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // RUST_LOG wins; otherwise the config's `log_level` (read here, before anything logs).
+    let level = match &cli.command {
+        Some(Command::Run(args)) => configured_log_level(&args.config),
+        None => configured_log_level(std::path::Path::new("gateway.yaml")),
+        Some(Command::Validate { .. }) => "info".to_owned(),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     match cli.command {
         Some(Command::Validate { config }) => validate(&config),
         Some(Command::Run(args)) => run_blocking(args),
@@ -72,6 +78,14 @@ fn main() -> ExitCode {
             stub_coordinator: SocketAddr::from(([127, 0, 0, 1], 50052)),
         }),
     }
+}
+
+/// The config's `log_level`, or `info` when the config cannot be read (its errors are reported
+/// once logging is up).
+fn configured_log_level(path: &std::path::Path) -> String {
+    tai_gateway::config::Config::load(path)
+        .map(|c| c.ops.log_level)
+        .unwrap_or_else(|_| "info".to_owned())
 }
 
 fn validate(config: &std::path::Path) -> ExitCode {
@@ -129,6 +143,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("invalid config:\n{}", text.join("\n"))
     })?;
+    // Listen for SIGHUP before /ready can answer, so an early one never hits the default action.
+    #[cfg(unix)]
+    let hangup_signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let handle = ServerHandle::start(rt).await?;
     if let Some(addr) = handle.http_addr {
         tracing::info!(%addr, "HTTP listener (HTTP/1.1 and h2c) ready");
@@ -136,13 +153,35 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(addr) = handle.admin_addr {
         tracing::info!(%addr, "admin listener ready");
     }
+    #[cfg(unix)]
+    let hangups = tokio::spawn(reload_on_sighup(hangup_signal, handle.reloader.clone()));
     shutdown_signal().await;
     tracing::info!("shutting down: draining open requests");
+    #[cfg(unix)]
+    hangups.abort();
     handle.shutdown().await;
     if let Some(stubs) = stubs {
         stubs.shutdown().await;
     }
     Ok(())
+}
+
+/// Reloads the config on every `SIGHUP`.
+#[cfg(unix)]
+async fn reload_on_sighup(
+    hangups: std::io::Result<tokio::signal::unix::Signal>,
+    reloader: std::sync::Arc<tai_gateway::reload::Reloader>,
+) {
+    let mut hangups = match hangups {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload by file change or POST /reload");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        reloader.reload("signal").await;
+    }
 }
 
 async fn shutdown_signal() {

@@ -18,6 +18,7 @@ use prost_reflect::{
 
 use crate::config::{
     Config, ConfigError, ConfigHttpRule, HeaderRules, MethodSelector, Place, RouteConfig,
+    UpstreamConfig,
 };
 use crate::descriptors;
 use crate::transcode::json::{DecodeOptions, EncodeOptions};
@@ -120,7 +121,18 @@ impl Runtime {
     /// together (the config file's in line order, then those in other files).
     pub fn build_with_problems(
         config: Config,
+        problems: Vec<ConfigError>,
+    ) -> Result<Runtime, Vec<ConfigError>> {
+        Runtime::build_reusing(config, problems, None)
+    }
+
+    /// Like [`Runtime::build_with_problems`], for a reload: upstreams whose config is unchanged
+    /// from `previous` are the same `Arc<Upstream>`, so they keep their connection (and whatever
+    /// state they hold, such as breakers).
+    pub fn build_reusing(
+        config: Config,
         mut problems: Vec<ConfigError>,
+        previous: Option<&Runtime>,
     ) -> Result<Runtime, Vec<ConfigError>> {
         let (pool, found) = descriptors::load_with_problems(&config.descriptors, &config.source);
         problems.extend(found);
@@ -130,7 +142,7 @@ impl Runtime {
         let upstreams: HashMap<String, Arc<Upstream>> = config
             .upstreams
             .iter()
-            .map(|u| (u.name.clone(), Arc::new(Upstream::new(u))))
+            .map(|u| (u.name.clone(), reuse_upstream(previous, u)))
             .collect();
         let mut builder = Builder {
             config: &config,
@@ -565,6 +577,21 @@ fn route_options(route: &RouteConfig) -> RouteOptions {
         max_request_bytes: t.max_request_bytes,
         headers: route.headers.clone(),
     }
+}
+
+/// `previous`'s upstream named like `config` when its config is equal, else a new one.
+fn reuse_upstream(previous: Option<&Runtime>, config: &UpstreamConfig) -> Arc<Upstream> {
+    previous
+        .filter(|p| p.config.upstreams.iter().any(|u| u == config))
+        .and_then(|p| p.upstreams.get(&config.name).cloned())
+        .unwrap_or_else(|| Arc::new(Upstream::new(config)))
+}
+
+/// Loads a config file and builds its runtime for a reload, reusing `previous`'s unchanged
+/// upstreams (see [`Runtime::build_reusing`]).
+pub fn load_reusing(path: &Path, previous: &Runtime) -> Result<Runtime, Vec<ConfigError>> {
+    let (config, problems) = Config::load_with_problems(path).map_err(|e| e.0)?;
+    Runtime::build_reusing(config, problems, Some(previous))
 }
 
 /// Loads a config file and builds its runtime: the one entry point for `run` and `validate`.

@@ -5,10 +5,9 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use http::{Method, Request, Response, StatusCode};
+use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -18,12 +17,16 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::access_log::AccessLog;
+use crate::admin::{Admin, Lifecycle};
 use crate::config::ListenerLimits;
-use crate::pipeline::{Gateway, ResponseBody, plain_json};
+use crate::metrics::Metrics;
+use crate::pipeline::{Gateway, ResponseBody};
+use crate::reload::{ReloadStatus, Reloader};
 use crate::runtime::Runtime;
 
-/// How long open connections get to finish their requests after shutdown starts.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Shutdown signal: `Some(drain timeout)` once shutdown has started.
+type Stop = watch::Receiver<Option<Duration>>;
 
 /// A running gateway: its bound addresses and the handle to stop it.
 #[derive(Debug)]
@@ -34,8 +37,15 @@ pub struct ServerHandle {
     pub admin_addr: Option<SocketAddr>,
     /// The gateway (for reloads).
     pub gateway: Arc<Gateway>,
-    shutdown: watch::Sender<bool>,
+    /// Rebuilds the runtime on file changes, `SIGHUP` and `POST /reload`.
+    pub reloader: Arc<Reloader>,
+    lifecycle: Arc<Lifecycle>,
+    /// Stops the public listener (and the file watcher).
+    shutdown: watch::Sender<Option<Duration>>,
+    /// Stops the admin listener, after the public one has drained.
+    shutdown_admin: watch::Sender<Option<Duration>>,
     tasks: JoinSet<()>,
+    admin_tasks: JoinSet<()>,
 }
 
 impl ServerHandle {
@@ -44,46 +54,81 @@ impl ServerHandle {
         let http_bind = runtime.config.http_listener;
         let admin_bind = runtime.config.admin;
         let limits = runtime.config.limits.clone();
-        let gateway = Arc::new(Gateway::new(runtime));
-        let (shutdown, watch_shutdown) = watch::channel(false);
-        let ready = Arc::new(AtomicBool::new(false));
+        let access_log = match &runtime.config.ops.access_log {
+            Some(target) => Some(AccessLog::start(target)?),
+            None => None,
+        };
+        let metrics = Arc::new(Metrics::new());
+        let gateway = Arc::new(Gateway::with_ops(runtime, metrics.clone(), access_log));
+        let reloader = Reloader::new(gateway.clone());
+        let lifecycle = Arc::new(Lifecycle::default());
+        let (shutdown, watch_shutdown) = watch::channel(None);
+        let (shutdown_admin, watch_admin) = watch::channel(None);
         let mut tasks = JoinSet::new();
+        let mut admin_tasks = JoinSet::new();
+        tasks.spawn(reloader.clone().watch(watch_shutdown.clone()));
         let mut http_addr = None;
         if let Some(addr) = http_bind {
             let listener = bind(addr).await?;
             http_addr = Some(listener.local_addr()?);
             let gateway = gateway.clone();
             let stop = wait_for(watch_shutdown.clone());
-            tasks.spawn(serve(listener, limits.clone(), stop, move |req, peer| {
-                let gateway = gateway.clone();
-                async move { gateway.handle(req, peer).await }
-            }));
+            let counted = (metrics.clone(), "http");
+            tasks.spawn(serve(
+                listener,
+                limits.clone(),
+                stop,
+                counted,
+                move |req, peer| {
+                    let gateway = gateway.clone();
+                    async move { gateway.handle(req, peer).await }
+                },
+            ));
         }
         let mut admin_addr = None;
         if let Some(addr) = admin_bind {
             let listener = bind(addr).await?;
             admin_addr = Some(listener.local_addr()?);
-            let ready = ready.clone();
-            let stop = wait_for(watch_shutdown.clone());
-            tasks.spawn(serve(listener, limits, stop, move |req, _| {
-                let ready = ready.clone();
-                async move { admin(&req, &ready) }
+            let admin = Admin {
+                gateway: gateway.clone(),
+                reloader: reloader.clone(),
+                lifecycle: lifecycle.clone(),
+            };
+            let stop = wait_for(watch_admin);
+            let counted = (metrics.clone(), "admin");
+            admin_tasks.spawn(serve(listener, limits, stop, counted, move |req, _| {
+                let admin = admin.clone();
+                async move { admin.handle(req).await }
             }));
         }
-        ready.store(true, Ordering::SeqCst);
+        lifecycle.set_ready();
         Ok(ServerHandle {
             http_addr,
             admin_addr,
             gateway,
+            reloader,
+            lifecycle,
             shutdown,
+            shutdown_admin,
             tasks,
+            admin_tasks,
         })
     }
 
-    /// Stops accepting, lets open requests finish (bounded), and returns when all listeners are done.
+    /// Reloads the config now (what `SIGHUP` does) and returns the result.
+    pub async fn reload(&self, trigger: &'static str) -> ReloadStatus {
+        self.reloader.reload(trigger).await
+    }
+
+    /// Graceful stop: `/ready` turns 503, the public listener stops accepting, requests in flight
+    /// finish within the config's `shutdown.drain_timeout`; then the admin server stops.
     pub async fn shutdown(mut self) {
-        let _ = self.shutdown.send(true);
+        self.lifecycle.set_draining();
+        let drain = self.gateway.runtime().config.ops.drain_timeout;
+        let _ = self.shutdown.send(Some(drain));
         while self.tasks.join_next().await.is_some() {}
+        let _ = self.shutdown_admin.send(Some(Duration::from_secs(1)));
+        while self.admin_tasks.join_next().await.is_some() {}
     }
 }
 
@@ -93,15 +138,21 @@ async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
 
-async fn wait_for(mut flag: watch::Receiver<bool>) {
-    let _ = flag.wait_for(|stop| *stop).await;
+/// Resolves to the drain timeout once shutdown starts.
+async fn wait_for(mut flag: Stop) -> Duration {
+    match flag.wait_for(Option::is_some).await {
+        Ok(drain) => drain.unwrap_or_default(),
+        // The handle was dropped without a shutdown: stop at once.
+        Err(_) => Duration::ZERO,
+    }
 }
 
 /// The accept loop shared by both listeners.
 async fn serve<H, F>(
     listener: TcpListener,
     limits: ListenerLimits,
-    stop: impl Future<Output = ()>,
+    stop: impl Future<Output = Duration>,
+    (metrics, name): (Arc<Metrics>, &'static str),
     handler: H,
 ) where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
@@ -120,7 +171,7 @@ async fn serve<H, F>(
         .max_concurrent_streams(1024);
     let graceful = GracefulShutdown::new();
     tokio::pin!(stop);
-    loop {
+    let drain = loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -131,7 +182,7 @@ async fn serve<H, F>(
                     continue;
                 }
             },
-            () = &mut stop => break,
+            drain = &mut stop => break drain,
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
@@ -143,34 +194,19 @@ async fn serve<H, F>(
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
         let connection = graceful.watch(connection);
+        let open = metrics.connection_opened(name);
         tokio::spawn(async move {
+            let _open = open;
             if let Err(e) = connection.await {
                 tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
             }
         });
-    }
+    };
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+    if tokio::time::timeout(drain, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!("drain timeout passed with connections still open");
-    }
-}
-
-/// The admin endpoints.
-fn admin(request: &Request<Incoming>, ready: &AtomicBool) -> Response<ResponseBody> {
-    match (request.method(), request.uri().path()) {
-        (&Method::GET, "/healthz") => plain_json(StatusCode::OK, r#"{"status":"ok"}"#),
-        (&Method::GET, "/ready") if ready.load(Ordering::SeqCst) => {
-            plain_json(StatusCode::OK, r#"{"status":"ready"}"#)
-        }
-        (&Method::GET, "/ready") => {
-            plain_json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"not ready"}"#)
-        }
-        _ => plain_json(
-            StatusCode::NOT_FOUND,
-            r#"{"code":5,"message":"no such admin endpoint","details":[]}"#,
-        ),
     }
 }

@@ -5,6 +5,7 @@
 //! checks (methods exist, templates parse, variables name fields) happen when the runtime snapshot is
 //! built from a `Config` (`crate::runtime`), and report through the same [`ConfigError`] type.
 
+mod ops;
 mod raw;
 mod units;
 mod validate;
@@ -89,6 +90,44 @@ pub struct Config {
     pub limits: ListenerLimits,
     /// How multi-segment path variables are percent-decoded (one router, so one mode).
     pub path_unescape: UnescapeMode,
+    /// Operations: reload, access log, log level, shutdown (`crate::reload`, `crate::access_log`).
+    pub ops: OpsConfig,
+}
+
+/// Operational settings: how the process is watched, logged and stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpsConfig {
+    /// Poll the config file and descriptor sources for changes and reload them.
+    pub watch: bool,
+    /// How often they are polled (a change is applied once it has been stable for one period).
+    pub poll_interval: Duration,
+    /// Access log: `None` when off.
+    pub access_log: Option<AccessLogTarget>,
+    /// `tracing` filter when `RUST_LOG` is not set (`info`, `debug`, `tai_gateway=debug`, ...).
+    pub log_level: String,
+    /// How long in-flight requests get to finish after SIGTERM / SIGINT.
+    pub drain_timeout: Duration,
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        OpsConfig {
+            watch: true,
+            poll_interval: Duration::from_secs(1),
+            access_log: Some(AccessLogTarget::Stdout),
+            log_level: "info".to_owned(),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Where access log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    /// Standard output.
+    Stdout,
+    /// Appended to this file (created if missing).
+    File(PathBuf),
 }
 
 /// Descriptor sources, already resolved against the config file's folder.

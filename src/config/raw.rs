@@ -27,6 +27,14 @@ pub(crate) struct RawConfig {
     pub(crate) headers: RawHeaders,
     #[serde(default)]
     pub(crate) limits: RawLimits,
+    #[serde(default)]
+    pub(crate) reload: RawReload,
+    #[serde(default)]
+    pub(crate) access_log: RawAccessLog,
+    #[serde(default)]
+    pub(crate) log_level: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) shutdown: RawShutdown,
 }
 
 /// `listeners:` the public sockets.
@@ -161,4 +169,27 @@ pub(crate) struct RawHeaders {
 pub(crate) struct RawLimits {
     pub(crate) max_header_bytes: Option<At<String>>,
     pub(crate) header_read_timeout: Option<At<String>>,
+}
+
+/// `reload:` how config and descriptor changes are picked up while running.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReload {
+    pub(crate) watch: Option<bool>,
+    pub(crate) poll_interval: Option<At<String>>,
+}
+
+/// `access_log:` one JSON line per request.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAccessLog {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) path: Option<At<String>>,
+}
+
+/// `shutdown:` what happens on SIGTERM / SIGINT.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawShutdown {
+    pub(crate) drain_timeout: Option<At<String>>,
 }

@@ -34,13 +34,18 @@ const RESERVED_HEADERS: &[&str] = &[
 ];
 
 /// Collects problems while walking the raw config.
-struct Checker<'a> {
+pub(super) struct Checker<'a> {
     file: &'a Path,
     errors: Vec<ConfigError>,
 }
 
 impl Checker<'_> {
-    fn error(&mut self, place: Place, key: impl Into<String>, reason: impl Into<String>) {
+    pub(super) fn error(
+        &mut self,
+        place: Place,
+        key: impl Into<String>,
+        reason: impl Into<String>,
+    ) {
         self.errors.push(ConfigError {
             file: self.file.to_owned(),
             place,
@@ -49,7 +54,7 @@ impl Checker<'_> {
         });
     }
 
-    fn duration(&mut self, value: &At<String>, key: &str) -> Option<Duration> {
+    pub(super) fn duration(&mut self, value: &At<String>, key: &str) -> Option<Duration> {
         match parse_duration(&value.value) {
             Ok(d) if d.is_zero() => {
                 self.error(place(value), key, "must be greater than zero");
@@ -92,7 +97,7 @@ impl Checker<'_> {
     }
 }
 
-fn place<T>(value: &At<T>) -> Place {
+pub(super) fn place<T>(value: &At<T>) -> Place {
     Place {
         line: value.referenced.line(),
         column: value.referenced.column(),
@@ -325,6 +330,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
         routes,
         limits,
         path_unescape,
+        ops: super::ops::ops(c, &base, &raw),
     }
 }
 

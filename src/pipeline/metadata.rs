@@ -10,6 +10,9 @@ use crate::config::HeaderRules;
 use crate::error::GatewayError;
 use crate::upstream::parse_timeout;
 
+/// W3C Trace Context headers, propagated to backends on every call.
+const TRACE_CONTEXT: &[&str] = &["traceparent", "tracestate"];
+
 /// True when `name` is covered by an allowlist entry (exact, or prefix when the entry ends in `*`).
 fn allowed(list: &[String], name: &str) -> bool {
     list.iter().any(|entry| match entry.strip_suffix('*') {
@@ -40,6 +43,14 @@ pub(super) fn forward_request_headers(
                     tracing::debug!(header = %name, "header value not valid as gRPC metadata; not forwarded");
                 }
             }
+        }
+    }
+    // W3C trace context always reaches the backend, whatever the allowlist says.
+    for name in TRACE_CONTEXT {
+        if !out.contains_key(*name)
+            && let Some(value) = headers.get(*name).filter(|v| is_metadata_safe(v))
+        {
+            out.insert(HeaderName::from_static(name), value.clone());
         }
     }
     // Unique per request: mark it never-indexed so HPACK does not churn its dynamic table.
@@ -105,5 +116,31 @@ mod tests {
         );
         headers.insert("grpc-timeout", "soon".parse().expect("value"));
         assert!(deadline(Duration::from_secs(10), &headers).is_err());
+    }
+
+    #[test]
+    fn trace_context_is_forwarded_without_an_allowlist() {
+        let request = http::Request::get("/x")
+            .header(
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            )
+            .header("tracestate", "congo=t61rcWkgMzE")
+            .header("authorization", "Bearer secret")
+            .body(())
+            .expect("request");
+        let peer = "127.0.0.1:1".parse().expect("addr");
+        let ctx = RequestCtx::new(&request, peer, &super::super::RequestIds::new());
+        let out = forward_request_headers(request.headers(), &HeaderRules::default(), &ctx);
+        assert_eq!(
+            out.get("traceparent").map(|v| v.as_bytes()),
+            Some(&b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"[..])
+        );
+        assert_eq!(
+            out.get("tracestate").map(|v| v.as_bytes()),
+            Some(&b"congo=t61rcWkgMzE"[..])
+        );
+        assert!(out.get("authorization").is_none());
+        assert!(out.get(REQUEST_ID).is_some());
     }
 }

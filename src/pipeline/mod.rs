@@ -4,6 +4,7 @@
 
 mod ctx;
 mod metadata;
+mod outcome;
 
 pub use ctx::{RequestCtx, RequestIds};
 
@@ -15,7 +16,9 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 
+use crate::access_log::AccessLog;
 use crate::error::GatewayError;
+use crate::metrics::Metrics;
 use crate::runtime::{Binding, Runtime};
 use crate::transcode::request::{RequestParts, build_request, encode_message};
 use crate::transcode::response::decode_and_encode;
@@ -29,15 +32,35 @@ pub type ResponseBody = Full<Bytes>;
 pub struct Gateway {
     runtime: ArcSwap<Runtime>,
     request_ids: RequestIds,
+    /// Every metric family, recorded once per request by the finish step.
+    metrics: Arc<Metrics>,
+    /// Where access log lines go, when enabled.
+    access_log: Option<AccessLog>,
 }
 
 impl Gateway {
     /// A gateway serving `runtime`.
     pub fn new(runtime: Runtime) -> Gateway {
+        Gateway::with_ops(runtime, Arc::new(Metrics::new()), None)
+    }
+
+    /// A gateway serving `runtime` that records into `metrics` and writes `access_log`.
+    pub fn with_ops(
+        runtime: Runtime,
+        metrics: Arc<Metrics>,
+        access_log: Option<AccessLog>,
+    ) -> Gateway {
         Gateway {
             runtime: ArcSwap::from_pointee(runtime),
             request_ids: RequestIds::new(),
+            metrics,
+            access_log,
         }
+    }
+
+    /// The gateway's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The snapshot new requests use.
@@ -59,9 +82,11 @@ impl Gateway {
         let runtime = self.runtime.load_full();
         let ctx = RequestCtx::new(&request, peer, &self.request_ids);
         let mut binding_seen = None;
+        let mut outcome = outcome::Outcome::default();
         let result = async {
             let (binding, bindings) = find_route(&runtime, request.method(), request.uri().path())?;
             binding_seen = Some(binding.clone());
+            outcome.binding = Some(binding.clone());
             let route = &binding.method;
             let timeout = metadata::deadline(route.options.timeout, request.headers())?;
             let forwarded =
@@ -75,6 +100,7 @@ impl Gateway {
                 check_content_type(&binding, request.headers())?
             };
             let body = read_body(request.into_body(), route.options.max_request_bytes).await?;
+            outcome.request_bytes = body.len() as u64;
             let bindings: Vec<(&str, String)> = bindings;
             let message = build_request(
                 &route.input,
@@ -89,10 +115,13 @@ impl Gateway {
                 &route.options.query,
             )?;
             let payload = Bytes::from(encode_message(&message));
+            let upstream_started = tokio::time::Instant::now();
             let reply = route
                 .upstream
                 .unary(&route.grpc_path, payload, forwarded, timeout)
-                .await?;
+                .await;
+            outcome.upstream = Some((route.upstream.clone(), upstream_started.elapsed()));
+            let reply = reply?;
             let response_headers =
                 metadata::response_headers(&reply.metadata, &route.options.headers);
             let Some(message) = reply.message else {
@@ -130,6 +159,7 @@ impl Gateway {
                     .map(|b| &b.method.options.encode)
                     .unwrap_or(&runtime.default_encode);
                 let reply = error.to_reply(&runtime.pool, encode);
+                outcome.failed(&error, reply.code);
                 if reply.status.is_server_error() {
                     tracing::warn!(request_id = ?ctx.request_id, error = %error, "request failed");
                 } else {
@@ -149,6 +179,13 @@ impl Gateway {
             }
         };
         ctx.finish(&mut response);
+        outcome::finish(
+            &ctx,
+            &outcome,
+            &response,
+            &self.metrics,
+            self.access_log.as_ref(),
+        );
         response
     }
 }

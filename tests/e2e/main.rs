@@ -1,6 +1,7 @@
 //! End-to-end tests: real stub backends, a real gateway, real sockets on 127.0.0.1.
 //! One test binary with modules keeps link time down.
 
+mod admin;
 #[allow(dead_code)] // shared helpers; not every module uses every one
 mod backend;
 mod errors;
@@ -9,6 +10,7 @@ mod harness;
 mod json_mapping;
 mod operations;
 mod query_params;
+mod reload;
 mod requests;
 mod responses;
 mod routing;

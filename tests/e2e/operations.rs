@@ -165,7 +165,7 @@ fn validate_names_the_proto_file_and_line_of_a_syntax_error() {
 // ---- a new service with no rebuild ----
 
 /// A service the gateway was never built with.
-const INVENTORY_PROTO: &str = r#"syntax = "proto3";
+pub(crate) const INVENTORY_PROTO: &str = r#"syntax = "proto3";
 package acme.inventory.v1;
 
 import "google/api/annotations.proto";

@@ -1,0 +1,169 @@
+//! Access log: one JSON line per request, written by one background thread so the request path
+//! only formats the line and hands it over (a full queue drops the line and counts it, rather
+//! than making requests wait on a slow disk).
+//!
+//! Fields: `time`, `request_id`, `client`, `method`, `path`, `route`, `status`, `grpc_status`,
+//! `duration_ms`, `bytes_in`, `bytes_out`, `upstream`, `upstream_endpoint`, `attempts`. Never
+//! headers, query strings, bodies, tokens or secrets: only the path of the URI is logged.
+
+use std::fs::OpenOptions;
+use std::io::{BufWriter, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::config::AccessLogTarget;
+
+/// Lines waiting to be written before new ones are dropped.
+const QUEUE: usize = 16 * 1024;
+
+/// One access log line.
+#[derive(Debug, Serialize)]
+pub struct AccessRecord<'a> {
+    /// RFC 3339 UTC time the request finished.
+    pub time: String,
+    /// `x-request-id` (the client's, or generated).
+    pub request_id: &'a str,
+    /// The client's socket address.
+    pub client: String,
+    /// HTTP method.
+    pub method: &'a str,
+    /// URI path (no query string: it may carry tokens).
+    pub path: &'a str,
+    /// Route name, `null` when none matched.
+    pub route: Option<&'a str>,
+    /// HTTP status.
+    pub status: u16,
+    /// gRPC status code.
+    pub grpc_status: i32,
+    /// Time from arrival to response, in milliseconds.
+    pub duration_ms: f64,
+    /// Request body bytes.
+    pub bytes_in: u64,
+    /// Response body bytes.
+    pub bytes_out: u64,
+    /// Upstream name, when a call was made.
+    pub upstream: Option<&'a str>,
+    /// Upstream `host:port`, when a call was made.
+    pub upstream_endpoint: Option<&'a str>,
+    /// Calls sent to the upstream (0 when none).
+    pub attempts: u32,
+}
+
+/// Handle to the access log writer; cloning shares the writer.
+#[derive(Debug, Clone)]
+pub struct AccessLog {
+    queue: SyncSender<String>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl AccessLog {
+    /// Opens the target and starts the writer thread; it ends when every handle is dropped.
+    pub fn start(target: &AccessLogTarget) -> std::io::Result<AccessLog> {
+        let out: Box<dyn Write + Send> = match target {
+            AccessLogTarget::Stdout => Box::new(std::io::stdout()),
+            AccessLogTarget::File(path) => Box::new(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| {
+                        std::io::Error::new(
+                            e.kind(),
+                            format!("cannot open access log {}: {e}", path.display()),
+                        )
+                    })?,
+            ),
+        };
+        let (queue, lines) = sync_channel(QUEUE);
+        std::thread::Builder::new()
+            .name("access-log".to_owned())
+            .spawn(move || write_lines(&lines, BufWriter::new(out)))?;
+        Ok(AccessLog {
+            queue,
+            dropped: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Queues one line; never blocks.
+    pub fn write(&self, record: &AccessRecord<'_>) {
+        let Ok(mut line) = serde_json::to_string(record) else {
+            return;
+        };
+        line.push('\n');
+        match self.queue.try_send(line) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                    tracing::warn!("access log is not keeping up; dropping lines");
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+}
+
+/// Writes lines as they come, flushing whenever the queue runs empty.
+fn write_lines(lines: &Receiver<String>, mut out: BufWriter<Box<dyn Write + Send>>) {
+    let mut failing = false;
+    while let Ok(line) = lines.recv() {
+        let mut result = out.write_all(line.as_bytes());
+        while let Ok(more) = lines.try_recv() {
+            result = result.and_then(|()| out.write_all(more.as_bytes()));
+        }
+        match result.and_then(|()| out.flush()) {
+            // Warn when writing starts failing, not on every line after.
+            Err(e) if !failing => {
+                tracing::warn!(error = %e, "cannot write the access log");
+                failing = true;
+            }
+            Err(_) => {}
+            Ok(()) => failing = false,
+        }
+    }
+}
+
+/// `SystemTime` as RFC 3339 UTC with milliseconds (`2026-11-26T21:41:21.123Z`).
+pub fn rfc3339(time: SystemTime) -> String {
+    let since = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        since.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rfc3339_formats_utc_dates() {
+        let at = |s: u64, ms: u64| {
+            rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(s) + Duration::from_millis(ms))
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+        assert_eq!(at(1_795_729_281, 123), "2026-11-26T21:41:21.123Z");
+    }
+}

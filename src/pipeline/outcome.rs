@@ -1,0 +1,121 @@
+//! What the pipeline learned about a request on its way (route, upstream call, sizes, gRPC
+//! status), and the finish step that turns it into metrics and an access log line — the one
+//! place per request where both are recorded.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::Response;
+
+use super::ctx::RequestCtx;
+use crate::access_log::{AccessLog, AccessRecord, rfc3339};
+use crate::error::GatewayError;
+use crate::metrics::{Metrics, RequestLabels, RequestRecord, UNMATCHED_ROUTE};
+use crate::runtime::Binding;
+use crate::transcode::request::RequestError;
+use crate::upstream::{Upstream, UpstreamError};
+
+/// Facts gathered while a request is handled.
+#[derive(Debug, Default)]
+pub(super) struct Outcome {
+    /// The binding the path selected.
+    pub(super) binding: Option<Arc<Binding>>,
+    /// Request body bytes read.
+    pub(super) request_bytes: u64,
+    /// The upstream called and how long the call took.
+    pub(super) upstream: Option<(Arc<Upstream>, Duration)>,
+    /// gRPC status of the answer (0 on success).
+    pub(super) grpc_status: i32,
+    /// Kind of transcoding failure, if one happened.
+    pub(super) transcode_error: Option<&'static str>,
+    /// Why the upstream call produced no gRPC answer, if it did not.
+    pub(super) upstream_failure: Option<&'static str>,
+}
+
+impl Outcome {
+    /// Notes the failure's gRPC code and, for transcoding failures, their kind.
+    pub(super) fn failed(&mut self, error: &GatewayError, code: i32) {
+        self.grpc_status = code;
+        self.transcode_error = transcode_kind(error);
+        self.upstream_failure = match error {
+            GatewayError::Upstream(UpstreamError::Unavailable { .. }) => Some("unavailable"),
+            GatewayError::Upstream(UpstreamError::DeadlineExceeded { .. }) => {
+                Some("deadline_exceeded")
+            }
+            GatewayError::Upstream(UpstreamError::InvalidResponse { .. }) => {
+                Some("invalid_response")
+            }
+            _ => None,
+        };
+    }
+}
+
+/// The `kind` label of a transcoding failure; `None` for failures that are not transcoding.
+fn transcode_kind(error: &GatewayError) -> Option<&'static str> {
+    match error {
+        GatewayError::BadRequest(e) => Some(match e {
+            RequestError::Json(_) => "request_json",
+            RequestError::UnknownQueryParameter { .. }
+            | RequestError::InvalidQueryParameter { .. }
+            | RequestError::RepeatedScalarQueryParameter { .. }
+            | RequestError::QueryParameterInBody { .. } => "request_query",
+            RequestError::InvalidPathParameter { .. } => "request_path",
+            _ => "request_body",
+        }),
+        GatewayError::UnsupportedMediaType(_) => Some("content_type"),
+        GatewayError::ResponseTranscode(_) => Some("response"),
+        _ => None,
+    }
+}
+
+/// Records the finished request once: metrics, then the access log line.
+pub(super) fn finish<B: http_body::Body>(
+    ctx: &RequestCtx,
+    outcome: &Outcome,
+    response: &Response<B>,
+    metrics: &Metrics,
+    access_log: Option<&AccessLog>,
+) {
+    let duration = ctx.started.elapsed();
+    let route = outcome
+        .binding
+        .as_ref()
+        .map(|b| b.method.options.name.as_str());
+    let response_bytes = response.body().size_hint().exact().unwrap_or(0);
+    let attempts = u32::from(outcome.upstream.is_some());
+    let status = response.status().as_u16();
+    metrics.record_request(&RequestRecord {
+        labels: RequestLabels {
+            route: route.unwrap_or(UNMATCHED_ROUTE).to_owned(),
+            response_code: status,
+            grpc_response_status: outcome.grpc_status,
+        },
+        duration,
+        request_bytes: outcome.request_bytes,
+        response_bytes,
+        upstream: outcome
+            .upstream
+            .as_ref()
+            .map(|(u, took)| (u.name.as_str(), *took, attempts)),
+        transcode_error: outcome.transcode_error,
+        upstream_failure: outcome.upstream_failure,
+    });
+    if let Some(log) = access_log {
+        log.write(&AccessRecord {
+            time: rfc3339(SystemTime::now()),
+            request_id: ctx.request_id.to_str().unwrap_or_default(),
+            client: ctx.peer.to_string(),
+            method: ctx.method.as_str(),
+            path: ctx.uri.path(),
+            route,
+            status,
+            grpc_status: outcome.grpc_status,
+            duration_ms: duration.as_secs_f64() * 1000.0,
+            bytes_in: outcome.request_bytes,
+            bytes_out: response_bytes,
+            upstream: outcome.upstream.as_ref().map(|(u, _)| u.name.as_str()),
+            upstream_endpoint: outcome.upstream.as_ref().map(|(u, _)| u.authority()),
+            attempts,
+        });
+    }
+}
