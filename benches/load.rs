@@ -2,7 +2,7 @@
 //! the same call as gRPC straight to the stub, in one run, so the ratios hold on a noisy machine.
 //!
 //! Run: `cargo bench --bench load` (optional env: LOAD_CONNECTIONS=32, LOAD_SECONDS=10,
-//! LOAD_MAX_REQUESTS=400000). The gateway runs as its own process (the release binary) so its CPU
+//! LOAD_MAX_REQUESTS=400000, LOAD_ACCESS_LOG=off|on). The gateway runs as its own process (the release binary) so its CPU
 //! time can be read from /proc; the stubs and the load generator share this process on separate
 //! runtimes. Every loop is bounded by both a request count and a wall-clock limit.
 
@@ -24,6 +24,9 @@ struct Settings {
     connections: usize,
     duration: Duration,
     max_requests: u64,
+    /// The access log (one JSON line per request, to /dev/null here) costs CPU too; off by default
+    /// so the figure is comparable with the target, `LOAD_ACCESS_LOG=on` to include it.
+    access_log: bool,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -84,6 +87,7 @@ fn main() {
         connections: env_or("LOAD_CONNECTIONS", 32),
         duration: Duration::from_secs(env_or("LOAD_SECONDS", 10)),
         max_requests: env_or("LOAD_MAX_REQUESTS", 400_000),
+        access_log: std::env::var("LOAD_ACCESS_LOG").is_ok_and(|v| v == "on"),
     };
     // Stubs on their own runtime/threads, so they are not starved by the load generator.
     let stub_rt = tokio::runtime::Builder::new_multi_thread()
@@ -103,7 +107,9 @@ fn main() {
     let config = format!(
         "listeners:\n  http:\n    address: 127.0.0.1:{http_port}\nadmin:\n  address: 127.0.0.1:{admin_port}\n\
          descriptors:\n  proto_dirs: [\"{proto}\"]\nupstreams:\n  governor:\n    address: {gov}\n  coordinator:\n    address: {coord}\n\
-         routes:\n  - service: tai.Governor\n    upstream: governor\n  - service: tai.Coordinator\n    upstream: coordinator\n",
+         routes:\n  - service: tai.Governor\n    upstream: governor\n  - service: tai.Coordinator\n    upstream: coordinator\n\
+         access_log:\n  enabled: {access_log}\n",
+        access_log = settings.access_log,
         proto = concat!(env!("CARGO_MANIFEST_DIR"), "/proto"),
         gov = stubs.governor_addr,
         coord = stubs.coordinator_addr,
@@ -130,6 +136,7 @@ fn main() {
             connections: settings.connections,
             duration: Duration::from_secs(1),
             max_requests: 20_000,
+            access_log: settings.access_log,
         };
         run_http(gateway_addr, &warm).await;
         let cpu_before = cpu_time(gateway.id());
