@@ -20,6 +20,7 @@ use crate::runtime::{Binding, Runtime};
 use crate::transcode::request::{RequestParts, build_request};
 use crate::transcode::response::decode_and_encode;
 use crate::transcode::router::RouteMiss;
+use crate::upstream::CallOptions;
 
 /// The response body type of every gateway answer.
 pub type ResponseBody = Full<Bytes>;
@@ -34,6 +35,7 @@ pub struct Gateway {
 impl Gateway {
     /// A gateway serving `runtime`.
     pub fn new(runtime: Runtime) -> Gateway {
+        crate::upstream::health::start(&runtime.upstreams);
         Gateway {
             runtime: ArcSwap::from_pointee(runtime),
             request_ids: RequestIds::new(),
@@ -47,6 +49,7 @@ impl Gateway {
 
     /// Swaps in a new snapshot; requests in flight finish on the one they started with.
     pub fn replace_runtime(&self, runtime: Runtime) {
+        crate::upstream::health::start(&runtime.upstreams);
         self.runtime.store(Arc::new(runtime));
     }
 
@@ -89,12 +92,19 @@ impl Gateway {
                 &route.options.query,
             )?;
             let payload = Bytes::from(prost::Message::encode_to_vec(&message));
-            let reply = route
+            let call = CallOptions::for_route(&route.options.retry, &binding.http_method, timeout);
+            let outcome = route
                 .upstream
-                .unary(&route.grpc_path, payload, forwarded, timeout)
-                .await?;
-            let response_headers =
+                .call(&route.grpc_path, payload, forwarded, &call)
+                .await;
+            let attempts = outcome.attempts_header();
+            let reply = outcome.result.map_err(|e| Failure {
+                error: e.into(),
+                headers: attempts.clone(),
+            })?;
+            let mut response_headers =
                 metadata::response_headers(&reply.metadata, &route.options.headers);
+            response_headers.extend(attempts);
             let Some(message) = reply.message else {
                 return Err(Failure {
                     error: GatewayError::Backend(reply.status),

@@ -10,6 +10,7 @@ mod json_mapping;
 mod operations;
 mod query_params;
 mod requests;
+mod resilience;
 mod responses;
 mod routing;
 mod routing_config;
