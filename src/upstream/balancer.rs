@@ -101,3 +101,116 @@ fn choose(candidates: &[usize], endpoints: &[Arc<Endpoint>]) -> usize {
         a
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{BreakerConfig, HealthCheckConfig, RetryConfig, UpstreamConfig};
+
+    fn endpoints(n: usize) -> Vec<Arc<Endpoint>> {
+        let config = UpstreamConfig {
+            name: "u".to_owned(),
+            authority: "127.0.0.1:1".to_owned(),
+            connect_timeout: Duration::from_secs(1),
+            max_response_bytes: 1024,
+            endpoints: Vec::new(),
+            retry: RetryConfig::default(),
+            circuit_breaker: BreakerConfig::default(),
+            health_check: Some(HealthCheckConfig::default()),
+        };
+        (0..n)
+            .map(|i| Arc::new(Endpoint::new(&config, &format!("127.0.0.1:{}", i + 1))))
+            .collect()
+    }
+
+    fn picked(endpoints: &[Arc<Endpoint>], avoid: Option<usize>) -> Option<usize> {
+        match pick(endpoints, avoid, Instant::now(), |_, _| {}) {
+            Pick::Endpoint { index, .. } => Some(index),
+            Pick::AllOpen { .. } => None,
+        }
+    }
+
+    fn open(endpoint: &Endpoint) {
+        for _ in 0..5 {
+            endpoint.breaker.on_failure(Instant::now());
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn open_breakers_take_no_traffic() {
+        let e = endpoints(3);
+        open(&e[0]);
+        open(&e[2]);
+        for _ in 0..50 {
+            assert_eq!(picked(&e, None), Some(1));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_breaker_open_reports_the_nearest_probe() {
+        let e = endpoints(2);
+        open(&e[0]);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        open(&e[1]);
+        match pick(&e, None, Instant::now(), |_, _| {}) {
+            Pick::AllOpen { retry_after } => assert_eq!(retry_after, Duration::from_secs(20)),
+            other => panic!("expected AllOpen, got {other:?}"),
+        }
+        tokio::time::advance(Duration::from_secs(20)).await;
+        let mut transitions = Vec::new();
+        let pick = pick(&e, None, Instant::now(), |i, t| transitions.push((i, t)));
+        assert!(
+            matches!(
+                pick,
+                Pick::Endpoint {
+                    index: 0,
+                    probe: true
+                }
+            ),
+            "{pick:?}"
+        );
+        assert_eq!(transitions, [(0, Transition::HalfOpened)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fewer_calls_in_flight_wins() {
+        let e = endpoints(2);
+        e[0].add_in_flight(5);
+        for _ in 0..50 {
+            assert_eq!(picked(&e, None), Some(1));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_avoids_the_endpoint_that_just_failed() {
+        let e = endpoints(3);
+        for _ in 0..50 {
+            assert_ne!(picked(&e, Some(1)), Some(1));
+        }
+        let single = endpoints(1);
+        assert_eq!(picked(&single, Some(0)), Some(0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ejected_endpoints_are_skipped_unless_all_are_ejected() {
+        let e = endpoints(2);
+        e[0].set_healthy(false);
+        for _ in 0..50 {
+            assert_eq!(picked(&e, None), Some(1));
+        }
+        e[1].set_healthy(false);
+        assert!(picked(&e, None).is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn random_choices_spread_over_idle_endpoints() {
+        let e = endpoints(4);
+        let mut seen = [0u32; 4];
+        for _ in 0..400 {
+            if let Some(i) = picked(&e, None) {
+                seen[i] += 1;
+            }
+        }
+        assert!(seen.iter().all(|n| *n > 0), "{seen:?}");
+    }
+}

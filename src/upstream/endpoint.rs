@@ -96,6 +96,12 @@ impl Endpoint {
         self.in_flight.load(Ordering::Relaxed)
     }
 
+    /// Pretends `n` more calls are in flight (balancer tests).
+    #[cfg(test)]
+    pub(crate) fn add_in_flight(&self, n: usize) {
+        self.in_flight.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Whether health checks keep it in rotation.
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)

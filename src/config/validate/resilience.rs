@@ -205,3 +205,102 @@ pub(super) fn route_retry(c: &mut Checker<'_>, r: &RawRoute, key: &str) -> Route
             .and_then(|v| c.duration(v, &format!("{key}.per_try_timeout"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::super::{parse, parse_with_problems};
+    use crate::config::{BreakerConfig, Ratio, RetryConfig};
+
+    fn config(upstream: &str, route: &str) -> String {
+        format!(
+            "listeners:\n  http:\n    address: 127.0.0.1:0\ndescriptors:\n  proto_dirs: [p]\nupstreams:\n  a:\n{upstream}routes:\n  - service: s.A\n    upstream: a\n{route}"
+        )
+    }
+
+    fn problems(text: &str) -> Vec<String> {
+        let (_, problems) = parse_with_problems(Path::new("g.yaml"), text).expect("YAML");
+        problems.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn address_is_one_endpoint_and_defaults_are_the_design_numbers() {
+        let c = parse(Path::new("g.yaml"), &config("    address: h:1\n", "")).expect("valid");
+        let u = &c.upstreams[0];
+        assert_eq!(u.endpoints, ["h:1"]);
+        assert_eq!(u.authority, "h:1");
+        assert_eq!(u.retry, RetryConfig::default());
+        assert_eq!(u.retry.max_retries, 3);
+        assert_eq!(u.circuit_breaker, BreakerConfig::default());
+        assert_eq!(u.circuit_breaker.open_for, Duration::from_secs(30));
+        assert_eq!(u.health_check, None);
+        assert_eq!(c.routes[0].retry.retryable, None);
+    }
+
+    #[test]
+    fn every_resilience_key_is_read() {
+        let upstream = "    endpoints: [h:1, \"http://h:2\"]\n    retry: {max_retries: 1, base_backoff: 10ms, max_backoff: 1s, jitter: 0, budget_ratio: 0.5, budget_min_retries: 3, retryable_codes: [unavailable, RESOURCE_EXHAUSTED]}\n    circuit_breaker: {consecutive_failures: 2, open_for: 1s, half_open_successes: 1}\n    health_check: {interval: 1s, service: tai.Governor}\n";
+        let route = "    retryable: true\n    retry_on: [ABORTED]\n    per_try_timeout: 200ms\n";
+        let c = parse(Path::new("g.yaml"), &config(upstream, route)).expect("valid");
+        let u = &c.upstreams[0];
+        assert_eq!(u.endpoints, ["h:1", "h:2"]);
+        assert_eq!(u.retry.max_retries, 1);
+        assert_eq!(u.retry.jitter, Ratio(0.0));
+        assert_eq!(u.retry.budget_ratio, Ratio(0.5));
+        assert_eq!(u.retry.retryable_codes, [14, 8]);
+        assert_eq!(u.circuit_breaker.consecutive_failures, 2);
+        let h = u.health_check.as_ref().expect("health check on");
+        assert_eq!(
+            (h.interval, h.timeout),
+            (Duration::from_secs(1), Duration::from_secs(1))
+        );
+        assert_eq!(h.service, "tai.Governor");
+        let r = &c.routes[0].retry;
+        assert_eq!(r.retryable, Some(true));
+        assert_eq!(r.retry_on.as_deref(), Some(&[10][..]));
+        assert_eq!(r.per_try_timeout, Some(Duration::from_millis(200)));
+    }
+
+    #[test]
+    fn bad_resilience_values_are_reported_at_their_place() {
+        let upstream = "    address: h:1\n    retry: {jitter: 1.5, retryable_codes: [OK, NOPE]}\n    circuit_breaker: {consecutive_failures: 0}\n";
+        let route = "    retry_on: [13]\n    per_try_timeout: 0s\n";
+        assert_eq!(
+            problems(&config(upstream, route)),
+            [
+                "g.yaml:9:21: upstreams.a.retry.jitter: must be between 0 and 1",
+                "g.yaml:9:44: upstreams.a.retry.retryable_codes[0]: `OK` is not a gRPC status code other than OK (use a name such as UNAVAILABLE)",
+                "g.yaml:9:48: upstreams.a.retry.retryable_codes[1]: `NOPE` is not a gRPC status code other than OK (use a name such as UNAVAILABLE)",
+                "g.yaml:10:45: upstreams.a.circuit_breaker.consecutive_failures: must be at least 1",
+                "g.yaml:15:22: routes[0].per_try_timeout: must be greater than zero",
+            ]
+        );
+    }
+
+    #[test]
+    fn address_and_endpoints_are_exclusive_and_one_is_needed() {
+        let both = config("    address: h:1\n    endpoints: [h:2]\n", "");
+        assert_eq!(
+            problems(&both),
+            [
+                "g.yaml:8:14: upstreams.a.address: give either `address` or `endpoints`, not both",
+                "g.yaml:12:15: routes[0].upstream: upstream is invalid (see its own error)",
+            ]
+        );
+        let neither = config("    connect_timeout: 1s\n", "");
+        assert!(
+            problems(&neither)
+                .iter()
+                .any(|p| p == "g.yaml: upstreams.a: needs `address` or `endpoints`"),
+            "{:?}",
+            problems(&neither)
+        );
+        let twice = config("    endpoints: [h:1, h:1]\n", "");
+        assert_eq!(
+            problems(&twice)[0],
+            "g.yaml:8:22: upstreams.a.endpoints[1]: `h:1` is listed twice"
+        );
+    }
+}
