@@ -364,3 +364,41 @@ pub(crate) fn random_u64() -> u64 {
 fn random_unit() -> f64 {
     (random_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds_at_least_one() {
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(300)), 1);
+        assert_eq!(retry_after_secs(Duration::from_secs(30)), 30);
+        assert_eq!(retry_after_secs(Duration::from_millis(29_001)), 30);
+    }
+
+    #[test]
+    fn get_routes_are_retryable_by_default_and_others_only_when_configured() {
+        let deadline = Duration::from_secs(10);
+        let default = RouteRetryConfig::default();
+        assert!(CallOptions::for_route(&default, "GET", deadline).retryable);
+        assert!(!CallOptions::for_route(&default, "POST", deadline).retryable);
+        let on = RouteRetryConfig {
+            retryable: Some(true),
+            ..RouteRetryConfig::default()
+        };
+        assert!(CallOptions::for_route(&on, "POST", deadline).retryable);
+        let off = RouteRetryConfig {
+            retryable: Some(false),
+            ..RouteRetryConfig::default()
+        };
+        assert!(!CallOptions::for_route(&off, "GET", deadline).retryable);
+    }
+
+    #[test]
+    fn random_numbers_stay_in_range_and_vary() {
+        let draws: Vec<f64> = (0..100).map(|_| random_unit()).collect();
+        assert!(draws.iter().all(|x| (0.0..1.0).contains(x)));
+        assert!(draws.windows(2).any(|w| w[0] != w[1]));
+    }
+}

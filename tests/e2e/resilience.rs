@@ -395,3 +395,26 @@ async fn health_checks_eject_a_not_serving_endpoint_and_restore_it() {
     let stats = upstream.stats();
     assert_eq!((stats.ejected, stats.restored), (1, 1));
 }
+
+#[tokio::test]
+async fn a_route_can_retry_other_codes() {
+    let stubs = start_stubs().await;
+    let text = config(
+        &stubs,
+        &format!("    address: {}\n", stubs.governor_addr),
+        "    retry_on: [ABORTED]\n",
+    );
+    let env = TestEnv::start_on(stubs, &text).await;
+    let aborted = [
+        ("x-stub-fail-first", "1"),
+        ("x-stub-fail-key", "aborted"),
+        ("x-stub-fail-code", "ABORTED"),
+    ];
+    let reply = get(&env, "/v1/echo/x", &aborted).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(attempts(&reply), Some("2"));
+    // UNAVAILABLE is no longer in this route's list.
+    let reply = get(&env, "/v1/echo/x", &[("x-stub-fail-code", "UNAVAILABLE")]).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(attempts(&reply), Some("1"));
+}
