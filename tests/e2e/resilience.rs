@@ -9,6 +9,8 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use tai_gateway::upstream::Upstream;
 use tai_stubs::{ServingStatus, StubServers};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::harness::{Reply, TestEnv, default_config, start_stubs};
@@ -417,4 +419,90 @@ async fn a_route_can_retry_other_codes() {
     let reply = get(&env, "/v1/echo/x", &[("x-stub-fail-code", "UNAVAILABLE")]).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(attempts(&reply), Some("1"));
+}
+
+/// A TCP forwarder in front of a backend that can be killed like a crashed process: every open
+/// connection is dropped mid-stream and new ones are refused.
+struct Proxy {
+    addr: std::net::SocketAddr,
+    kill: watch::Sender<bool>,
+}
+
+impl Proxy {
+    async fn to(target: std::net::SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("addr");
+        let (kill, killed) = watch::channel(false);
+        tokio::spawn(async move {
+            loop {
+                let mut stop = killed.clone();
+                let (mut inbound, _) = tokio::select! {
+                    _ = stop.wait_for(|k| *k) => return,
+                    accepted = listener.accept() => match accepted {
+                        Ok(accepted) => accepted,
+                        Err(_) => return,
+                    },
+                };
+                let mut stop = killed.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = stop.wait_for(|k| *k) => {}
+                    }
+                });
+            }
+        });
+        Proxy { addr, kill }
+    }
+
+    fn kill(&self) {
+        self.kill.send_replace(true);
+    }
+}
+
+#[tokio::test]
+async fn a_backend_killed_mid_load_loses_no_retryable_request() {
+    let doomed = start_stubs().await;
+    let survivor = start_stubs().await;
+    let proxy = Proxy::to(doomed.governor_addr).await;
+    let upstream = format!(
+        "    endpoints: [\"{}\", \"{}\"]\n",
+        proxy.addr, survivor.governor_addr
+    );
+    let text = config(&survivor, &upstream, "");
+    let env = TestEnv::start_on(survivor, &text).await;
+    let client = &env;
+    // Ten slow GETs in flight over both endpoints (ten: within the retry budget's reserve).
+    let load: Vec<_> = (0..10)
+        .map(|i| {
+            let path = format!("/v1/echo/load-{i}");
+            async move { get(client, &path, &[("x-stub-delay-ms", "300")]).await }
+        })
+        .collect();
+    let doomed_store = doomed.store();
+    let kill = async {
+        wait_until("a call is in flight on the doomed backend", || {
+            doomed_store.calls(ECHO) > 0
+        })
+        .await;
+        proxy.kill();
+    };
+    let (replies, ()) = tokio::join!(join_all(load), kill);
+    for reply in &replies {
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    let retried = replies
+        .iter()
+        .filter(|r| attempts(r).is_some_and(|a| a != "1"))
+        .count();
+    assert!(retried > 0, "the calls cut off by the kill were retried");
+    assert!(governor(&env).stats().retries > 0);
+    // Later requests skip the dead endpoint (refused, then its breaker or reconnect backoff).
+    for i in 0..10 {
+        let reply = get(&env, &format!("/v1/echo/after-{i}"), &[]).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
 }
