@@ -265,7 +265,7 @@ async fn join_all<F: std::future::Future<Output = Reply>>(futures: Vec<F>) -> Ve
 async fn breaker_opens_fails_fast_probes_and_closes() {
     let stubs = start_stubs().await;
     let upstream = format!(
-        "    address: {}\n    retry: {{max_retries: 0}}\n    circuit_breaker: {{consecutive_failures: 5, open_for: 300ms, half_open_successes: 2}}\n",
+        "    address: {}\n    retry: {{max_retries: 0}}\n    circuit_breaker: {{consecutive_failures: 5, open_for: 500ms, half_open_successes: 2}}\n",
         stubs.governor_addr
     );
     let text = config(&stubs, &upstream, "");
