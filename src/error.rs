@@ -141,7 +141,8 @@ impl GatewayError {
             GatewayError::BadRequest(e) => {
                 (StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT, e.field())
             }
-            GatewayError::Upstream(UpstreamError::Unavailable { .. }) => {
+            GatewayError::Upstream(UpstreamError::Unavailable { .. })
+            | GatewayError::Upstream(UpstreamError::CircuitOpen { .. }) => {
                 (StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE, None)
             }
             GatewayError::Upstream(UpstreamError::DeadlineExceeded { .. }) => {
@@ -170,6 +171,10 @@ impl GatewayError {
             && let Ok(value) = HeaderValue::from_str(&allow.join(", "))
         {
             headers.push((header::ALLOW, value));
+        }
+        if let GatewayError::Upstream(UpstreamError::CircuitOpen { retry_after, .. }) = self {
+            let secs = crate::upstream::retry_after_secs(*retry_after);
+            headers.push((header::RETRY_AFTER, HeaderValue::from(secs)));
         }
         ErrorReply {
             status,

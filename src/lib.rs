@@ -8,7 +8,7 @@
 //! - [`server`]: listeners (public HTTP/1.1 + h2c, admin) and connection handling.
 //! - [`pipeline`]: one request, top to bottom: route → deadline → body → transcode → upstream → answer.
 //! - [`transcode`]: PURE transcoding: templates, routing, JSON ⇄ protobuf, query binding.
-//! - [`upstream`]: gRPC calls to backends over pooled HTTP/2 connections.
+//! - [`upstream`]: gRPC calls to backends: endpoints, balancing, circuit breakers, retries, health checks.
 //! - [`error`]: every failure and the one table mapping it to HTTP status + JSON body.
 //! - [`metrics`]: Prometheus families, registered once, recorded once per request.
 //! - [`access_log`]: one JSON line per request, written off the request path.

@@ -46,6 +46,8 @@ pub struct RouteOptions {
     pub max_request_bytes: usize,
     /// Header/metadata allowlists.
     pub headers: HeaderRules,
+    /// Which calls may be retried, per-try timeout.
+    pub retry: crate::config::RouteRetryConfig,
 }
 
 /// One gRPC method exposed by a route.
@@ -576,6 +578,7 @@ fn route_options(route: &RouteConfig) -> RouteOptions {
         encode: encode_options(route),
         max_request_bytes: t.max_request_bytes,
         headers: route.headers.clone(),
+        retry: route.retry.clone(),
     }
 }
 

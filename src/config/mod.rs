@@ -7,9 +7,13 @@
 
 mod ops;
 mod raw;
+mod resilience;
 mod units;
 mod validate;
 
+pub use resilience::{
+    BreakerConfig, HealthCheckConfig, Ratio, RetryConfig, RouteRetryConfig, parse_code,
+};
 pub use units::{parse_duration, parse_size};
 
 use std::fmt;
@@ -165,6 +169,14 @@ pub struct UpstreamConfig {
     pub connect_timeout: Duration,
     /// Largest gRPC response body accepted; bigger answers are a 502.
     pub max_response_bytes: usize,
+    /// Every `host:port` of the upstream (`authority` is the first).
+    pub endpoints: Vec<String>,
+    /// Retry policy.
+    pub retry: RetryConfig,
+    /// Circuit breaker of each endpoint.
+    pub circuit_breaker: BreakerConfig,
+    /// Active health checks, when configured.
+    pub health_check: Option<HealthCheckConfig>,
 }
 
 /// Which methods of the descriptors a route exposes.
@@ -214,6 +226,8 @@ pub struct RouteConfig {
     pub transcoding: TranscodingOptions,
     /// Header/metadata allowlists.
     pub headers: HeaderRules,
+    /// Which calls may be retried, per-try timeout.
+    pub retry: RouteRetryConfig,
 }
 
 /// JSON mapping options of a route.

@@ -1,5 +1,7 @@
 //! Raw YAML → [`Config`]: every value checked, every problem collected with its place and key path.
 
+mod resilience;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -251,7 +253,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
         .iter()
         .filter_map(|(name, u)| {
             let key = format!("upstreams.{name}");
-            let authority = upstream_authority(c, &u.address, &format!("{key}.address"));
+            let endpoints = resilience::endpoints(c, u, &key);
             let connect_timeout = u
                 .connect_timeout
                 .as_ref()
@@ -262,11 +264,19 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
                 .as_ref()
                 .and_then(|v| c.size(v, &format!("{key}.max_response_bytes")))
                 .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
+            let retry = resilience::retry(c, u.retry.as_ref(), &key);
+            let circuit_breaker = resilience::breaker(c, u.circuit_breaker.as_ref(), &key);
+            let health_check = resilience::health_check(c, u.health_check.as_ref(), &key);
+            let endpoints = endpoints?;
             Some(UpstreamConfig {
                 name: name.clone(),
-                authority: authority?,
+                authority: endpoints.first()?.clone(),
                 connect_timeout,
                 max_response_bytes,
+                endpoints,
+                retry,
+                circuit_breaker,
+                health_check,
             })
         })
         .collect();
@@ -461,6 +471,7 @@ fn route(
         Some(h) => header_rules(c, headers, h, &format!("{key}.headers")),
         None => headers.clone(),
     };
+    let retry = resilience::route_retry(c, r, &key);
     Some(RouteConfig {
         name,
         key,
@@ -473,6 +484,7 @@ fn route(
         http_rules,
         transcoding,
         headers,
+        retry,
     })
 }
 

@@ -23,6 +23,7 @@ use crate::runtime::{Binding, Runtime};
 use crate::transcode::request::{RequestParts, build_request, encode_message};
 use crate::transcode::response::decode_and_encode;
 use crate::transcode::router::RouteMiss;
+use crate::upstream::CallOptions;
 
 /// The response body type of every gateway answer.
 pub type ResponseBody = Full<Bytes>;
@@ -50,6 +51,7 @@ impl Gateway {
         metrics: Arc<Metrics>,
         access_log: Option<AccessLog>,
     ) -> Gateway {
+        crate::upstream::health::start(&runtime.upstreams);
         Gateway {
             runtime: ArcSwap::from_pointee(runtime),
             request_ids: RequestIds::new(),
@@ -70,6 +72,7 @@ impl Gateway {
 
     /// Swaps in a new snapshot; requests in flight finish on the one they started with.
     pub fn replace_runtime(&self, runtime: Runtime) {
+        crate::upstream::health::start(&runtime.upstreams);
         self.runtime.store(Arc::new(runtime));
     }
 
@@ -115,15 +118,22 @@ impl Gateway {
                 &route.options.query,
             )?;
             let payload = Bytes::from(encode_message(&message));
+            let call = CallOptions::for_route(&route.options.retry, &binding.http_method, timeout);
             let upstream_started = tokio::time::Instant::now();
-            let reply = route
+            let called = route
                 .upstream
-                .unary(&route.grpc_path, payload, forwarded, timeout)
+                .call(&route.grpc_path, payload, forwarded, &call)
                 .await;
             outcome.upstream = Some((route.upstream.clone(), upstream_started.elapsed()));
-            let reply = reply?;
-            let response_headers =
+            outcome.attempts = called.attempts;
+            let attempts = called.attempts_header();
+            let reply = called.result.map_err(|e| Failure {
+                error: e.into(),
+                headers: attempts.clone(),
+            })?;
+            let mut response_headers =
                 metadata::response_headers(&reply.metadata, &route.options.headers);
+            response_headers.extend(attempts);
             let Some(message) = reply.message else {
                 return Err(Failure {
                     error: GatewayError::Backend(reply.status),

@@ -22,8 +22,10 @@ pub(super) struct Outcome {
     pub(super) binding: Option<Arc<Binding>>,
     /// Request body bytes read.
     pub(super) request_bytes: u64,
-    /// The upstream called and how long the call took.
+    /// The upstream called and how long the call took, retries included.
     pub(super) upstream: Option<(Arc<Upstream>, Duration)>,
+    /// Attempts the upstream call made (0 when it failed fast on open breakers).
+    pub(super) attempts: u32,
     /// gRPC status of the answer (0 on success).
     pub(super) grpc_status: i32,
     /// Kind of transcoding failure, if one happened.
@@ -82,7 +84,7 @@ pub(super) fn finish<B: http_body::Body>(
         .as_ref()
         .map(|b| b.method.options.name.as_str());
     let response_bytes = response.body().size_hint().exact().unwrap_or(0);
-    let attempts = u32::from(outcome.upstream.is_some());
+    let attempts = outcome.attempts;
     let status = response.status().as_u16();
     metrics.record_request(&RequestRecord {
         labels: RequestLabels {

@@ -1,25 +1,48 @@
-//! Calls to gRPC backends: one [`Upstream`] per configured backend, holding a pooled HTTP/2 (h2c)
-//! client; [`Upstream::unary`] sends one framed message and returns the decoded gRPC outcome.
+//! Calls to gRPC backends: one [`Upstream`] per configured backend, with one or more endpoints;
+//! [`Upstream::call`] runs the call loop — pick an endpoint, attempt with a per-try timeout,
+//! classify the outcome, feed the endpoint's breaker, and retry with backoff while the deadline,
+//! the retry policy and the retry budget allow.
 //!
-//! Layout: [`codec`] frames and unframes gRPC messages and reads status trailers; this file owns the
-//! connection pool and the call (deadline, classification of failures).
+//! Layout:
+//! - [`codec`] frames and unframes gRPC messages and reads status trailers;
+//! - [`endpoint`]: one HTTP/2 connection per endpoint, reconnect backoff, one attempt;
+//! - [`balancer`]: power-of-two-choices least-request over the endpoints that take traffic;
+//! - [`breaker`]: the per-endpoint circuit breaker state machine;
+//! - [`retry`]: outcome classification, backoff, retry budget;
+//! - [`health`]: active `grpc.health.v1` checks;
+//! - [`stats`]: counters and gauges for the operations side.
 
+pub mod balancer;
+pub mod breaker;
 pub mod codec;
+pub mod endpoint;
+pub mod health;
+pub mod retry;
+pub mod stats;
 
-use std::sync::{Mutex, PoisonError};
+use std::collections::hash_map::RandomState;
+use std::future::Future;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderMap, HeaderValue, Request, Uri, header};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::client::conn::http2::{self, SendRequest};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpStream;
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use tokio::time::Instant;
 
 pub use codec::{GrpcStatus, encode_timeout, parse_timeout};
 
-use crate::config::UpstreamConfig;
+use crate::config::{HealthCheckConfig, RetryConfig, RouteRetryConfig, UpstreamConfig};
+use balancer::Pick;
+use breaker::{Breaker, Transition};
+use endpoint::Endpoint;
+use retry::{AttemptOutcome, Retry, RetryBudget};
+use stats::{StatsSnapshot, UpstreamStats, bump};
+
+/// Response header carrying how many attempts a call took.
+pub const ATTEMPTS_HEADER: &str = "x-tai-attempts";
 
 /// Why a backend call produced no gRPC answer.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +71,23 @@ pub enum UpstreamError {
         /// What was wrong with it.
         reason: String,
     },
+    /// Every endpoint's circuit breaker is open (maps to 503 with `Retry-After`).
+    #[error(
+        "upstream `{upstream}` is unavailable: every endpoint's circuit breaker is open (next probe in {}s)",
+        retry_after_secs(*.retry_after)
+    )]
+    CircuitOpen {
+        /// Upstream name.
+        upstream: String,
+        /// Time until an endpoint lets a probe through.
+        retry_after: Duration,
+    },
+}
+
+/// Whole seconds for a `Retry-After` header: rounded up, at least 1.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1)
 }
 
 /// The outcome of a unary call that reached the backend and got a well-formed gRPC answer.
@@ -61,24 +101,82 @@ pub struct GrpcReply {
     pub metadata: HeaderMap,
 }
 
-/// A configured gRPC backend with its connection.
-///
-/// gRPC multiplexes every call over one long-lived HTTP/2 connection, so the upstream keeps a
-/// single `SendRequest` handle (cheap to clone per call) instead of a general-purpose pool, and
-/// dials again only when that connection has closed.
+/// How one call may be retried and how long it may take.
+#[derive(Debug, Clone, Copy)]
+pub struct CallOptions<'a> {
+    /// Bound of the whole call, retries included.
+    pub deadline: Duration,
+    /// Bound of one attempt, when shorter than what is left of the deadline.
+    pub per_try_timeout: Option<Duration>,
+    /// Failures that reached the backend may be retried (the call is safe to repeat).
+    pub retryable: bool,
+    /// Codes retried instead of the upstream's `retryable_codes`.
+    pub retry_on: Option<&'a [i32]>,
+}
+
+impl<'a> CallOptions<'a> {
+    /// The options of a call through a route: GET bindings are retryable unless the route says
+    /// otherwise; other methods only when it says so.
+    pub fn for_route(
+        route: &'a RouteRetryConfig,
+        http_method: &str,
+        deadline: Duration,
+    ) -> CallOptions<'a> {
+        CallOptions {
+            deadline,
+            per_try_timeout: route.per_try_timeout,
+            retryable: route.retryable.unwrap_or(http_method == "GET"),
+            retry_on: route.retry_on.as_deref(),
+        }
+    }
+}
+
+/// What a call ended with, and how many attempts it took.
+#[derive(Debug)]
+pub struct CallOutcome {
+    /// The backend's answer, or why there is none.
+    pub result: Result<GrpcReply, UpstreamError>,
+    /// Attempts made (0 when every breaker was open).
+    pub attempts: u32,
+}
+
+impl CallOutcome {
+    /// The attempt-count header for the response.
+    pub fn attempts_header(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            HeaderName::from_static(ATTEMPTS_HEADER),
+            HeaderValue::from(self.attempts),
+        );
+        headers
+    }
+}
+
+/// A configured gRPC backend: its endpoints, retry policy and budget, and stats.
 #[derive(Debug)]
 pub struct Upstream {
     /// Name routes refer to.
     pub name: String,
-    authority: String,
-    /// `authority` parsed once for request URIs (`None` only if config validation let a bad one by).
-    uri_authority: Option<Authority>,
-    connect_timeout: Duration,
-    max_response_bytes: usize,
-    /// The live connection, if any.
-    sender: Mutex<Option<SendRequest<Full<Bytes>>>>,
-    /// Held while dialing so a burst of calls on a dead connection makes one new connection.
-    dialing: tokio::sync::Mutex<()>,
+    /// Endpoints, in config order.
+    pub endpoints: Vec<Arc<Endpoint>>,
+    retry: RetryConfig,
+    budget: RetryBudget,
+    /// Counters of this upstream.
+    pub stats: UpstreamStats,
+    health_check: Option<HealthCheckConfig>,
+    /// Set once health-check tasks run for this upstream.
+    health_started: AtomicBool,
+}
+
+/// Releases a half-open probe slot when an attempt ends without an outcome (client went away).
+struct ProbeGuard<'a>(Option<&'a Breaker>);
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(breaker) = self.0 {
+            breaker.release_probe();
+        }
+    }
 }
 
 impl Upstream {
@@ -86,66 +184,72 @@ impl Upstream {
     pub fn new(config: &UpstreamConfig) -> Upstream {
         Upstream {
             name: config.name.clone(),
-            authority: config.authority.clone(),
-            uri_authority: Authority::try_from(config.authority.as_str()).ok(),
-            connect_timeout: config.connect_timeout,
-            max_response_bytes: config.max_response_bytes,
-            sender: Mutex::new(None),
-            dialing: tokio::sync::Mutex::new(()),
+            endpoints: config
+                .endpoints
+                .iter()
+                .map(|a| Arc::new(Endpoint::new(config, a)))
+                .collect(),
+            budget: RetryBudget::new(&config.retry),
+            retry: config.retry.clone(),
+            stats: UpstreamStats::default(),
+            health_check: config.health_check.clone(),
+            health_started: AtomicBool::new(false),
         }
     }
 
-    fn live_sender(&self) -> Option<SendRequest<Full<Bytes>>> {
-        let guard = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
-        guard.as_ref().filter(|s| !s.is_closed()).cloned()
-    }
-
-    /// A handle on a live HTTP/2 connection, dialing one if there is none.
-    async fn connection(&self) -> Result<SendRequest<Full<Bytes>>, UpstreamError> {
-        if let Some(sender) = self.live_sender() {
-            return Ok(sender);
-        }
-        let _dialing = self.dialing.lock().await;
-        if let Some(sender) = self.live_sender() {
-            return Ok(sender);
-        }
-        let stream = tokio::time::timeout(
-            self.connect_timeout,
-            TcpStream::connect(self.authority.as_str()),
-        )
-        .await
-        .map_err(|_| {
-            self.unavailable_reason(format!(
-                "connect timed out after {:?}",
-                self.connect_timeout
-            ))
-        })?
-        .map_err(|e| self.unavailable_reason(format!("connect failed: {e}")))?;
-        let _ = stream.set_nodelay(true);
-        let (sender, connection) = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10))
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| self.unavailable_reason(format!("HTTP/2 handshake failed: {e}")))?;
-        let name = self.name.clone();
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(upstream = %name, error = %e, "upstream connection closed");
-            }
-        });
-        *self.sender.lock().unwrap_or_else(PoisonError::into_inner) = Some(sender.clone());
-        Ok(sender)
-    }
-
-    /// The `host:port` this upstream connects to.
+    /// The `host:port` of the first endpoint.
     pub fn authority(&self) -> &str {
-        &self.authority
+        self.endpoints
+            .first()
+            .map(|e| e.authority.as_str())
+            .unwrap_or_default()
     }
 
-    /// Sends one request message to `grpc_path` (`/pkg.Service/Method`) and waits for the answer,
-    /// at most `timeout` in all (connect, send, headers, body, trailers).
+    /// Counters and gauges now.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot(&self.endpoints)
+    }
+
+    fn note(&self, index: usize, transition: Transition) {
+        let endpoint = &self.endpoints[index].authority;
+        match transition {
+            Transition::Opened => {
+                bump(&self.stats.breaker_opened);
+                tracing::warn!(upstream = %self.name, %endpoint, "circuit breaker opened");
+            }
+            Transition::HalfOpened => {
+                bump(&self.stats.breaker_half_opened);
+                tracing::info!(upstream = %self.name, %endpoint, "circuit breaker half-open: probing");
+            }
+            Transition::Closed => {
+                bump(&self.stats.breaker_closed);
+                tracing::info!(upstream = %self.name, %endpoint, "circuit breaker closed");
+            }
+        }
+    }
+
+    /// Sends one request message to `grpc_path` (`/pkg.Service/Method`), retrying as `options`
+    /// allow, and never past `options.deadline`.
+    pub async fn call(
+        &self,
+        grpc_path: &PathAndQuery,
+        message: Bytes,
+        metadata: HeaderMap,
+        options: &CallOptions<'_>,
+    ) -> CallOutcome {
+        self.call_with(options, |endpoint: Arc<Endpoint>, timeout| {
+            let (message, metadata) = (message.clone(), metadata.clone());
+            async move {
+                endpoint
+                    .attempt(grpc_path, message, metadata, timeout)
+                    .await
+            }
+        })
+        .await
+    }
+
+    /// One call that is not retried once it reached the backend (a refused connection is still
+    /// tried again, on another endpoint when there is one), bounded by `timeout`.
     pub async fn unary(
         &self,
         grpc_path: &PathAndQuery,
@@ -153,131 +257,150 @@ impl Upstream {
         metadata: HeaderMap,
         timeout: Duration,
     ) -> Result<GrpcReply, UpstreamError> {
-        match tokio::time::timeout(
-            timeout,
-            self.unary_inner(grpc_path, message, metadata, timeout),
-        )
-        .await
-        {
-            Ok(result) => result,
-            Err(_) => Err(UpstreamError::DeadlineExceeded {
-                upstream: self.name.clone(),
-                timeout,
-            }),
-        }
-    }
-
-    async fn unary_inner(
-        &self,
-        grpc_path: &PathAndQuery,
-        message: Bytes,
-        metadata: HeaderMap,
-        timeout: Duration,
-    ) -> Result<GrpcReply, UpstreamError> {
-        let authority = self.uri_authority.clone().ok_or_else(|| {
-            self.invalid(format!("`{}` is not a valid authority", self.authority))
-        })?;
-        let uri = Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(authority)
-            .path_and_query(grpc_path.clone())
-            .build()
-            .map_err(|e| self.invalid(format!("cannot build request URI: {e}")))?;
-        let mut request = Request::post(uri)
-            .body(Full::new(codec::frame(&message)))
-            .map_err(|e| self.invalid(format!("cannot build request: {e}")))?;
-        let headers = request.headers_mut();
-        headers.extend(metadata);
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/grpc"),
-        );
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
-        headers.insert(
-            header::USER_AGENT,
-            HeaderValue::from_static(concat!("tai-gateway/", env!("CARGO_PKG_VERSION"))),
-        );
-        headers.insert("grpc-timeout", encode_timeout(timeout));
-
-        let mut sender = self.connection().await?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| self.unavailable(&e))?;
-        let (parts, body) = response.into_parts();
-        if parts.status != http::StatusCode::OK {
-            return Err(self.invalid(format!("HTTP status {}", parts.status)));
-        }
-        let is_grpc = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("application/grpc"));
-        if !is_grpc {
-            return Err(self.invalid("content-type is not application/grpc".to_owned()));
-        }
-        let mut metadata = parts.headers;
-        // Trailers-only: the status is in the headers and the body is empty.
-        if let Some(status) = GrpcStatus::from_headers(&metadata) {
-            return Ok(GrpcReply {
-                status,
-                message: None,
-                metadata,
-            });
-        }
-        let collected = Limited::new(body, self.max_response_bytes)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    self.invalid(format!(
-                        "response larger than {} bytes",
-                        self.max_response_bytes
-                    ))
-                } else {
-                    self.unavailable_reason(format!("response body failed: {e}"))
-                }
-            })?;
-        let trailers = collected.trailers().cloned().unwrap_or_default();
-        let data = collected.to_bytes();
-        let status = GrpcStatus::from_headers(&trailers)
-            .ok_or_else(|| self.invalid("no grpc-status in trailers".to_owned()))?;
-        metadata.extend(trailers);
-        let message = if status.is_ok() {
-            Some(codec::unframe_single(data).map_err(|reason| self.invalid(reason))?)
-        } else {
-            None
+        let options = CallOptions {
+            deadline: timeout,
+            per_try_timeout: None,
+            retryable: false,
+            retry_on: None,
         };
-        Ok(GrpcReply {
-            status,
-            message,
-            metadata,
-        })
+        self.call(grpc_path, message, metadata, &options)
+            .await
+            .result
     }
 
-    fn invalid(&self, reason: String) -> UpstreamError {
-        UpstreamError::InvalidResponse {
-            upstream: self.name.clone(),
-            reason,
+    /// The call loop, with the attempt itself given by the caller (the network in [`Upstream::call`];
+    /// scripted outcomes in the paused-clock tests of the loop's timing).
+    async fn call_with<F, Fut>(&self, options: &CallOptions<'_>, attempt: F) -> CallOutcome
+    where
+        F: Fn(Arc<Endpoint>, Duration) -> Fut,
+        Fut: Future<Output = Result<GrpcReply, endpoint::AttemptError>>,
+    {
+        let started = Instant::now();
+        let deadline_at = started + options.deadline;
+        self.budget.record_request(started);
+        bump(&self.stats.requests);
+        let retry_codes = options.retry_on.unwrap_or(&self.retry.retryable_codes);
+        let mut attempts = 0u32;
+        let mut last: Option<Result<GrpcReply, UpstreamError>> = None;
+        let mut avoid = None;
+        loop {
+            let now = Instant::now();
+            // The first attempt starts the call: it gets the whole deadline, as sent by the client.
+            let remaining = if attempts == 0 {
+                options.deadline
+            } else {
+                deadline_at.saturating_duration_since(now)
+            };
+            if remaining.is_zero() {
+                return self.deadline_exceeded(options, attempts);
+            }
+            let (index, probe) = match balancer::pick(&self.endpoints, avoid, now, |i, t| {
+                self.note(i, t);
+            }) {
+                Pick::Endpoint { index, probe } => (index, probe),
+                Pick::AllOpen { retry_after } => {
+                    let result = last.unwrap_or_else(|| {
+                        bump(&self.stats.rejected_open);
+                        Err(UpstreamError::CircuitOpen {
+                            upstream: self.name.clone(),
+                            retry_after,
+                        })
+                    });
+                    return CallOutcome { result, attempts };
+                }
+            };
+            let endpoint = &self.endpoints[index];
+            let try_timeout = options
+                .per_try_timeout
+                .map_or(remaining, |t| t.min(remaining));
+            attempts += 1;
+            bump(&self.stats.attempts);
+            let mut guard = ProbeGuard(probe.then_some(&endpoint.breaker));
+            let result = attempt(endpoint.clone(), try_timeout).await;
+            let outcome = match &result {
+                Ok(reply) => AttemptOutcome::Status(reply.status.code),
+                Err(e) => e.outcome,
+            };
+            let verdict = retry::classify(outcome, retry_codes);
+            if outcome != AttemptOutcome::Backoff {
+                guard.0 = None;
+                let transition = if verdict.failure {
+                    endpoint.breaker.on_failure(Instant::now())
+                } else {
+                    endpoint.breaker.on_success()
+                };
+                if let Some(t) = transition {
+                    self.note(index, t);
+                }
+            }
+            drop(guard);
+            if outcome == AttemptOutcome::TimedOut && Instant::now() >= deadline_at {
+                return self.deadline_exceeded(options, attempts);
+            }
+            // A fast refusal during reconnect backoff says less than the dial error before it.
+            if outcome != AttemptOutcome::Backoff || last.is_none() {
+                last = Some(result.map_err(|e| e.error));
+            }
+            let may_retry = match verdict.retry {
+                Retry::Never => false,
+                Retry::IfRetryable => options.retryable,
+                Retry::Always => true,
+            };
+            if !may_retry || attempts > self.retry.max_retries {
+                break;
+            }
+            let now = Instant::now();
+            let wait = retry::backoff(&self.retry, attempts - 1, random_unit());
+            if now + wait >= deadline_at {
+                break;
+            }
+            if !self.budget.try_retry(now) {
+                bump(&self.stats.budget_exhausted);
+                tracing::debug!(upstream = %self.name, "retry budget spent; not retrying");
+                break;
+            }
+            bump(&self.stats.retries);
+            tokio::time::sleep(wait).await;
+            avoid = Some(index);
+        }
+        CallOutcome {
+            result: last.unwrap_or_else(|| self.deadline_exceeded(options, attempts).result),
+            attempts,
         }
     }
 
-    fn unavailable(&self, error: &hyper::Error) -> UpstreamError {
-        let mut reason = error.to_string();
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            reason = format!("{reason}: {cause}");
-            source = cause.source();
-        }
-        self.unavailable_reason(reason)
-    }
-
-    fn unavailable_reason(&self, reason: String) -> UpstreamError {
-        UpstreamError::Unavailable {
-            upstream: self.name.clone(),
-            reason,
+    fn deadline_exceeded(&self, options: &CallOptions<'_>, attempts: u32) -> CallOutcome {
+        CallOutcome {
+            result: Err(UpstreamError::DeadlineExceeded {
+                upstream: self.name.clone(),
+                timeout: options.deadline,
+            }),
+            attempts,
         }
     }
 }
+
+/// A fast, process-wide pseudo-random number (splitmix64 over a randomly seeded counter): enough
+/// for jitter and balancing choices, which need spread, not secrecy.
+pub(crate) fn random_u64() -> u64 {
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    let mut seed = STATE.load(Ordering::Relaxed);
+    if seed == 0 {
+        seed = RandomState::new().hash_one(0u8) | 1;
+        let _ = STATE.compare_exchange(0, seed, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    let mut z = STATE
+        .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+        .wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A pseudo-random number in `0..1`.
+fn random_unit() -> f64 {
+    (random_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod call_tests;

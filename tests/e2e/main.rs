@@ -12,6 +12,7 @@ mod operations;
 mod query_params;
 mod reload;
 mod requests;
+mod resilience;
 mod responses;
 mod routing;
 mod routing_config;

@@ -1,0 +1,201 @@
+//! Tests of the call loop on tokio's paused clock (attempts scripted, timing real), and of the
+//! small helpers beside it.
+
+use super::*;
+
+#[test]
+fn retry_after_rounds_up_to_whole_seconds_at_least_one() {
+    assert_eq!(retry_after_secs(Duration::ZERO), 1);
+    assert_eq!(retry_after_secs(Duration::from_millis(300)), 1);
+    assert_eq!(retry_after_secs(Duration::from_secs(30)), 30);
+    assert_eq!(retry_after_secs(Duration::from_millis(29_001)), 30);
+}
+
+#[test]
+fn get_routes_are_retryable_by_default_and_others_only_when_configured() {
+    let deadline = Duration::from_secs(10);
+    let default = RouteRetryConfig::default();
+    assert!(CallOptions::for_route(&default, "GET", deadline).retryable);
+    assert!(!CallOptions::for_route(&default, "POST", deadline).retryable);
+    let on = RouteRetryConfig {
+        retryable: Some(true),
+        ..RouteRetryConfig::default()
+    };
+    assert!(CallOptions::for_route(&on, "POST", deadline).retryable);
+    let off = RouteRetryConfig {
+        retryable: Some(false),
+        ..RouteRetryConfig::default()
+    };
+    assert!(!CallOptions::for_route(&off, "GET", deadline).retryable);
+}
+
+use crate::config::{BreakerConfig, Ratio};
+use endpoint::AttemptError;
+
+fn upstream(retry: RetryConfig) -> Upstream {
+    Upstream::new(&UpstreamConfig {
+        name: "u".to_owned(),
+        authority: "127.0.0.1:1".to_owned(),
+        connect_timeout: Duration::from_secs(1),
+        max_response_bytes: 1024,
+        endpoints: vec!["127.0.0.1:1".to_owned()],
+        retry: RetryConfig {
+            jitter: Ratio(0.0),
+            ..retry
+        },
+        circuit_breaker: BreakerConfig::default(),
+        health_check: None,
+    })
+}
+
+fn options(deadline_ms: u64, per_try_ms: Option<u64>, retryable: bool) -> CallOptions<'static> {
+    CallOptions {
+        deadline: Duration::from_millis(deadline_ms),
+        per_try_timeout: per_try_ms.map(Duration::from_millis),
+        retryable,
+        retry_on: None,
+    }
+}
+
+fn reply(code: i32) -> Result<GrpcReply, AttemptError> {
+    Ok(GrpcReply {
+        status: GrpcStatus {
+            code,
+            message: String::new(),
+            details: None,
+        },
+        message: None,
+        metadata: HeaderMap::new(),
+    })
+}
+
+fn code(outcome: &CallOutcome) -> Option<i32> {
+    outcome.result.as_ref().ok().map(|r| r.status.code)
+}
+
+/// An attempt that takes its whole timeout and times out.
+async fn hang(timeout: Duration) -> Result<GrpcReply, AttemptError> {
+    tokio::time::sleep(timeout).await;
+    Err(AttemptError {
+        error: UpstreamError::DeadlineExceeded {
+            upstream: "u".to_owned(),
+            timeout,
+        },
+        outcome: AttemptOutcome::TimedOut,
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_back_off_exponentially_then_return_the_last_answer() {
+    let u = upstream(RetryConfig::default());
+    let started = Instant::now();
+    let outcome = u
+        .call_with(&options(10_000, None, true), |_, _| async { reply(14) })
+        .await;
+    assert_eq!((outcome.attempts, code(&outcome)), (4, Some(14)));
+    assert_eq!(started.elapsed(), Duration::from_millis(25 + 50 + 100));
+    assert_eq!(u.stats().retries, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_backoff_waits_past_the_deadline() {
+    let u = upstream(RetryConfig::default());
+    let started = Instant::now();
+    let outcome = u
+        .call_with(&options(100, None, true), |_, _| async { reply(14) })
+        .await;
+    // Tries at 0, 25 and 75 ms; the next wait (100 ms) would end past the deadline.
+    assert_eq!((outcome.attempts, code(&outcome)), (3, Some(14)));
+    assert_eq!(started.elapsed(), Duration::from_millis(75));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_bounds_a_slow_attempt_exactly() {
+    let u = upstream(RetryConfig::default());
+    let started = Instant::now();
+    let outcome = u
+        .call_with(&options(250, None, true), |_, timeout| hang(timeout))
+        .await;
+    assert_eq!(started.elapsed(), Duration::from_millis(250));
+    assert_eq!(outcome.attempts, 1);
+    assert!(matches!(
+        outcome.result,
+        Err(UpstreamError::DeadlineExceeded { timeout, .. }) if timeout == Duration::from_millis(250)
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn per_try_timeouts_retry_within_the_deadline() {
+    let u = upstream(RetryConfig::default());
+    let started = Instant::now();
+    let outcome = u
+        .call_with(&options(250, Some(100), true), |_, timeout| hang(timeout))
+        .await;
+    // 100 ms try, 25 ms wait, 100 ms try; a 50 ms wait would end past 250 ms.
+    assert_eq!(outcome.attempts, 2);
+    assert_eq!(started.elapsed(), Duration::from_millis(225));
+    assert!(matches!(
+        outcome.result,
+        Err(UpstreamError::DeadlineExceeded { .. })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn non_retryable_calls_are_retried_only_when_the_request_never_left() {
+    let u = upstream(RetryConfig::default());
+    let outcome = u
+        .call_with(&options(10_000, None, false), |_, _| async { reply(14) })
+        .await;
+    assert_eq!((outcome.attempts, code(&outcome)), (1, Some(14)));
+    let tries = std::sync::atomic::AtomicU32::new(0);
+    let outcome = u
+        .call_with(&options(10_000, None, false), |_, _| {
+            let first = tries.fetch_add(1, Ordering::Relaxed) == 0;
+            async move {
+                if first {
+                    Err(AttemptError {
+                        error: UpstreamError::Unavailable {
+                            upstream: "u".to_owned(),
+                            reason: "connect failed".to_owned(),
+                        },
+                        outcome: AttemptOutcome::NotSent,
+                    })
+                } else {
+                    reply(0)
+                }
+            }
+        })
+        .await;
+    assert_eq!((outcome.attempts, code(&outcome)), (2, Some(0)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_breaker_fails_fast_until_the_probe() {
+    let u = upstream(RetryConfig {
+        max_retries: 0,
+        ..RetryConfig::default()
+    });
+    let call = async || {
+        u.call_with(&options(10_000, None, true), |_, _| async { reply(13) })
+            .await
+    };
+    for _ in 0..5 {
+        assert_eq!(call().await.attempts, 1);
+    }
+    let fast = call().await;
+    assert_eq!(fast.attempts, 0);
+    assert!(matches!(
+        fast.result,
+        Err(UpstreamError::CircuitOpen { retry_after, .. }) if retry_after == Duration::from_secs(30)
+    ));
+    tokio::time::advance(Duration::from_secs(30)).await;
+    assert_eq!(call().await.attempts, 1, "the half-open probe goes through");
+    assert_eq!(u.stats().endpoints_open, 1, "the failed probe reopened it");
+}
+
+#[test]
+fn random_numbers_stay_in_range_and_vary() {
+    let draws: Vec<f64> = (0..100).map(|_| random_unit()).collect();
+    assert!(draws.iter().all(|x| (0.0..1.0).contains(x)));
+    assert!(draws.windows(2).any(|w| w[0] != w[1]));
+}

@@ -1,0 +1,377 @@
+//! One endpoint of an upstream: one long-lived HTTP/2 (h2c) connection, dialed lazily and again
+//! after it closes, with exponential reconnect backoff after failed dials; its circuit breaker;
+//! its in-flight count (for least-request balancing); whether health checks keep it in rotation.
+//!
+//! gRPC multiplexes every call over one connection, so the endpoint keeps a single `SendRequest`
+//! handle (cheap to clone per call) instead of a general-purpose pool.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderMap, HeaderValue, Request, Uri, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http2::{self, SendRequest};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::breaker::Breaker;
+use super::codec::{self, GrpcStatus, encode_timeout};
+use super::retry::AttemptOutcome;
+use super::{GrpcReply, UpstreamError};
+use crate::config::UpstreamConfig;
+
+/// First wait after a failed dial; doubles per further failure.
+const RECONNECT_BASE: Duration = Duration::from_millis(50);
+/// Longest wait between two dials of a failing endpoint.
+const RECONNECT_CAP: Duration = Duration::from_secs(2);
+
+/// Why one attempt produced no gRPC answer, and what that means for retrying.
+#[derive(Debug)]
+pub struct AttemptError {
+    /// The error the client sees if this is the last attempt.
+    pub error: UpstreamError,
+    /// Its classification input.
+    pub outcome: AttemptOutcome,
+}
+
+#[derive(Debug, Default)]
+struct Reconnect {
+    failures: u32,
+    not_before: Option<Instant>,
+}
+
+/// One `host:port` of an upstream.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// `host:port`.
+    pub authority: String,
+    upstream: String,
+    uri_authority: Option<Authority>,
+    connect_timeout: Duration,
+    max_response_bytes: usize,
+    sender: Mutex<Option<SendRequest<Full<Bytes>>>>,
+    /// Held while dialing so a burst of calls on a dead connection makes one new connection.
+    dialing: tokio::sync::Mutex<()>,
+    reconnect: Mutex<Reconnect>,
+    /// This endpoint's circuit breaker.
+    pub breaker: Breaker,
+    in_flight: AtomicUsize,
+    /// False while active health checks keep it out of rotation.
+    healthy: AtomicBool,
+}
+
+/// Decrements the in-flight count when an attempt ends, however it ends.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Endpoint {
+    /// An endpoint of `config` at `authority`; nothing is dialed yet.
+    pub fn new(config: &UpstreamConfig, authority: &str) -> Endpoint {
+        Endpoint {
+            authority: authority.to_owned(),
+            upstream: config.name.clone(),
+            uri_authority: Authority::try_from(authority).ok(),
+            connect_timeout: config.connect_timeout,
+            max_response_bytes: config.max_response_bytes,
+            sender: Mutex::new(None),
+            dialing: tokio::sync::Mutex::new(()),
+            reconnect: Mutex::new(Reconnect::default()),
+            breaker: Breaker::new(config.circuit_breaker.clone()),
+            in_flight: AtomicUsize::new(0),
+            healthy: AtomicBool::new(true),
+        }
+    }
+
+    /// Calls in progress on this endpoint.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Pretends `n` more calls are in flight (balancer tests).
+    #[cfg(test)]
+    pub(crate) fn add_in_flight(&self, n: usize) {
+        self.in_flight.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Whether health checks keep it in rotation.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Sets the health-check verdict; returns whether it changed.
+    pub fn set_healthy(&self, healthy: bool) -> bool {
+        self.healthy.swap(healthy, Ordering::Relaxed) != healthy
+    }
+
+    /// Whether a failed dial's backoff is still running at `now`.
+    pub fn reconnecting(&self, now: Instant) -> bool {
+        let r = self
+            .reconnect
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        r.not_before.is_some_and(|t| now < t)
+    }
+
+    fn live_sender(&self) -> Option<SendRequest<Full<Bytes>>> {
+        let guard = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
+        guard.as_ref().filter(|s| !s.is_closed()).cloned()
+    }
+
+    fn unavailable(&self, reason: String) -> UpstreamError {
+        UpstreamError::Unavailable {
+            upstream: self.upstream.clone(),
+            reason,
+        }
+    }
+
+    fn invalid(&self, reason: String) -> AttemptError {
+        AttemptError {
+            error: UpstreamError::InvalidResponse {
+                upstream: self.upstream.clone(),
+                reason,
+            },
+            outcome: AttemptOutcome::Invalid,
+        }
+    }
+
+    fn not_sent(&self, reason: String) -> AttemptError {
+        AttemptError {
+            error: self.unavailable(reason),
+            outcome: AttemptOutcome::NotSent,
+        }
+    }
+
+    /// A handle on a live HTTP/2 connection, dialing one if there is none (and the reconnect
+    /// backoff allows).
+    async fn connection(&self) -> Result<SendRequest<Full<Bytes>>, AttemptError> {
+        if let Some(sender) = self.live_sender() {
+            return Ok(sender);
+        }
+        let _dialing = self.dialing.lock().await;
+        if let Some(sender) = self.live_sender() {
+            return Ok(sender);
+        }
+        let now = Instant::now();
+        if let Some(not_before) = self
+            .reconnect
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .not_before
+            .filter(|t| now < *t)
+        {
+            return Err(AttemptError {
+                error: self.unavailable(format!(
+                    "{}: connect failed; next attempt in {:?}",
+                    self.authority,
+                    not_before - now
+                )),
+                outcome: AttemptOutcome::Backoff,
+            });
+        }
+        match self.dial().await {
+            Ok(sender) => {
+                *self
+                    .reconnect
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Reconnect::default();
+                *self.sender.lock().unwrap_or_else(PoisonError::into_inner) = Some(sender.clone());
+                Ok(sender)
+            }
+            Err(e) => {
+                let mut r = self
+                    .reconnect
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let wait = RECONNECT_BASE
+                    .saturating_mul(1u32 << r.failures.min(16))
+                    .min(RECONNECT_CAP);
+                r.failures = r.failures.saturating_add(1);
+                r.not_before = Some(Instant::now() + wait);
+                Err(e)
+            }
+        }
+    }
+
+    async fn dial(&self) -> Result<SendRequest<Full<Bytes>>, AttemptError> {
+        let stream = tokio::time::timeout(
+            self.connect_timeout,
+            TcpStream::connect(self.authority.as_str()),
+        )
+        .await
+        .map_err(|_| {
+            self.not_sent(format!(
+                "connect timed out after {:?}",
+                self.connect_timeout
+            ))
+        })?
+        .map_err(|e| self.not_sent(format!("connect failed: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| self.not_sent(format!("HTTP/2 handshake failed: {e}")))?;
+        let name = self.upstream.clone();
+        let authority = self.authority.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(upstream = %name, endpoint = %authority, error = %e, "upstream connection closed");
+            }
+        });
+        Ok(sender)
+    }
+
+    /// One attempt: sends `message` to `grpc_path` and waits at most `timeout` for the whole
+    /// answer (connect, send, headers, body, trailers).
+    pub async fn attempt(
+        &self,
+        grpc_path: &PathAndQuery,
+        message: Bytes,
+        metadata: HeaderMap,
+        timeout: Duration,
+    ) -> Result<GrpcReply, AttemptError> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _in_flight = InFlight(&self.in_flight);
+        match tokio::time::timeout(timeout, self.send(grpc_path, message, metadata, timeout)).await
+        {
+            Ok(result) => result,
+            Err(_) => Err(AttemptError {
+                error: UpstreamError::DeadlineExceeded {
+                    upstream: self.upstream.clone(),
+                    timeout,
+                },
+                outcome: AttemptOutcome::TimedOut,
+            }),
+        }
+    }
+
+    async fn send(
+        &self,
+        grpc_path: &PathAndQuery,
+        message: Bytes,
+        metadata: HeaderMap,
+        timeout: Duration,
+    ) -> Result<GrpcReply, AttemptError> {
+        let authority = self.uri_authority.clone().ok_or_else(|| {
+            self.invalid(format!("`{}` is not a valid authority", self.authority))
+        })?;
+        let uri = Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(authority)
+            .path_and_query(grpc_path.clone())
+            .build()
+            .map_err(|e| self.invalid(format!("cannot build request URI: {e}")))?;
+        let mut request = Request::post(uri)
+            .body(Full::new(codec::frame(&message)))
+            .map_err(|e| self.invalid(format!("cannot build request: {e}")))?;
+        let headers = request.headers_mut();
+        headers.extend(metadata);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        headers.insert(
+            header::USER_AGENT,
+            HeaderValue::from_static(concat!("tai-gateway/", env!("CARGO_PKG_VERSION"))),
+        );
+        headers.insert("grpc-timeout", encode_timeout(timeout));
+
+        let mut sender = self.connection().await?;
+        let response = sender.try_send_request(request).await.map_err(|e| {
+            let sent = e.message().is_none();
+            let reason = error_chain(e.error());
+            AttemptError {
+                error: self.unavailable(reason),
+                outcome: if sent {
+                    AttemptOutcome::Reset
+                } else {
+                    AttemptOutcome::NotSent
+                },
+            }
+        })?;
+        self.read_reply(response).await
+    }
+
+    async fn read_reply(
+        &self,
+        response: http::Response<hyper::body::Incoming>,
+    ) -> Result<GrpcReply, AttemptError> {
+        let (parts, body) = response.into_parts();
+        if parts.status != http::StatusCode::OK {
+            return Err(self.invalid(format!("HTTP status {}", parts.status)));
+        }
+        let is_grpc = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/grpc"));
+        if !is_grpc {
+            return Err(self.invalid("content-type is not application/grpc".to_owned()));
+        }
+        let mut metadata = parts.headers;
+        // Trailers-only: the status is in the headers and the body is empty.
+        if let Some(status) = GrpcStatus::from_headers(&metadata) {
+            return Ok(GrpcReply {
+                status,
+                message: None,
+                metadata,
+            });
+        }
+        let collected = Limited::new(body, self.max_response_bytes)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    self.invalid(format!(
+                        "response larger than {} bytes",
+                        self.max_response_bytes
+                    ))
+                } else {
+                    AttemptError {
+                        error: self.unavailable(format!("response body failed: {e}")),
+                        outcome: AttemptOutcome::Reset,
+                    }
+                }
+            })?;
+        let trailers = collected.trailers().cloned().unwrap_or_default();
+        let data = collected.to_bytes();
+        let status = GrpcStatus::from_headers(&trailers)
+            .ok_or_else(|| self.invalid("no grpc-status in trailers".to_owned()))?;
+        metadata.extend(trailers);
+        let message = if status.is_ok() {
+            Some(codec::unframe_single(data).map_err(|reason| self.invalid(reason))?)
+        } else {
+            None
+        };
+        Ok(GrpcReply {
+            status,
+            message,
+            metadata,
+        })
+    }
+}
+
+/// An error with its causes, `outer: inner: ...`.
+fn error_chain(error: &hyper::Error) -> String {
+    let mut reason = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        reason = format!("{reason}: {cause}");
+        source = cause.source();
+    }
+    reason
+}
