@@ -70,6 +70,7 @@ impl ServerHandle {
                 async move { admin(&req, &ready) }
             }));
         }
+        tasks.spawn(maintain(gateway.clone(), wait_for(watch_shutdown.clone())));
         ready.store(true, Ordering::SeqCst);
         Ok(ServerHandle {
             http_addr,
@@ -155,6 +156,20 @@ async fn serve<H, F>(
         .is_err()
     {
         tracing::warn!("drain timeout passed with connections still open");
+    }
+}
+
+/// The one maintenance task: rate-limit key pruning and remote JWKS refresh, once a second,
+/// each doing work only when its own interval is due.
+async fn maintain(gateway: Arc<Gateway>, stop: impl Future<Output = ()>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => gateway.maintain().await,
+            () = &mut stop => break,
+        }
     }
 }
 

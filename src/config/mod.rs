@@ -5,10 +5,15 @@
 //! checks (methods exist, templates parse, variables name fields) happen when the runtime snapshot is
 //! built from a `Config` (`crate::runtime`), and report through the same [`ConfigError`] type.
 
+mod edge;
 mod raw;
 mod units;
 mod validate;
 
+pub use edge::{
+    AuthConfig, AuthMode, KeySource, LimitConfig, LimitKey, ProviderConfig, RateLimitConfig,
+    RouteAuth, Secret,
+};
 pub use units::{parse_duration, parse_size};
 
 use std::fmt;
@@ -89,6 +94,10 @@ pub struct Config {
     pub limits: ListenerLimits,
     /// How multi-segment path variables are percent-decoded (one router, so one mode).
     pub path_unescape: UnescapeMode,
+    /// JWT providers and token source.
+    pub auth: AuthConfig,
+    /// Named rate limits.
+    pub rate_limits: RateLimitConfig,
 }
 
 /// Descriptor sources, already resolved against the config file's folder.
@@ -175,6 +184,10 @@ pub struct RouteConfig {
     pub transcoding: TranscodingOptions,
     /// Header/metadata allowlists.
     pub headers: HeaderRules,
+    /// Token requirements.
+    pub auth: RouteAuth,
+    /// Names of the rate limits applied, in order.
+    pub rate_limits: Vec<String>,
 }
 
 /// JSON mapping options of a route.

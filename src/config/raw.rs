@@ -27,6 +27,10 @@ pub(crate) struct RawConfig {
     pub(crate) headers: RawHeaders,
     #[serde(default)]
     pub(crate) limits: RawLimits,
+    #[serde(default)]
+    pub(crate) auth: Option<super::edge::RawAuth>,
+    #[serde(default)]
+    pub(crate) rate_limits: Option<super::edge::RawRateLimits>,
 }
 
 /// `listeners:` the public sockets.
@@ -96,6 +100,10 @@ pub(crate) struct RawRoute {
     pub(crate) transcoding: RawTranscoding,
     #[serde(default)]
     pub(crate) headers: Option<RawHeaders>,
+    #[serde(default)]
+    pub(crate) auth: Option<super::edge::RawRouteAuth>,
+    #[serde(default)]
+    pub(crate) rate_limits: Vec<At<String>>,
 }
 
 /// `routes[].http_rules[]:` an HttpRule given in config, overriding or adding to the proto's.

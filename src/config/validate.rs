@@ -316,6 +316,12 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
             }
         },
     };
+    let mut edge = super::edge::Problems {
+        file,
+        errors: &mut c.errors,
+    };
+    let auth = edge.auth(raw.auth.as_ref(), &base);
+    let rate_limits = edge.rate_limits(raw.rate_limits.as_ref());
     Config {
         source: file.to_owned(),
         http_listener,
@@ -325,6 +331,8 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
         routes,
         limits,
         path_unescape,
+        auth,
+        rate_limits,
     }
 }
 
@@ -455,6 +463,12 @@ fn route(
         Some(h) => header_rules(c, headers, h, &format!("{key}.headers")),
         None => headers.clone(),
     };
+    let mut edge = super::edge::Problems {
+        file: c.file,
+        errors: &mut c.errors,
+    };
+    let auth = edge.route_auth(&key, r.auth.as_ref(), raw.auth.as_ref());
+    let rate_limits = edge.route_limits(&key, &r.rate_limits, raw.rate_limits.as_ref());
     Some(RouteConfig {
         name,
         key,
@@ -467,6 +481,8 @@ fn route(
         http_rules,
         transcoding,
         headers,
+        auth,
+        rate_limits,
     })
 }
 

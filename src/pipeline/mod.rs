@@ -1,9 +1,12 @@
 //! The per-request sequence, in one place and in order:
-//! route → deadline → body → transcode request → upstream call → transcode response.
+//! route → per-client rate limits → authentication → per-subject rate limits → deadline → body →
+//! transcode request → upstream call → transcode response.
 //! Every failure becomes a [`GatewayError`] and is answered through its one mapping table.
 
+pub mod auth;
 mod ctx;
 mod metadata;
+pub mod rate_limit;
 
 pub use ctx::{RequestCtx, RequestIds};
 
@@ -59,14 +62,28 @@ impl Gateway {
         let runtime = self.runtime.load_full();
         let ctx = RequestCtx::new(&request, peer, &self.request_ids);
         let mut binding_seen = None;
+        let mut budget = rate_limit::Budget::default();
         let result = async {
             let (binding, bindings) = find_route(&runtime, request.method(), request.uri().path())?;
             binding_seen = Some(binding.clone());
             let route = &binding.method;
+            let (limits, policy) = (&route.options.rate_limits, &route.options.auth);
+            limits.check_before_auth(request.headers(), peer, &mut budget)?;
+            let query = request.uri().query();
+            let verified = runtime
+                .auth
+                .authenticate(policy, request.headers(), query)
+                .await?;
+            let claims = verified.as_ref().map(|v| &v.claims);
+            limits.check_after_auth(claims, request.headers(), peer, &mut budget)?;
             let timeout = metadata::deadline(route.options.timeout, request.headers())?;
-            let forwarded =
+            let mut forwarded =
                 metadata::forward_request_headers(request.headers(), &route.options.headers, &ctx);
-            let query = request.uri().query().map(str::to_owned);
+            let headers = request.headers();
+            runtime
+                .auth
+                .forward(&mut forwarded, policy, verified.as_ref(), headers);
+            let query = runtime.auth.query_without_token(request.uri().query());
             // A content type describes a body; clients that send one on a bodiless GET or
             // DELETE must not be refused for it.
             let content_type = if has_no_body(request.body()) && !binding.raw_body {
@@ -148,8 +165,16 @@ impl Gateway {
                 response
             }
         };
+        budget.write(response.headers_mut());
         ctx.finish(&mut response);
         response
+    }
+
+    /// One round of periodic work: prunes idle rate-limit keys, refreshes remote key sets.
+    pub async fn maintain(&self) {
+        let runtime = self.runtime.load_full();
+        runtime.rate_limits.maintain();
+        runtime.auth.maintain().await;
     }
 }
 
