@@ -392,8 +392,9 @@ mod tests {
         let limiter = limiters.get("per_ip").expect("limit");
         limiters.prune();
         assert_eq!(limiter.key_count(), 100, "recently used keys stay");
-        // One request costs 6 s of budget; after that the bucket is full and the key idle.
-        tokio::time::advance(Duration::from_secs(7)).await;
+        // One request costs 6 s of budget; governor keeps a key one more emission interval
+        // after its bucket is full again, so after 13 s the old keys are idle.
+        tokio::time::advance(Duration::from_secs(13)).await;
         let _ = route.check_before_auth(&HeaderMap::new(), peer(200), &mut budget);
         limiters.prune();
         assert_eq!(limiter.key_count(), 1, "only the fresh key stays");

@@ -2,6 +2,7 @@
 //! One test binary with modules keeps link time down.
 
 #[allow(dead_code)] // shared helpers; not every module uses every one
+mod auth;
 mod backend;
 mod errors;
 #[allow(dead_code)] // shared helpers; not every module uses every one
@@ -9,6 +10,7 @@ mod harness;
 mod json_mapping;
 mod operations;
 mod query_params;
+mod rate_limit;
 mod requests;
 mod responses;
 mod routing;

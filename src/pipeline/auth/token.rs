@@ -38,11 +38,11 @@ pub(crate) fn inspect(token: &str) -> Result<Unverified<'_>, String> {
     else {
         return Err("not a compact JWS (three dot-separated parts)".to_owned());
     };
+    let head = segment(header, "header")?;
+    let claims = segment(payload, "payload")?;
     if URL_SAFE_NO_PAD.decode(signature).is_err() {
         return Err("malformed base64url in the signature".to_owned());
     }
-    let head = segment(header, "header")?;
-    let claims = segment(payload, "payload")?;
     let alg = match head.get("alg") {
         Some(Value::String(name)) => name
             .parse::<Algorithm>()
@@ -180,7 +180,7 @@ mod tests {
             );
         }
         assert_eq!(
-            inspect("a!b.c.d").err().as_deref(),
+            inspect("a!b.c.AA").err().as_deref(),
             Some("malformed base64url in the header")
         );
     }
