@@ -508,3 +508,89 @@ async fn remote_jwks_rotation_is_picked_up_and_a_failed_refresh_keeps_the_old_ke
     let kept = echo(&env, Some(&kid_token("k2")), &[]).await;
     assert_eq!(kept.status, StatusCode::OK, "{}", kept.body);
 }
+
+#[tokio::test]
+async fn an_enabled_query_parameter_carries_the_token_and_is_not_bound() {
+    let stubs = start_stubs().await;
+    let config = config(&stubs, "")
+        .replace(
+            "auth:\n  providers:",
+            "auth:\n  token: { query_parameter: jwt }\n  providers:",
+        )
+        .replace(
+            "      require_scopes: [policy:write]\n",
+            "      require_scopes: [policy:write]\n      forward_authorization: true\n",
+        );
+    let env = TestEnv::start_on(stubs, &config).await;
+    let token = ed_token(&claims());
+    let reply = env
+        .send(
+            Method::GET,
+            &format!("/v1/echo/hello?jwt={token}"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.json()["stringValue"], "hello");
+    // With forward_authorization the header reaches the backend.
+    let bearer = format!("Bearer {token}");
+    let reply = echo(&env, Some(&token), &[]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.json()["receivedMetadata"]["authorization"], bearer);
+}
+
+#[test]
+fn config_errors_name_the_line_of_each_auth_and_limit_problem() {
+    let dir = crate::harness::TempDir::new();
+    let text = format!(
+        r#"listeners:
+  http:
+    address: 127.0.0.1:0
+descriptors:
+  proto_dirs: ["{proto}"]
+upstreams:
+  governor:
+    address: 127.0.0.1:1
+routes:
+  - service: tai.Governor
+    upstream: governor
+    auth: {{ mode: required, providers: [nope] }}
+    rate_limits: [missing]
+auth:
+  providers:
+    hs:
+      issuer: x
+      algorithms: [HS256, XS1]
+rate_limits:
+  limits:
+    bad: {{ rate: lots, burst: 0, key: "cookie:x" }}
+"#,
+        proto = proto_dir().display()
+    );
+    let path = dir.write("gateway.yaml", &text);
+    let errors = tai_gateway::config::Config::parse(&path, &text).expect_err("invalid");
+    let lines: Vec<String> = errors
+        .0
+        .iter()
+        .map(|e| {
+            format!(
+                "{}:{}: {}: {}",
+                e.place.line, e.place.column, e.key, e.reason
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "12:41: routes[0].auth.providers[0]: unknown provider `nope`",
+            "13:19: routes[0].rate_limits[0]: unknown rate limit `missing`",
+            "17:15: auth.providers.hs.algorithms: HS algorithms need a shared_secret",
+            "17:15: auth.providers.hs: give exactly one of pem_file, jwks_file, jwks_url (or only a shared_secret)",
+            "18:27: auth.providers.hs.algorithms[1]: unknown algorithm `XS1` (RS256/384/512, PS256/384/512, ES256/384, EdDSA, HS256/384/512)",
+            "21:18: rate_limits.limits.bad.rate: `lots` is not a rate: use N/s, N/m, N/h or N/<duration>",
+            "21:31: rate_limits.limits.bad.burst: must be > 0",
+            "21:39: rate_limits.limits.bad.key: use ip, global, claim:<name> or header:<name>",
+        ]
+    );
+}
