@@ -86,6 +86,7 @@ routes:
     auth:
       mode: required
       require_scopes: [policy:write]
+      require_claims: {{ tenant: acme }}
   - name: read
     methods: [tai.Governor/GetPolicy]
     upstream: governor
@@ -311,6 +312,14 @@ async fn a_valid_token_without_the_scope_or_audience_is_a_403() {
     assert_eq!(
         reply.body,
         r#"{"code":7,"message":"permission denied: missing scope `policy:write`","details":[]}"#
+    );
+    let mut other_tenant = claims();
+    other_tenant["tenant"] = json!("globex");
+    let reply = echo(&env, Some(&ed_token(&other_tenant)), &[]).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        reply.body,
+        r#"{"code":7,"message":"permission denied: claim `tenant` does not match","details":[]}"#
     );
     let mut other_audience = claims();
     other_audience["aud"] = json!(["someone-else"]);
@@ -593,4 +602,78 @@ rate_limits:
             "21:39: rate_limits.limits.bad.key: use ip, global, claim:<name> or header:<name>",
         ]
     );
+}
+
+/// `tai-gateway token …` as the README runs it, with the committed dev key.
+fn mint_dev_token(scope: &str) -> String {
+    let key = format!("{}/certs/dev-jwt/private.pem", env!("CARGO_MANIFEST_DIR"));
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tai-gateway"))
+        .args(["token", "--sub", "alice", "--scope", scope, "--key", &key])
+        .output()
+        .expect("run tai-gateway token");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_default_config_protects_writes_and_accepts_the_minted_dev_token() {
+    let stubs = start_stubs().await;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.yaml");
+    let text = std::fs::read_to_string(&path)
+        .expect("read gateway.yaml")
+        .replace("127.0.0.1:8080", "127.0.0.1:0")
+        .replace("127.0.0.1:9901", "127.0.0.1:0")
+        .replace("127.0.0.1:50051", &stubs.governor_addr.to_string())
+        .replace("127.0.0.1:50052", &stubs.coordinator_addr.to_string());
+    let gateway = crate::harness::start_gateway(&path, &text).await;
+    let client = crate::harness::http1_client();
+    let base = format!("http://{}", gateway.http_addr.expect("listener"));
+    let body = r#"{"policyType":"access","policyName":"deny-external"}"#;
+    let propose = |auth: Option<String>| {
+        let client = &client;
+        let url = format!("{base}/v1/policies/propose");
+        async move {
+            let mut headers = vec![("content-type", "application/json".to_owned())];
+            if let Some(token) = auth {
+                headers.push(("authorization", format!("Bearer {token}")));
+            }
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            crate::harness::send_with(client, Method::POST, &url, &headers, Some(body)).await
+        }
+    };
+    assert_eq!(propose(None).await.status, StatusCode::UNAUTHORIZED);
+    let read_only = propose(Some(mint_dev_token("policy:read"))).await;
+    assert_eq!(
+        read_only.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        read_only.body
+    );
+    let created = propose(Some(mint_dev_token("policy:write"))).await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    assert_eq!(
+        created.header("ratelimit-limit"),
+        Some("20"),
+        "the tighter per_subject limit"
+    );
+    let id = created.json()["policyId"].as_str().expect("id").to_owned();
+    let read = crate::harness::send_with(
+        &client,
+        Method::GET,
+        &format!("{base}/v1/policies/{id}"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(
+        read.status,
+        StatusCode::OK,
+        "reads need no token: {}",
+        read.body
+    );
+    gateway.shutdown().await;
 }

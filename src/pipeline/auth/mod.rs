@@ -126,7 +126,8 @@ impl Provider {
             .map_or(0, |r| r.attempts.load(Ordering::Relaxed))
     }
 
-    /// Keys that may check a token signed with `alg` under `kid`.
+    /// Keys that may check a token signed with `alg` under `kid` (a key published without a
+    /// `kid` is a candidate for every token).
     fn candidates(&self, alg: Algorithm, kid: Option<&str>) -> Vec<DecodingKey> {
         if alg.family() == AlgorithmFamily::Hmac {
             return self.secret.iter().cloned().collect();
@@ -134,7 +135,9 @@ impl Provider {
         self.keys
             .load()
             .iter()
-            .filter(|k| k.accepts(alg) && (kid.is_none() || k.kid.as_deref() == kid))
+            .filter(|k| {
+                k.accepts(alg) && (kid.is_none() || k.kid.is_none() || k.kid.as_deref() == kid)
+            })
             .map(|k| k.key.clone())
             .collect()
     }
