@@ -166,8 +166,9 @@ async fn maintain(gateway: Arc<Gateway>, stop: impl Future<Output = ()>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stop);
     loop {
+        // The round itself is cancelled by shutdown too (a JWKS fetch can take its timeout).
         tokio::select! {
-            _ = tick.tick() => gateway.maintain().await,
+            () = async { tick.tick().await; gateway.maintain().await } => {}
             () = &mut stop => break,
         }
     }

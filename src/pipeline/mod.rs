@@ -67,12 +67,13 @@ impl Gateway {
             let (binding, bindings) = find_route(&runtime, request.method(), request.uri().path())?;
             binding_seen = Some(binding.clone());
             let route = &binding.method;
+            // Edge checks: a cheap per-client limit, the token, then the per-subject limits.
             let (limits, policy) = (&route.options.rate_limits, &route.options.auth);
             limits.check_before_auth(request.headers(), peer, &mut budget)?;
-            let query = request.uri().query();
+            let token_query = request.uri().query();
             let verified = runtime
                 .auth
-                .authenticate(policy, request.headers(), query)
+                .authenticate(policy, request.headers(), token_query)
                 .await?;
             let claims = verified.as_ref().map(|v| &v.claims);
             limits.check_after_auth(claims, request.headers(), peer, &mut budget)?;
@@ -80,6 +81,7 @@ impl Gateway {
             let mut forwarded =
                 metadata::forward_request_headers(request.headers(), &route.options.headers, &ctx);
             let headers = request.headers();
+            // Verified claims in, client-sent copies (and, per route, Authorization) out.
             runtime
                 .auth
                 .forward(&mut forwarded, policy, verified.as_ref(), headers);

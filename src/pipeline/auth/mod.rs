@@ -69,12 +69,23 @@ impl AuthError {
 }
 
 /// One provider with its loaded keys.
-#[derive(Debug)]
 pub struct Provider {
     config: ProviderConfig,
     keys: ArcSwap<Vec<VerifyKey>>,
     remote: Option<RemoteJwks>,
+    /// The HMAC key: never printed.
     secret: Option<DecodingKey>,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("config", &self.config)
+            .field("keys", &self.keys.load().len())
+            .field("remote", &self.remote)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Provider {
@@ -461,4 +472,39 @@ fn reason(kind: &jsonwebtoken::errors::ErrorKind) -> Cow<'static, str> {
         K::Json(_) | K::InvalidClaimFormat(_) | K::Utf8(_) => "malformed claims",
         _ => "token rejected",
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use std::time::Duration;
+
+    #[test]
+    fn debug_output_never_shows_the_shared_secret() {
+        let config = ProviderConfig {
+            name: "hs".to_owned(),
+            issuer: "hs".to_owned(),
+            audiences: Vec::new(),
+            algorithms: vec![Algorithm::HS256],
+            keys: KeySource::SecretOnly,
+            kid: None,
+            shared_secret: Some(Secret::new("super-secret-value-of-32-bytes!!".to_owned())),
+            clock_skew: Duration::from_secs(60),
+            jwks_timeout: Duration::from_secs(5),
+            jwks_refresh_interval: Duration::from_secs(600),
+            jwks_min_refetch_interval: Duration::from_secs(30),
+            claims_to_metadata: Vec::new(),
+            payload_to_metadata: None,
+            place: crate::config::Place::default(),
+        };
+        let auth = AuthConfig {
+            providers: vec![config],
+            ..AuthConfig::default()
+        };
+        let runtime = AuthRuntime::build(&auth, Path::new("x.yaml")).expect("builds");
+        let text = format!("{runtime:?}");
+        assert!(!text.contains("super-secret"), "{text}");
+        assert!(text.contains("<redacted>"), "{text}");
+    }
 }
