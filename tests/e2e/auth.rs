@@ -677,3 +677,24 @@ async fn the_default_config_protects_writes_and_accepts_the_minted_dev_token() {
     );
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_local_jwks_file_provides_keys_by_kid() {
+    let stubs = start_stubs().await;
+    let dir = crate::harness::TempDir::new();
+    let file = dir.write("jwks.json", &jwks(&["k1", "k2"]));
+    let local = format!(
+        "    local:\n      issuer: remote-issuer\n      algorithms: [EdDSA]\n      jwks_file: \"{}\"\n",
+        file.display()
+    );
+    let config = config(&stubs, &local);
+    let env = TestEnv::start_on(stubs, &config).await;
+    for kid in ["k1", "k2"] {
+        let reply = echo(&env, Some(&kid_token(kid)), &[]).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    assert_invalid(
+        &echo(&env, Some(&kid_token("k3")), &[]).await,
+        "unknown key id",
+    );
+}

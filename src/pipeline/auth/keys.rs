@@ -245,3 +245,36 @@ where
         .map(|c| c.to_bytes())
         .map_err(|e| format!("body: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ED_X: &str = "8bTeBXXUkTOCnCFOC3TfgGLi7CQb9gRAvq72_VZa5tc";
+
+    #[test]
+    fn jwks_keeps_signature_keys_and_skips_symmetric_and_mismatched_ones() {
+        let doc = serde_json::json!({"keys": [
+            {"kty": "OKP", "crv": "Ed25519", "x": ED_X, "kid": "ed"},
+            {"kty": "oct", "k": "c2VjcmV0", "kid": "sym"},
+            {"kty": "OKP", "crv": "Ed25519", "x": ED_X, "kid": "enc", "use": "enc"},
+            {"kty": "OKP", "crv": "Ed25519", "x": ED_X, "kid": "lies", "alg": "ES256"},
+            {"kty": "XYZ", "kid": "odd"}
+        ]});
+        let keys = from_jwks(doc.to_string().as_bytes()).expect("a JWKS");
+        let kids: Vec<_> = keys.iter().map(|k| k.kid.as_deref()).collect();
+        assert_eq!(kids, [Some("ed")]);
+        assert!(keys[0].accepts(Algorithm::EdDSA));
+        assert!(!keys[0].accepts(Algorithm::HS256));
+        assert!(from_jwks(b"{}").is_err());
+    }
+
+    #[test]
+    fn pem_keys_know_their_family() {
+        let ed = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA8bTeBXXUkTOCnCFOC3TfgGLi7CQb9gRAvq72/VZa5tc=\n-----END PUBLIC KEY-----\n";
+        let key = from_pem(ed.as_bytes(), None).expect("ed25519 key");
+        assert!(key.accepts(Algorithm::EdDSA));
+        assert!(!key.accepts(Algorithm::RS256));
+        assert!(from_pem(b"not a key", None).is_err());
+    }
+}
