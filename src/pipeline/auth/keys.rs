@@ -277,4 +277,35 @@ mod tests {
         assert!(!key.accepts(Algorithm::RS256));
         assert!(from_pem(b"not a key", None).is_err());
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_refreshes_keep_the_keys_and_retry_no_sooner_than_the_refetch_interval() {
+        // A port nobody listens on: every fetch fails at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let url = format!("http://127.0.0.1:{port}/jwks.json")
+            .parse()
+            .expect("url");
+        let remote = RemoteJwks::new(
+            url,
+            Duration::from_secs(1),
+            Duration::from_secs(600),
+            Duration::from_secs(30),
+        );
+        let ed = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA8bTeBXXUkTOCnCFOC3TfgGLi7CQb9gRAvq72/VZa5tc=\n-----END PUBLIC KEY-----\n";
+        let old = from_pem(ed.as_bytes(), Some("old".to_owned())).expect("key");
+        let keys = ArcSwap::from_pointee(vec![old]);
+        let attempts = || remote.attempts.load(std::sync::atomic::Ordering::Relaxed);
+        remote.refresh_if_due(&keys).await;
+        assert_eq!(attempts(), 1, "never fetched: due at once");
+        remote.refresh_if_due(&keys).await;
+        remote.fetch_rate_limited(&keys).await;
+        assert_eq!(attempts(), 1, "no retry within the refetch interval");
+        tokio::time::advance(Duration::from_secs(31)).await;
+        remote.refresh_if_due(&keys).await;
+        assert_eq!(attempts(), 2);
+        assert_eq!(keys.load()[0].kid.as_deref(), Some("old"), "old keys kept");
+    }
 }
