@@ -25,12 +25,16 @@ pub mod code {
     pub const NOT_FOUND: i32 = 5;
     /// A resource or size limit was hit.
     pub const RESOURCE_EXHAUSTED: i32 = 8;
+    /// The caller is authenticated but not allowed.
+    pub const PERMISSION_DENIED: i32 = 7;
     /// The operation is not implemented (or not allowed on this path).
     pub const UNIMPLEMENTED: i32 = 12;
     /// An internal invariant broke, or the backend spoke invalid gRPC.
     pub const INTERNAL: i32 = 13;
     /// The backend cannot be reached.
     pub const UNAVAILABLE: i32 = 14;
+    /// The request has no valid credentials.
+    pub const UNAUTHENTICATED: i32 = 16;
 }
 
 /// A failed request, from any stage of the pipeline.
@@ -82,6 +86,12 @@ pub enum GatewayError {
     /// The backend's answer could not be turned into JSON.
     #[error("cannot transcode the backend response: {0}")]
     ResponseTranscode(String),
+    /// No valid token (401) or a token without the required audience, scope or claim (403).
+    #[error(transparent)]
+    Auth(#[from] crate::pipeline::auth::AuthError),
+    /// A rate limit refused the request (429).
+    #[error(transparent)]
+    RateLimited(#[from] crate::pipeline::rate_limit::Exceeded),
 }
 
 /// What a [`GatewayError`] looks like on the wire.
@@ -150,6 +160,15 @@ impl GatewayError {
             }
             GatewayError::Upstream(UpstreamError::InvalidResponse { .. })
             | GatewayError::ResponseTranscode(_) => (StatusCode::BAD_GATEWAY, code::INTERNAL, None),
+            GatewayError::Auth(e) if e.is_forbidden() => {
+                (StatusCode::FORBIDDEN, code::PERMISSION_DENIED, None)
+            }
+            GatewayError::Auth(_) => (StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED, None),
+            GatewayError::RateLimited(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                code::RESOURCE_EXHAUSTED,
+                None,
+            ),
             GatewayError::Backend(status) => {
                 let body = crate::transcode::response::status_to_json(
                     pool,
@@ -175,6 +194,12 @@ impl GatewayError {
         if let GatewayError::Upstream(UpstreamError::CircuitOpen { retry_after, .. }) = self {
             let secs = crate::upstream::retry_after_secs(*retry_after);
             headers.push((header::RETRY_AFTER, HeaderValue::from(secs)));
+        }
+        if let GatewayError::Auth(e) = self {
+            headers.push((header::WWW_AUTHENTICATE, e.challenge()));
+        }
+        if let GatewayError::RateLimited(e) = self {
+            headers.extend(e.headers());
         }
         ErrorReply {
             status,

@@ -6,7 +6,8 @@
 //! - [`descriptors`]: `.proto` files (compiled in-process) and descriptor sets → one pool.
 //! - [`runtime`]: the immutable snapshot requests use: route table, upstreams, options.
 //! - [`server`]: listeners (public HTTP/1.1 + h2c, admin) and connection handling.
-//! - [`pipeline`]: one request, top to bottom: route → deadline → body → transcode → upstream → answer.
+//! - [`pipeline`]: one request, top to bottom: route → ip rate limit → auth → subject rate limit →
+//!   deadline → body → transcode → upstream → answer.
 //! - [`transcode`]: PURE transcoding: templates, routing, JSON ⇄ protobuf, query binding.
 //! - [`upstream`]: gRPC calls to backends: endpoints, balancing, circuit breakers, retries, health checks.
 //! - [`error`]: every failure and the one table mapping it to HTTP status + JSON body.

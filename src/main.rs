@@ -35,6 +35,30 @@ enum Command {
         #[arg(default_value = "gateway.yaml")]
         config: PathBuf,
     },
+    /// Print a signed JWT for local testing, made with the DEV key (never trust it in production).
+    Token(TokenArgs),
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// `sub` claim.
+    #[arg(long, default_value = "dev")]
+    sub: String,
+    /// Scopes (repeat or space-separate) for the `scope` claim.
+    #[arg(long)]
+    scope: Vec<String>,
+    /// Lifetime (`exp` = now + ttl).
+    #[arg(long, default_value = "1h")]
+    ttl: String,
+    /// `iss` claim.
+    #[arg(long, default_value = "tai-gateway-dev")]
+    issuer: String,
+    /// `aud` claim.
+    #[arg(long, default_value = "tai-gateway")]
+    audience: String,
+    /// PEM private key (Ed25519, EC or RSA); the default is the committed DEV key.
+    #[arg(long, default_value = "certs/dev-jwt/private.pem")]
+    key: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -59,7 +83,7 @@ fn main() -> ExitCode {
     let level = match &cli.command {
         Some(Command::Run(args)) => configured_log_level(&args.config),
         None => configured_log_level(std::path::Path::new("gateway.yaml")),
-        Some(Command::Validate { .. }) => "info".to_owned(),
+        Some(Command::Validate { .. } | Command::Token(_)) => "info".to_owned(),
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -68,8 +92,20 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // The one rustls crypto provider for the process (JWKS fetches over https use it).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match cli.command {
         Some(Command::Validate { config }) => validate(&config),
+        Some(Command::Token(args)) => match token(&args) {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Some(Command::Run(args)) => run_blocking(args),
         None => run_blocking(RunArgs {
             config: PathBuf::from("gateway.yaml"),
@@ -107,6 +143,39 @@ fn validate(config: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A token for the DEV key: EdDSA, ES256 or RS256 by the key's type.
+fn token(args: &TokenArgs) -> anyhow::Result<String> {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let pem =
+        std::fs::read(&args.key).with_context(|| format!("cannot read {}", args.key.display()))?;
+    let (alg, key) = if let Ok(k) = EncodingKey::from_ed_pem(&pem) {
+        (Algorithm::EdDSA, k)
+    } else if let Ok(k) = EncodingKey::from_ec_pem(&pem) {
+        (Algorithm::ES256, k)
+    } else {
+        let k = EncodingKey::from_rsa_pem(&pem).with_context(|| {
+            format!(
+                "{}: not an Ed25519, EC or RSA private key",
+                args.key.display()
+            )
+        })?;
+        (Algorithm::RS256, k)
+    };
+    let ttl = tai_gateway::config::parse_duration(&args.ttl).map_err(anyhow::Error::msg)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let claims = serde_json::json!({
+        "iss": args.issuer,
+        "aud": args.audience,
+        "sub": args.sub,
+        "scope": args.scope.join(" "),
+        "iat": now,
+        "exp": now + ttl.as_secs(),
+    });
+    Ok(jsonwebtoken::encode(&Header::new(alg), &claims, &key)?)
 }
 
 fn run_blocking(args: RunArgs) -> ExitCode {

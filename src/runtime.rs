@@ -21,6 +21,8 @@ use crate::config::{
     UpstreamConfig,
 };
 use crate::descriptors;
+use crate::pipeline::auth::{AuthRuntime, RoutePolicy};
+use crate::pipeline::rate_limit::{Limiters, RouteLimits};
 use crate::transcode::json::{DecodeOptions, EncodeOptions};
 use crate::transcode::request::{BodyRule, QueryOptions, resolve_field_path};
 use crate::transcode::router::{Router, RouterBuilder};
@@ -48,6 +50,10 @@ pub struct RouteOptions {
     pub headers: HeaderRules,
     /// Which calls may be retried, per-try timeout.
     pub retry: crate::config::RouteRetryConfig,
+    /// Token requirements.
+    pub auth: RoutePolicy,
+    /// Rate limits.
+    pub rate_limits: RouteLimits,
 }
 
 /// One gRPC method exposed by a route.
@@ -100,6 +106,10 @@ pub struct Runtime {
     pub upstreams: HashMap<String, Arc<Upstream>>,
     /// JSON output for errors that happen before a route is known.
     pub default_encode: EncodeOptions,
+    /// JWT providers and their keys.
+    pub auth: Arc<AuthRuntime>,
+    /// Named rate limits and their per-key state.
+    pub rate_limits: Arc<Limiters>,
 }
 
 /// A rule as read from a proto annotation or the config, before it is checked.
@@ -146,10 +156,17 @@ impl Runtime {
             .iter()
             .map(|u| (u.name.clone(), reuse_upstream(previous, u)))
             .collect();
+        let auth = AuthRuntime::build(&config.auth, &config.source).unwrap_or_else(|e| {
+            problems.extend(e);
+            AuthRuntime::default()
+        });
+        let rate_limits = Limiters::new(&config.rate_limits);
         let mut builder = Builder {
             config: &config,
             pool: &pool,
             errors: Vec::new(),
+            auth: &auth,
+            rate_limits: &rate_limits,
         };
         let mut router = RouterBuilder::new(config.path_unescape);
         let http_ext = pool.get_extension_by_name("google.api.http");
@@ -172,6 +189,8 @@ impl Runtime {
             pool,
             default_encode,
             config,
+            auth: Arc::new(auth),
+            rate_limits: Arc::new(rate_limits),
         })
     }
 }
@@ -180,6 +199,8 @@ struct Builder<'a> {
     config: &'a Config,
     pool: &'a DescriptorPool,
     errors: Vec<ConfigError>,
+    auth: &'a AuthRuntime,
+    rate_limits: &'a Limiters,
 }
 
 impl Builder<'_> {
@@ -199,7 +220,10 @@ impl Builder<'_> {
         http_ext: Option<&ExtensionDescriptor>,
         router: &mut RouterBuilder<Arc<Binding>>,
     ) {
-        let options = Arc::new(route_options(route));
+        let mut options = route_options(route);
+        options.auth = self.auth.policy(&route.auth);
+        options.rate_limits = self.rate_limits.route(&route.rate_limits);
+        let options = Arc::new(options);
         let methods = self.select_methods(route);
         let mut exposed = 0;
         for (method, place, key) in methods {
@@ -579,6 +603,8 @@ fn route_options(route: &RouteConfig) -> RouteOptions {
         max_request_bytes: t.max_request_bytes,
         headers: route.headers.clone(),
         retry: route.retry.clone(),
+        auth: RoutePolicy::default(),
+        rate_limits: RouteLimits::default(),
     }
 }
 

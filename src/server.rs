@@ -101,6 +101,10 @@ impl ServerHandle {
                 async move { admin.handle(req).await }
             }));
         }
+        let stop = wait_for(watch_shutdown.clone());
+        tasks.spawn(maintain(gateway.clone(), async move {
+            stop.await;
+        }));
         lifecycle.set_ready();
         Ok(ServerHandle {
             http_addr,
@@ -208,5 +212,20 @@ async fn serve<H, F>(
         .is_err()
     {
         tracing::warn!("drain timeout passed with connections still open");
+    }
+}
+
+/// The one maintenance task: rate-limit key pruning and remote JWKS refresh, once a second,
+/// each doing work only when its own interval is due.
+async fn maintain(gateway: Arc<Gateway>, stop: impl Future<Output = ()>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    loop {
+        // The round itself is cancelled by shutdown too (a JWKS fetch can take its timeout).
+        tokio::select! {
+            () = async { tick.tick().await; gateway.maintain().await } => {}
+            () = &mut stop => break,
+        }
     }
 }

@@ -5,12 +5,17 @@
 //! checks (methods exist, templates parse, variables name fields) happen when the runtime snapshot is
 //! built from a `Config` (`crate::runtime`), and report through the same [`ConfigError`] type.
 
+mod edge;
 mod ops;
 mod raw;
 mod resilience;
 mod units;
 mod validate;
 
+pub use edge::{
+    AuthConfig, AuthMode, KeySource, LimitConfig, LimitKey, ProviderConfig, RateLimitConfig,
+    RouteAuth, Secret,
+};
 pub use resilience::{
     BreakerConfig, HealthCheckConfig, Ratio, RetryConfig, RouteRetryConfig, parse_code,
 };
@@ -94,6 +99,10 @@ pub struct Config {
     pub limits: ListenerLimits,
     /// How multi-segment path variables are percent-decoded (one router, so one mode).
     pub path_unescape: UnescapeMode,
+    /// JWT providers and token source.
+    pub auth: AuthConfig,
+    /// Named rate limits.
+    pub rate_limits: RateLimitConfig,
     /// Operations: reload, access log, log level, shutdown (`crate::reload`, `crate::access_log`).
     pub ops: OpsConfig,
 }
@@ -228,6 +237,10 @@ pub struct RouteConfig {
     pub headers: HeaderRules,
     /// Which calls may be retried, per-try timeout.
     pub retry: RouteRetryConfig,
+    /// Token requirements.
+    pub auth: RouteAuth,
+    /// Names of the rate limits applied, in order.
+    pub rate_limits: Vec<String>,
 }
 
 /// JSON mapping options of a route.

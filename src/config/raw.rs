@@ -35,6 +35,9 @@ pub(crate) struct RawConfig {
     pub(crate) log_level: Option<At<String>>,
     #[serde(default)]
     pub(crate) shutdown: RawShutdown,
+    pub(crate) auth: Option<super::edge::RawAuth>,
+    #[serde(default)]
+    pub(crate) rate_limits: Option<super::edge::RawRateLimits>,
 }
 
 /// `listeners:` the public sockets.
@@ -120,6 +123,9 @@ pub(crate) struct RawRoute {
     pub(crate) retry_on: Option<Vec<At<String>>>,
     #[serde(default)]
     pub(crate) per_try_timeout: Option<At<String>>,
+    pub(crate) auth: Option<super::edge::RawRouteAuth>,
+    #[serde(default)]
+    pub(crate) rate_limits: Vec<At<String>>,
 }
 
 /// `routes[].http_rules[]:` an HttpRule given in config, overriding or adding to the proto's.

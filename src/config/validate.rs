@@ -331,6 +331,12 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
             }
         },
     };
+    let mut edge = super::edge::Problems {
+        file,
+        errors: &mut c.errors,
+    };
+    let auth = edge.auth(raw.auth.as_ref(), &base);
+    let rate_limits = edge.rate_limits(raw.rate_limits.as_ref());
     Config {
         source: file.to_owned(),
         http_listener,
@@ -341,6 +347,8 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
         limits,
         path_unescape,
         ops: super::ops::ops(c, &base, &raw),
+        auth,
+        rate_limits,
     }
 }
 
@@ -472,6 +480,12 @@ fn route(
         None => headers.clone(),
     };
     let retry = resilience::route_retry(c, r, &key);
+    let mut edge = super::edge::Problems {
+        file: c.file,
+        errors: &mut c.errors,
+    };
+    let auth = edge.route_auth(&key, r.auth.as_ref(), raw.auth.as_ref());
+    let rate_limits = edge.route_limits(&key, &r.rate_limits, raw.rate_limits.as_ref());
     Some(RouteConfig {
         name,
         key,
@@ -485,6 +499,8 @@ fn route(
         transcoding,
         headers,
         retry,
+        auth,
+        rate_limits,
     })
 }
 

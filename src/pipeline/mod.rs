@@ -1,10 +1,13 @@
 //! The per-request sequence, in one place and in order:
-//! route → deadline → body → transcode request → upstream call → transcode response.
+//! route → per-client rate limits → authentication → per-subject rate limits → deadline → body →
+//! transcode request → upstream call → transcode response.
 //! Every failure becomes a [`GatewayError`] and is answered through its one mapping table.
 
+pub mod auth;
 mod ctx;
 mod metadata;
 mod outcome;
+pub mod rate_limit;
 
 pub use ctx::{RequestCtx, RequestIds};
 
@@ -86,15 +89,31 @@ impl Gateway {
         let ctx = RequestCtx::new(&request, peer, &self.request_ids);
         let mut binding_seen = None;
         let mut outcome = outcome::Outcome::default();
+        let mut budget = rate_limit::Budget::default();
         let result = async {
             let (binding, bindings) = find_route(&runtime, request.method(), request.uri().path())?;
             binding_seen = Some(binding.clone());
             outcome.binding = Some(binding.clone());
             let route = &binding.method;
+            // Edge checks: a cheap per-client limit, the token, then the per-subject limits.
+            let (limits, policy) = (&route.options.rate_limits, &route.options.auth);
+            limits.check_before_auth(request.headers(), peer, &mut budget)?;
+            let token_query = request.uri().query();
+            let verified = runtime
+                .auth
+                .authenticate(policy, request.headers(), token_query)
+                .await?;
+            let claims = verified.as_ref().map(|v| &v.claims);
+            limits.check_after_auth(claims, request.headers(), peer, &mut budget)?;
             let timeout = metadata::deadline(route.options.timeout, request.headers())?;
-            let forwarded =
+            let mut forwarded =
                 metadata::forward_request_headers(request.headers(), &route.options.headers, &ctx);
-            let query = request.uri().query().map(str::to_owned);
+            let headers = request.headers();
+            // Verified claims in, client-sent copies (and, per route, Authorization) out.
+            runtime
+                .auth
+                .forward(&mut forwarded, policy, verified.as_ref(), headers);
+            let query = runtime.auth.query_without_token(request.uri().query());
             // A content type describes a body; clients that send one on a bodiless GET or
             // DELETE must not be refused for it.
             let content_type = if has_no_body(request.body()) && !binding.raw_body {
@@ -188,6 +207,7 @@ impl Gateway {
                 response
             }
         };
+        budget.write(response.headers_mut());
         ctx.finish(&mut response);
         outcome::finish(
             &ctx,
@@ -197,6 +217,13 @@ impl Gateway {
             self.access_log.as_ref(),
         );
         response
+    }
+
+    /// One round of periodic work: prunes idle rate-limit keys, refreshes remote key sets.
+    pub async fn maintain(&self) {
+        let runtime = self.runtime.load_full();
+        runtime.rate_limits.maintain();
+        runtime.auth.maintain().await;
     }
 }
 

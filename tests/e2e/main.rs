@@ -3,6 +3,7 @@
 
 mod admin;
 #[allow(dead_code)] // shared helpers; not every module uses every one
+mod auth;
 mod backend;
 mod errors;
 #[allow(dead_code)] // shared helpers; not every module uses every one
@@ -10,6 +11,7 @@ mod harness;
 mod json_mapping;
 mod operations;
 mod query_params;
+mod rate_limit;
 mod reload;
 mod requests;
 mod resilience;

@@ -1,0 +1,510 @@
+//! JWT authentication: finding the token, verifying it against the configured providers, checking
+//! the route's audience, scope and claim requirements, and forwarding verified claims as metadata.
+//!
+//! The algorithm is taken from the configured key: a token's `alg` only selects among the
+//! algorithms its provider allows and its key accepts, so `alg: none` and HS/RS confusion fail.
+
+mod keys;
+mod token;
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use arc_swap::ArcSwap;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
+use serde_json::{Map, Value};
+
+use crate::config::{AuthConfig, AuthMode, ConfigError, KeySource, ProviderConfig, RouteAuth};
+use keys::{RemoteJwks, VerifyKey};
+
+/// Why a request was refused by authentication (401) or authorisation (403).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// A protected route was called without a token.
+    #[error("missing bearer token")]
+    Missing {
+        /// Challenge realm.
+        realm: Arc<str>,
+    },
+    /// The token is malformed, unverifiable, expired, or from an unknown issuer.
+    #[error("invalid token: {reason}")]
+    Invalid {
+        /// Challenge realm.
+        realm: Arc<str>,
+        /// What is wrong with it.
+        reason: Cow<'static, str>,
+    },
+    /// The token is valid but lacks an audience, scope or claim the route requires.
+    #[error("permission denied: {reason}")]
+    Forbidden {
+        /// Challenge realm.
+        realm: Arc<str>,
+        /// What is missing.
+        reason: String,
+    },
+}
+
+impl AuthError {
+    /// True for 403 (valid token, not allowed); false for 401.
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, AuthError::Forbidden { .. })
+    }
+
+    /// The `WWW-Authenticate` challenge (RFC 6750 §3).
+    pub fn challenge(&self) -> HeaderValue {
+        let text = match self {
+            AuthError::Missing { realm } => format!(r#"Bearer realm="{realm}""#),
+            AuthError::Invalid { realm, .. } => {
+                format!(r#"Bearer realm="{realm}", error="invalid_token""#)
+            }
+            AuthError::Forbidden { realm, .. } => {
+                format!(r#"Bearer realm="{realm}", error="insufficient_scope""#)
+            }
+        };
+        HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("Bearer"))
+    }
+}
+
+/// One provider with its loaded keys.
+pub struct Provider {
+    config: ProviderConfig,
+    keys: ArcSwap<Vec<VerifyKey>>,
+    remote: Option<RemoteJwks>,
+    /// The HMAC key: never printed.
+    secret: Option<DecodingKey>,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("config", &self.config)
+            .field("keys", &self.keys.load().len())
+            .field("remote", &self.remote)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Provider {
+    fn load(config: &ProviderConfig) -> Result<Provider, String> {
+        let (keys, remote) = match &config.keys {
+            KeySource::SecretOnly => (Vec::new(), None),
+            KeySource::PemFile(path) => {
+                let pem = read(path)?;
+                let key = keys::from_pem(&pem, config.kid.clone())
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                (vec![key], None)
+            }
+            KeySource::JwksFile(path) => {
+                let keys = keys::from_jwks(&read(path)?)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                (keys, None)
+            }
+            KeySource::JwksUrl(url) => {
+                let uri = url.parse().map_err(|_| format!("bad URL `{url}`"))?;
+                let remote = RemoteJwks::new(
+                    uri,
+                    config.jwks_timeout,
+                    config.jwks_refresh_interval,
+                    config.jwks_min_refetch_interval,
+                );
+                (Vec::new(), Some(remote))
+            }
+        };
+        Ok(Provider {
+            secret: config
+                .shared_secret
+                .as_ref()
+                .map(|s| DecodingKey::from_secret(s.expose().as_bytes())),
+            config: config.clone(),
+            keys: ArcSwap::from_pointee(keys),
+            remote,
+        })
+    }
+
+    /// Name in the config.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Remote JWKS fetch attempts so far (0 for local keys).
+    pub fn jwks_fetches(&self) -> u64 {
+        self.remote
+            .as_ref()
+            .map_or(0, |r| r.attempts.load(Ordering::Relaxed))
+    }
+
+    /// Keys that may check a token signed with `alg` under `kid` (a key published without a
+    /// `kid` is a candidate for every token).
+    fn candidates(&self, alg: Algorithm, kid: Option<&str>) -> Vec<DecodingKey> {
+        if alg.family() == AlgorithmFamily::Hmac {
+            return self.secret.iter().cloned().collect();
+        }
+        self.keys
+            .load()
+            .iter()
+            .filter(|k| {
+                k.accepts(alg) && (kid.is_none() || k.kid.is_none() || k.kid.as_deref() == kid)
+            })
+            .map(|k| k.key.clone())
+            .collect()
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// A token that passed verification.
+#[derive(Debug)]
+pub struct Verified {
+    provider: Arc<Provider>,
+    /// Its claims.
+    pub claims: Map<String, Value>,
+    /// The payload segment (base64url JSON).
+    payload: String,
+}
+
+/// A route's token requirements with its providers resolved.
+#[derive(Debug, Default)]
+pub struct RoutePolicy {
+    rules: RouteAuth,
+    providers: Vec<Arc<Provider>>,
+}
+
+/// Every provider, loaded; built with the runtime.
+#[derive(Debug, Default)]
+pub struct AuthRuntime {
+    config: AuthConfig,
+    realm: Arc<str>,
+    providers: Vec<Arc<Provider>>,
+    /// Metadata names any provider fills from claims: stripped from client requests everywhere.
+    reserved: Vec<HeaderName>,
+}
+
+impl AuthRuntime {
+    /// Loads every provider's keys; each failure is a config error at the provider's place.
+    pub fn build(config: &AuthConfig, file: &Path) -> Result<AuthRuntime, Vec<ConfigError>> {
+        let mut providers = Vec::new();
+        let mut errors = Vec::new();
+        for p in &config.providers {
+            match Provider::load(p) {
+                Ok(provider) => providers.push(Arc::new(provider)),
+                Err(reason) => errors.push(ConfigError {
+                    file: file.to_owned(),
+                    place: p.place,
+                    key: format!("auth.providers.{}", p.name),
+                    reason,
+                }),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let reserved = config
+            .providers
+            .iter()
+            .flat_map(|p| {
+                p.claims_to_metadata
+                    .iter()
+                    .map(|(_, h)| h)
+                    .chain(&p.payload_to_metadata)
+            })
+            .filter_map(|h| HeaderName::try_from(h.as_str()).ok())
+            .collect();
+        Ok(AuthRuntime {
+            realm: Arc::from(config.realm.as_str()),
+            config: config.clone(),
+            providers,
+            reserved,
+        })
+    }
+
+    /// The policy of a route (provider names were checked when the config was validated).
+    pub fn policy(&self, rules: &RouteAuth) -> RoutePolicy {
+        RoutePolicy {
+            rules: rules.clone(),
+            providers: self
+                .providers
+                .iter()
+                .filter(|p| rules.providers.iter().any(|n| n == p.name()))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// The provider named `name`.
+    pub fn provider(&self, name: &str) -> Option<&Arc<Provider>> {
+        self.providers.iter().find(|p| p.name() == name)
+    }
+
+    /// Periodic work: refreshes remote key sets that are due.
+    pub async fn maintain(&self) {
+        for p in &self.providers {
+            if let Some(remote) = &p.remote {
+                remote.refresh_if_due(&p.keys).await;
+            }
+        }
+    }
+
+    fn invalid(&self, reason: impl Into<Cow<'static, str>>) -> AuthError {
+        AuthError::Invalid {
+            realm: self.realm.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The request's token, from the configured header (after its scheme) or, only when enabled,
+    /// the query parameter.
+    fn find_token<'r>(
+        &self,
+        headers: &'r HeaderMap,
+        query: Option<&'r str>,
+    ) -> Option<Cow<'r, str>> {
+        if let Some(value) = headers.get(self.config.header.as_str()) {
+            let text = value.to_str().ok()?.trim();
+            let prefix = &self.config.prefix;
+            if prefix.is_empty() {
+                return Some(Cow::Borrowed(text));
+            }
+            let (scheme, rest) = text.split_once(' ')?;
+            return scheme
+                .eq_ignore_ascii_case(prefix)
+                .then(|| Cow::Borrowed(rest.trim()));
+        }
+        let name = self.config.query_parameter.as_deref()?;
+        query?
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| Cow::Owned(v.replace("%2E", ".").replace("%2e", ".")))
+    }
+
+    /// The query without the token parameter (when one is configured), so it is neither bound
+    /// to a field nor reported as unknown.
+    pub fn query_without_token(&self, query: Option<&str>) -> Option<String> {
+        let query = query?;
+        let Some(name) = self.config.query_parameter.as_deref() else {
+            return Some(query.to_owned());
+        };
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|pair| pair.split('=').next() != Some(name))
+            .collect();
+        Some(kept.join("&"))
+    }
+
+    /// Verifies the request's token as the route requires: `Ok(None)` for an anonymous request
+    /// the route lets through.
+    pub async fn authenticate(
+        &self,
+        policy: &RoutePolicy,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Option<Verified>, AuthError> {
+        if policy.rules.mode == AuthMode::None {
+            return Ok(None);
+        }
+        let Some(token) = self.find_token(headers, query) else {
+            return match policy.rules.mode {
+                AuthMode::Required => Err(AuthError::Missing {
+                    realm: self.realm.clone(),
+                }),
+                _ => Ok(None),
+            };
+        };
+        if token.is_empty() {
+            return Err(self.invalid("empty token"));
+        }
+        if token.len() > self.config.max_token_bytes {
+            return Err(self.invalid(format!(
+                "token longer than {} bytes",
+                self.config.max_token_bytes
+            )));
+        }
+        let verified = self.verify(policy, &token).await?;
+        self.authorize(policy, &verified)?;
+        Ok(Some(verified))
+    }
+
+    async fn verify(&self, policy: &RoutePolicy, token: &str) -> Result<Verified, AuthError> {
+        let seen = token::inspect(token).map_err(|r| self.invalid(r))?;
+        let provider = policy
+            .providers
+            .iter()
+            .find(|p| p.config.issuer == seen.issuer)
+            .ok_or_else(|| self.invalid("untrusted issuer"))?;
+        if !provider.config.algorithms.contains(&seen.alg) {
+            return Err(self.invalid(format!("algorithm {:?} is not allowed", seen.alg)));
+        }
+        let kid = seen.kid.as_deref();
+        let mut keys = provider.candidates(seen.alg, kid);
+        if keys.is_empty()
+            && let Some(remote) = &provider.remote
+        {
+            remote.fetch_rate_limited(&provider.keys).await;
+            keys = provider.candidates(seen.alg, kid);
+        }
+        if keys.is_empty() {
+            return Err(self.invalid(match kid {
+                Some(_) => "unknown key id",
+                None => "no key for this algorithm",
+            }));
+        }
+        let mut validation = Validation::new(seen.alg);
+        validation.leeway = provider.config.clock_skew.as_secs();
+        validation.validate_nbf = true;
+        validation.validate_aud = false;
+        validation.set_issuer(&[&provider.config.issuer]);
+        let mut last = self.invalid("bad signature");
+        for key in &keys {
+            match jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation) {
+                Ok(data) => {
+                    return Ok(Verified {
+                        provider: provider.clone(),
+                        claims: data.claims,
+                        payload: seen.payload.to_owned(),
+                    });
+                }
+                Err(e) => last = self.invalid(reason(e.kind())),
+            }
+        }
+        Err(last)
+    }
+
+    fn authorize(&self, policy: &RoutePolicy, verified: &Verified) -> Result<(), AuthError> {
+        let forbidden = |reason: String| AuthError::Forbidden {
+            realm: self.realm.clone(),
+            reason,
+        };
+        let audiences = &verified.provider.config.audiences;
+        if !audiences.is_empty()
+            && !audiences
+                .iter()
+                .any(|a| token::claim_matches(&verified.claims, "aud", a))
+        {
+            return Err(forbidden("token audience not accepted".to_owned()));
+        }
+        let granted = token::scopes(&verified.claims);
+        if let Some(missing) = policy
+            .rules
+            .require_scopes
+            .iter()
+            .find(|s| !granted.contains(&s.as_str()))
+        {
+            return Err(forbidden(format!("missing scope `{missing}`")));
+        }
+        for (name, want) in &policy.rules.require_claims {
+            if !token::claim_matches(&verified.claims, name, want) {
+                return Err(forbidden(format!("claim `{name}` does not match")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Outgoing metadata: client-sent copies of claim headers removed, verified claims (and the
+    /// payload) added, and `authorization` forwarded only when the route says so.
+    pub fn forward(
+        &self,
+        metadata: &mut HeaderMap,
+        policy: &RoutePolicy,
+        verified: Option<&Verified>,
+        request: &HeaderMap,
+    ) {
+        for name in &self.reserved {
+            metadata.remove(name);
+        }
+        if policy.rules.mode != AuthMode::None {
+            metadata.remove(http::header::AUTHORIZATION);
+        }
+        if policy.rules.forward_authorization
+            && let Some(value) = request.get(http::header::AUTHORIZATION)
+        {
+            let mut value = value.clone();
+            value.set_sensitive(true);
+            metadata.insert(http::header::AUTHORIZATION, value);
+        }
+        let Some(verified) = verified else { return };
+        let config = &verified.provider.config;
+        for (claim, header) in &config.claims_to_metadata {
+            let text = match verified.claims.get(claim) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                Some(other) => other.to_string(),
+                None => continue,
+            };
+            if let (Ok(name), Ok(value)) =
+                (HeaderName::try_from(header), HeaderValue::from_str(&text))
+            {
+                metadata.insert(name, value);
+            }
+        }
+        if let Some(header) = &config.payload_to_metadata
+            && let (Ok(name), Ok(value)) = (
+                HeaderName::try_from(header),
+                HeaderValue::from_str(&verified.payload),
+            )
+        {
+            metadata.insert(name, value);
+        }
+    }
+}
+
+fn reason(kind: &jsonwebtoken::errors::ErrorKind) -> Cow<'static, str> {
+    use jsonwebtoken::errors::ErrorKind as K;
+    Cow::Borrowed(match kind {
+        K::InvalidSignature => "bad signature",
+        K::ExpiredSignature => "token expired",
+        K::ImmatureSignature => "token not yet valid (nbf)",
+        K::InvalidIssuer => "untrusted issuer",
+        K::InvalidAlgorithm | K::InvalidAlgorithmName | K::UnsupportedAlgorithm => {
+            "algorithm does not match the key"
+        }
+        K::MissingRequiredClaim(_) => "a required claim is missing",
+        K::Base64(_) => "malformed base64url",
+        K::Json(_) | K::InvalidClaimFormat(_) | K::Utf8(_) => "malformed claims",
+        _ => "token rejected",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use std::time::Duration;
+
+    #[test]
+    fn debug_output_never_shows_the_shared_secret() {
+        let config = ProviderConfig {
+            name: "hs".to_owned(),
+            issuer: "hs".to_owned(),
+            audiences: Vec::new(),
+            algorithms: vec![Algorithm::HS256],
+            keys: KeySource::SecretOnly,
+            kid: None,
+            shared_secret: Some(Secret::new("super-secret-value-of-32-bytes!!".to_owned())),
+            clock_skew: Duration::from_secs(60),
+            jwks_timeout: Duration::from_secs(5),
+            jwks_refresh_interval: Duration::from_secs(600),
+            jwks_min_refetch_interval: Duration::from_secs(30),
+            claims_to_metadata: Vec::new(),
+            payload_to_metadata: None,
+            place: crate::config::Place::default(),
+        };
+        let auth = AuthConfig {
+            providers: vec![config],
+            ..AuthConfig::default()
+        };
+        let runtime = AuthRuntime::build(&auth, Path::new("x.yaml")).expect("builds");
+        let text = format!("{runtime:?}");
+        assert!(!text.contains("super-secret"), "{text}");
+        assert!(text.contains("<redacted>"), "{text}");
+    }
+}
