@@ -11,6 +11,7 @@ mod resilience;
 mod units;
 mod validate;
 
+pub use resilience::code_name;
 pub use resilience::{
     BreakerConfig, HealthCheckConfig, Ratio, RetryConfig, RouteRetryConfig, parse_code,
 };
@@ -177,6 +178,8 @@ pub struct UpstreamConfig {
     pub circuit_breaker: BreakerConfig,
     /// Active health checks, when configured.
     pub health_check: Option<HealthCheckConfig>,
+    /// How often endpoints given as host names are resolved again (each address is an endpoint).
+    pub resolve_interval: Duration,
 }
 
 /// Which methods of the descriptors a route exposes.

@@ -17,6 +17,7 @@ pub mod breaker;
 pub mod codec;
 pub mod endpoint;
 pub mod health;
+pub mod resolve;
 pub mod retry;
 pub mod stats;
 
@@ -157,8 +158,13 @@ impl CallOutcome {
 pub struct Upstream {
     /// Name routes refer to.
     pub name: String,
-    /// Endpoints, in config order.
-    pub endpoints: Vec<Arc<Endpoint>>,
+    /// The first configured endpoint.
+    authority: String,
+    /// Endpoints now: one per configured entry, or per address its host name resolved to
+    /// ([`resolve`] replaces the list; calls in flight keep the list they started with).
+    endpoints: arc_swap::ArcSwap<Vec<Arc<Endpoint>>>,
+    /// The config it was built from (resolved endpoints are built from it).
+    config: UpstreamConfig,
     retry: RetryConfig,
     budget: RetryBudget,
     /// Counters of this upstream.
@@ -166,6 +172,8 @@ pub struct Upstream {
     health_check: Option<HealthCheckConfig>,
     /// Set once health-check tasks run for this upstream.
     health_started: AtomicBool,
+    /// Set once the DNS re-resolution task runs for this upstream.
+    resolve_started: AtomicBool,
 }
 
 /// Releases a half-open probe slot when an attempt ends without an outcome (client went away).
@@ -184,44 +192,60 @@ impl Upstream {
     pub fn new(config: &UpstreamConfig) -> Upstream {
         Upstream {
             name: config.name.clone(),
-            endpoints: config
-                .endpoints
-                .iter()
-                .map(|a| Arc::new(Endpoint::new(config, a)))
-                .collect(),
+            authority: config.authority.clone(),
+            endpoints: arc_swap::ArcSwap::from_pointee(
+                config
+                    .endpoints
+                    .iter()
+                    .map(|a| Arc::new(Endpoint::new(config, a)))
+                    .collect(),
+            ),
+            config: config.clone(),
             budget: RetryBudget::new(&config.retry),
             retry: config.retry.clone(),
             stats: UpstreamStats::default(),
             health_check: config.health_check.clone(),
             health_started: AtomicBool::new(false),
+            resolve_started: AtomicBool::new(false),
         }
     }
 
-    /// The `host:port` of the first endpoint.
+    /// The `host:port` of the first configured endpoint.
     pub fn authority(&self) -> &str {
-        self.endpoints
-            .first()
-            .map(|e| e.authority.as_str())
-            .unwrap_or_default()
+        &self.authority
+    }
+
+    /// The endpoints now.
+    pub fn endpoints(&self) -> Arc<Vec<Arc<Endpoint>>> {
+        self.endpoints.load_full()
+    }
+
+    /// The config this upstream was built from.
+    pub fn config(&self) -> &UpstreamConfig {
+        &self.config
     }
 
     /// Counters and gauges now.
     pub fn stats(&self) -> StatsSnapshot {
-        self.stats.snapshot(&self.endpoints)
+        self.stats.snapshot(&self.endpoints())
     }
 
-    fn note(&self, index: usize, transition: Transition) {
-        let endpoint = &self.endpoints[index].authority;
+    fn note(&self, endpoint: &Endpoint, transition: Transition) {
+        let events = &endpoint.events;
+        let endpoint = &endpoint.authority;
         match transition {
             Transition::Opened => {
+                bump(&events.opened);
                 bump(&self.stats.breaker_opened);
                 tracing::warn!(upstream = %self.name, %endpoint, "circuit breaker opened");
             }
             Transition::HalfOpened => {
+                bump(&events.half_opened);
                 bump(&self.stats.breaker_half_opened);
                 tracing::info!(upstream = %self.name, %endpoint, "circuit breaker half-open: probing");
             }
             Transition::Closed => {
+                bump(&events.closed);
                 bump(&self.stats.breaker_closed);
                 tracing::info!(upstream = %self.name, %endpoint, "circuit breaker closed");
             }
@@ -276,6 +300,7 @@ impl Upstream {
         Fut: Future<Output = Result<GrpcReply, endpoint::AttemptError>>,
     {
         let started = Instant::now();
+        let endpoints = self.endpoints();
         let deadline_at = started + options.deadline;
         self.budget.record_request(started);
         bump(&self.stats.requests);
@@ -294,8 +319,8 @@ impl Upstream {
             if remaining.is_zero() {
                 return self.deadline_exceeded(options, attempts);
             }
-            let (index, probe) = match balancer::pick(&self.endpoints, avoid, now, |i, t| {
-                self.note(i, t);
+            let (index, probe) = match balancer::pick(&endpoints, avoid, now, |i, t| {
+                self.note(&endpoints[i], t);
             }) {
                 Pick::Endpoint { index, probe } => (index, probe),
                 Pick::AllOpen { retry_after } => {
@@ -309,7 +334,7 @@ impl Upstream {
                     return CallOutcome { result, attempts };
                 }
             };
-            let endpoint = &self.endpoints[index];
+            let endpoint = &endpoints[index];
             let try_timeout = options
                 .per_try_timeout
                 .map_or(remaining, |t| t.min(remaining));
@@ -330,7 +355,7 @@ impl Upstream {
                     endpoint.breaker.on_success()
                 };
                 if let Some(t) = transition {
-                    self.note(index, t);
+                    self.note(endpoint, t);
                 }
             }
             drop(guard);

@@ -18,3 +18,4 @@ mod routing;
 mod routing_config;
 mod routing_precedence;
 mod tai_api;
+mod upstream_metrics;
