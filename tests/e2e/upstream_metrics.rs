@@ -460,3 +460,53 @@ async fn a_host_name_endpoint_becomes_one_endpoint_per_resolved_address() {
         "{endpoints:?}"
     );
 }
+
+#[tokio::test]
+async fn health_check_ejections_and_restorations_are_counted_per_endpoint() {
+    let sick = start_stubs().await;
+    let well = start_stubs().await;
+    let upstream = format!(
+        "    endpoints: [\"{}\", \"{}\"]\n    health_check: {{interval: 20ms, timeout: 500ms, unhealthy_threshold: 1, healthy_threshold: 1}}\n",
+        sick.governor_addr, well.governor_addr
+    );
+    let text = config(&well, &upstream, "");
+    let env = TestEnv::start_on(well, &text).await;
+    let upstream = governor(&env);
+    let sick_ep = format!(r#"upstream="governor",endpoint="{}""#, sick.governor_addr);
+    let well_ep = format!(
+        r#"upstream="governor",endpoint="{}""#,
+        env.stubs.governor_addr
+    );
+
+    sick.health().set("", tai_stubs::ServingStatus::NotServing);
+    let give_up = Instant::now() + Duration::from_secs(5);
+    while upstream.stats().endpoints_unhealthy != 1 {
+        assert!(Instant::now() < give_up, "the endpoint was never ejected");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_lines(
+        &scrape(&env).await,
+        &[
+            format!("tai_gateway_upstream_endpoint_healthy{{{sick_ep}}} 0"),
+            format!("tai_gateway_upstream_endpoint_healthy{{{well_ep}}} 1"),
+            format!("tai_gateway_upstream_endpoint_ejections_total{{{sick_ep}}} 1"),
+            format!("tai_gateway_upstream_endpoint_ejections_total{{{well_ep}}} 0"),
+            format!("tai_gateway_upstream_endpoint_restorations_total{{{sick_ep}}} 0"),
+            r#"tai_gateway_upstream_endpoints{upstream="governor"} 2"#.to_owned(),
+        ],
+    );
+
+    sick.health().set("", tai_stubs::ServingStatus::Serving);
+    while upstream.stats().endpoints_unhealthy != 0 {
+        assert!(Instant::now() < give_up, "the endpoint was never restored");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_lines(
+        &scrape(&env).await,
+        &[
+            format!("tai_gateway_upstream_endpoint_healthy{{{sick_ep}}} 1"),
+            format!("tai_gateway_upstream_endpoint_ejections_total{{{sick_ep}}} 1"),
+            format!("tai_gateway_upstream_endpoint_restorations_total{{{sick_ep}}} 1"),
+        ],
+    );
+}
