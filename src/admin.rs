@@ -4,9 +4,9 @@
 //! |---|---|
 //! | `GET /healthz` | 200 while the process is alive |
 //! | `GET /ready` | 200 once the config is loaded and listeners are bound; 503 while draining |
-//! | `GET /metrics` | Prometheus text exposition ([`crate::metrics`]) |
+//! | `GET /metrics` | Prometheus text exposition ([`crate::metrics`]), upstream state read at scrape time |
 //! | `GET /config` | the effective config as JSON (secrets never included) |
-//! | `GET /routes` | every HTTP method + template → gRPC method, route, upstream, timeout |
+//! | `GET /routes` | every HTTP method + template → gRPC method, route, upstream, timeout, retry policy, the upstream's endpoints with breaker and health state |
 //! | `GET /reload` | the last reload's result; `POST /reload` reloads now and answers the same |
 
 use std::sync::Arc;

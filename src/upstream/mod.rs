@@ -10,6 +10,7 @@
 //! - [`breaker`]: the per-endpoint circuit breaker state machine;
 //! - [`retry`]: outcome classification, backoff, retry budget;
 //! - [`health`]: active `grpc.health.v1` checks;
+//! - [`resolve`]: periodic DNS re-resolution of host-name endpoints (one endpoint per address);
 //! - [`stats`]: counters and gauges for the operations side.
 
 pub mod balancer;
