@@ -301,14 +301,14 @@ impl Upstream {
         Fut: Future<Output = Result<GrpcReply, endpoint::AttemptError>>,
     {
         let started = Instant::now();
-        let endpoints = self.endpoints();
         let deadline_at = started + options.deadline;
         self.budget.record_request(started);
         bump(&self.stats.requests);
         let retry_codes = options.retry_on.unwrap_or(&self.retry.retryable_codes);
         let mut attempts = 0u32;
         let mut last: Option<Result<GrpcReply, UpstreamError>> = None;
-        let mut avoid = None;
+        // The endpoint that just failed, avoided by the retry when another one exists.
+        let mut avoid: Option<Arc<Endpoint>> = None;
         loop {
             let now = Instant::now();
             // The first attempt starts the call: it gets the whole deadline, as sent by the client.
@@ -320,7 +320,12 @@ impl Upstream {
             if remaining.is_zero() {
                 return self.deadline_exceeded(options, attempts);
             }
-            let (index, probe) = match balancer::pick(&endpoints, avoid, now, |i, t| {
+            // Each attempt sees the endpoints now: one that DNS dropped takes no new attempts.
+            let endpoints = self.endpoints();
+            let avoid_index = avoid
+                .as_ref()
+                .and_then(|a| endpoints.iter().position(|e| Arc::ptr_eq(e, a)));
+            let (index, probe) = match balancer::pick(&endpoints, avoid_index, now, |i, t| {
                 self.note(&endpoints[i], t);
             }) {
                 Pick::Endpoint { index, probe } => (index, probe),
@@ -387,7 +392,7 @@ impl Upstream {
             }
             bump(&self.stats.retries);
             tokio::time::sleep(wait).await;
-            avoid = Some(index);
+            avoid = Some(endpoints[index].clone());
         }
         CallOutcome {
             result: last.unwrap_or_else(|| self.deadline_exceeded(options, attempts).result),
