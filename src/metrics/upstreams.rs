@@ -190,3 +190,65 @@ pub fn render_upstreams(out: &mut String, upstreams: &HashMap<String, Arc<Upstre
         |u, _| read(&u.stats.budget_exhausted),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{BreakerConfig, RetryConfig, UpstreamConfig};
+
+    fn upstream(name: &str, endpoints: &[&str]) -> Arc<Upstream> {
+        Arc::new(Upstream::new(&UpstreamConfig {
+            name: name.to_owned(),
+            authority: endpoints[0].to_owned(),
+            connect_timeout: Duration::from_secs(1),
+            max_response_bytes: 1024,
+            endpoints: endpoints.iter().map(|e| (*e).to_owned()).collect(),
+            retry: RetryConfig::default(),
+            circuit_breaker: BreakerConfig {
+                consecutive_failures: 1,
+                ..BreakerConfig::default()
+            },
+            health_check: None,
+            resolve_interval: Duration::from_secs(30),
+        }))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn state_is_read_per_endpoint_and_upstreams_are_sorted() {
+        let b = upstream("b", &["10.0.0.1:1", "10.0.0.2:1"]);
+        let a = upstream("a", &["10.0.0.3:1"]);
+        b.endpoints()[1].breaker.on_failure(Instant::now());
+        b.endpoints()[0].set_healthy(false);
+        let upstreams = HashMap::from([("b".to_owned(), b), ("a".to_owned(), a)]);
+        let mut text = String::new();
+        render_upstreams(&mut text, &upstreams);
+        let state: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("tai_gateway_upstream_circuit_breaker_state{"))
+            .collect();
+        assert_eq!(
+            state,
+            [
+                r#"tai_gateway_upstream_circuit_breaker_state{upstream="a",endpoint="10.0.0.3:1"} 0"#,
+                r#"tai_gateway_upstream_circuit_breaker_state{upstream="b",endpoint="10.0.0.1:1"} 0"#,
+                r#"tai_gateway_upstream_circuit_breaker_state{upstream="b",endpoint="10.0.0.2:1"} 1"#,
+            ]
+        );
+        for line in [
+            "# TYPE tai_gateway_upstream_circuit_breaker_state gauge",
+            "# TYPE tai_gateway_upstream_circuit_breaker_transitions_total counter",
+            r#"tai_gateway_upstream_circuit_breaker_transitions_total{upstream="b",endpoint="10.0.0.2:1",to_state="open"} 0"#,
+            r#"tai_gateway_upstream_endpoint_healthy{upstream="b",endpoint="10.0.0.1:1"} 0"#,
+            r#"tai_gateway_upstream_endpoints{upstream="b"} 2"#,
+            r#"tai_gateway_upstream_requests_in_flight{upstream="a"} 0"#,
+            r#"tai_gateway_upstream_retry_budget_exhausted_total{upstream="a"} 0"#,
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing `{line}` in\n{text}"
+            );
+        }
+    }
+}
