@@ -4,9 +4,9 @@
 //! |---|---|
 //! | `GET /healthz` | 200 while the process is alive |
 //! | `GET /ready` | 200 once the config is loaded and listeners are bound; 503 while draining |
-//! | `GET /metrics` | Prometheus text exposition ([`crate::metrics`]) |
+//! | `GET /metrics` | Prometheus text exposition ([`crate::metrics`]), upstream state read at scrape time |
 //! | `GET /config` | the effective config as JSON (secrets never included) |
-//! | `GET /routes` | every HTTP method + template → gRPC method, route, upstream, timeout |
+//! | `GET /routes` | every HTTP method + template → gRPC method, route, upstream, timeout, retry policy, the upstream's endpoints with breaker and health state |
 //! | `GET /reload` | the last reload's result; `POST /reload` reloads now and answers the same |
 
 use std::sync::Arc;
@@ -21,6 +21,8 @@ use crate::config::{AccessLogTarget, Config, Located, MethodSelector};
 use crate::pipeline::{Gateway, ResponseBody};
 use crate::reload::Reloader;
 use crate::runtime::Runtime;
+use crate::upstream::breaker::BreakerState;
+use std::time::Duration;
 
 /// Whether the gateway should get traffic: set once listeners are bound, cleared on shutdown.
 #[derive(Debug, Default)]
@@ -72,7 +74,9 @@ impl Admin {
                 json_text(status, body)
             }
             (&Method::GET, "/metrics") => {
-                let mut response = body(StatusCode::OK, self.gateway.metrics().render());
+                let mut text = self.gateway.metrics().render();
+                crate::metrics::render_upstreams(&mut text, &self.gateway.runtime().upstreams);
+                let mut response = body(StatusCode::OK, text);
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -139,6 +143,21 @@ pub fn config_json(config: &Config) -> Value {
                 "address": u.authority,
                 "connect_timeout": duration(u.connect_timeout),
                 "max_response_bytes": u.max_response_bytes,
+                "endpoints": u.endpoints,
+                "resolve_interval": duration(u.resolve_interval),
+                "retry": retry_json(&u.retry),
+                "circuit_breaker": {
+                    "consecutive_failures": u.circuit_breaker.consecutive_failures,
+                    "open_for": duration(u.circuit_breaker.open_for),
+                    "half_open_successes": u.circuit_breaker.half_open_successes,
+                },
+                "health_check": u.health_check.as_ref().map(|h| json!({
+                    "interval": duration(h.interval),
+                    "timeout": duration(h.timeout),
+                    "unhealthy_threshold": h.unhealthy_threshold,
+                    "healthy_threshold": h.healthy_threshold,
+                    "service": h.service,
+                })),
             })
         })
         .collect();
@@ -160,6 +179,11 @@ pub fn config_json(config: &Config) -> Value {
                 "methods": methods,
                 "upstream": config.upstreams.get(r.upstream).map(|u| u.name.as_str()),
                 "timeout": duration(r.timeout),
+                "retry": {
+                    "retryable": r.retry.retryable,
+                    "retry_on": r.retry.retry_on.as_deref().map(code_names),
+                    "per_try_timeout": r.retry.per_try_timeout.map(duration),
+                },
                 "auto_mapping": r.auto_mapping,
                 "http_rules": r.http_rules.iter().map(|h| json!({
                     "method": h.method.value,
@@ -232,8 +256,68 @@ pub fn routes_json(runtime: &Runtime) -> Value {
                 "upstream": binding.method.upstream.name,
                 "timeout": duration(binding.method.options.timeout),
                 "origin": binding.origin,
+                "retry": route_retry_json(binding),
+                "upstream_endpoints": endpoints_json(&binding.method.upstream),
             })
         })
         .collect();
     Value::Array(routes)
+}
+
+fn code_names(codes: &[i32]) -> Vec<String> {
+    codes
+        .iter()
+        .map(|c| crate::config::code_name(*c).map_or_else(|| c.to_string(), str::to_owned))
+        .collect()
+}
+
+fn retry_json(r: &crate::config::RetryConfig) -> Value {
+    json!({
+        "max_retries": r.max_retries,
+        "base_backoff": duration(r.base_backoff),
+        "max_backoff": duration(r.max_backoff),
+        "jitter": r.jitter.0,
+        "budget_ratio": r.budget_ratio.0,
+        "budget_min_retries": r.budget_min_retries,
+        "retryable_codes": code_names(&r.retryable_codes),
+    })
+}
+
+/// The retry policy a binding's calls get: the route's settings over its upstream's.
+fn route_retry_json(binding: &crate::runtime::Binding) -> Value {
+    let route = &binding.method.options.retry;
+    let upstream = &binding.method.upstream.config().retry;
+    let call = crate::upstream::CallOptions::for_route(route, &binding.http_method, Duration::ZERO);
+    json!({
+        "retryable": call.retryable,
+        "retry_on": code_names(route.retry_on.as_deref().unwrap_or(&upstream.retryable_codes)),
+        "per_try_timeout": route.per_try_timeout.map(duration),
+        "max_retries": upstream.max_retries,
+        "base_backoff": duration(upstream.base_backoff),
+        "max_backoff": duration(upstream.max_backoff),
+        "budget_ratio": upstream.budget_ratio.0,
+    })
+}
+
+/// An upstream's endpoints now, with their breaker and health state.
+fn endpoints_json(upstream: &crate::upstream::Upstream) -> Value {
+    let now = tokio::time::Instant::now();
+    let endpoints: Vec<Value> = upstream
+        .endpoints()
+        .iter()
+        .map(|e| {
+            json!({
+                "endpoint": e.authority,
+                "target": e.target,
+                "circuit_breaker": match e.breaker.state(now) {
+                    BreakerState::Closed => "closed",
+                    BreakerState::Open => "open",
+                    BreakerState::HalfOpen => "half_open",
+                },
+                "healthy": e.is_healthy(),
+                "in_flight": e.in_flight(),
+            })
+        })
+        .collect();
+    Value::Array(endpoints)
 }

@@ -74,6 +74,9 @@ pub enum GatewayError {
     /// The request body could not be read from the client.
     #[error("cannot read request body: {0}")]
     BodyRead(String),
+    /// The client's `x-request-timeout` header is not a positive duration (`250ms`, `2s`).
+    #[error("invalid x-request-timeout header `{0}`: use a positive duration such as 250ms or 2s")]
+    InvalidRequestTimeout(String),
     /// The request could not be turned into a gRPC message.
     #[error(transparent)]
     BadRequest(#[from] RequestError),
@@ -137,6 +140,7 @@ impl GatewayError {
             }
             GatewayError::MalformedPath(_)
             | GatewayError::InvalidTimeout(_)
+            | GatewayError::InvalidRequestTimeout(_)
             | GatewayError::BodyRead(_) => (StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT, None),
             GatewayError::UnsupportedMediaType(_) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -12,6 +12,10 @@
 //! component adds a family by adding a [`CounterFamily`]/[`HistogramFamily`] field and one line
 //! in [`Metrics::render`].
 
+mod upstreams;
+
+pub use upstreams::render_upstreams;
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::hash::Hash;

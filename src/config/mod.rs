@@ -16,6 +16,7 @@ pub use edge::{
     AuthConfig, AuthMode, KeySource, LimitConfig, LimitKey, ProviderConfig, RateLimitConfig,
     RouteAuth, Secret,
 };
+pub use resilience::code_name;
 pub use resilience::{
     BreakerConfig, HealthCheckConfig, Ratio, RetryConfig, RouteRetryConfig, parse_code,
 };
@@ -186,6 +187,8 @@ pub struct UpstreamConfig {
     pub circuit_breaker: BreakerConfig,
     /// Active health checks, when configured.
     pub health_check: Option<HealthCheckConfig>,
+    /// How often endpoints given as host names are resolved again (each address is an endpoint).
+    pub resolve_interval: Duration,
 }
 
 /// Which methods of the descriptors a route exposes.

@@ -94,6 +94,9 @@ pub(crate) struct RawUpstream {
     pub(crate) circuit_breaker: Option<RawCircuitBreaker>,
     #[serde(default)]
     pub(crate) health_check: Option<RawHealthCheck>,
+    /// How often endpoints given as host names are resolved again.
+    #[serde(default)]
+    pub(crate) resolve_interval: Option<At<String>>,
 }
 
 /// `routes[]:` exposes a service (or one method) through an upstream.

@@ -122,6 +122,14 @@ const CODE_NAMES: [&str; 17] = [
     "UNAUTHENTICATED",
 ];
 
+/// The name of a gRPC status code (`14` → `UNAVAILABLE`).
+pub fn code_name(code: i32) -> Option<&'static str> {
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| CODE_NAMES.get(i))
+        .copied()
+}
+
 /// The code of a gRPC status name (any case), or of its number.
 pub fn parse_code(text: &str) -> Option<i32> {
     let text = text.trim();

@@ -16,6 +16,8 @@ use crate::transcode::router::UnescapeMode;
 
 const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// `upstreams.<name>.resolve_interval` when absent.
+const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Headers that carry protocol meaning on one side or the other and must never be copied across.
@@ -267,6 +269,11 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
             let retry = resilience::retry(c, u.retry.as_ref(), &key);
             let circuit_breaker = resilience::breaker(c, u.circuit_breaker.as_ref(), &key);
             let health_check = resilience::health_check(c, u.health_check.as_ref(), &key);
+            let resolve_interval = u
+                .resolve_interval
+                .as_ref()
+                .and_then(|v| c.duration(v, &format!("{key}.resolve_interval")))
+                .unwrap_or(DEFAULT_RESOLVE_INTERVAL);
             let endpoints = endpoints?;
             Some(UpstreamConfig {
                 name: name.clone(),
@@ -277,6 +284,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
                 retry,
                 circuit_breaker,
                 health_check,
+                resolve_interval,
             })
         })
         .collect();

@@ -74,18 +74,31 @@ pub(super) fn response_headers(metadata: &HeaderMap, rules: &HeaderRules) -> Hea
     out
 }
 
-/// The call deadline: the route's timeout, or the client's `grpc-timeout` when shorter.
+/// The HTTP header in which a client may bound its call, as a duration (`250ms`, `2s`, `1.5s`).
+pub(super) const REQUEST_TIMEOUT_HEADER: &str = "x-request-timeout";
+
+/// The call deadline: the shortest of the route's timeout, the client's `grpc-timeout` and its
+/// `x-request-timeout`. A malformed value of either header is a 400.
 pub(super) fn deadline(
     route_timeout: Duration,
     headers: &HeaderMap,
 ) -> Result<Duration, GatewayError> {
-    let Some(value) = headers.get("grpc-timeout") else {
-        return Ok(route_timeout);
-    };
-    let text = value.to_str().unwrap_or_default();
-    let client =
-        parse_timeout(text).ok_or_else(|| GatewayError::InvalidTimeout(text.to_owned()))?;
-    Ok(client.min(route_timeout))
+    let mut deadline = route_timeout;
+    if let Some(value) = headers.get("grpc-timeout") {
+        let text = value.to_str().unwrap_or_default();
+        let client =
+            parse_timeout(text).ok_or_else(|| GatewayError::InvalidTimeout(text.to_owned()))?;
+        deadline = deadline.min(client);
+    }
+    if let Some(value) = headers.get(REQUEST_TIMEOUT_HEADER) {
+        let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        let client = crate::config::parse_duration(&text)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or(GatewayError::InvalidRequestTimeout(text))?;
+        deadline = deadline.min(client);
+    }
+    Ok(deadline)
 }
 
 #[cfg(test)]
@@ -116,6 +129,44 @@ mod tests {
         );
         headers.insert("grpc-timeout", "soon".parse().expect("value"));
         assert!(deadline(Duration::from_secs(10), &headers).is_err());
+    }
+
+    #[test]
+    fn request_timeout_header_bounds_the_call_and_the_shortest_bound_wins() {
+        let ten = Duration::from_secs(10);
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_TIMEOUT_HEADER, "250ms".parse().expect("value"));
+        assert_eq!(
+            deadline(ten, &headers).ok(),
+            Some(Duration::from_millis(250))
+        );
+        headers.insert(REQUEST_TIMEOUT_HEADER, "1.5s".parse().expect("value"));
+        assert_eq!(
+            deadline(ten, &headers).ok(),
+            Some(Duration::from_millis(1500))
+        );
+        headers.insert(REQUEST_TIMEOUT_HEADER, "1m".parse().expect("value"));
+        assert_eq!(deadline(ten, &headers).ok(), Some(ten));
+        headers.insert("grpc-timeout", "100m".parse().expect("value"));
+        assert_eq!(
+            deadline(ten, &headers).ok(),
+            Some(Duration::from_millis(100))
+        );
+        headers.insert(REQUEST_TIMEOUT_HEADER, "20ms".parse().expect("value"));
+        assert_eq!(
+            deadline(ten, &headers).ok(),
+            Some(Duration::from_millis(20))
+        );
+        for bad in ["250", "soon", "0s", "-1s", "2 weeks"] {
+            headers.insert(REQUEST_TIMEOUT_HEADER, bad.parse().expect("value"));
+            assert!(
+                matches!(
+                    deadline(ten, &headers),
+                    Err(GatewayError::InvalidRequestTimeout(_))
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

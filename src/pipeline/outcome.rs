@@ -41,9 +41,21 @@ impl Outcome {
         self.transcode_error = transcode_kind(error);
         self.upstream_failure = match error {
             GatewayError::Upstream(UpstreamError::Unavailable { .. }) => Some("unavailable"),
+            // The call loop reports a per-try timeout with the per-try bound, and the whole
+            // call's deadline with the deadline.
+            GatewayError::Upstream(UpstreamError::DeadlineExceeded { timeout, .. })
+                if self
+                    .binding
+                    .as_ref()
+                    .and_then(|b| b.method.options.retry.per_try_timeout)
+                    == Some(*timeout) =>
+            {
+                Some("per_try_timeout")
+            }
             GatewayError::Upstream(UpstreamError::DeadlineExceeded { .. }) => {
                 Some("deadline_exceeded")
             }
+            GatewayError::Upstream(UpstreamError::CircuitOpen { .. }) => Some("circuit_open"),
             GatewayError::Upstream(UpstreamError::InvalidResponse { .. }) => {
                 Some("invalid_response")
             }

@@ -117,6 +117,7 @@ mod tests {
             retry: RetryConfig::default(),
             circuit_breaker: BreakerConfig::default(),
             health_check: Some(HealthCheckConfig::default()),
+            resolve_interval: Duration::from_secs(30),
         };
         (0..n)
             .map(|i| Arc::new(Endpoint::new(&config, &format!("127.0.0.1:{}", i + 1))))

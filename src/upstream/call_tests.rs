@@ -45,6 +45,7 @@ fn upstream(retry: RetryConfig) -> Upstream {
         },
         circuit_breaker: BreakerConfig::default(),
         health_check: None,
+        resolve_interval: Duration::from_secs(30),
     })
 }
 
@@ -198,4 +199,49 @@ fn random_numbers_stay_in_range_and_vary() {
     let draws: Vec<f64> = (0..100).map(|_| random_unit()).collect();
     assert!(draws.iter().all(|x| (0.0..1.0).contains(x)));
     assert!(draws.windows(2).any(|w| w[0] != w[1]));
+}
+
+/// An upstream whose one endpoint is the host name `backend:80` (never dialed: attempts are
+/// scripted).
+fn named_upstream() -> Arc<Upstream> {
+    let mut config = upstream(RetryConfig::default()).config().clone();
+    config.endpoints = vec!["backend:80".to_owned()];
+    config.authority = "backend:80".to_owned();
+    Arc::new(Upstream::new(&config))
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_address_dns_drops_finishes_its_attempt_and_takes_no_retry() {
+    let u = named_upstream();
+    let (a, b): (std::net::SocketAddr, std::net::SocketAddr) = (
+        "10.0.0.1:80".parse().expect("a"),
+        "10.0.0.2:80".parse().expect("b"),
+    );
+    resolve::apply(&u, &[("backend:80".to_owned(), vec![a])]);
+    let tried = std::sync::Mutex::new(Vec::new());
+    let outcome = u
+        .call_with(&options(10_000, None, true), |endpoint, _| {
+            let first = tried.lock().expect("lock").is_empty();
+            tried.lock().expect("lock").push(endpoint.authority.clone());
+            let u = u.clone();
+            async move {
+                if first {
+                    // DNS moves the name to b while this attempt is on a: it still finishes.
+                    resolve::apply(&u, &[("backend:80".to_owned(), vec![b])]);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    reply(14)
+                } else {
+                    reply(0)
+                }
+            }
+        })
+        .await;
+    assert_eq!((outcome.attempts, code(&outcome)), (2, Some(0)));
+    assert_eq!(
+        *tried.lock().expect("lock"),
+        ["10.0.0.1:80", "10.0.0.2:80"],
+        "the retry went to the address DNS gives now"
+    );
+    let now: Vec<String> = u.endpoints().iter().map(|e| e.authority.clone()).collect();
+    assert_eq!(now, ["10.0.0.2:80"]);
 }

@@ -44,11 +44,16 @@ struct Reconnect {
     not_before: Option<Instant>,
 }
 
-/// One `host:port` of an upstream.
+/// One `host:port` of an upstream (or one address a host name resolved to).
 #[derive(Debug)]
 pub struct Endpoint {
-    /// `host:port`.
+    /// `host:port` as configured, or the resolved `ip:port` (the endpoint's name in logs and
+    /// metrics).
     pub authority: String,
+    /// The configured entry this endpoint comes from (equal to `authority` unless resolved).
+    pub target: String,
+    /// The address dialed, when resolved from a host name; otherwise `authority` is dialed.
+    pub address: Option<std::net::SocketAddr>,
     upstream: String,
     uri_authority: Option<Authority>,
     connect_timeout: Duration,
@@ -62,6 +67,23 @@ pub struct Endpoint {
     in_flight: AtomicUsize,
     /// False while active health checks keep it out of rotation.
     healthy: AtomicBool,
+    /// This endpoint's state-change counters.
+    pub events: EndpointEvents,
+}
+
+/// Monotonic counts of one endpoint's state changes (exported per endpoint by the metrics).
+#[derive(Debug, Default)]
+pub struct EndpointEvents {
+    /// Breaker transitions to open.
+    pub opened: std::sync::atomic::AtomicU64,
+    /// Breaker transitions to half-open.
+    pub half_opened: std::sync::atomic::AtomicU64,
+    /// Breaker transitions to closed.
+    pub closed: std::sync::atomic::AtomicU64,
+    /// Times health checks took it out of rotation.
+    pub ejected: std::sync::atomic::AtomicU64,
+    /// Times health checks put it back.
+    pub restored: std::sync::atomic::AtomicU64,
 }
 
 /// Decrements the in-flight count when an attempt ends, however it ends.
@@ -78,6 +100,8 @@ impl Endpoint {
     pub fn new(config: &UpstreamConfig, authority: &str) -> Endpoint {
         Endpoint {
             authority: authority.to_owned(),
+            target: authority.to_owned(),
+            address: None,
             upstream: config.name.clone(),
             uri_authority: Authority::try_from(authority).ok(),
             connect_timeout: config.connect_timeout,
@@ -88,7 +112,21 @@ impl Endpoint {
             breaker: Breaker::new(config.circuit_breaker.clone()),
             in_flight: AtomicUsize::new(0),
             healthy: AtomicBool::new(true),
+            events: EndpointEvents::default(),
         }
+    }
+
+    /// An endpoint of `config` at `address`, which the configured entry `target` (a host name)
+    /// resolved to; requests still name `target` as their `:authority`.
+    pub fn resolved(
+        config: &UpstreamConfig,
+        target: &str,
+        address: std::net::SocketAddr,
+    ) -> Endpoint {
+        let mut endpoint = Endpoint::new(config, target);
+        endpoint.authority = address.to_string();
+        endpoint.address = Some(address);
+        endpoint
     }
 
     /// Calls in progress on this endpoint.
@@ -202,18 +240,21 @@ impl Endpoint {
     }
 
     async fn dial(&self) -> Result<SendRequest<Full<Bytes>>, AttemptError> {
-        let stream = tokio::time::timeout(
-            self.connect_timeout,
-            TcpStream::connect(self.authority.as_str()),
-        )
-        .await
-        .map_err(|_| {
-            self.not_sent(format!(
-                "connect timed out after {:?}",
-                self.connect_timeout
-            ))
-        })?
-        .map_err(|e| self.not_sent(format!("connect failed: {e}")))?;
+        let connect = async {
+            match self.address {
+                Some(address) => TcpStream::connect(address).await,
+                None => TcpStream::connect(self.authority.as_str()).await,
+            }
+        };
+        let stream = tokio::time::timeout(self.connect_timeout, connect)
+            .await
+            .map_err(|_| {
+                self.not_sent(format!(
+                    "connect timed out after {:?}",
+                    self.connect_timeout
+                ))
+            })?
+            .map_err(|e| self.not_sent(format!("connect failed: {e}")))?;
         let _ = stream.set_nodelay(true);
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())

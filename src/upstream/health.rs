@@ -3,8 +3,9 @@
 //! `unhealthy_threshold` failed checks in a row (no answer, an error, or a status other than
 //! `SERVING`) it leaves the rotation; after `healthy_threshold` passed checks in a row it returns.
 //!
-//! One task per endpoint, holding only a `Weak` reference: it ends when the upstream is dropped
-//! (a config reload that no longer uses it).
+//! One task per endpoint, holding only `Weak` references: it ends when the upstream is dropped
+//! (a config reload that no longer uses it) or the endpoint leaves it (DNS no longer names it).
+//! [`start`] also starts the upstreams' DNS re-resolution ([`super::resolve`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -16,6 +17,7 @@ use http::uri::PathAndQuery;
 use tokio::time::MissedTickBehavior;
 
 use super::Upstream;
+use super::endpoint::Endpoint;
 use super::stats::bump;
 use crate::config::HealthCheckConfig;
 
@@ -38,23 +40,35 @@ struct HealthCheckResponse {
     status: i32,
 }
 
-/// Starts the health-check tasks of every upstream that configures them (once per upstream).
-/// Must be called inside a tokio runtime.
+/// Starts the health-check tasks of every upstream that configures them, and the DNS
+/// re-resolution of upstreams with host-name endpoints (once per upstream). Must be called inside
+/// a tokio runtime.
 pub fn start(upstreams: &HashMap<String, Arc<Upstream>>) {
     for upstream in upstreams.values() {
-        let Some(config) = upstream.health_check.clone() else {
-            continue;
-        };
-        if upstream.health_started.swap(true, Ordering::SeqCst) {
-            continue;
+        if upstream.health_check.is_some() && !upstream.health_started.swap(true, Ordering::SeqCst)
+        {
+            for endpoint in upstream.endpoints().iter() {
+                spawn_check(upstream, endpoint);
+            }
         }
-        for index in 0..upstream.endpoints.len() {
-            tokio::spawn(check_loop(Arc::downgrade(upstream), index, config.clone()));
-        }
+        super::resolve::start(upstream);
     }
 }
 
-async fn check_loop(upstream: Weak<Upstream>, index: usize, config: HealthCheckConfig) {
+/// Starts checking `endpoint` if its upstream has health checks running.
+pub(super) fn spawn_check(upstream: &Arc<Upstream>, endpoint: &Arc<Endpoint>) {
+    if let Some(config) = upstream.health_check.clone()
+        && upstream.health_started.load(Ordering::SeqCst)
+    {
+        tokio::spawn(check_loop(
+            Arc::downgrade(upstream),
+            Arc::downgrade(endpoint),
+            config,
+        ));
+    }
+}
+
+async fn check_loop(upstream: Weak<Upstream>, endpoint: Weak<Endpoint>, config: HealthCheckConfig) {
     let Ok(path) = PathAndQuery::try_from(CHECK_PATH) else {
         return;
     };
@@ -66,10 +80,16 @@ async fn check_loop(upstream: Weak<Upstream>, index: usize, config: HealthCheckC
     let (mut passes, mut fails) = (0u32, 0u32);
     loop {
         ticks.tick().await;
-        let Some(upstream) = upstream.upgrade() else {
+        let (Some(upstream), Some(endpoint)) = (upstream.upgrade(), endpoint.upgrade()) else {
             return;
         };
-        let endpoint = &upstream.endpoints[index];
+        if !upstream
+            .endpoints()
+            .iter()
+            .any(|e| Arc::ptr_eq(e, &endpoint))
+        {
+            return;
+        }
         let passed = match endpoint
             .attempt(&path, request.clone(), HeaderMap::new(), config.timeout)
             .await
@@ -88,6 +108,7 @@ async fn check_loop(upstream: Weak<Upstream>, index: usize, config: HealthCheckC
             fails = 0;
             if passes >= config.healthy_threshold && endpoint.set_healthy(true) {
                 bump(&upstream.stats.restored);
+                bump(&endpoint.events.restored);
                 tracing::info!(upstream = %upstream.name, endpoint = %endpoint.authority, "endpoint passed its health checks: back in rotation");
             }
         } else {
@@ -95,6 +116,7 @@ async fn check_loop(upstream: Weak<Upstream>, index: usize, config: HealthCheckC
             passes = 0;
             if fails >= config.unhealthy_threshold && endpoint.set_healthy(false) {
                 bump(&upstream.stats.ejected);
+                bump(&endpoint.events.ejected);
                 tracing::warn!(upstream = %upstream.name, endpoint = %endpoint.authority, "endpoint failed its health checks: out of rotation");
             }
         }

@@ -10,6 +10,7 @@
 //! - [`breaker`]: the per-endpoint circuit breaker state machine;
 //! - [`retry`]: outcome classification, backoff, retry budget;
 //! - [`health`]: active `grpc.health.v1` checks;
+//! - [`resolve`]: periodic DNS re-resolution of host-name endpoints (one endpoint per address);
 //! - [`stats`]: counters and gauges for the operations side.
 
 pub mod balancer;
@@ -17,6 +18,7 @@ pub mod breaker;
 pub mod codec;
 pub mod endpoint;
 pub mod health;
+pub mod resolve;
 pub mod retry;
 pub mod stats;
 
@@ -157,8 +159,13 @@ impl CallOutcome {
 pub struct Upstream {
     /// Name routes refer to.
     pub name: String,
-    /// Endpoints, in config order.
-    pub endpoints: Vec<Arc<Endpoint>>,
+    /// The first configured endpoint.
+    authority: String,
+    /// Endpoints now: one per configured entry, or per address its host name resolved to
+    /// ([`resolve`] replaces the list; calls in flight keep the list they started with).
+    endpoints: arc_swap::ArcSwap<Vec<Arc<Endpoint>>>,
+    /// The config it was built from (resolved endpoints are built from it).
+    config: UpstreamConfig,
     retry: RetryConfig,
     budget: RetryBudget,
     /// Counters of this upstream.
@@ -166,6 +173,8 @@ pub struct Upstream {
     health_check: Option<HealthCheckConfig>,
     /// Set once health-check tasks run for this upstream.
     health_started: AtomicBool,
+    /// Set once the DNS re-resolution task runs for this upstream.
+    resolve_started: AtomicBool,
 }
 
 /// Releases a half-open probe slot when an attempt ends without an outcome (client went away).
@@ -184,44 +193,60 @@ impl Upstream {
     pub fn new(config: &UpstreamConfig) -> Upstream {
         Upstream {
             name: config.name.clone(),
-            endpoints: config
-                .endpoints
-                .iter()
-                .map(|a| Arc::new(Endpoint::new(config, a)))
-                .collect(),
+            authority: config.authority.clone(),
+            endpoints: arc_swap::ArcSwap::from_pointee(
+                config
+                    .endpoints
+                    .iter()
+                    .map(|a| Arc::new(Endpoint::new(config, a)))
+                    .collect(),
+            ),
+            config: config.clone(),
             budget: RetryBudget::new(&config.retry),
             retry: config.retry.clone(),
             stats: UpstreamStats::default(),
             health_check: config.health_check.clone(),
             health_started: AtomicBool::new(false),
+            resolve_started: AtomicBool::new(false),
         }
     }
 
-    /// The `host:port` of the first endpoint.
+    /// The `host:port` of the first configured endpoint.
     pub fn authority(&self) -> &str {
-        self.endpoints
-            .first()
-            .map(|e| e.authority.as_str())
-            .unwrap_or_default()
+        &self.authority
+    }
+
+    /// The endpoints now.
+    pub fn endpoints(&self) -> Arc<Vec<Arc<Endpoint>>> {
+        self.endpoints.load_full()
+    }
+
+    /// The config this upstream was built from.
+    pub fn config(&self) -> &UpstreamConfig {
+        &self.config
     }
 
     /// Counters and gauges now.
     pub fn stats(&self) -> StatsSnapshot {
-        self.stats.snapshot(&self.endpoints)
+        self.stats.snapshot(&self.endpoints())
     }
 
-    fn note(&self, index: usize, transition: Transition) {
-        let endpoint = &self.endpoints[index].authority;
+    fn note(&self, endpoint: &Endpoint, transition: Transition) {
+        let events = &endpoint.events;
+        let endpoint = &endpoint.authority;
         match transition {
             Transition::Opened => {
+                bump(&events.opened);
                 bump(&self.stats.breaker_opened);
                 tracing::warn!(upstream = %self.name, %endpoint, "circuit breaker opened");
             }
             Transition::HalfOpened => {
+                bump(&events.half_opened);
                 bump(&self.stats.breaker_half_opened);
                 tracing::info!(upstream = %self.name, %endpoint, "circuit breaker half-open: probing");
             }
             Transition::Closed => {
+                bump(&events.closed);
                 bump(&self.stats.breaker_closed);
                 tracing::info!(upstream = %self.name, %endpoint, "circuit breaker closed");
             }
@@ -282,7 +307,8 @@ impl Upstream {
         let retry_codes = options.retry_on.unwrap_or(&self.retry.retryable_codes);
         let mut attempts = 0u32;
         let mut last: Option<Result<GrpcReply, UpstreamError>> = None;
-        let mut avoid = None;
+        // The endpoint that just failed, avoided by the retry when another one exists.
+        let mut avoid: Option<Arc<Endpoint>> = None;
         loop {
             let now = Instant::now();
             // The first attempt starts the call: it gets the whole deadline, as sent by the client.
@@ -294,8 +320,13 @@ impl Upstream {
             if remaining.is_zero() {
                 return self.deadline_exceeded(options, attempts);
             }
-            let (index, probe) = match balancer::pick(&self.endpoints, avoid, now, |i, t| {
-                self.note(i, t);
+            // Each attempt sees the endpoints now: one that DNS dropped takes no new attempts.
+            let endpoints = self.endpoints();
+            let avoid_index = avoid
+                .as_ref()
+                .and_then(|a| endpoints.iter().position(|e| Arc::ptr_eq(e, a)));
+            let (index, probe) = match balancer::pick(&endpoints, avoid_index, now, |i, t| {
+                self.note(&endpoints[i], t);
             }) {
                 Pick::Endpoint { index, probe } => (index, probe),
                 Pick::AllOpen { retry_after } => {
@@ -309,7 +340,7 @@ impl Upstream {
                     return CallOutcome { result, attempts };
                 }
             };
-            let endpoint = &self.endpoints[index];
+            let endpoint = &endpoints[index];
             let try_timeout = options
                 .per_try_timeout
                 .map_or(remaining, |t| t.min(remaining));
@@ -330,7 +361,7 @@ impl Upstream {
                     endpoint.breaker.on_success()
                 };
                 if let Some(t) = transition {
-                    self.note(index, t);
+                    self.note(endpoint, t);
                 }
             }
             drop(guard);
@@ -361,7 +392,7 @@ impl Upstream {
             }
             bump(&self.stats.retries);
             tokio::time::sleep(wait).await;
-            avoid = Some(index);
+            avoid = Some(endpoints[index].clone());
         }
         CallOutcome {
             result: last.unwrap_or_else(|| self.deadline_exceeded(options, attempts).result),

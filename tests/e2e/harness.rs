@@ -231,3 +231,66 @@ pub(crate) async fn send_with(
         body: String::from_utf8_lossy(&bytes).into_owned(),
     }
 }
+
+/// The real `tai-gateway run` binary, serving a config on free ports.
+pub(crate) struct RunningBinary {
+    pub(crate) child: std::process::Child,
+    pub(crate) http_port: u16,
+    pub(crate) admin_port: u16,
+    /// The config file it runs (tests edit it to drive reloads).
+    pub(crate) config_path: PathBuf,
+    /// The config text it was started with.
+    pub(crate) config: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Starts `tai-gateway run` on a config made for two free ports (public, admin) and waits until
+/// admin `/ready` answers. Ports are found by binding port 0 and releasing it, so a parallel test
+/// can take one before the binary binds it; the binary then exits at once and is started again on
+/// new ports (at most 5 times). Readiness is polled at most 100 times, 100 ms apart.
+pub(crate) async fn run_binary(
+    dir: &TempDir,
+    config_for: impl Fn(u16, u16) -> String,
+) -> RunningBinary {
+    for _ in 0..5 {
+        let (http_port, admin_port) = (free_port(), free_port());
+        let config = config_for(http_port, admin_port);
+        let config_path = dir.write("gateway.yaml", &config);
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tai-gateway"))
+            .args(["run", "--config", config_path.to_str().expect("utf-8 path")])
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn tai-gateway");
+        let client = http1_client();
+        let ready_url = format!("http://127.0.0.1:{admin_port}/ready");
+        for _ in 0..100 {
+            if child.try_wait().expect("try_wait").is_some() {
+                break;
+            }
+            let request = Request::get(ready_url.as_str())
+                .body(Full::new(Bytes::new()))
+                .expect("request");
+            if client.request(request).await.is_ok() {
+                return RunningBinary {
+                    child,
+                    http_port,
+                    admin_port,
+                    config_path,
+                    config,
+                };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("tai-gateway did not become ready on any of 5 port pairs");
+}

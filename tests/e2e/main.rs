@@ -20,3 +20,4 @@ mod routing;
 mod routing_config;
 mod routing_precedence;
 mod tai_api;
+mod upstream_metrics;

@@ -3,7 +3,7 @@
 //! until SIGTERM.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
@@ -30,12 +30,6 @@ fn tai_gateway(args: &[&str]) -> Finished {
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
-}
-
-/// A free port on 127.0.0.1: bound, read, released.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
 }
 
 // ---- validate ----
@@ -136,7 +130,7 @@ fn validate_reports_an_unknown_key_with_its_line_and_column() {
     assert_eq!(
         done.stderr,
         format!(
-            "{file}:8:5: unknown field `adress`, expected one of address, connect_timeout, max_response_bytes, endpoints, retry, circuit_breaker, health_check\n{file}: 1 problem(s)\n"
+            "{file}:8:5: unknown field `adress`, expected one of address, connect_timeout, max_response_bytes, endpoints, retry, circuit_breaker, health_check, resolve_interval\n{file}: 1 problem(s)\n"
         )
     );
 }
@@ -315,32 +309,16 @@ async fn try_get(url: &str) -> Option<Reply> {
 #[tokio::test]
 async fn run_serves_until_sigterm_then_exits_zero() {
     let stubs = start_stubs().await;
-    let (http_port, admin_port) = (free_port(), free_port());
     let dir = TempDir::new();
-    let config = crate::harness::default_config(&stubs)
-        .replacen("127.0.0.1:0", &format!("127.0.0.1:{http_port}"), 1)
-        .replacen("127.0.0.1:0", &format!("127.0.0.1:{admin_port}"), 1);
-    let path = dir.write("gateway.yaml", &config);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tai-gateway"))
-        .args(["run", "--config", path.to_str().expect("utf-8 path")])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn tai-gateway");
-
+    let running = crate::harness::run_binary(&dir, |http_port, admin_port| {
+        crate::harness::default_config(&stubs)
+            .replacen("127.0.0.1:0", &format!("127.0.0.1:{http_port}"), 1)
+            .replacen("127.0.0.1:0", &format!("127.0.0.1:{admin_port}"), 1)
+    })
+    .await;
+    let (mut child, http_port, admin_port) = (running.child, running.http_port, running.admin_port);
     let admin = format!("http://127.0.0.1:{admin_port}");
-    let mut ready = None;
-    for _ in 0..100 {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            panic!("tai-gateway exited early: {status}");
-        }
-        if let Some(reply) = try_get(&format!("{admin}/ready")).await {
-            ready = Some(reply);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let ready = try_get(&format!("{admin}/ready")).await;
     let ready = ready.expect("admin /ready within 10 s");
     assert_eq!(ready.status, StatusCode::OK);
     assert_eq!(ready.body, r#"{"status":"ready"}"#);

@@ -280,6 +280,20 @@ mod tests {
     }
 
     #[test]
+    fn resolve_interval_defaults_to_30s_and_must_be_a_positive_duration() {
+        let c = parse(Path::new("g.yaml"), &config("    address: h:1\n", "")).expect("valid");
+        assert_eq!(c.upstreams[0].resolve_interval, Duration::from_secs(30));
+        let text = config("    address: h:1\n    resolve_interval: 5s\n", "");
+        let c = parse(Path::new("g.yaml"), &text).expect("valid");
+        assert_eq!(c.upstreams[0].resolve_interval, Duration::from_secs(5));
+        let zero = config("    address: h:1\n    resolve_interval: 0s\n", "");
+        assert_eq!(
+            problems(&zero),
+            ["g.yaml:9:23: upstreams.a.resolve_interval: must be greater than zero"]
+        );
+    }
+
+    #[test]
     fn address_and_endpoints_are_exclusive_and_one_is_needed() {
         let both = config("    address: h:1\n    endpoints: [h:2]\n", "");
         assert_eq!(
