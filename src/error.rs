@@ -70,6 +70,12 @@ pub enum GatewayError {
     /// The request body could not be read from the client.
     #[error("cannot read request body: {0}")]
     BodyRead(String),
+    /// The client did not send the whole request body in time.
+    #[error("request body not received within {after:?}")]
+    BodyReadTimeout {
+        /// The configured `limits.body_read_timeout`.
+        after: std::time::Duration,
+    },
     /// The request could not be turned into a gRPC message.
     #[error(transparent)]
     BadRequest(#[from] RequestError),
@@ -128,6 +134,9 @@ impl GatewayError {
             GatewayError::MalformedPath(_)
             | GatewayError::InvalidTimeout(_)
             | GatewayError::BodyRead(_) => (StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT, None),
+            GatewayError::BodyReadTimeout { .. } => {
+                (StatusCode::REQUEST_TIMEOUT, code::DEADLINE_EXCEEDED, None)
+            }
             GatewayError::UnsupportedMediaType(_) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 code::INVALID_ARGUMENT,

@@ -6,6 +6,7 @@
 //! - [`descriptors`]: `.proto` files (compiled in-process) and descriptor sets → one pool.
 //! - [`runtime`]: the immutable snapshot requests use: route table, upstreams, options.
 //! - [`server`]: listeners (public HTTP/1.1 + h2c, admin) and connection handling.
+//! - [`tls`]: TLS termination for the HTTPS listener: SNI, ALPN, mTLS, certificate reload.
 //! - [`pipeline`]: one request, top to bottom: route → deadline → body → transcode → upstream → answer.
 //! - [`transcode`]: PURE transcoding: templates, routing, JSON ⇄ protobuf, query binding.
 //! - [`upstream`]: gRPC calls to backends over pooled HTTP/2 connections.
@@ -17,5 +18,6 @@ pub mod error;
 pub mod pipeline;
 pub mod runtime;
 pub mod server;
+pub mod tls;
 pub mod transcode;
 pub mod upstream;

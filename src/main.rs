@@ -1,4 +1,4 @@
-//! The `tai-gateway` command: `run` (default), `validate`, `--version`.
+//! The `tai-gateway` command: `run` (default), `validate`, `certs dev`, `--version`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +35,24 @@ enum Command {
         #[arg(default_value = "gateway.yaml")]
         config: PathBuf,
     },
+    /// Make certificates.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+}
+
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// Write a local dev CA plus a server certificate for localhost/127.0.0.1 and a client
+    /// certificate, all signed by it (ca.pem, ca-key.pem, server.pem, server-key.pem, client.pem,
+    /// client-key.pem).
+    Dev {
+        /// The folder to write into (created if needed).
+        #[arg(long, default_value = "certs/dev")]
+        out: PathBuf,
+        /// Replace files that already exist.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -54,6 +72,8 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    // One crypto provider for every rustls user in the process, before any TLS config is built.
+    tai_gateway::tls::install_default_provider();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -65,6 +85,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Validate { config }) => validate(&config),
         Some(Command::Run(args)) => run_blocking(args),
+        Some(Command::Certs(CertsCommand::Dev { out, force })) => certs_dev(&out, force),
         None => run_blocking(RunArgs {
             config: PathBuf::from("gateway.yaml"),
             with_stubs: false,
@@ -95,6 +116,33 @@ fn validate(config: &std::path::Path) -> ExitCode {
     }
 }
 
+fn certs_dev(out: &std::path::Path, force: bool) -> ExitCode {
+    let existing: Vec<PathBuf> = tai_gateway::tls::dev::FILES
+        .iter()
+        .map(|name| out.join(name))
+        .filter(|path| path.exists())
+        .collect();
+    if !force && !existing.is_empty() {
+        eprintln!(
+            "{} already exists; pass --force to replace the dev certificates",
+            existing[0].display()
+        );
+        return ExitCode::FAILURE;
+    }
+    match tai_gateway::tls::dev::write(out) {
+        Ok(paths) => {
+            for path in paths {
+                println!("wrote {}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot write dev certificates: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn run_blocking(args: RunArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -116,6 +164,17 @@ fn run_blocking(args: RunArgs) -> ExitCode {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
+    if args.with_stubs {
+        // Dev mode: the default gateway.yaml's HTTPS listener reads certs/dev/, made on first run.
+        let dir = args
+            .config
+            .parent()
+            .unwrap_or(std::path::Path::new(""))
+            .join("certs/dev");
+        if tai_gateway::tls::dev::ensure(&dir).context("cannot create dev certificates")? {
+            tracing::info!(dir = %dir.display(), "created dev certificates (trust ca.pem in clients)");
+        }
+    }
     let stubs = if args.with_stubs {
         let stubs = tai_stubs::StubServers::start(args.stub_governor, args.stub_coordinator)
             .await
@@ -132,6 +191,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let handle = ServerHandle::start(rt).await?;
     if let Some(addr) = handle.http_addr {
         tracing::info!(%addr, "HTTP listener (HTTP/1.1 and h2c) ready");
+    }
+    if let Some(addr) = handle.tls_addr {
+        tracing::info!(%addr, "HTTPS listener (HTTP/1.1 and HTTP/2 by ALPN) ready");
     }
     if let Some(addr) = handle.admin_addr {
         tracing::info!(%addr, "admin listener ready");

@@ -6,8 +6,11 @@
 //! built from a `Config` (`crate::runtime`), and report through the same [`ConfigError`] type.
 
 mod raw;
+mod tls;
 mod units;
 mod validate;
+
+pub use tls::{CertificateConfig, ClientAuthConfig, ClientAuthMode, TlsListenerConfig};
 
 pub use units::{parse_duration, parse_size};
 
@@ -89,6 +92,8 @@ pub struct Config {
     pub limits: ListenerLimits,
     /// How multi-segment path variables are percent-decoded (one router, so one mode).
     pub path_unescape: UnescapeMode,
+    /// The HTTPS listener, if any.
+    pub tls_listener: Option<TlsListenerConfig>,
 }
 
 /// Descriptor sources, already resolved against the config file's folder.
@@ -232,6 +237,8 @@ pub struct ListenerLimits {
     pub max_header_bytes: usize,
     /// Time a client has to send its request head.
     pub header_read_timeout: Duration,
+    /// Time a client has to send a request body once the route reads it (408 after).
+    pub body_read_timeout: Duration,
 }
 
 impl Default for ListenerLimits {
@@ -239,6 +246,7 @@ impl Default for ListenerLimits {
         ListenerLimits {
             max_header_bytes: 64 * 1024,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
         }
     }
 }

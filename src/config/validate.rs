@@ -34,13 +34,18 @@ const RESERVED_HEADERS: &[&str] = &[
 ];
 
 /// Collects problems while walking the raw config.
-struct Checker<'a> {
+pub(crate) struct Checker<'a> {
     file: &'a Path,
     errors: Vec<ConfigError>,
 }
 
 impl Checker<'_> {
-    fn error(&mut self, place: Place, key: impl Into<String>, reason: impl Into<String>) {
+    pub(crate) fn error(
+        &mut self,
+        place: Place,
+        key: impl Into<String>,
+        reason: impl Into<String>,
+    ) {
         self.errors.push(ConfigError {
             file: self.file.to_owned(),
             place,
@@ -49,7 +54,7 @@ impl Checker<'_> {
         });
     }
 
-    fn duration(&mut self, value: &At<String>, key: &str) -> Option<Duration> {
+    pub(crate) fn duration(&mut self, value: &At<String>, key: &str) -> Option<Duration> {
         match parse_duration(&value.value) {
             Ok(d) if d.is_zero() => {
                 self.error(place(value), key, "must be greater than zero");
@@ -77,7 +82,7 @@ impl Checker<'_> {
         }
     }
 
-    fn socket_addr(&mut self, value: &At<String>, key: &str) -> Option<SocketAddr> {
+    pub(crate) fn socket_addr(&mut self, value: &At<String>, key: &str) -> Option<SocketAddr> {
         match value.value.parse() {
             Ok(addr) => Some(addr),
             Err(_) => {
@@ -92,7 +97,7 @@ impl Checker<'_> {
     }
 }
 
-fn place<T>(value: &At<T>) -> Place {
+pub(crate) fn place<T>(value: &At<T>) -> Place {
     Place {
         line: value.referenced.line(),
         column: value.referenced.column(),
@@ -191,6 +196,11 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
         .admin
         .as_ref()
         .and_then(|a| c.socket_addr(&a.address, "admin.address"));
+    let tls_listener = raw
+        .listeners
+        .tls
+        .as_ref()
+        .and_then(|t| super::tls::validate(c, &base, t));
     if let (Some(a), Some(b)) = (http_listener, admin)
         && a == b
         && a.port() != 0
@@ -325,6 +335,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
         routes,
         limits,
         path_unescape,
+        tls_listener,
     }
 }
 
@@ -368,6 +379,11 @@ fn limits(c: &mut Checker<'_>, raw: &RawConfig) -> ListenerLimits {
         && let Some(d) = c.duration(v, "limits.header_read_timeout")
     {
         limits.header_read_timeout = d;
+    }
+    if let Some(v) = &raw.limits.body_read_timeout
+        && let Some(d) = c.duration(v, "limits.body_read_timeout")
+    {
+        limits.body_read_timeout = d;
     }
     limits
 }

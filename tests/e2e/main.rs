@@ -15,3 +15,4 @@ mod routing;
 mod routing_config;
 mod routing_precedence;
 mod tai_api;
+mod tls;
