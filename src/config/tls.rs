@@ -227,3 +227,63 @@ fn server_name(c: &mut Checker<'_>, value: &At<String>, key: &str) -> Option<Str
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn parse(tls: &str) -> Result<Config, crate::config::ConfigErrors> {
+        let text = format!(
+            "listeners:\n  tls:\n    address: 127.0.0.1:8443\n{tls}descriptors:\n  proto_dirs: [proto]\n\
+             upstreams:\n  u:\n    address: 127.0.0.1:1\nroutes:\n  - service: s.S\n    upstream: u\n"
+        );
+        Config::parse(Path::new("conf/gateway.yaml"), &text)
+    }
+
+    #[test]
+    fn defaults_and_paths_relative_to_the_config_folder() {
+        let config = parse(
+            "    certificates:\n      - cert: c.pem\n        key: k.pem\n        server_names: [A.Example, '*.b.example']\n    client_auth:\n      ca: ca.pem\n",
+        )
+        .expect("valid");
+        let tls = config.tls_listener.expect("tls");
+        assert_eq!(tls.certificates[0].cert.value, Path::new("conf/c.pem"));
+        assert_eq!(
+            tls.certificates[0].server_names,
+            ["a.example", "*.b.example"]
+        );
+        assert_eq!(tls.default_certificate, None);
+        let auth = tls.client_auth.expect("client auth");
+        assert_eq!(auth.mode, ClientAuthMode::Required);
+        assert_eq!(auth.ca.value, Path::new("conf/ca.pem"));
+        assert_eq!(tls.handshake_timeout, DEFAULT_HANDSHAKE_TIMEOUT);
+        assert_eq!(tls.reload_interval, DEFAULT_RELOAD_INTERVAL);
+    }
+
+    #[test]
+    fn rejects_bad_names_empty_lists_and_zero_timeouts() {
+        let errors = parse(
+            "    certificates:\n      - cert: c.pem\n        key: k.pem\n        server_names: ['a..b', 'x_y.test']\n    handshake_timeout: 0s\n",
+        )
+        .expect_err("invalid")
+        .0;
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "listeners.tls.certificates[0].server_names[0]",
+                "listeners.tls.certificates[0].server_names[1]",
+                "listeners.tls.handshake_timeout"
+            ]
+        );
+        let errors = parse("    certificates: []\n").expect_err("invalid").0;
+        assert_eq!(errors[0].key, "listeners.tls.certificates");
+        let errors = parse("    certificates: []\n    verify: none\n")
+            .expect_err("unknown key")
+            .0;
+        assert!(errors[0].reason.contains("verify"), "{}", errors[0].reason);
+    }
+}
