@@ -1,5 +1,6 @@
-//! Load benchmark: `POST /v1/policies/propose` through the gateway (HTTP/1.1 keep-alive, JSON) vs.
-//! the same call as gRPC straight to the stub, in one run, so the ratios hold on a noisy machine.
+//! Load benchmark: `POST /v1/policies/propose` through the gateway (HTTP/1.1 keep-alive, JSON; in
+//! cleartext and over TLS) vs. the same call as gRPC straight to the stub, in one run, so the ratios
+//! hold on a noisy machine.
 //!
 //! Run: `cargo bench --bench load` (optional env: LOAD_CONNECTIONS=32, LOAD_SECONDS=10,
 //! LOAD_MAX_REQUESTS=400000, LOAD_ACCESS_LOG=off|on). The gateway runs as its own process (the release binary) so its CPU
@@ -17,6 +18,9 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
+
+#[path = "load/tls.rs"]
+mod tls;
 
 const POLICY_JSON: &str = r#"{"policyType":"access","policyName":"deny-external","rules":{"effect":"deny","scope":"external"}}"#;
 
@@ -104,8 +108,13 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let http_port = free_port();
     let admin_port = free_port();
+    let tls_port = free_port();
+    tai_gateway::tls::install_default_provider();
+    tai_gateway::tls::dev::write(&dir.join("certs")).expect("write dev certificates");
     let config = format!(
-        "listeners:\n  http:\n    address: 127.0.0.1:{http_port}\nadmin:\n  address: 127.0.0.1:{admin_port}\n\
+        "listeners:\n  http:\n    address: 127.0.0.1:{http_port}\n  \
+         tls:\n    address: 127.0.0.1:{tls_port}\n    certificates:\n      - cert: certs/server.pem\n        key: certs/server-key.pem\n\
+         admin:\n  address: 127.0.0.1:{admin_port}\n\
          descriptors:\n  proto_dirs: [\"{proto}\"]\nupstreams:\n  governor:\n    address: {gov}\n  coordinator:\n    address: {coord}\n\
          routes:\n  - service: tai.Governor\n    upstream: governor\n  - service: tai.Coordinator\n    upstream: coordinator\n\
          access_log:\n  enabled: {access_log}\n",
@@ -142,13 +151,19 @@ fn main() {
         let cpu_before = cpu_time(gateway.id());
         let through_gateway = run_http(gateway_addr, &settings).await;
         let gateway_cpu = cpu_time(gateway.id()).saturating_sub(cpu_before);
+        let tls_addr: SocketAddr = format!("127.0.0.1:{tls_port}").parse().expect("addr");
+        let tls_client = tls::client(&dir.join("certs/ca.pem"));
+        tls::run_https(tls_addr, tls_client.clone(), &warm).await;
+        let cpu_before = cpu_time(gateway.id());
+        let over_tls = tls::run_https(tls_addr, tls_client, &settings).await;
+        let tls_cpu = cpu_time(gateway.id()).saturating_sub(cpu_before);
         run_grpc(stubs.governor_addr, &warm).await;
         let direct = run_grpc(stubs.governor_addr, &settings).await;
-        Ok::<_, String>((through_gateway, gateway_cpu, direct))
+        Ok::<_, String>((through_gateway, gateway_cpu, (over_tls, tls_cpu), direct))
     });
     stop(&mut gateway);
     let _ = std::fs::remove_dir_all(&dir);
-    let (through_gateway, gateway_cpu, direct) = match result {
+    let (through_gateway, gateway_cpu, (over_tls, tls_cpu), direct) = match result {
         Ok(r) => r,
         Err(e) => {
             eprintln!("load benchmark failed: {e}");
@@ -156,6 +171,7 @@ fn main() {
         }
     };
     report(&settings, &through_gateway, gateway_cpu, &direct);
+    report_tls(&through_gateway, gateway_cpu, &over_tls, tls_cpu);
     stub_rt.block_on(stubs.shutdown());
 }
 
@@ -191,6 +207,26 @@ fn report(settings: &Settings, gw: &Phase, cpu: Duration, direct: &Phase) {
     println!(
         "p50 ratio gateway/direct: {:.2}",
         gw.percentile(0.5) as f64 / direct.percentile(0.5).max(1) as f64
+    );
+}
+
+fn report_tls(plain: &Phase, plain_cpu: Duration, tls: &Phase, tls_cpu: Duration) {
+    println!(
+        "{:<28} {:>10.0} {:>8} {:>9} {:>9} {:>8}",
+        "gateway HTTPS HTTP/1.1 JSON",
+        tls.rate(),
+        tls.errors,
+        tls.percentile(0.5),
+        tls.percentile(0.99),
+        tls.requests
+    );
+    let per = |cpu: Duration, phase: &Phase| cpu.as_secs_f64() * 1e6 / phase.requests.max(1) as f64;
+    let (plain_us, tls_us) = (per(plain_cpu, plain), per(tls_cpu, tls));
+    println!(
+        "gateway CPU per request over TLS: {tls_us:.1} µs ({:?} CPU for {} requests); TLS adds {:.1} µs",
+        tls_cpu,
+        tls.requests,
+        tls_us - plain_us
     );
 }
 
@@ -247,6 +283,14 @@ struct Budget {
 }
 
 impl Budget {
+    fn new(settings: &Settings) -> Budget {
+        Budget {
+            issued: AtomicU64::new(0),
+            max: settings.max_requests,
+            deadline: Instant::now() + settings.duration,
+        }
+    }
+
     fn take(&self) -> bool {
         Instant::now() < self.deadline && self.issued.fetch_add(1, Ordering::Relaxed) < self.max
     }

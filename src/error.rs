@@ -77,6 +77,12 @@ pub enum GatewayError {
     /// The client's `x-request-timeout` header is not a positive duration (`250ms`, `2s`).
     #[error("invalid x-request-timeout header `{0}`: use a positive duration such as 250ms or 2s")]
     InvalidRequestTimeout(String),
+    /// The client did not send the whole request body in time.
+    #[error("request body not received within {after:?}")]
+    BodyReadTimeout {
+        /// The configured `limits.body_read_timeout`.
+        after: std::time::Duration,
+    },
     /// The request could not be turned into a gRPC message.
     #[error(transparent)]
     BadRequest(#[from] RequestError),
@@ -142,6 +148,9 @@ impl GatewayError {
             | GatewayError::InvalidTimeout(_)
             | GatewayError::InvalidRequestTimeout(_)
             | GatewayError::BodyRead(_) => (StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT, None),
+            GatewayError::BodyReadTimeout { .. } => {
+                (StatusCode::REQUEST_TIMEOUT, code::DEADLINE_EXCEEDED, None)
+            }
             GatewayError::UnsupportedMediaType(_) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 code::INVALID_ARGUMENT,

@@ -6,6 +6,7 @@
 //! - [`descriptors`]: `.proto` files (compiled in-process) and descriptor sets → one pool.
 //! - [`runtime`]: the immutable snapshot requests use: route table, upstreams, options.
 //! - [`server`]: listeners (public HTTP/1.1 + h2c, admin) and connection handling.
+//! - [`tls`]: TLS termination for the HTTPS listener: SNI, ALPN, mTLS, certificate reload.
 //! - [`pipeline`]: one request, top to bottom: route → ip rate limit → auth → subject rate limit →
 //!   deadline → body → transcode → upstream → answer.
 //! - [`transcode`]: PURE transcoding: templates, routing, JSON ⇄ protobuf, query binding.
@@ -26,5 +27,6 @@ pub mod pipeline;
 pub mod reload;
 pub mod runtime;
 pub mod server;
+pub mod tls;
 pub mod transcode;
 pub mod upstream;

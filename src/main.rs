@@ -1,4 +1,4 @@
-//! The `tai-gateway` command: `run` (default), `validate`, `--version`.
+//! The `tai-gateway` command: `run` (default), `validate`, `certs dev`, `--version`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +35,9 @@ enum Command {
         #[arg(default_value = "gateway.yaml")]
         config: PathBuf,
     },
+    /// Make certificates.
+    #[command(subcommand)]
+    Certs(CertsCommand),
     /// Print a signed JWT for local testing, made with the DEV key (never trust it in production).
     Token(TokenArgs),
 }
@@ -61,6 +64,21 @@ struct TokenArgs {
     key: PathBuf,
 }
 
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// Write a local dev CA plus a server certificate for localhost/127.0.0.1 and a client
+    /// certificate, all signed by it (ca.pem, ca-key.pem, server.pem, server-key.pem, client.pem,
+    /// client-key.pem).
+    Dev {
+        /// The folder to write into (created if needed).
+        #[arg(long, default_value = "certs/dev")]
+        out: PathBuf,
+        /// Replace files that already exist.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
 #[derive(clap::Args)]
 struct RunArgs {
     /// The config file.
@@ -78,12 +96,14 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    // One crypto provider for every rustls user in the process, before any TLS config is built.
+    tai_gateway::tls::install_default_provider();
     let cli = Cli::parse();
     // RUST_LOG wins; otherwise the config's `log_level` (read here, before anything logs).
     let level = match &cli.command {
         Some(Command::Run(args)) => configured_log_level(&args.config),
         None => configured_log_level(std::path::Path::new("gateway.yaml")),
-        Some(Command::Validate { .. } | Command::Token(_)) => "info".to_owned(),
+        Some(Command::Validate { .. } | Command::Token(_) | Command::Certs(_)) => "info".to_owned(),
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -92,8 +112,6 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    // The one rustls crypto provider for the process (JWKS fetches over https use it).
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match cli.command {
         Some(Command::Validate { config }) => validate(&config),
         Some(Command::Token(args)) => match token(&args) {
@@ -107,6 +125,7 @@ fn main() -> ExitCode {
             }
         },
         Some(Command::Run(args)) => run_blocking(args),
+        Some(Command::Certs(CertsCommand::Dev { out, force })) => certs_dev(&out, force),
         None => run_blocking(RunArgs {
             config: PathBuf::from("gateway.yaml"),
             with_stubs: false,
@@ -178,6 +197,33 @@ fn token(args: &TokenArgs) -> anyhow::Result<String> {
     Ok(jsonwebtoken::encode(&Header::new(alg), &claims, &key)?)
 }
 
+fn certs_dev(out: &std::path::Path, force: bool) -> ExitCode {
+    let existing: Vec<PathBuf> = tai_gateway::tls::dev::FILES
+        .iter()
+        .map(|name| out.join(name))
+        .filter(|path| path.exists())
+        .collect();
+    if !force && !existing.is_empty() {
+        eprintln!(
+            "{} already exists; pass --force to replace the dev certificates",
+            existing[0].display()
+        );
+        return ExitCode::FAILURE;
+    }
+    match tai_gateway::tls::dev::write(out) {
+        Ok(paths) => {
+            for path in paths {
+                println!("wrote {}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot write dev certificates: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn run_blocking(args: RunArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -199,6 +245,17 @@ fn run_blocking(args: RunArgs) -> ExitCode {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
+    if args.with_stubs {
+        // Dev mode: the default gateway.yaml's HTTPS listener reads certs/dev/, made on first run.
+        let dir = args
+            .config
+            .parent()
+            .unwrap_or(std::path::Path::new(""))
+            .join("certs/dev");
+        if tai_gateway::tls::dev::ensure(&dir).context("cannot create dev certificates")? {
+            tracing::info!(dir = %dir.display(), "created dev certificates (trust ca.pem in clients)");
+        }
+    }
     let stubs = if args.with_stubs {
         let stubs = tai_stubs::StubServers::start(args.stub_governor, args.stub_coordinator)
             .await
@@ -218,6 +275,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let handle = ServerHandle::start(rt).await?;
     if let Some(addr) = handle.http_addr {
         tracing::info!(%addr, "HTTP listener (HTTP/1.1 and h2c) ready");
+    }
+    if let Some(addr) = handle.tls_addr {
+        tracing::info!(%addr, "HTTPS listener (HTTP/1.1 and HTTP/2 by ALPN) ready");
     }
     if let Some(addr) = handle.admin_addr {
         tracing::info!(%addr, "admin listener ready");

@@ -1,5 +1,6 @@
-//! Listeners: the public HTTP/1.1 + h2c server and the admin server, bound from a runtime's config,
-//! each an accept loop that serves connections until shutdown, then drains them.
+//! Listeners: the public HTTP/1.1 + h2c server, the HTTPS server (`crate::tls`) and the admin
+//! server, bound from a runtime's config, each an accept loop that serves connections until
+//! shutdown, then drains them.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -24,6 +25,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::{Gateway, ResponseBody};
 use crate::reload::{ReloadStatus, Reloader};
 use crate::runtime::Runtime;
+use crate::tls::TlsTerminator;
 
 /// Shutdown signal: `Some(drain timeout)` once shutdown has started.
 type Stop = watch::Receiver<Option<Duration>>;
@@ -35,6 +37,10 @@ pub struct ServerHandle {
     pub http_addr: Option<SocketAddr>,
     /// The admin listener's bound address.
     pub admin_addr: Option<SocketAddr>,
+    /// The HTTPS listener's bound address.
+    pub tls_addr: Option<SocketAddr>,
+    /// The HTTPS listener's TLS state (current certificates, reload counters).
+    pub tls: Option<Arc<TlsTerminator>>,
     /// The gateway (for reloads).
     pub gateway: Arc<Gateway>,
     /// Rebuilds the runtime on file changes, `SIGHUP` and `POST /reload`.
@@ -50,7 +56,17 @@ pub struct ServerHandle {
 
 impl ServerHandle {
     /// Binds the listeners named in the runtime's config (port 0 allowed) and starts serving.
+    /// A TLS certificate, key or CA file that is missing or broken fails the start, naming the file.
     pub async fn start(runtime: Runtime) -> std::io::Result<ServerHandle> {
+        let tls = match runtime.config.tls_listener.clone() {
+            Some(settings) => Some(Arc::new(TlsTerminator::load(settings).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("TLS listener: {e}"),
+                )
+            })?)),
+            None => None,
+        };
         let http_bind = runtime.config.http_listener;
         let admin_bind = runtime.config.admin;
         let limits = runtime.config.limits.clone();
@@ -79,11 +95,36 @@ impl ServerHandle {
                 limits.clone(),
                 stop,
                 counted,
+                move |mut req, peer| {
+                    // Only the TLS listener may set the client-certificate headers.
+                    crate::tls::identity::apply(req.headers_mut(), None);
+                    let gateway = gateway.clone();
+                    async move { gateway.handle(req, peer).await }
+                },
+            ));
+        }
+        let mut tls_addr = None;
+        if let Some(tls) = &tls {
+            let listener = bind(tls.settings().address).await?;
+            tls_addr = Some(listener.local_addr()?);
+            let gateway = gateway.clone();
+            let builder = http_builder(&limits);
+            let stop = wait_for(watch_shutdown.clone());
+            tasks.spawn(crate::tls::accept::serve_tls(
+                listener,
+                tls.clone(),
+                builder,
+                stop,
+                (metrics.clone(), "https"),
                 move |req, peer| {
                     let gateway = gateway.clone();
                     async move { gateway.handle(req, peer).await }
                 },
             ));
+            let stop = wait_for(watch_shutdown.clone());
+            tasks.spawn(tls.clone().watch_files(async move {
+                stop.await;
+            }));
         }
         let mut admin_addr = None;
         if let Some(addr) = admin_bind {
@@ -109,6 +150,8 @@ impl ServerHandle {
         Ok(ServerHandle {
             http_addr,
             admin_addr,
+            tls_addr,
+            tls,
             gateway,
             reloader,
             lifecycle,
@@ -162,17 +205,7 @@ async fn serve<H, F>(
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<ResponseBody>> + Send + 'static,
 {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-        .max_concurrent_streams(1024);
+    let builder = http_builder(&limits);
     let graceful = GracefulShutdown::new();
     tokio::pin!(stop);
     let drain = loop {
@@ -213,6 +246,22 @@ async fn serve<H, F>(
     {
         tracing::warn!("drain timeout passed with connections still open");
     }
+}
+
+/// The HTTP/1.1 + HTTP/2 connection settings every listener shares.
+fn http_builder(limits: &ListenerLimits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(1024);
+    builder
 }
 
 /// The one maintenance task: rate-limit key pruning and remote JWKS refresh, once a second,

@@ -9,9 +9,9 @@ mod edge;
 mod ops;
 mod raw;
 mod resilience;
+mod tls;
 mod units;
 mod validate;
-
 pub use edge::{
     AuthConfig, AuthMode, KeySource, LimitConfig, LimitKey, ProviderConfig, RateLimitConfig,
     RouteAuth, Secret,
@@ -20,6 +20,8 @@ pub use resilience::code_name;
 pub use resilience::{
     BreakerConfig, HealthCheckConfig, Ratio, RetryConfig, RouteRetryConfig, parse_code,
 };
+pub use tls::{CertificateConfig, ClientAuthConfig, ClientAuthMode, TlsListenerConfig};
+
 pub use units::{parse_duration, parse_size};
 
 use std::fmt;
@@ -100,6 +102,8 @@ pub struct Config {
     pub limits: ListenerLimits,
     /// How multi-segment path variables are percent-decoded (one router, so one mode).
     pub path_unescape: UnescapeMode,
+    /// The HTTPS listener, if any.
+    pub tls_listener: Option<TlsListenerConfig>,
     /// JWT providers and token source.
     pub auth: AuthConfig,
     /// Named rate limits.
@@ -301,6 +305,8 @@ pub struct ListenerLimits {
     pub max_header_bytes: usize,
     /// Time a client has to send its request head.
     pub header_read_timeout: Duration,
+    /// Time a client has to send a request body once the route reads it (408 after).
+    pub body_read_timeout: Duration,
 }
 
 impl Default for ListenerLimits {
@@ -308,6 +314,7 @@ impl Default for ListenerLimits {
         ListenerLimits {
             max_header_bytes: 64 * 1024,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -45,6 +45,8 @@ pub(crate) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawListeners {
     pub(crate) http: Option<RawHttpListener>,
+    #[serde(default)]
+    pub(crate) tls: Option<super::tls::RawTlsListener>,
 }
 
 /// `listeners.http:` plain HTTP/1.1 + h2c.
@@ -194,6 +196,8 @@ pub(crate) struct RawHeaders {
 pub(crate) struct RawLimits {
     pub(crate) max_header_bytes: Option<At<String>>,
     pub(crate) header_read_timeout: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) body_read_timeout: Option<At<String>>,
 }
 
 /// `reload:` how config and descriptor changes are picked up while running.

@@ -38,13 +38,13 @@ const RESERVED_HEADERS: &[&str] = &[
 ];
 
 /// Collects problems while walking the raw config.
-pub(super) struct Checker<'a> {
+pub(crate) struct Checker<'a> {
     file: &'a Path,
     errors: Vec<ConfigError>,
 }
 
 impl Checker<'_> {
-    pub(super) fn error(
+    pub(crate) fn error(
         &mut self,
         place: Place,
         key: impl Into<String>,
@@ -58,7 +58,7 @@ impl Checker<'_> {
         });
     }
 
-    pub(super) fn duration(&mut self, value: &At<String>, key: &str) -> Option<Duration> {
+    pub(crate) fn duration(&mut self, value: &At<String>, key: &str) -> Option<Duration> {
         match parse_duration(&value.value) {
             Ok(d) if d.is_zero() => {
                 self.error(place(value), key, "must be greater than zero");
@@ -86,7 +86,7 @@ impl Checker<'_> {
         }
     }
 
-    fn socket_addr(&mut self, value: &At<String>, key: &str) -> Option<SocketAddr> {
+    pub(crate) fn socket_addr(&mut self, value: &At<String>, key: &str) -> Option<SocketAddr> {
         match value.value.parse() {
             Ok(addr) => Some(addr),
             Err(_) => {
@@ -101,7 +101,7 @@ impl Checker<'_> {
     }
 }
 
-pub(super) fn place<T>(value: &At<T>) -> Place {
+pub(crate) fn place<T>(value: &At<T>) -> Place {
     Place {
         line: value.referenced.line(),
         column: value.referenced.column(),
@@ -200,6 +200,11 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
         .admin
         .as_ref()
         .and_then(|a| c.socket_addr(&a.address, "admin.address"));
+    let tls_listener = raw
+        .listeners
+        .tls
+        .as_ref()
+        .and_then(|t| super::tls::validate(c, &base, t));
     if let (Some(a), Some(b)) = (http_listener, admin)
         && a == b
         && a.port() != 0
@@ -357,6 +362,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
         ops: super::ops::ops(c, &base, &raw),
         auth,
         rate_limits,
+        tls_listener,
     }
 }
 
@@ -400,6 +406,11 @@ fn limits(c: &mut Checker<'_>, raw: &RawConfig) -> ListenerLimits {
         && let Some(d) = c.duration(v, "limits.header_read_timeout")
     {
         limits.header_read_timeout = d;
+    }
+    if let Some(v) = &raw.limits.body_read_timeout
+        && let Some(d) = c.duration(v, "limits.body_read_timeout")
+    {
+        limits.body_read_timeout = d;
     }
     limits
 }

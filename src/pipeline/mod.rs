@@ -121,7 +121,12 @@ impl Gateway {
             } else {
                 check_content_type(&binding, request.headers())?
             };
-            let body = read_body(request.into_body(), route.options.max_request_bytes).await?;
+            let body = read_body(
+                request.into_body(),
+                route.options.max_request_bytes,
+                runtime.config.limits.body_read_timeout,
+            )
+            .await?;
             outcome.request_bytes = body.len() as u64;
             let bindings: Vec<(&str, String)> = bindings;
             let message = build_request(
@@ -299,8 +304,13 @@ fn has_no_body<B: http_body::Body>(body: &B) -> bool {
     body.is_end_stream() || body.size_hint().exact() == Some(0)
 }
 
-/// Reads the whole body, refusing it early when its declared or actual size passes `limit`.
-async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, GatewayError>
+/// Reads the whole body, refusing it early when its declared or actual size passes `limit`, and
+/// giving up when it has not all arrived within `timeout` (hyper bounds only the head's reading).
+async fn read_body<B>(
+    body: B,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, GatewayError>
 where
     B: http_body::Body<Data = Bytes> + Send + Unpin,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -308,7 +318,10 @@ where
     if body.size_hint().lower() > limit as u64 {
         return Err(GatewayError::PayloadTooLarge { limit });
     }
-    match Limited::new(body, limit).collect().await {
+    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
+        .await
+        .map_err(|_| GatewayError::BodyReadTimeout { after: timeout })?;
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -335,4 +348,48 @@ pub fn plain_json(status: StatusCode, body: &'static str) -> Response<ResponseBo
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+#[cfg(test)]
+mod body_timeout_tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A body that sends one chunk and then never ends.
+    struct Stalled(bool);
+
+    impl http_body::Body for Stalled {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            if self.0 {
+                std::task::Poll::Pending
+            } else {
+                self.0 = true;
+                std::task::Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(b"{")))))
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_body_times_out_after_the_configured_time() {
+        let started = tokio::time::Instant::now();
+        let result = read_body(Stalled(false), 1024, Duration::from_secs(30)).await;
+        assert!(matches!(
+            result,
+            Err(GatewayError::BodyReadTimeout { after }) if after == Duration::from_secs(30)
+        ));
+        assert_eq!(started.elapsed(), Duration::from_secs(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_complete_body_is_read_before_the_timeout() {
+        let body = Full::new(Bytes::from_static(b"{}"));
+        let result = read_body(body, 1024, Duration::from_secs(30)).await;
+        assert_eq!(result.ok(), Some(Bytes::from_static(b"{}")));
+    }
 }

@@ -622,9 +622,15 @@ fn mint_dev_token(scope: &str) -> String {
 async fn the_default_config_protects_writes_and_accepts_the_minted_dev_token() {
     let stubs = start_stubs().await;
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.yaml");
+    // The HTTPS listener's dev certificates are made on first `run --with-stubs`; a fresh clone
+    // has none, so this test makes its own set and points the config at it.
+    let certs = crate::harness::TempDir::new();
+    tai_gateway::tls::dev::write(certs.path()).expect("dev certificates");
     let text = std::fs::read_to_string(&path)
         .expect("read gateway.yaml")
+        .replace("certs/dev/", &format!("{}/", certs.path().display()))
         .replace("127.0.0.1:8080", "127.0.0.1:0")
+        .replace("127.0.0.1:8443", "127.0.0.1:0")
         .replace("127.0.0.1:9901", "127.0.0.1:0")
         .replace("127.0.0.1:50051", &stubs.governor_addr.to_string())
         .replace("127.0.0.1:50052", &stubs.coordinator_addr.to_string());

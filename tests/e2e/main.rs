@@ -20,4 +20,5 @@ mod routing;
 mod routing_config;
 mod routing_precedence;
 mod tai_api;
+mod tls;
 mod upstream_metrics;

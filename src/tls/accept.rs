@@ -1,0 +1,101 @@
+//! The HTTPS accept loop: TCP accept → TLS handshake (bounded by `handshake_timeout`) → the same
+//! HTTP/1.1 + HTTP/2 server as the plain listener, with the client identity set on each request.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use super::TlsTerminator;
+use super::identity::{self, ClientIdentity};
+use crate::metrics::Metrics;
+use crate::pipeline::ResponseBody;
+
+/// Serves HTTPS on `listener` until `stop` completes with the drain timeout, then drains open
+/// connections for at most that long. Each connection's handshake uses the config current when it
+/// was accepted; open connections are counted in `metrics` under `name`.
+pub(crate) async fn serve_tls<H, F>(
+    listener: TcpListener,
+    tls: Arc<TlsTerminator>,
+    builder: auto::Builder<TokioExecutor>,
+    stop: impl Future<Output = Duration>,
+    (metrics, name): (Arc<Metrics>, &'static str),
+    handler: H,
+) where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<ResponseBody>> + Send + 'static,
+{
+    let builder = Arc::new(builder);
+    let handshake_timeout = tls.settings().handshake_timeout;
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(stop);
+    let drain = loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            drain = &mut stop => break drain,
+        };
+        let _ = stream.set_nodelay(true);
+        let acceptor = TlsAcceptor::from(tls.server_config());
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let handler = handler.clone();
+        let open = metrics.connection_opened(name);
+        tokio::spawn(async move {
+            let _open = open;
+            let stream =
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(peer = %peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let identity: Option<Arc<ClientIdentity>> = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .and_then(ClientIdentity::from_certificate)
+                .map(Arc::new);
+            let service = service_fn(move |mut request: Request<Incoming>| {
+                identity::apply(request.headers_mut(), identity.as_deref());
+                let fut = handler(request, peer);
+                async move { Ok::<_, Infallible>(fut.await) }
+            });
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            if let Err(e) = watcher.watch(connection).await {
+                tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+            }
+        });
+    };
+    drop(listener);
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("drain timeout passed with TLS connections still open");
+    }
+}
