@@ -117,7 +117,12 @@ fn main() {
          admin:\n  address: 127.0.0.1:{admin_port}\n\
          descriptors:\n  proto_dirs: [\"{proto}\"]\nupstreams:\n  governor:\n    address: {gov}\n  coordinator:\n    address: {coord}\n\
          routes:\n  - service: tai.Governor\n    upstream: governor\n  - service: tai.Coordinator\n    upstream: coordinator\n\
+           - name: governor-jwt\n    methods: [tai.Governor/ProposePolicy]\n    upstream: governor\n\
+             http_rules:\n      - method: tai.Governor/ProposePolicy\n        post: /bench/jwt/propose\n        body: \"*\"\n\
+             auth:\n      mode: required\n      providers: [dev]\n      require_scopes: [policy:write]\n\
+         auth:\n  providers:\n    dev:\n      issuer: tai-gateway-dev\n      audiences: [tai-gateway]\n      algorithms: [EdDSA]\n      pem_file: \"{jwt_public}\"\n\
          access_log:\n  enabled: {access_log}\n",
+        jwt_public = concat!(env!("CARGO_MANIFEST_DIR"), "/certs/dev-jwt/public.pem"),
         access_log = settings.access_log,
         proto = concat!(env!("CARGO_MANIFEST_DIR"), "/proto"),
         gov = stubs.governor_addr,
@@ -153,32 +158,57 @@ fn main() {
         let gateway_cpu = cpu_time(gateway.id()).saturating_sub(cpu_before);
         let tls_addr: SocketAddr = format!("127.0.0.1:{tls_port}").parse().expect("addr");
         let tls_client = tls::client(&dir.join("certs/ca.pem"));
-        tls::run_https(tls_addr, tls_client.clone(), &warm).await;
+        tls::run_https(tls_addr, tls_client.clone(), &warm, PROPOSE, None).await;
         let cpu_before = cpu_time(gateway.id());
-        let over_tls = tls::run_https(tls_addr, tls_client, &settings).await;
+        let over_tls = tls::run_https(tls_addr, tls_client.clone(), &settings, PROPOSE, None).await;
         let tls_cpu = cpu_time(gateway.id()).saturating_sub(cpu_before);
+        // The same over TLS with a JWT verified on every request (EdDSA dev key, scope check).
+        let token = mint_dev_token()?;
+        tls::run_https(
+            tls_addr,
+            tls_client.clone(),
+            &warm,
+            JWT_PROPOSE,
+            Some(token.clone()),
+        )
+        .await;
+        let cpu_before = cpu_time(gateway.id());
+        let with_jwt =
+            tls::run_https(tls_addr, tls_client, &settings, JWT_PROPOSE, Some(token)).await;
+        let jwt_cpu = cpu_time(gateway.id()).saturating_sub(cpu_before);
         run_grpc(stubs.governor_addr, &warm).await;
         let direct = run_grpc(stubs.governor_addr, &settings).await;
-        Ok::<_, String>((through_gateway, gateway_cpu, (over_tls, tls_cpu), direct))
+        Ok::<_, String>((
+            through_gateway,
+            gateway_cpu,
+            (over_tls, tls_cpu),
+            (with_jwt, jwt_cpu),
+            direct,
+        ))
     });
     stop(&mut gateway);
     let _ = std::fs::remove_dir_all(&dir);
-    let (through_gateway, gateway_cpu, (over_tls, tls_cpu), direct) = match result {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("load benchmark failed: {e}");
-            std::process::exit(1);
-        }
-    };
+    let (through_gateway, gateway_cpu, (over_tls, tls_cpu), (with_jwt, jwt_cpu), direct) =
+        match result {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("load benchmark failed: {e}");
+                std::process::exit(1);
+            }
+        };
     report(&settings, &through_gateway, gateway_cpu, &direct);
     report_tls(&through_gateway, gateway_cpu, &over_tls, tls_cpu);
+    report_jwt(&over_tls, tls_cpu, &with_jwt, jwt_cpu);
     stub_rt.block_on(stubs.shutdown());
 }
 
 fn report(settings: &Settings, gw: &Phase, cpu: Duration, direct: &Phase) {
     println!(
-        "load: POST /v1/policies/propose, {} connections, up to {:?} / {} requests per phase",
-        settings.connections, settings.duration, settings.max_requests
+        "load: POST /v1/policies/propose, {} connections, up to {:?} / {} requests per phase, access log {}",
+        settings.connections,
+        settings.duration,
+        settings.max_requests,
+        if settings.access_log { "on" } else { "off" }
     );
     println!(
         "{:<28} {:>10} {:>8} {:>9} {:>9} {:>8}",
@@ -228,6 +258,59 @@ fn report_tls(plain: &Phase, plain_cpu: Duration, tls: &Phase, tls_cpu: Duration
         tls.requests,
         tls_us - plain_us
     );
+}
+
+fn report_jwt(tls: &Phase, tls_cpu: Duration, jwt: &Phase, jwt_cpu: Duration) {
+    println!(
+        "{:<28} {:>10.0} {:>8} {:>9} {:>9} {:>8}",
+        "gateway HTTPS + JWT",
+        jwt.rate(),
+        jwt.errors,
+        jwt.percentile(0.5),
+        jwt.percentile(0.99),
+        jwt.requests
+    );
+    let per = |cpu: Duration, phase: &Phase| cpu.as_secs_f64() * 1e6 / phase.requests.max(1) as f64;
+    let (tls_us, jwt_us) = (per(tls_cpu, tls), per(jwt_cpu, jwt));
+    println!(
+        "gateway CPU per request over TLS with JWT: {jwt_us:.1} µs ({:?} CPU for {} requests); JWT verification adds {:.1} µs",
+        jwt_cpu,
+        jwt.requests,
+        jwt_us - tls_us
+    );
+}
+
+/// Path of the unauthenticated propose route, and of the same method behind a required JWT.
+const PROPOSE: &str = "/v1/policies/propose";
+const JWT_PROPOSE: &str = "/bench/jwt/propose";
+
+/// `Bearer <token>` for the committed dev key, minted by the gateway binary's `token` command.
+fn mint_dev_token() -> Result<http::HeaderValue, String> {
+    let output = Command::new(env!("CARGO_BIN_EXE_tai-gateway"))
+        .args([
+            "token",
+            "--sub",
+            "bench",
+            "--scope",
+            "policy:write",
+            "--ttl",
+            "1h",
+            "--key",
+        ])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/certs/dev-jwt/private.pem"
+        ))
+        .output()
+        .map_err(|e| format!("cannot run tai-gateway token: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "tai-gateway token failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let token = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    http::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| e.to_string())
 }
 
 fn stop(child: &mut Child) {

@@ -30,10 +30,13 @@ pub(super) fn client(ca_pem: &Path) -> Arc<rustls::ClientConfig> {
     Arc::new(config)
 }
 
+/// Keep-alive HTTPS load on `path`, with `authorization` sent on every request when given.
 pub(super) async fn run_https(
     addr: SocketAddr,
     tls: Arc<rustls::ClientConfig>,
     settings: &Settings,
+    path: &'static str,
+    authorization: Option<http::HeaderValue>,
 ) -> Phase {
     let budget = Arc::new(Budget::new(settings));
     let started = Instant::now();
@@ -41,6 +44,7 @@ pub(super) async fn run_https(
     for _ in 0..settings.connections {
         let budget = budget.clone();
         let tls = tls.clone();
+        let authorization = authorization.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0u64;
@@ -59,11 +63,16 @@ pub(super) async fn run_https(
             };
             tokio::spawn(conn);
             while budget.take() {
-                let request = Request::post("/v1/policies/propose")
+                let mut request = Request::post(path)
                     .header("host", "localhost")
                     .header("content-type", "application/json")
                     .body(Full::new(Bytes::from_static(POLICY_JSON.as_bytes())))
                     .expect("request");
+                if let Some(value) = &authorization {
+                    request
+                        .headers_mut()
+                        .insert(http::header::AUTHORIZATION, value.clone());
+                }
                 let t0 = Instant::now();
                 let ok = match sender.send_request(request).await {
                     Ok(response) => {
