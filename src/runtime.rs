@@ -48,6 +48,8 @@ pub struct RouteOptions {
     pub headers: HeaderRules,
     /// Which calls may be retried, per-try timeout.
     pub retry: crate::config::RouteRetryConfig,
+    /// How server streams are written unless the client's `Accept` chooses.
+    pub stream_format: crate::config::StreamFormat,
 }
 
 /// One gRPC method exposed by a route.
@@ -65,6 +67,8 @@ pub struct MethodRoute {
     pub upstream: Arc<Upstream>,
     /// Route options.
     pub options: Arc<RouteOptions>,
+    /// The method streams its responses (answered by `crate::pipeline::stream`).
+    pub server_streaming: bool,
 }
 
 /// One HTTP rule (method + template) leading to a [`MethodRoute`].
@@ -217,20 +221,20 @@ impl Builder<'_> {
                 }
                 continue;
             }
-            if method.is_client_streaming() || method.is_server_streaming() {
+            if method.is_client_streaming() {
                 if matches!(route.selector, MethodSelector::Methods(_)) {
                     self.error(
                         place,
                         &key,
                         format!(
-                            "streaming method `{}` cannot be transcoded yet",
+                            "client-streaming method `{}` cannot be transcoded yet",
                             method.full_name()
                         ),
                     );
                 } else {
                     tracing::warn!(
                         method = method.full_name(),
-                        "streaming method skipped: not transcoded yet"
+                        "client-streaming method skipped: not transcoded yet"
                     );
                 }
                 continue;
@@ -252,6 +256,7 @@ impl Builder<'_> {
                 output: method.output(),
                 upstream: upstream.clone(),
                 options: options.clone(),
+                server_streaming: method.is_server_streaming(),
             });
             for rule in rules {
                 let (place, key) = rule.config.clone().unwrap_or((place, key.clone()));
@@ -579,6 +584,7 @@ fn route_options(route: &RouteConfig) -> RouteOptions {
         max_request_bytes: t.max_request_bytes,
         headers: route.headers.clone(),
         retry: route.retry.clone(),
+        stream_format: t.stream_format,
     }
 }
 

@@ -8,12 +8,14 @@
 mod ops;
 mod raw;
 mod resilience;
+mod streaming;
 mod units;
 mod validate;
 
 pub use resilience::{
     BreakerConfig, HealthCheckConfig, Ratio, RetryConfig, RouteRetryConfig, parse_code,
 };
+pub use streaming::StreamFormat;
 pub use units::{parse_duration, parse_size};
 
 use std::fmt;
@@ -251,6 +253,8 @@ pub struct TranscodingOptions {
     pub max_json_depth: u32,
     /// Largest request body accepted (413 above).
     pub max_request_bytes: usize,
+    /// How server streams are written when the client's `Accept` does not choose.
+    pub stream_format: StreamFormat,
 }
 
 impl Default for TranscodingOptions {
@@ -265,6 +269,7 @@ impl Default for TranscodingOptions {
             enums_as_ints: false,
             max_json_depth: 64,
             max_request_bytes: 4 * 1024 * 1024,
+            stream_format: StreamFormat::JsonArray,
         }
     }
 }

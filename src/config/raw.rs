@@ -167,6 +167,7 @@ pub(crate) struct RawTranscoding {
     pub(crate) enums_as_ints: Option<bool>,
     pub(crate) max_json_depth: Option<At<u32>>,
     pub(crate) max_request_bytes: Option<At<String>>,
+    pub(crate) stream_format: Option<At<String>>,
 }
 
 /// `headers:` which HTTP headers cross into gRPC metadata and back.

@@ -598,6 +598,19 @@ fn transcoding(
     {
         t.max_request_bytes = n;
     }
+    if let Some(v) = &raw.stream_format {
+        match crate::config::StreamFormat::parse(&v.value) {
+            Some(format) => t.stream_format = format,
+            None => c.error(
+                place(v),
+                format!("{key}.stream_format"),
+                format!(
+                    "unknown stream format `{}` (expected json_array, ndjson or sse)",
+                    v.value
+                ),
+            ),
+        }
+    }
     t
 }
 

@@ -2,9 +2,11 @@
 //! route → deadline → body → transcode request → upstream call → transcode response.
 //! Every failure becomes a [`GatewayError`] and is answered through its one mapping table.
 
+mod body;
 mod ctx;
 mod metadata;
 mod outcome;
+mod stream;
 
 pub use ctx::{RequestCtx, RequestIds};
 
@@ -25,8 +27,7 @@ use crate::transcode::response::decode_and_encode;
 use crate::transcode::router::RouteMiss;
 use crate::upstream::CallOptions;
 
-/// The response body type of every gateway answer.
-pub type ResponseBody = Full<Bytes>;
+pub use body::{BodyError, ResponseBody};
 
 /// The gateway: the current runtime snapshot plus process-wide request state.
 #[derive(Debug)]
@@ -102,6 +103,9 @@ impl Gateway {
             } else {
                 check_content_type(&binding, request.headers())?
             };
+            let stream_prefs = route
+                .server_streaming
+                .then(|| stream::ClientPrefs::of(request.headers()));
             let body = read_body(request.into_body(), route.options.max_request_bytes).await?;
             outcome.request_bytes = body.len() as u64;
             let bindings: Vec<(&str, String)> = bindings;
@@ -120,6 +124,18 @@ impl Gateway {
             let payload = Bytes::from(encode_message(&message));
             let call = CallOptions::for_route(&route.options.retry, &binding.http_method, timeout);
             let upstream_started = tokio::time::Instant::now();
+            if let Some(prefs) = stream_prefs {
+                let grpc_path = &route.grpc_path;
+                let (opened, attempts) = route
+                    .upstream
+                    .open_stream(grpc_path, payload, forwarded, &call)
+                    .await;
+                outcome.upstream = Some((route.upstream.clone(), upstream_started.elapsed()));
+                outcome.attempts = attempts;
+                let extra = crate::upstream::CallOutcome::attempts_only(attempts);
+                return stream::respond(&runtime, &binding, opened, extra, prefs)
+                    .map(Answer::Stream);
+            }
             let called = route
                 .upstream
                 .call(&route.grpc_path, payload, forwarded, &call)
@@ -150,12 +166,13 @@ impl Gateway {
                 error: GatewayError::ResponseTranscode(e.to_string()),
                 headers: response_headers.clone(),
             })?;
-            Ok((encoded, response_headers))
+            Ok(Answer::Unary(encoded, response_headers))
         }
         .await;
         let mut response = match result {
-            Ok((encoded, extra)) => {
-                let mut response = Response::new(Full::new(Bytes::from(encoded.body)));
+            Ok(Answer::Stream(response)) => response,
+            Ok(Answer::Unary(encoded, extra)) => {
+                let mut response = Response::new(Full::new(Bytes::from(encoded.body)).into());
                 set_content_type(&mut response, &encoded.content_type);
                 response.headers_mut().extend(extra);
                 response
@@ -175,7 +192,7 @@ impl Gateway {
                 } else {
                     tracing::debug!(request_id = ?ctx.request_id, error = %error, "request rejected");
                 }
-                let mut response = Response::new(Full::new(Bytes::from(reply.body)));
+                let mut response = Response::new(Full::new(Bytes::from(reply.body)).into());
                 *response.status_mut() = reply.status;
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
@@ -198,6 +215,15 @@ impl Gateway {
         );
         response
     }
+}
+
+/// A successful answer: a unary reply with its extra headers, or a streaming response.
+enum Answer {
+    Unary(
+        crate::transcode::response::HttpResponseBody,
+        http::HeaderMap,
+    ),
+    Stream(Response<ResponseBody>),
 }
 
 /// A failed request plus the backend metadata already allowed into the response, if any.
@@ -301,7 +327,7 @@ fn set_content_type(response: &mut Response<ResponseBody>, content_type: &str) {
 
 /// The answer for requests the pipeline never sees (admin and listener-level refusals).
 pub fn plain_json(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())).into());
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

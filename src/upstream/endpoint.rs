@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use super::breaker::Breaker;
 use super::codec::{self, GrpcStatus, encode_timeout};
 use super::retry::AttemptOutcome;
+use super::stream::{MessageStream, StreamItem};
 use super::{GrpcReply, UpstreamError};
 use crate::config::UpstreamConfig;
 
@@ -263,6 +264,93 @@ impl Endpoint {
         metadata: HeaderMap,
         timeout: Duration,
     ) -> Result<GrpcReply, AttemptError> {
+        let response = self
+            .exchange(grpc_path, message, metadata, Some(timeout))
+            .await?;
+        self.read_reply(response).await
+    }
+
+    /// One server-streaming attempt: sends `message` and waits at most `timeout` for the
+    /// response head and the stream's first item. The reply holds the first message (status
+    /// OK) with the rest of the stream, or the status of a stream that ended at once.
+    pub(super) async fn open_stream(
+        &self,
+        grpc_path: &PathAndQuery,
+        message: Bytes,
+        metadata: HeaderMap,
+        timeout: Duration,
+    ) -> Result<(GrpcReply, Option<MessageStream>), AttemptError> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _in_flight = InFlight(&self.in_flight);
+        let opening = async {
+            // No `grpc-timeout`: the deadline bounds only the wait for the first message.
+            let response = self.exchange(grpc_path, message, metadata, None).await?;
+            let (parts, body) = response.into_parts();
+            self.check_head(&parts)?;
+            let mut metadata = parts.headers;
+            if let Some(status) = GrpcStatus::from_headers(&metadata) {
+                let reply = GrpcReply {
+                    status,
+                    message: None,
+                    metadata,
+                };
+                return Ok((reply, None));
+            }
+            let mut stream =
+                MessageStream::new(body, self.max_response_bytes, self.upstream.clone());
+            let first = stream.next().await.map_err(|error| AttemptError {
+                outcome: match error {
+                    UpstreamError::Unavailable { .. } => AttemptOutcome::Reset,
+                    _ => AttemptOutcome::Invalid,
+                },
+                error,
+            })?;
+            Ok(match first {
+                StreamItem::Message(message) => {
+                    let status = GrpcStatus {
+                        code: 0,
+                        message: String::new(),
+                        details: None,
+                    };
+                    let reply = GrpcReply {
+                        status,
+                        message: Some(message),
+                        metadata,
+                    };
+                    (reply, Some(stream))
+                }
+                StreamItem::End(status, trailers) => {
+                    metadata.extend(trailers);
+                    let reply = GrpcReply {
+                        status,
+                        message: None,
+                        metadata,
+                    };
+                    (reply, None)
+                }
+            })
+        };
+        match tokio::time::timeout(timeout, opening).await {
+            Ok(result) => result,
+            Err(_) => Err(AttemptError {
+                error: UpstreamError::DeadlineExceeded {
+                    upstream: self.upstream.clone(),
+                    timeout,
+                },
+                outcome: AttemptOutcome::TimedOut,
+            }),
+        }
+    }
+
+    /// Sends one request and returns the response with its body unread; `timeout`, when given,
+    /// goes to the backend as `grpc-timeout`.
+    async fn exchange(
+        &self,
+        grpc_path: &PathAndQuery,
+        message: Bytes,
+        metadata: HeaderMap,
+        timeout: Option<Duration>,
+    ) -> Result<http::Response<hyper::body::Incoming>, AttemptError> {
         let authority = self.uri_authority.clone().ok_or_else(|| {
             self.invalid(format!("`{}` is not a valid authority", self.authority))
         })?;
@@ -286,10 +374,12 @@ impl Endpoint {
             header::USER_AGENT,
             HeaderValue::from_static(concat!("tai-gateway/", env!("CARGO_PKG_VERSION"))),
         );
-        headers.insert("grpc-timeout", encode_timeout(timeout));
+        if let Some(timeout) = timeout {
+            headers.insert("grpc-timeout", encode_timeout(timeout));
+        }
 
         let mut sender = self.connection().await?;
-        let response = sender.try_send_request(request).await.map_err(|e| {
+        sender.try_send_request(request).await.map_err(|e| {
             let sent = e.message().is_none();
             let reason = error_chain(e.error());
             AttemptError {
@@ -300,15 +390,11 @@ impl Endpoint {
                     AttemptOutcome::NotSent
                 },
             }
-        })?;
-        self.read_reply(response).await
+        })
     }
 
-    async fn read_reply(
-        &self,
-        response: http::Response<hyper::body::Incoming>,
-    ) -> Result<GrpcReply, AttemptError> {
-        let (parts, body) = response.into_parts();
+    /// Refuses a response head that is not a gRPC answer.
+    fn check_head(&self, parts: &http::response::Parts) -> Result<(), AttemptError> {
         if parts.status != http::StatusCode::OK {
             return Err(self.invalid(format!("HTTP status {}", parts.status)));
         }
@@ -320,6 +406,15 @@ impl Endpoint {
         if !is_grpc {
             return Err(self.invalid("content-type is not application/grpc".to_owned()));
         }
+        Ok(())
+    }
+
+    async fn read_reply(
+        &self,
+        response: http::Response<hyper::body::Incoming>,
+    ) -> Result<GrpcReply, AttemptError> {
+        let (parts, body) = response.into_parts();
+        self.check_head(&parts)?;
         let mut metadata = parts.headers;
         // Trailers-only: the status is in the headers and the body is empty.
         if let Some(status) = GrpcStatus::from_headers(&metadata) {

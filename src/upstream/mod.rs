@@ -10,7 +10,8 @@
 //! - [`breaker`]: the per-endpoint circuit breaker state machine;
 //! - [`retry`]: outcome classification, backoff, retry budget;
 //! - [`health`]: active `grpc.health.v1` checks;
-//! - [`stats`]: counters and gauges for the operations side.
+//! - [`stats`]: counters and gauges for the operations side;
+//! - [`stream`]: server-streaming calls, their messages decoded as they arrive.
 
 pub mod balancer;
 pub mod breaker;
@@ -19,6 +20,7 @@ pub mod endpoint;
 pub mod health;
 pub mod retry;
 pub mod stats;
+pub mod stream;
 
 use std::collections::hash_map::RandomState;
 use std::future::Future;
@@ -143,10 +145,15 @@ pub struct CallOutcome {
 impl CallOutcome {
     /// The attempt-count header for the response.
     pub fn attempts_header(&self) -> HeaderMap {
+        CallOutcome::attempts_only(self.attempts)
+    }
+
+    /// The attempt-count header for a call that took `attempts`.
+    pub fn attempts_only(attempts: u32) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert(
             HeaderName::from_static(ATTEMPTS_HEADER),
-            HeaderValue::from(self.attempts),
+            HeaderValue::from(attempts),
         );
         headers
     }

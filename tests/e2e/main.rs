@@ -17,4 +17,5 @@ mod responses;
 mod routing;
 mod routing_config;
 mod routing_precedence;
+mod streaming;
 mod tai_api;
