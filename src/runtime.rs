@@ -71,6 +71,18 @@ pub struct MethodRoute {
     pub server_streaming: bool,
 }
 
+/// A method native gRPC and gRPC-Web clients may call through the gateway: every method of a
+/// configured route, with or without an HTTP rule, any streaming kind.
+#[derive(Debug)]
+pub struct GrpcMethod {
+    /// `/pkg.Service/Method`.
+    pub grpc_path: PathAndQuery,
+    /// Backend serving it.
+    pub upstream: Arc<Upstream>,
+    /// Options of the route that exposes it (deadline, header rules, name).
+    pub options: Arc<RouteOptions>,
+}
+
 /// One HTTP rule (method + template) leading to a [`MethodRoute`].
 #[derive(Debug)]
 pub struct Binding {
@@ -104,6 +116,8 @@ pub struct Runtime {
     pub upstreams: HashMap<String, Arc<Upstream>>,
     /// JSON output for errors that happen before a route is known.
     pub default_encode: EncodeOptions,
+    /// Methods callable by gRPC clients, by HTTP/2 path (`/pkg.Service/Method`).
+    pub grpc_methods: HashMap<String, Arc<GrpcMethod>>,
 }
 
 /// A rule as read from a proto annotation or the config, before it is checked.
@@ -154,6 +168,7 @@ impl Runtime {
             config: &config,
             pool: &pool,
             errors: Vec::new(),
+            grpc_methods: HashMap::new(),
         };
         let mut router = RouterBuilder::new(config.path_unescape);
         let http_ext = pool.get_extension_by_name("google.api.http");
@@ -162,6 +177,7 @@ impl Runtime {
             builder.add_route(route, upstream, http_ext.as_ref(), &mut router);
         }
         problems.append(&mut builder.errors);
+        let grpc_methods = std::mem::take(&mut builder.grpc_methods);
         if !problems.is_empty() {
             return Err(in_file_order(problems, &config.source));
         }
@@ -176,6 +192,7 @@ impl Runtime {
             pool,
             default_encode,
             config,
+            grpc_methods,
         })
     }
 }
@@ -184,6 +201,7 @@ struct Builder<'a> {
     config: &'a Config,
     pool: &'a DescriptorPool,
     errors: Vec<ConfigError>,
+    grpc_methods: HashMap<String, Arc<GrpcMethod>>,
 }
 
 impl Builder<'_> {
@@ -207,6 +225,7 @@ impl Builder<'_> {
         let methods = self.select_methods(route);
         let mut exposed = 0;
         for (method, place, key) in methods {
+            self.add_grpc_method(&method, upstream, &options);
             let rules = self.rules_for(route, &method, http_ext);
             if rules.is_empty() {
                 if matches!(route.selector, MethodSelector::Methods(_)) {
@@ -337,6 +356,26 @@ impl Builder<'_> {
                 })
                 .collect(),
         }
+    }
+
+    /// Makes `method` callable by gRPC clients; the first route naming a method wins.
+    fn add_grpc_method(
+        &mut self,
+        method: &MethodDescriptor,
+        upstream: &Arc<Upstream>,
+        options: &Arc<RouteOptions>,
+    ) {
+        let path = format!("/{}/{}", method.parent_service().full_name(), method.name());
+        let Ok(grpc_path) = PathAndQuery::try_from(path.as_str()) else {
+            return;
+        };
+        self.grpc_methods.entry(path).or_insert_with(|| {
+            Arc::new(GrpcMethod {
+                grpc_path,
+                upstream: upstream.clone(),
+                options: options.clone(),
+            })
+        });
     }
 
     fn known_services_hint(&self) -> String {

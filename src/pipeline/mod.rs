@@ -4,6 +4,7 @@
 
 mod body;
 mod ctx;
+mod grpc;
 mod metadata;
 mod outcome;
 mod stream;
@@ -80,13 +81,20 @@ impl Gateway {
     /// Handles one HTTP request; never fails: errors are answered as JSON.
     pub async fn handle<B>(&self, request: Request<B>, peer: SocketAddr) -> Response<ResponseBody>
     where
-        B: http_body::Body<Data = Bytes> + Send + Unpin,
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let runtime = self.runtime.load_full();
         let ctx = RequestCtx::new(&request, peer, &self.request_ids);
         let mut binding_seen = None;
         let mut outcome = outcome::Outcome::default();
+        if let Some(protocol) = grpc::Protocol::of(request.method(), request.headers()) {
+            let mut response = grpc::forward(&runtime, request, protocol, &ctx, &mut outcome).await;
+            ctx.finish(&mut response);
+            let log = self.access_log.as_ref();
+            outcome::finish(&ctx, &outcome, &response, &self.metrics, log);
+            return response;
+        }
         let result = async {
             let (binding, bindings) = find_route(&runtime, request.method(), request.uri().path())?;
             binding_seen = Some(binding.clone());

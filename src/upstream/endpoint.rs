@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Request, Uri, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::client::conn::http2::{self, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use super::breaker::Breaker;
 use super::codec::{self, GrpcStatus, encode_timeout};
 use super::retry::AttemptOutcome;
-use super::stream::{MessageStream, StreamItem};
+use super::stream::{MessageStream, StreamItem, UpstreamBody};
 use super::{GrpcReply, UpstreamError};
 use crate::config::UpstreamConfig;
 
@@ -54,7 +54,7 @@ pub struct Endpoint {
     uri_authority: Option<Authority>,
     connect_timeout: Duration,
     max_response_bytes: usize,
-    sender: Mutex<Option<SendRequest<Full<Bytes>>>>,
+    sender: Mutex<Option<SendRequest<UpstreamBody>>>,
     /// Held while dialing so a burst of calls on a dead connection makes one new connection.
     dialing: tokio::sync::Mutex<()>,
     reconnect: Mutex<Reconnect>,
@@ -122,7 +122,7 @@ impl Endpoint {
         r.not_before.is_some_and(|t| now < t)
     }
 
-    fn live_sender(&self) -> Option<SendRequest<Full<Bytes>>> {
+    fn live_sender(&self) -> Option<SendRequest<UpstreamBody>> {
         let guard = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
         guard.as_ref().filter(|s| !s.is_closed()).cloned()
     }
@@ -153,7 +153,7 @@ impl Endpoint {
 
     /// A handle on a live HTTP/2 connection, dialing one if there is none (and the reconnect
     /// backoff allows).
-    async fn connection(&self) -> Result<SendRequest<Full<Bytes>>, AttemptError> {
+    async fn connection(&self) -> Result<SendRequest<UpstreamBody>, AttemptError> {
         if let Some(sender) = self.live_sender() {
             return Ok(sender);
         }
@@ -202,7 +202,7 @@ impl Endpoint {
         }
     }
 
-    async fn dial(&self) -> Result<SendRequest<Full<Bytes>>, AttemptError> {
+    async fn dial(&self) -> Result<SendRequest<UpstreamBody>, AttemptError> {
         let stream = tokio::time::timeout(
             self.connect_timeout,
             TcpStream::connect(self.authority.as_str()),
@@ -264,8 +264,9 @@ impl Endpoint {
         metadata: HeaderMap,
         timeout: Duration,
     ) -> Result<GrpcReply, AttemptError> {
+        let body = UpstreamBody::message(&message);
         let response = self
-            .exchange(grpc_path, message, metadata, Some(timeout))
+            .exchange(grpc_path, body, metadata, Some(timeout))
             .await?;
         self.read_reply(response).await
     }
@@ -284,7 +285,8 @@ impl Endpoint {
         let _in_flight = InFlight(&self.in_flight);
         let opening = async {
             // No `grpc-timeout`: the deadline bounds only the wait for the first message.
-            let response = self.exchange(grpc_path, message, metadata, None).await?;
+            let body = UpstreamBody::message(&message);
+            let response = self.exchange(grpc_path, body, metadata, None).await?;
             let (parts, body) = response.into_parts();
             self.check_head(&parts)?;
             let mut metadata = parts.headers;
@@ -347,7 +349,7 @@ impl Endpoint {
     async fn exchange(
         &self,
         grpc_path: &PathAndQuery,
-        message: Bytes,
+        body: UpstreamBody,
         metadata: HeaderMap,
         timeout: Option<Duration>,
     ) -> Result<http::Response<hyper::body::Incoming>, AttemptError> {
@@ -361,7 +363,7 @@ impl Endpoint {
             .build()
             .map_err(|e| self.invalid(format!("cannot build request URI: {e}")))?;
         let mut request = Request::post(uri)
-            .body(Full::new(codec::frame(&message)))
+            .body(body)
             .map_err(|e| self.invalid(format!("cannot build request: {e}")))?;
         let headers = request.headers_mut();
         headers.extend(metadata);
@@ -391,6 +393,47 @@ impl Endpoint {
                 },
             }
         })
+    }
+
+    /// One pass-through attempt (native gRPC and gRPC-Web clients): takes the request body from
+    /// `body` once a connection is up (so a failed dial leaves it for the next endpoint), sends
+    /// it with `metadata`, and waits at most `timeout` for the response head. The body of the
+    /// response is left unread; `timeout` also goes to the backend as `grpc-timeout`.
+    pub(super) async fn forward(
+        &self,
+        grpc_path: &PathAndQuery,
+        metadata: HeaderMap,
+        body: &Mutex<Option<UpstreamBody>>,
+        timeout: Duration,
+    ) -> Result<http::Response<hyper::body::Incoming>, AttemptError> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _in_flight = InFlight(&self.in_flight);
+        let sending = async {
+            self.connection().await?;
+            let Some(body) = body.lock().unwrap_or_else(PoisonError::into_inner).take() else {
+                // An earlier attempt sent the (unrepeatable) body: nothing new to learn here.
+                return Err(AttemptError {
+                    error: self.unavailable("the request body was already sent".to_owned()),
+                    outcome: AttemptOutcome::Backoff,
+                });
+            };
+            let response = self
+                .exchange(grpc_path, body, metadata, Some(timeout))
+                .await?;
+            let (parts, body) = response.into_parts();
+            self.check_head(&parts)?;
+            Ok(http::Response::from_parts(parts, body))
+        };
+        match tokio::time::timeout(timeout, sending).await {
+            Ok(result) => result,
+            Err(_) => Err(AttemptError {
+                error: UpstreamError::DeadlineExceeded {
+                    upstream: self.upstream.clone(),
+                    timeout,
+                },
+                outcome: AttemptOutcome::TimedOut,
+            }),
+        }
     }
 
     /// Refuses a response head that is not a gRPC answer.

@@ -17,10 +17,66 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::HeaderMap;
 use http::uri::PathAndQuery;
 use http_body::Body as _;
+use http_body_util::Full;
+use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
 
 use super::codec::GrpcStatus;
 use super::{CallOptions, GrpcReply, Upstream, UpstreamError};
+
+/// The request body type of upstream connections: a whole buffer for transcoded calls, or a
+/// client's body streamed through for gRPC pass-through.
+#[derive(Debug)]
+pub enum UpstreamBody {
+    /// The framed request message(s), all at once.
+    Full(Full<Bytes>),
+    /// A body written as the client sends it.
+    Stream(UnsyncBoxBody<Bytes, ForwardError>),
+}
+
+/// Why a streamed request body broke off (the client's connection failed, or its framing was
+/// invalid); the upstream stream is reset.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ForwardError(pub String);
+
+impl UpstreamBody {
+    /// One framed message.
+    pub fn message(message: &[u8]) -> UpstreamBody {
+        UpstreamBody::Full(Full::new(super::codec::frame(message)))
+    }
+}
+
+impl http_body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = ForwardError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, ForwardError>>> {
+        match self.get_mut() {
+            UpstreamBody::Full(full) => Pin::new(full)
+                .poll_frame(cx)
+                .map(|f| f.map(|f| f.map_err(|never| match never {}))),
+            UpstreamBody::Stream(stream) => Pin::new(stream).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Full(full) => full.is_end_stream(),
+            UpstreamBody::Stream(stream) => stream.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            UpstreamBody::Full(full) => full.size_hint(),
+            UpstreamBody::Stream(stream) => stream.size_hint(),
+        }
+    }
+}
 
 /// One item of a server stream.
 #[derive(Debug)]
@@ -138,6 +194,53 @@ impl MessageStream {
 }
 
 impl Upstream {
+    /// Forwards a gRPC request as it is (pass-through for native gRPC and gRPC-Web clients):
+    /// `metadata` and the streamed `body` go to an endpoint picked like any call; the response
+    /// head is awaited within `options.deadline`, which also goes to the backend as
+    /// `grpc-timeout` and so bounds the whole call. The body cannot be sent twice, so only
+    /// attempts that never sent it (refused connections) are tried again.
+    pub async fn forward(
+        &self,
+        grpc_path: &PathAndQuery,
+        metadata: HeaderMap,
+        body: UpstreamBody,
+        options: &CallOptions<'_>,
+    ) -> (Result<http::Response<Incoming>, UpstreamError>, u32) {
+        let body = Mutex::new(Some(body));
+        let response = Mutex::new(None);
+        let outcome = self
+            .call_with(options, |endpoint, timeout| {
+                let metadata = metadata.clone();
+                let (body, response) = (&body, &response);
+                async move {
+                    let answer = endpoint.forward(grpc_path, metadata, body, timeout).await?;
+                    // The breaker sees the status of a trailers-only answer, else success.
+                    let status = GrpcStatus::from_headers(answer.headers()).unwrap_or(GrpcStatus {
+                        code: 0,
+                        message: String::new(),
+                        details: None,
+                    });
+                    *response.lock().unwrap_or_else(PoisonError::into_inner) = Some(answer);
+                    Ok(GrpcReply {
+                        status,
+                        message: None,
+                        metadata: HeaderMap::new(),
+                    })
+                }
+            })
+            .await;
+        let response = response
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        let result = outcome.result.and_then(|_| {
+            response.ok_or_else(|| UpstreamError::Unavailable {
+                upstream: self.name.clone(),
+                reason: "no response".to_owned(),
+            })
+        });
+        (result, outcome.attempts)
+    }
+
     /// Starts a server-streaming call of `grpc_path` with one request `message`, and waits for
     /// its first item within `options.deadline` (retrying before it as `options` allow).
     ///

@@ -5,6 +5,7 @@ mod admin;
 #[allow(dead_code)] // shared helpers; not every module uses every one
 mod backend;
 mod errors;
+mod grpc_passthrough;
 #[allow(dead_code)] // shared helpers; not every module uses every one
 mod harness;
 mod json_mapping;
