@@ -50,6 +50,8 @@ pub struct RouteOptions {
     pub retry: crate::config::RouteRetryConfig,
     /// How server streams are written unless the client's `Accept` chooses.
     pub stream_format: crate::config::StreamFormat,
+    /// Browser origins allowed over gRPC-Web.
+    pub cors: Option<crate::config::CorsConfig>,
 }
 
 /// One gRPC method exposed by a route.
@@ -624,6 +626,7 @@ fn route_options(route: &RouteConfig) -> RouteOptions {
         headers: route.headers.clone(),
         retry: route.retry.clone(),
         stream_format: t.stream_format,
+        cors: route.cors.clone(),
     }
 }
 

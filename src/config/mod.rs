@@ -5,6 +5,7 @@
 //! checks (methods exist, templates parse, variables name fields) happen when the runtime snapshot is
 //! built from a `Config` (`crate::runtime`), and report through the same [`ConfigError`] type.
 
+mod cors;
 mod ops;
 mod raw;
 mod resilience;
@@ -12,6 +13,7 @@ mod streaming;
 mod units;
 mod validate;
 
+pub use cors::CorsConfig;
 pub use resilience::{
     BreakerConfig, HealthCheckConfig, Ratio, RetryConfig, RouteRetryConfig, parse_code,
 };
@@ -230,6 +232,8 @@ pub struct RouteConfig {
     pub headers: HeaderRules,
     /// Which calls may be retried, per-try timeout.
     pub retry: RouteRetryConfig,
+    /// Browser origins allowed over gRPC-Web (`None`: no CORS headers, preflights refused).
+    pub cors: Option<CorsConfig>,
 }
 
 /// JSON mapping options of a route.

@@ -120,6 +120,21 @@ pub(crate) struct RawRoute {
     pub(crate) retry_on: Option<Vec<At<String>>>,
     #[serde(default)]
     pub(crate) per_try_timeout: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) cors: Option<RawCors>,
+}
+
+/// `routes[].cors:` browser origins allowed to call the route over gRPC-Web.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCors {
+    pub(crate) allow_origins: Vec<String>,
+    #[serde(default)]
+    pub(crate) allow_headers: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) expose_headers: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) max_age: Option<At<String>>,
 }
 
 /// `routes[].http_rules[]:` an HttpRule given in config, overriding or adding to the proto's.

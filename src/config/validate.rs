@@ -472,6 +472,10 @@ fn route(
         None => headers.clone(),
     };
     let retry = resilience::route_retry(c, r, &key);
+    let cors = r
+        .cors
+        .as_ref()
+        .and_then(|raw| super::cors::cors(c, raw, &format!("{key}.cors")));
     Some(RouteConfig {
         name,
         key,
@@ -485,6 +489,7 @@ fn route(
         transcoding,
         headers,
         retry,
+        cors,
     })
 }
 

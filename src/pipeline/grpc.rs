@@ -30,7 +30,7 @@ use super::ctx::RequestCtx;
 use super::outcome::Outcome;
 use super::{metadata, stream};
 use crate::error::{GatewayError, code};
-use crate::runtime::Runtime;
+use crate::runtime::{GrpcMethod, RouteOptions, Runtime};
 use crate::upstream::stream::{ForwardError, UpstreamBody};
 use crate::upstream::{CallOptions, GrpcStatus};
 
@@ -108,6 +108,79 @@ where
         return failed(protocol, outcome, code::UNIMPLEMENTED, &message);
     };
     outcome.grpc_route = Some(method.options.clone());
+    let allowed = allowed_origin(&method.options, request.headers());
+    let mut response = call(runtime, request, protocol, &method, ctx, outcome).await;
+    if let (Some(origin), Some(cors)) = (allowed, &method.options.cors) {
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.append(header::VARY, HeaderValue::from_static("origin"));
+        if let Ok(value) = HeaderValue::from_str(&cors.expose_headers.join(", ")) {
+            headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, value);
+        }
+    }
+    response
+}
+
+/// The `Origin` of a request the route's CORS policy allows.
+fn allowed_origin(options: &RouteOptions, headers: &HeaderMap) -> Option<HeaderValue> {
+    let cors = options.cors.as_ref()?;
+    let origin = headers.get(header::ORIGIN)?;
+    cors.allows(origin.to_str().ok()?).then(|| origin.clone())
+}
+
+/// Answers a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`) for a gRPC
+/// method's path; `None` for every other request.
+pub(super) fn preflight<B>(
+    runtime: &Runtime,
+    request: &Request<B>,
+) -> Option<Response<ResponseBody>> {
+    if request.method() != Method::OPTIONS
+        || !request
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+    {
+        return None;
+    }
+    let method = runtime.grpc_methods.get(request.uri().path())?;
+    let mut response = Response::new(http_body_util::Full::new(Bytes::new()).into());
+    let (Some(origin), Some(cors)) = (
+        allowed_origin(&method.options, request.headers()),
+        &method.options.cors,
+    ) else {
+        *response.status_mut() = http::StatusCode::FORBIDDEN;
+        return Some(response);
+    };
+    *response.status_mut() = http::StatusCode::NO_CONTENT;
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    headers.insert(header::VARY, HeaderValue::from_static("origin"));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, OPTIONS"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&cors.allow_headers.join(", ")) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, value);
+    }
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from(cors.max_age.as_secs()),
+    );
+    Some(response)
+}
+
+/// The call itself, once the method is known.
+async fn call<B>(
+    runtime: &Runtime,
+    request: Request<B>,
+    protocol: Protocol,
+    method: &GrpcMethod,
+    ctx: &RequestCtx,
+    outcome: &mut Outcome,
+) -> Response<ResponseBody>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let timeout = match metadata::deadline(method.options.timeout, request.headers()) {
         Ok(timeout) => timeout,
         Err(e) => return failed(protocol, outcome, code::INVALID_ARGUMENT, &e.to_string()),

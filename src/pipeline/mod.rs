@@ -88,12 +88,13 @@ impl Gateway {
         let ctx = RequestCtx::new(&request, peer, &self.request_ids);
         let mut binding_seen = None;
         let mut outcome = outcome::Outcome::default();
+        // Native gRPC, gRPC-Web and their CORS preflights bypass transcoding.
+        if let Some(answer) = grpc::preflight(&runtime, &request) {
+            return self.finish_pass_through(&ctx, &outcome, answer);
+        }
         if let Some(protocol) = grpc::Protocol::of(request.method(), request.headers()) {
-            let mut response = grpc::forward(&runtime, request, protocol, &ctx, &mut outcome).await;
-            ctx.finish(&mut response);
-            let log = self.access_log.as_ref();
-            outcome::finish(&ctx, &outcome, &response, &self.metrics, log);
-            return response;
+            let answer = grpc::forward(&runtime, request, protocol, &ctx, &mut outcome).await;
+            return self.finish_pass_through(&ctx, &outcome, answer);
         }
         let result = async {
             let (binding, bindings) = find_route(&runtime, request.method(), request.uri().path())?;
@@ -221,6 +222,21 @@ impl Gateway {
             &self.metrics,
             self.access_log.as_ref(),
         );
+        response
+    }
+}
+
+impl Gateway {
+    /// The finish step for answers that bypassed transcoding.
+    fn finish_pass_through(
+        &self,
+        ctx: &RequestCtx,
+        outcome: &outcome::Outcome,
+        mut response: Response<ResponseBody>,
+    ) -> Response<ResponseBody> {
+        ctx.finish(&mut response);
+        let log = self.access_log.as_ref();
+        outcome::finish(ctx, outcome, &response, &self.metrics, log);
         response
     }
 }

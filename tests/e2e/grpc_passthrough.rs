@@ -239,3 +239,66 @@ async fn grpc_web_frames_are_translated_both_ways() {
     assert_eq!(headers["grpc-status"], "5", "{headers:?}");
     assert!(body.is_empty());
 }
+
+#[tokio::test]
+async fn cors_preflights_and_grpc_web_answers_follow_the_route_policy() {
+    let env = TestEnv::start_with(|c| {
+        c.replace(
+            "  - service: tai.Governor\n    upstream: governor\n",
+            "  - service: tai.Governor\n    upstream: governor\n    cors:\n      allow_origins: [\"https://app.example\"]\n",
+        )
+    })
+    .await;
+    let path = "/tai.Governor/GetPolicy";
+    let env = &env;
+    let preflight = |origin: &'static str| async move {
+        let headers = [
+            ("origin", origin),
+            ("access-control-request-method", "POST"),
+            ("access-control-request-headers", "content-type,x-grpc-web"),
+        ];
+        env.send(Method::OPTIONS, path, &headers, None).await
+    };
+    let allowed = preflight("https://app.example").await;
+    assert_eq!(allowed.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert_eq!(
+        allowed.header("access-control-allow-methods"),
+        Some("POST, OPTIONS")
+    );
+    let allow_headers = allowed
+        .header("access-control-allow-headers")
+        .expect("list");
+    assert!(allow_headers.contains("x-grpc-web"), "{allow_headers}");
+    assert_eq!(allowed.header("access-control-max-age"), Some("600"));
+
+    let refused = preflight("https://evil.example").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.header("access-control-allow-origin"), None);
+
+    let request = frame(0, &GetPolicyRequest { id: "nope".into() }.encode_to_vec());
+    let body = String::from_utf8(request.to_vec()).expect("ASCII frame");
+    let answer = env
+        .send(
+            Method::POST,
+            path,
+            &[
+                ("content-type", "application/grpc-web+proto"),
+                ("origin", "https://app.example"),
+            ],
+            Some(&body),
+        )
+        .await;
+    assert_eq!(answer.header("grpc-status"), Some("5"));
+    assert_eq!(
+        answer.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    let exposed = answer
+        .header("access-control-expose-headers")
+        .expect("list");
+    assert!(exposed.contains("grpc-status"), "{exposed}");
+}
