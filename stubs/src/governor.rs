@@ -201,6 +201,22 @@ impl Governor for GovernorStub {
         watch::export(self.store.clone(), BACKEND, r).await
     }
 
+    async fn propose_policies(
+        &self,
+        r: Request<tonic::Streaming<crate::proto::tai::Policy>>,
+    ) -> Result<Response<crate::proto::tai::ProposePoliciesResponse>, Status> {
+        crate::inbound::propose_all(self.store.clone(), BACKEND, r).await
+    }
+
+    type EchoStreamStream = Stream<EchoMessage>;
+
+    async fn echo_stream(
+        &self,
+        r: Request<tonic::Streaming<EchoMessage>>,
+    ) -> Result<Response<Self::EchoStreamStream>, Status> {
+        crate::inbound::echo_stream(self.store.clone(), BACKEND, r).await
+    }
+
     async fn echo(&self, r: Request<EchoMessage>) -> Result<Response<EchoMessage>, Status> {
         unary(&self.store, BACKEND, "Echo", r, |metadata, mut message| {
             message.received_metadata = ascii_metadata(metadata);
@@ -212,7 +228,7 @@ impl Governor for GovernorStub {
 
 /// Tells open `WatchPolicies` streams about a change (sent while the registry is locked, so
 /// events arrive in the order of the changes).
-fn publish(store: &Store, kind: PolicyEventKind, policy: crate::proto::tai::Policy) {
+pub(crate) fn publish(store: &Store, kind: PolicyEventKind, policy: crate::proto::tai::Policy) {
     store.events().publish(PolicyEvent {
         kind: kind.into(),
         policy: Some(policy),
@@ -240,7 +256,7 @@ pub(crate) fn render(policy: &Policy) -> String {
 
 /// Every ASCII request metadata entry; binary (`-bin`) keys are left out and repeated keys
 /// are joined with `", "` as HTTP would.
-fn ascii_metadata(metadata: &MetadataMap) -> std::collections::HashMap<String, String> {
+pub(crate) fn ascii_metadata(metadata: &MetadataMap) -> std::collections::HashMap<String, String> {
     let mut seen = std::collections::HashMap::<String, String>::new();
     for entry in metadata.iter() {
         let KeyAndValueRef::Ascii(key, value) = entry else {

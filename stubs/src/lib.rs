@@ -41,6 +41,7 @@ mod events;
 mod fault;
 mod governor;
 mod health;
+mod inbound;
 mod registry;
 mod server;
 mod status;

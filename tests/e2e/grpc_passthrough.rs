@@ -9,7 +9,9 @@ use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use prost::Message;
 use tai_stubs::proto::tai::governor_client::GovernorClient;
-use tai_stubs::proto::tai::{GetPolicyRequest, Policy, PolicyEventKind, WatchPoliciesRequest};
+use tai_stubs::proto::tai::{
+    EchoMessage, GetPolicyRequest, Policy, PolicyEventKind, WatchPoliciesRequest,
+};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -301,4 +303,47 @@ async fn cors_preflights_and_grpc_web_answers_follow_the_route_policy() {
         .header("access-control-expose-headers")
         .expect("list");
     assert!(exposed.contains("grpc-status"), "{exposed}");
+}
+
+#[tokio::test]
+async fn tonic_client_streams_requests_through_the_gateway() {
+    let env = TestEnv::start().await;
+    let mut governor = client(&env).await;
+    let policies = tokio_stream::iter(vec![policy("p-1", "a"), policy("p-2", "b")]);
+    let summary = governor
+        .propose_policies(policies)
+        .await
+        .expect("propose all")
+        .into_inner();
+    let ids: Vec<_> = summary
+        .receipts
+        .iter()
+        .map(|r| r.policy_id.as_str())
+        .collect();
+    assert_eq!(ids, ["p-1", "p-2"]);
+    assert_eq!(env.get("/v1/policies/p-2").await.json()["policyName"], "b");
+}
+
+#[tokio::test]
+async fn bidirectional_streams_flow_message_by_message() {
+    let env = TestEnv::start().await;
+    let mut governor = client(&env).await;
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    let mut replies = governor
+        .echo_stream(tokio_stream::wrappers::ReceiverStream::new(receiver))
+        .await
+        .expect("open")
+        .into_inner();
+    // Each answer arrives while the request stream is still open: nothing is buffered whole.
+    for text in ["one", "two"] {
+        let message = EchoMessage {
+            string_value: text.to_owned(),
+            ..Default::default()
+        };
+        sender.send(message).await.expect("send");
+        let reply = replies.message().await.expect("reply").expect("a message");
+        assert_eq!(reply.string_value, text);
+    }
+    drop(sender);
+    assert!(replies.message().await.expect("end").is_none());
 }
