@@ -71,6 +71,8 @@ pub struct MethodRoute {
     pub options: Arc<RouteOptions>,
     /// The method streams its responses (answered by `crate::pipeline::stream`).
     pub server_streaming: bool,
+    /// The method takes a stream of requests (fed by `crate::pipeline::inbound`).
+    pub client_streaming: bool,
 }
 
 /// A method native gRPC and gRPC-Web clients may call through the gateway: every method of a
@@ -242,24 +244,6 @@ impl Builder<'_> {
                 }
                 continue;
             }
-            if method.is_client_streaming() {
-                if matches!(route.selector, MethodSelector::Methods(_)) {
-                    self.error(
-                        place,
-                        &key,
-                        format!(
-                            "client-streaming method `{}` cannot be transcoded yet",
-                            method.full_name()
-                        ),
-                    );
-                } else {
-                    tracing::warn!(
-                        method = method.full_name(),
-                        "client-streaming method skipped: not transcoded yet"
-                    );
-                }
-                continue;
-            }
             let full_name = format!("{}/{}", method.parent_service().full_name(), method.name());
             // Protobuf identifiers are always valid path characters; this guards hand-made descriptor sets.
             let Ok(grpc_path) = PathAndQuery::try_from(format!("/{full_name}")) else {
@@ -278,6 +262,7 @@ impl Builder<'_> {
                 upstream: upstream.clone(),
                 options: options.clone(),
                 server_streaming: method.is_server_streaming(),
+                client_streaming: method.is_client_streaming(),
             });
             for rule in rules {
                 let (place, key) = rule.config.clone().unwrap_or((place, key.clone()));

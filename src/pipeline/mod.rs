@@ -5,6 +5,7 @@
 mod body;
 mod ctx;
 mod grpc;
+mod inbound;
 mod metadata;
 mod outcome;
 mod stream;
@@ -105,6 +106,22 @@ impl Gateway {
             let forwarded =
                 metadata::forward_request_headers(request.headers(), &route.options.headers, &ctx);
             let query = request.uri().query().map(str::to_owned);
+            if route.client_streaming {
+                let inbound = inbound::Inbound {
+                    framing: inbound::framing(request.headers())?,
+                    prefs: stream::ClientPrefs::of(request.headers()),
+                    binding: binding.clone(),
+                    path_bindings: bindings
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), v))
+                        .collect(),
+                    query,
+                    forwarded,
+                    timeout,
+                };
+                let answer = inbound::call(&runtime, inbound, request.into_body(), &mut outcome);
+                return answer.await.map(Answer::Stream);
+            }
             // A content type describes a body; clients that send one on a bodiless GET or
             // DELETE must not be refused for it.
             let content_type = if has_no_body(request.body()) && !binding.raw_body {

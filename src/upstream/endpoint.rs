@@ -92,6 +92,11 @@ impl Endpoint {
         }
     }
 
+    /// Largest response accepted from this endpoint.
+    pub fn max_response_bytes(&self) -> usize {
+        self.max_response_bytes
+    }
+
     /// Calls in progress on this endpoint.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)

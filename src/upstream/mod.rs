@@ -212,6 +212,13 @@ impl Upstream {
             .unwrap_or_default()
     }
 
+    /// Largest response message accepted from this backend (`max_response_bytes`).
+    pub fn max_response_bytes(&self) -> usize {
+        self.endpoints
+            .first()
+            .map_or(usize::MAX, |e| e.max_response_bytes())
+    }
+
     /// Counters and gauges now.
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot(&self.endpoints)

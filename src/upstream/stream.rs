@@ -109,7 +109,7 @@ pub struct OpenedStream {
 
 impl MessageStream {
     /// Reads messages from a gRPC response `body`.
-    pub(super) fn new(body: Incoming, limit: usize, upstream: String) -> MessageStream {
+    pub fn new(body: Incoming, limit: usize, upstream: String) -> MessageStream {
         MessageStream {
             body,
             buffer: BytesMut::new(),

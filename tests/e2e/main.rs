@@ -19,4 +19,5 @@ mod routing;
 mod routing_config;
 mod routing_precedence;
 mod streaming;
+mod streaming_requests;
 mod tai_api;
