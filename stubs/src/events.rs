@@ -16,6 +16,7 @@ const BACKLOG: usize = 256;
 pub(crate) struct Events {
     sender: broadcast::Sender<PolicyEvent>,
     cancelled: AtomicU64,
+    sent: AtomicU64,
 }
 
 impl Default for Events {
@@ -23,6 +24,7 @@ impl Default for Events {
         Events {
             sender: broadcast::channel(BACKLOG).0,
             cancelled: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
         }
     }
 }
@@ -41,6 +43,16 @@ impl Events {
     /// Counts one stream cancelled by its client.
     pub(crate) fn note_cancelled(&self) {
         self.cancelled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one server-stream message handed to tonic for sending.
+    pub(crate) fn note_sent(&self) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Server-stream messages handed to tonic so far.
+    pub(crate) fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
     }
 
     /// Streams cancelled by their client so far.

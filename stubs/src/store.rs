@@ -57,6 +57,12 @@ impl Store {
         self.events.cancelled()
     }
 
+    /// How many server-stream messages (`WatchPolicies`, `ExportPolicies`) the stub has handed
+    /// to its transport so far; a stream to a client that stops reading stops growing this.
+    pub fn stream_messages_sent(&self) -> u64 {
+        self.events.sent()
+    }
+
     /// The policy event broadcast.
     pub(crate) fn events(&self) -> &Events {
         &self.events

@@ -42,9 +42,11 @@ pub(crate) async fn watch(
     let (sender, receiver) = mpsc::channel(1);
     let mut response = Response::new(ReceiverStream::new(receiver));
     faults.decorate(&mut response, backend);
+    let synthetic = u64::try_from(request.synthetic_events).unwrap_or(0);
     let events = Events {
         replay: replay.into_iter(),
         live,
+        synthetic: (synthetic > 0).then_some((0, synthetic)),
     };
     tokio::spawn(feed(store, sender, events, limit, faults));
     Ok(response)
@@ -78,6 +80,8 @@ pub(crate) async fn export(
 struct Events {
     replay: std::vec::IntoIter<Policy>,
     live: broadcast::Receiver<PolicyEvent>,
+    /// Generated events: (made so far, how many).
+    synthetic: Option<(u64, u64)>,
 }
 
 /// A source of stream messages; `None` ends the stream.
@@ -91,6 +95,20 @@ impl Source<PolicyEvent> for Events {
             return Some(PolicyEvent {
                 kind: PolicyEventKind::Existing.into(),
                 policy: Some(policy),
+            });
+        }
+        if let Some((made, total)) = &mut self.synthetic {
+            if *made == *total {
+                return None;
+            }
+            *made += 1;
+            return Some(PolicyEvent {
+                kind: PolicyEventKind::Proposed.into(),
+                policy: Some(Policy {
+                    id: format!("syn-{made}"),
+                    policy_name: "x".repeat(1024),
+                    ..Default::default()
+                }),
             });
         }
         loop {
@@ -143,6 +161,7 @@ async fn feed<T: Send, S: Source<T>>(
             store.events().note_cancelled();
             return;
         }
+        store.events().note_sent();
         sent += 1;
     }
 }

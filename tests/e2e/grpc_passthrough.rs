@@ -112,6 +112,7 @@ async fn tonic_client_receives_server_streams_and_late_errors() {
         .watch_policies(WatchPoliciesRequest {
             replay: true,
             max_events: 2,
+            ..Default::default()
         })
         .await
         .expect("watch")
@@ -125,7 +126,7 @@ async fn tonic_client_receives_server_streams_and_late_errors() {
 
     let mut failing = tonic::Request::new(WatchPoliciesRequest {
         replay: true,
-        max_events: 0,
+        ..Default::default()
     });
     for (key, value) in [
         ("x-stub-fail-after", "1"),

@@ -215,3 +215,67 @@ async fn client_disconnect_cancels_the_backend_stream() {
     .await
     .expect("the backend saw the cancellation");
 }
+
+#[tokio::test]
+async fn the_deadline_bounds_the_wait_for_the_first_message() {
+    let (env, _) = env_with_policies(|c| {
+        c.replace(
+            "  - service: tai.Governor\n    upstream: governor\n",
+            "  - service: tai.Governor\n    upstream: governor\n    timeout: 200ms\n",
+        )
+    })
+    .await;
+    let late = watch(&env, WATCH, &[("x-stub-delay-ms", "5000")]).await;
+    assert_eq!(late.status, StatusCode::GATEWAY_TIMEOUT, "{}", late.body);
+    assert_eq!(late.json()["code"], 4);
+    // Once the first message is out, the stream outlives the deadline: this one waits for
+    // live events well past 200ms and is still open until the client leaves (see the
+    // disconnect test); here a replay that ends on its own is complete.
+    assert_eq!(watch(&env, WATCH, &[]).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_holds_the_backend_back() {
+    let env = TestEnv::start().await;
+    const TOTAL: u64 = 100_000; // 1 KiB each: ~100 MiB if nothing pushed back
+    let request = Request::get(format!(
+        "{}/v1/policies:watch?syntheticEvents={TOTAL}",
+        env.base()
+    ))
+    .header("accept", "application/x-ndjson")
+    .body(Full::new(Bytes::new()))
+    .expect("request");
+    let client = http1_client();
+    let response = client.request(request).await.expect("send");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    body.frame().await.expect("frame").expect("first chunk");
+    // Now read nothing more: the backend must stall once the flow-control windows and socket
+    // buffers between it and this client are full.
+    let store = env.stubs.store();
+    let settled = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut last = u64::MAX;
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let sent = store.stream_messages_sent();
+            if sent == last || sent == TOTAL {
+                return sent;
+            }
+            last = sent;
+        }
+    })
+    .await
+    .expect("the backend stream settles");
+    eprintln!(
+        "messages the backend could send to a client that stopped reading: {settled} of {TOTAL}"
+    );
+    assert!(settled < TOTAL / 4, "{settled} of {TOTAL} sent");
+    drop(body);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while store.cancelled_streams() == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the backend saw the cancellation");
+}
