@@ -52,7 +52,10 @@ pub(super) struct Inbound {
     pub(super) binding: Arc<Binding>,
     pub(super) path_bindings: Vec<(String, String)>,
     pub(super) query: Option<String>,
-    pub(super) framing: Framing,
+    /// How JSON elements are delimited; `None` for a raw `google.api.HttpBody` upload, whose
+    /// chunks (at most `max_request_bytes` each) become one message each, all with this type.
+    pub(super) framing: Option<Framing>,
+    pub(super) content_type: Option<String>,
     pub(super) prefs: ClientPrefs,
     pub(super) forwarded: HeaderMap,
     pub(super) timeout: Duration,
@@ -77,11 +80,16 @@ where
     let slot: FailureSlot = Arc::default();
     let requests = Requests {
         body,
-        splitter: Splitter::new(inbound.framing, route.options.max_request_bytes),
+        splitter: inbound
+            .framing
+            .map(|f| Splitter::new(f, route.options.max_request_bytes)),
+        chunk_limit: route.options.max_request_bytes,
+        content_type: inbound.content_type,
         binding: inbound.binding.clone(),
         path_bindings: inbound.path_bindings,
         query: inbound.query,
         slot: slot.clone(),
+        pending: Bytes::new(),
         ended: false,
         done: false,
     };
@@ -206,7 +214,12 @@ fn invalid(route: &crate::runtime::MethodRoute, reason: &str) -> UpstreamError {
 /// The upstream request body: client bytes in, one framed message per element out.
 struct Requests<B> {
     body: B,
-    splitter: Splitter,
+    /// `None`: raw upload, one message per chunk.
+    splitter: Option<Splitter>,
+    chunk_limit: usize,
+    content_type: Option<String>,
+    /// Raw upload: bytes read but not yet sent.
+    pending: Bytes,
     binding: Arc<Binding>,
     path_bindings: Vec<(String, String)>,
     query: Option<String>,
@@ -232,7 +245,7 @@ impl<B> Requests<B> {
                 path_bindings: &bindings,
                 query: self.query.as_deref(),
                 body: element,
-                content_type: None,
+                content_type: self.content_type.as_deref(),
             },
             &route.options.decode,
             &route.options.query,
@@ -265,7 +278,15 @@ where
             if this.done {
                 return Poll::Ready(None);
             }
-            match this.splitter.next_element(this.ended) {
+            let next = match &mut this.splitter {
+                Some(splitter) => splitter.next_element(this.ended),
+                None if this.pending.is_empty() => Ok(None),
+                None => {
+                    let take = this.pending.len().min(this.chunk_limit);
+                    Ok(Some(this.pending.split_to(take)))
+                }
+            };
+            match next {
                 Ok(Some(element)) => {
                     return match this.message(&element) {
                         Ok(framed) => Poll::Ready(Some(Ok(Frame::data(framed)))),
@@ -287,7 +308,10 @@ where
             match ready!(Pin::new(&mut this.body).poll_frame(cx)) {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
-                        this.splitter.push(&data);
+                        match &mut this.splitter {
+                            Some(splitter) => splitter.push(&data),
+                            None => this.pending = data,
+                        }
                     }
                 }
                 Some(Err(e)) => return this.fail(GatewayError::BodyRead(e.into().to_string())),

@@ -108,7 +108,15 @@ impl Gateway {
             let query = request.uri().query().map(str::to_owned);
             if route.client_streaming {
                 let inbound = inbound::Inbound {
-                    framing: inbound::framing(request.headers())?,
+                    framing: match binding.raw_body {
+                        true => None,
+                        false => Some(inbound::framing(request.headers())?),
+                    },
+                    content_type: request
+                        .headers()
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned),
                     prefs: stream::ClientPrefs::of(request.headers()),
                     binding: binding.clone(),
                     path_bindings: bindings

@@ -208,6 +208,13 @@ impl Governor for GovernorStub {
         crate::inbound::propose_all(self.store.clone(), BACKEND, r).await
     }
 
+    async fn upload_policy_bundle(
+        &self,
+        r: Request<tonic::Streaming<HttpBody>>,
+    ) -> Result<Response<crate::proto::tai::UploadSummary>, Status> {
+        crate::inbound::upload(self.store.clone(), BACKEND, r).await
+    }
+
     type EchoStreamStream = Stream<EchoMessage>;
 
     async fn echo_stream(

@@ -9,7 +9,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::fault::{Backend, start_stream};
-use crate::proto::tai::{EchoMessage, Policy, PolicyEventKind, ProposePoliciesResponse};
+use crate::proto::google::api::HttpBody;
+use crate::proto::tai::{
+    EchoMessage, Policy, PolicyEventKind, ProposePoliciesResponse, UploadSummary,
+};
 use crate::store::Store;
 use crate::watch::Stream;
 
@@ -87,5 +90,29 @@ pub(crate) async fn echo_stream(
             sent += 1;
         }
     });
+    Ok(response)
+}
+
+/// `UploadPolicyBundle`: counts the chunks and bytes of a raw upload.
+pub(crate) async fn upload(
+    store: Arc<Store>,
+    backend: Backend,
+    request: Request<Streaming<HttpBody>>,
+) -> Result<Response<UploadSummary>, Status> {
+    let (metadata, _, mut chunks) = request.into_parts();
+    let faults = start_stream(&store, backend, "UploadPolicyBundle", &metadata).await?;
+    let mut summary = UploadSummary::default();
+    let mut data = Vec::new();
+    while let Some(chunk) = chunks.message().await? {
+        if summary.chunks == 0 {
+            summary.content_type = chunk.content_type;
+        }
+        summary.chunks += 1;
+        data.extend_from_slice(&chunk.data);
+    }
+    summary.bytes = data.len() as i64;
+    summary.text = String::from_utf8(data).unwrap_or_default();
+    let mut response = Response::new(summary);
+    faults.decorate(&mut response, backend);
     Ok(response)
 }

@@ -90,3 +90,35 @@ async fn a_bad_element_is_answered_as_a_bad_request() {
     let wrong_type = post(&env, "/v1/policies:batchPropose", "text/plain", "x").await;
     assert_eq!(wrong_type.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
+
+#[tokio::test]
+async fn raw_uploads_are_chunked_into_http_body_messages() {
+    let env = TestEnv::start_with(|c| {
+        c.replace(
+            "  - service: tai.Governor\n    upstream: governor\n",
+            "  - service: tai.Governor\n    upstream: governor\n    transcoding:\n      max_request_bytes: 4B\n",
+        )
+    })
+    .await;
+    let headers = [("content-type", "text/plain")];
+    let reply = env
+        .send(
+            Method::POST,
+            "/v1/policies:upload",
+            &headers,
+            Some("hello world"),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let summary = reply.json();
+    assert_eq!(summary["text"], "hello world");
+    assert_eq!(summary["bytes"], "11");
+    // At most max_request_bytes per message: at least three messages for 11 bytes.
+    let chunks: u64 = summary["chunks"]
+        .as_str()
+        .expect("int64")
+        .parse()
+        .expect("n");
+    assert!(chunks >= 3, "{summary}");
+    assert_eq!(summary["contentType"], "text/plain");
+}
