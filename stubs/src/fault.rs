@@ -23,7 +23,7 @@ pub const FAIL_FIRST: &str = "x-stub-fail-first";
 pub const FAIL_KEY: &str = "x-stub-fail-key";
 /// Metadata key: `name=value` pairs to add to the response headers.
 pub const REPLY_HEADER: &str = "x-stub-reply-header";
-/// Metadata key: server streams only — send N messages, then fail with [`FAIL_CODE`] (default
+/// Metadata key: streaming RPCs only — after N messages (sent; received for client streams), fail with [`FAIL_CODE`] (default
 /// `UNAVAILABLE`) and [`FAIL_MESSAGE`], instead of failing before the first message.
 pub const FAIL_AFTER: &str = "x-stub-fail-after";
 /// Response header naming the stub service that answered (`governor` or `coordinator`).

@@ -26,7 +26,7 @@
 //! | `x-stub-fail-message: M` | the message of an injected failure (default `injected failure`) |
 //! | `x-stub-fail-first: N` + `x-stub-fail-key: K` | the first N calls carrying key K fail (with `x-stub-fail-code`, default `UNAVAILABLE`), later ones run normally; counted per key in the [`Store`], so tests using different keys do not interfere |
 //! | `x-stub-reply-header: name=value` | add a response header; repeat the key or separate pairs with commas |
-//! | `x-stub-fail-after: N` | server streams only: send N messages, then fail with `x-stub-fail-code` (default `UNAVAILABLE`) instead of failing at the start |
+//! | `x-stub-fail-after: N` | streaming RPCs only: after N messages (sent, or received for `ProposePolicies`) fail with `x-stub-fail-code` (default `UNAVAILABLE`) instead of failing at the start |
 //!
 //! The order is: count the call ([`Store::calls`]), sleep, fail if asked, run the handler.
 //!
