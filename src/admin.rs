@@ -99,7 +99,7 @@ impl Admin {
 }
 
 fn body(status: StatusCode, text: String) -> Response<ResponseBody> {
-    let mut response = Response::new(Full::new(Bytes::from(text)));
+    let mut response = Response::new(Full::new(Bytes::from(text)).into());
     *response.status_mut() = status;
     response
 }

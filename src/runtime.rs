@@ -54,6 +54,10 @@ pub struct RouteOptions {
     pub auth: RoutePolicy,
     /// Rate limits.
     pub rate_limits: RouteLimits,
+    /// How server streams are written unless the client's `Accept` chooses.
+    pub stream_format: crate::config::StreamFormat,
+    /// Browser origins allowed over gRPC-Web.
+    pub cors: Option<crate::config::CorsConfig>,
 }
 
 /// One gRPC method exposed by a route.
@@ -70,6 +74,22 @@ pub struct MethodRoute {
     /// Backend serving it.
     pub upstream: Arc<Upstream>,
     /// Route options.
+    pub options: Arc<RouteOptions>,
+    /// The method streams its responses (answered by `crate::pipeline::stream`).
+    pub server_streaming: bool,
+    /// The method takes a stream of requests (fed by `crate::pipeline::inbound`).
+    pub client_streaming: bool,
+}
+
+/// A method native gRPC and gRPC-Web clients may call through the gateway: every method of a
+/// configured route, with or without an HTTP rule, any streaming kind.
+#[derive(Debug)]
+pub struct GrpcMethod {
+    /// `/pkg.Service/Method`.
+    pub grpc_path: PathAndQuery,
+    /// Backend serving it.
+    pub upstream: Arc<Upstream>,
+    /// Options of the route that exposes it (deadline, header rules, name).
     pub options: Arc<RouteOptions>,
 }
 
@@ -110,6 +130,8 @@ pub struct Runtime {
     pub auth: Arc<AuthRuntime>,
     /// Named rate limits and their per-key state.
     pub rate_limits: Arc<Limiters>,
+    /// Methods callable by gRPC clients, by HTTP/2 path (`/pkg.Service/Method`).
+    pub grpc_methods: HashMap<String, Arc<GrpcMethod>>,
 }
 
 /// A rule as read from a proto annotation or the config, before it is checked.
@@ -167,6 +189,7 @@ impl Runtime {
             errors: Vec::new(),
             auth: &auth,
             rate_limits: &rate_limits,
+            grpc_methods: HashMap::new(),
         };
         let mut router = RouterBuilder::new(config.path_unescape);
         let http_ext = pool.get_extension_by_name("google.api.http");
@@ -175,6 +198,7 @@ impl Runtime {
             builder.add_route(route, upstream, http_ext.as_ref(), &mut router);
         }
         problems.append(&mut builder.errors);
+        let grpc_methods = std::mem::take(&mut builder.grpc_methods);
         if !problems.is_empty() {
             return Err(in_file_order(problems, &config.source));
         }
@@ -191,6 +215,7 @@ impl Runtime {
             config,
             auth: Arc::new(auth),
             rate_limits: Arc::new(rate_limits),
+            grpc_methods,
         })
     }
 }
@@ -201,6 +226,7 @@ struct Builder<'a> {
     errors: Vec<ConfigError>,
     auth: &'a AuthRuntime,
     rate_limits: &'a Limiters,
+    grpc_methods: HashMap<String, Arc<GrpcMethod>>,
 }
 
 impl Builder<'_> {
@@ -227,6 +253,7 @@ impl Builder<'_> {
         let methods = self.select_methods(route);
         let mut exposed = 0;
         for (method, place, key) in methods {
+            self.add_grpc_method(&method, upstream, &options);
             let rules = self.rules_for(route, &method, http_ext);
             if rules.is_empty() {
                 if matches!(route.selector, MethodSelector::Methods(_)) {
@@ -237,24 +264,6 @@ impl Builder<'_> {
                             "method `{}` has no google.api.http rule (add one, or set auto_mapping: true)",
                             method.full_name()
                         ),
-                    );
-                }
-                continue;
-            }
-            if method.is_client_streaming() || method.is_server_streaming() {
-                if matches!(route.selector, MethodSelector::Methods(_)) {
-                    self.error(
-                        place,
-                        &key,
-                        format!(
-                            "streaming method `{}` cannot be transcoded yet",
-                            method.full_name()
-                        ),
-                    );
-                } else {
-                    tracing::warn!(
-                        method = method.full_name(),
-                        "streaming method skipped: not transcoded yet"
                     );
                 }
                 continue;
@@ -276,6 +285,8 @@ impl Builder<'_> {
                 output: method.output(),
                 upstream: upstream.clone(),
                 options: options.clone(),
+                server_streaming: method.is_server_streaming(),
+                client_streaming: method.is_client_streaming(),
             });
             for rule in rules {
                 let (place, key) = rule.config.clone().unwrap_or((place, key.clone()));
@@ -356,6 +367,26 @@ impl Builder<'_> {
                 })
                 .collect(),
         }
+    }
+
+    /// Makes `method` callable by gRPC clients; the first route naming a method wins.
+    fn add_grpc_method(
+        &mut self,
+        method: &MethodDescriptor,
+        upstream: &Arc<Upstream>,
+        options: &Arc<RouteOptions>,
+    ) {
+        let path = format!("/{}/{}", method.parent_service().full_name(), method.name());
+        let Ok(grpc_path) = PathAndQuery::try_from(path.as_str()) else {
+            return;
+        };
+        self.grpc_methods.entry(path).or_insert_with(|| {
+            Arc::new(GrpcMethod {
+                grpc_path,
+                upstream: upstream.clone(),
+                options: options.clone(),
+            })
+        });
     }
 
     fn known_services_hint(&self) -> String {
@@ -605,6 +636,8 @@ fn route_options(route: &RouteConfig) -> RouteOptions {
         retry: route.retry.clone(),
         auth: RoutePolicy::default(),
         rate_limits: RouteLimits::default(),
+        stream_format: t.stream_format,
+        cors: route.cors.clone(),
     }
 }
 

@@ -5,13 +5,17 @@
 //! checks (methods exist, templates parse, variables name fields) happen when the runtime snapshot is
 //! built from a `Config` (`crate::runtime`), and report through the same [`ConfigError`] type.
 
+mod cors;
 mod edge;
 mod ops;
 mod raw;
 mod resilience;
+mod streaming;
 mod tls;
 mod units;
 mod validate;
+
+pub use cors::CorsConfig;
 pub use edge::{
     AuthConfig, AuthMode, KeySource, LimitConfig, LimitKey, ProviderConfig, RateLimitConfig,
     RouteAuth, Secret,
@@ -20,8 +24,8 @@ pub use resilience::code_name;
 pub use resilience::{
     BreakerConfig, HealthCheckConfig, Ratio, RetryConfig, RouteRetryConfig, parse_code,
 };
+pub use streaming::StreamFormat;
 pub use tls::{CertificateConfig, ClientAuthConfig, ClientAuthMode, TlsListenerConfig};
-
 pub use units::{parse_duration, parse_size};
 
 use std::fmt;
@@ -248,6 +252,8 @@ pub struct RouteConfig {
     pub auth: RouteAuth,
     /// Names of the rate limits applied, in order.
     pub rate_limits: Vec<String>,
+    /// Browser origins allowed over gRPC-Web (`None`: no CORS headers, preflights refused).
+    pub cors: Option<CorsConfig>,
 }
 
 /// JSON mapping options of a route.
@@ -271,6 +277,8 @@ pub struct TranscodingOptions {
     pub max_json_depth: u32,
     /// Largest request body accepted (413 above).
     pub max_request_bytes: usize,
+    /// How server streams are written when the client's `Accept` does not choose.
+    pub stream_format: StreamFormat,
 }
 
 impl Default for TranscodingOptions {
@@ -285,6 +293,7 @@ impl Default for TranscodingOptions {
             enums_as_ints: false,
             max_json_depth: 64,
             max_request_bytes: 4 * 1024 * 1024,
+            stream_format: StreamFormat::JsonArray,
         }
     }
 }

@@ -131,6 +131,21 @@ pub(crate) struct RawRoute {
     pub(crate) auth: Option<super::edge::RawRouteAuth>,
     #[serde(default)]
     pub(crate) rate_limits: Vec<At<String>>,
+    #[serde(default)]
+    pub(crate) cors: Option<RawCors>,
+}
+
+/// `routes[].cors:` browser origins allowed to call the route over gRPC-Web.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCors {
+    pub(crate) allow_origins: Vec<String>,
+    #[serde(default)]
+    pub(crate) allow_headers: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) expose_headers: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) max_age: Option<At<String>>,
 }
 
 /// `routes[].http_rules[]:` an HttpRule given in config, overriding or adding to the proto's.
@@ -178,6 +193,7 @@ pub(crate) struct RawTranscoding {
     pub(crate) enums_as_ints: Option<bool>,
     pub(crate) max_json_depth: Option<At<u32>>,
     pub(crate) max_request_bytes: Option<At<String>>,
+    pub(crate) stream_format: Option<At<String>>,
 }
 
 /// `headers:` which HTTP headers cross into gRPC metadata and back.

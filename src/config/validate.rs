@@ -505,6 +505,10 @@ fn route(
     };
     let auth = edge.route_auth(&key, r.auth.as_ref(), raw.auth.as_ref());
     let rate_limits = edge.route_limits(&key, &r.rate_limits, raw.rate_limits.as_ref());
+    let cors = r
+        .cors
+        .as_ref()
+        .and_then(|raw| super::cors::cors(c, raw, &format!("{key}.cors")));
     Some(RouteConfig {
         name,
         key,
@@ -520,6 +524,7 @@ fn route(
         retry,
         auth,
         rate_limits,
+        cors,
     })
 }
 
@@ -632,6 +637,19 @@ fn transcoding(
         && let Some(n) = c.size(v, &format!("{key}.max_request_bytes"))
     {
         t.max_request_bytes = n;
+    }
+    if let Some(v) = &raw.stream_format {
+        match crate::config::StreamFormat::parse(&v.value) {
+            Some(format) => t.stream_format = format,
+            None => c.error(
+                place(v),
+                format!("{key}.stream_format"),
+                format!(
+                    "unknown stream format `{}` (expected json_array, ndjson or sse)",
+                    v.value
+                ),
+            ),
+        }
     }
     t
 }

@@ -4,10 +4,14 @@
 //! Every failure becomes a [`GatewayError`] and is answered through its one mapping table.
 
 pub mod auth;
+mod body;
 mod ctx;
+mod grpc;
+mod inbound;
 mod metadata;
 mod outcome;
 pub mod rate_limit;
+mod stream;
 
 pub use ctx::{RequestCtx, RequestIds};
 
@@ -28,8 +32,7 @@ use crate::transcode::response::decode_and_encode;
 use crate::transcode::router::RouteMiss;
 use crate::upstream::CallOptions;
 
-/// The response body type of every gateway answer.
-pub type ResponseBody = Full<Bytes>;
+pub use body::{BodyError, ResponseBody};
 
 /// The gateway: the current runtime snapshot plus process-wide request state.
 #[derive(Debug)]
@@ -82,7 +85,7 @@ impl Gateway {
     /// Handles one HTTP request; never fails: errors are answered as JSON.
     pub async fn handle<B>(&self, request: Request<B>, peer: SocketAddr) -> Response<ResponseBody>
     where
-        B: http_body::Body<Data = Bytes> + Send + Unpin,
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let runtime = self.runtime.load_full();
@@ -90,6 +93,14 @@ impl Gateway {
         let mut binding_seen = None;
         let mut outcome = outcome::Outcome::default();
         let mut budget = rate_limit::Budget::default();
+        // Native gRPC, gRPC-Web and their CORS preflights bypass transcoding.
+        if let Some(answer) = grpc::preflight(&runtime, &request) {
+            return self.finish_pass_through(&ctx, &outcome, answer);
+        }
+        if let Some(protocol) = grpc::Protocol::of(request.method(), request.headers()) {
+            let answer = grpc::forward(&runtime, request, protocol, &ctx, &mut outcome).await;
+            return self.finish_pass_through(&ctx, &outcome, answer);
+        }
         let result = async {
             let (binding, bindings) = find_route(&runtime, request.method(), request.uri().path())?;
             binding_seen = Some(binding.clone());
@@ -114,6 +125,30 @@ impl Gateway {
                 .auth
                 .forward(&mut forwarded, policy, verified.as_ref(), headers);
             let query = runtime.auth.query_without_token(request.uri().query());
+            if route.client_streaming {
+                let inbound = inbound::Inbound {
+                    framing: match binding.raw_body {
+                        true => None,
+                        false => Some(inbound::framing(request.headers())?),
+                    },
+                    content_type: request
+                        .headers()
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned),
+                    prefs: stream::ClientPrefs::of(request.headers()),
+                    binding: binding.clone(),
+                    path_bindings: bindings
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), v))
+                        .collect(),
+                    query,
+                    forwarded,
+                    timeout,
+                };
+                let answer = inbound::call(&runtime, inbound, request.into_body(), &mut outcome);
+                return answer.await.map(Answer::Stream);
+            }
             // A content type describes a body; clients that send one on a bodiless GET or
             // DELETE must not be refused for it.
             let content_type = if has_no_body(request.body()) && !binding.raw_body {
@@ -121,6 +156,9 @@ impl Gateway {
             } else {
                 check_content_type(&binding, request.headers())?
             };
+            let stream_prefs = route
+                .server_streaming
+                .then(|| stream::ClientPrefs::of(request.headers()));
             let body = read_body(
                 request.into_body(),
                 route.options.max_request_bytes,
@@ -144,6 +182,18 @@ impl Gateway {
             let payload = Bytes::from(encode_message(&message));
             let call = CallOptions::for_route(&route.options.retry, &binding.http_method, timeout);
             let upstream_started = tokio::time::Instant::now();
+            if let Some(prefs) = stream_prefs {
+                let grpc_path = &route.grpc_path;
+                let (opened, attempts) = route
+                    .upstream
+                    .open_stream(grpc_path, payload, forwarded, &call)
+                    .await;
+                outcome.upstream = Some((route.upstream.clone(), upstream_started.elapsed()));
+                outcome.attempts = attempts;
+                let extra = crate::upstream::CallOutcome::attempts_only(attempts);
+                return stream::respond(&runtime, &binding, opened, extra, prefs)
+                    .map(Answer::Stream);
+            }
             let called = route
                 .upstream
                 .call(&route.grpc_path, payload, forwarded, &call)
@@ -174,12 +224,13 @@ impl Gateway {
                 error: GatewayError::ResponseTranscode(e.to_string()),
                 headers: response_headers.clone(),
             })?;
-            Ok((encoded, response_headers))
+            Ok(Answer::Unary(encoded, response_headers))
         }
         .await;
         let mut response = match result {
-            Ok((encoded, extra)) => {
-                let mut response = Response::new(Full::new(Bytes::from(encoded.body)));
+            Ok(Answer::Stream(response)) => response,
+            Ok(Answer::Unary(encoded, extra)) => {
+                let mut response = Response::new(Full::new(Bytes::from(encoded.body)).into());
                 set_content_type(&mut response, &encoded.content_type);
                 response.headers_mut().extend(extra);
                 response
@@ -199,7 +250,7 @@ impl Gateway {
                 } else {
                     tracing::debug!(request_id = ?ctx.request_id, error = %error, "request rejected");
                 }
-                let mut response = Response::new(Full::new(Bytes::from(reply.body)));
+                let mut response = Response::new(Full::new(Bytes::from(reply.body)).into());
                 *response.status_mut() = reply.status;
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
@@ -230,6 +281,30 @@ impl Gateway {
         runtime.rate_limits.maintain();
         runtime.auth.maintain().await;
     }
+}
+
+impl Gateway {
+    /// The finish step for answers that bypassed transcoding.
+    fn finish_pass_through(
+        &self,
+        ctx: &RequestCtx,
+        outcome: &outcome::Outcome,
+        mut response: Response<ResponseBody>,
+    ) -> Response<ResponseBody> {
+        ctx.finish(&mut response);
+        let log = self.access_log.as_ref();
+        outcome::finish(ctx, outcome, &response, &self.metrics, log);
+        response
+    }
+}
+
+/// A successful answer: a unary reply with its extra headers, or a streaming response.
+enum Answer {
+    Unary(
+        crate::transcode::response::HttpResponseBody,
+        http::HeaderMap,
+    ),
+    Stream(Response<ResponseBody>),
 }
 
 /// A failed request plus the backend metadata already allowed into the response, if any.
@@ -341,7 +416,7 @@ fn set_content_type(response: &mut Response<ResponseBody>, content_type: &str) {
 
 /// The answer for requests the pipeline never sees (admin and listener-level refusals).
 pub fn plain_json(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())).into());
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

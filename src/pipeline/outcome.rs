@@ -32,6 +32,8 @@ pub(super) struct Outcome {
     pub(super) transcode_error: Option<&'static str>,
     /// Why the upstream call produced no gRPC answer, if it did not.
     pub(super) upstream_failure: Option<&'static str>,
+    /// The route of a native gRPC / gRPC-Web call (those have no HTTP binding).
+    pub(super) grpc_route: Option<Arc<crate::runtime::RouteOptions>>,
 }
 
 impl Outcome {
@@ -94,7 +96,8 @@ pub(super) fn finish<B: http_body::Body>(
     let route = outcome
         .binding
         .as_ref()
-        .map(|b| b.method.options.name.as_str());
+        .map(|b| b.method.options.name.as_str())
+        .or_else(|| outcome.grpc_route.as_ref().map(|o| o.name.as_str()));
     let response_bytes = response.body().size_hint().exact().unwrap_or(0);
     let attempts = outcome.attempts;
     let status = response.status().as_u16();

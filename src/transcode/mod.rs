@@ -6,11 +6,13 @@
 //! - [`json`]: strict proto3 JSON ⇄ `DynamicMessage` (ranges, duplicates, depth, unknown fields).
 //! - [`request`]: builds the request message from path bindings, query parameters and the body.
 //! - [`response`]: turns the response message (or a gRPC error status) into the HTTP body.
+//! - [`split`]: splits a streamed NDJSON / JSON-array request body into elements as it arrives.
 //! - `wire`: a zero-copy reader of the protobuf wire format (and the request encoder).
 
 pub mod json;
 pub mod request;
 pub mod response;
 pub mod router;
+pub mod split;
 pub mod template;
 mod wire;

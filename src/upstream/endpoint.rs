@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Request, Uri, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::client::conn::http2::{self, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use super::breaker::Breaker;
 use super::codec::{self, GrpcStatus, encode_timeout};
 use super::retry::AttemptOutcome;
+use super::stream::{MessageStream, StreamItem, UpstreamBody};
 use super::{GrpcReply, UpstreamError};
 use crate::config::UpstreamConfig;
 
@@ -58,7 +59,7 @@ pub struct Endpoint {
     uri_authority: Option<Authority>,
     connect_timeout: Duration,
     max_response_bytes: usize,
-    sender: Mutex<Option<SendRequest<Full<Bytes>>>>,
+    sender: Mutex<Option<SendRequest<UpstreamBody>>>,
     /// Held while dialing so a burst of calls on a dead connection makes one new connection.
     dialing: tokio::sync::Mutex<()>,
     reconnect: Mutex<Reconnect>,
@@ -129,6 +130,11 @@ impl Endpoint {
         endpoint
     }
 
+    /// Largest response accepted from this endpoint.
+    pub fn max_response_bytes(&self) -> usize {
+        self.max_response_bytes
+    }
+
     /// Calls in progress on this endpoint.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
@@ -159,7 +165,7 @@ impl Endpoint {
         r.not_before.is_some_and(|t| now < t)
     }
 
-    fn live_sender(&self) -> Option<SendRequest<Full<Bytes>>> {
+    fn live_sender(&self) -> Option<SendRequest<UpstreamBody>> {
         let guard = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
         guard.as_ref().filter(|s| !s.is_closed()).cloned()
     }
@@ -190,7 +196,7 @@ impl Endpoint {
 
     /// A handle on a live HTTP/2 connection, dialing one if there is none (and the reconnect
     /// backoff allows).
-    async fn connection(&self) -> Result<SendRequest<Full<Bytes>>, AttemptError> {
+    async fn connection(&self) -> Result<SendRequest<UpstreamBody>, AttemptError> {
         if let Some(sender) = self.live_sender() {
             return Ok(sender);
         }
@@ -239,7 +245,7 @@ impl Endpoint {
         }
     }
 
-    async fn dial(&self) -> Result<SendRequest<Full<Bytes>>, AttemptError> {
+    async fn dial(&self) -> Result<SendRequest<UpstreamBody>, AttemptError> {
         let connect = async {
             match self.address {
                 Some(address) => TcpStream::connect(address).await,
@@ -304,6 +310,95 @@ impl Endpoint {
         metadata: HeaderMap,
         timeout: Duration,
     ) -> Result<GrpcReply, AttemptError> {
+        let body = UpstreamBody::message(&message);
+        let response = self
+            .exchange(grpc_path, body, metadata, Some(timeout))
+            .await?;
+        self.read_reply(response).await
+    }
+
+    /// One server-streaming attempt: sends `message` and waits at most `timeout` for the
+    /// response head and the stream's first item. The reply holds the first message (status
+    /// OK) with the rest of the stream, or the status of a stream that ended at once.
+    pub(super) async fn open_stream(
+        &self,
+        grpc_path: &PathAndQuery,
+        message: Bytes,
+        metadata: HeaderMap,
+        timeout: Duration,
+    ) -> Result<(GrpcReply, Option<MessageStream>), AttemptError> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _in_flight = InFlight(&self.in_flight);
+        let opening = async {
+            // No `grpc-timeout`: the deadline bounds only the wait for the first message.
+            let body = UpstreamBody::message(&message);
+            let response = self.exchange(grpc_path, body, metadata, None).await?;
+            let (parts, body) = response.into_parts();
+            self.check_head(&parts)?;
+            let mut metadata = parts.headers;
+            if let Some(status) = GrpcStatus::from_headers(&metadata) {
+                let reply = GrpcReply {
+                    status,
+                    message: None,
+                    metadata,
+                };
+                return Ok((reply, None));
+            }
+            let mut stream =
+                MessageStream::new(body, self.max_response_bytes, self.upstream.clone());
+            let first = stream.next().await.map_err(|error| AttemptError {
+                outcome: match error {
+                    UpstreamError::Unavailable { .. } => AttemptOutcome::Reset,
+                    _ => AttemptOutcome::Invalid,
+                },
+                error,
+            })?;
+            Ok(match first {
+                StreamItem::Message(message) => {
+                    let status = GrpcStatus {
+                        code: 0,
+                        message: String::new(),
+                        details: None,
+                    };
+                    let reply = GrpcReply {
+                        status,
+                        message: Some(message),
+                        metadata,
+                    };
+                    (reply, Some(stream))
+                }
+                StreamItem::End(status, trailers) => {
+                    metadata.extend(trailers);
+                    let reply = GrpcReply {
+                        status,
+                        message: None,
+                        metadata,
+                    };
+                    (reply, None)
+                }
+            })
+        };
+        match tokio::time::timeout(timeout, opening).await {
+            Ok(result) => result,
+            Err(_) => Err(AttemptError {
+                error: UpstreamError::DeadlineExceeded {
+                    upstream: self.upstream.clone(),
+                    timeout,
+                },
+                outcome: AttemptOutcome::TimedOut,
+            }),
+        }
+    }
+
+    /// Sends one request and returns the response with its body unread; `timeout`, when given,
+    /// goes to the backend as `grpc-timeout`.
+    async fn exchange(
+        &self,
+        grpc_path: &PathAndQuery,
+        body: UpstreamBody,
+        metadata: HeaderMap,
+        timeout: Option<Duration>,
+    ) -> Result<http::Response<hyper::body::Incoming>, AttemptError> {
         let authority = self.uri_authority.clone().ok_or_else(|| {
             self.invalid(format!("`{}` is not a valid authority", self.authority))
         })?;
@@ -314,7 +409,7 @@ impl Endpoint {
             .build()
             .map_err(|e| self.invalid(format!("cannot build request URI: {e}")))?;
         let mut request = Request::post(uri)
-            .body(Full::new(codec::frame(&message)))
+            .body(body)
             .map_err(|e| self.invalid(format!("cannot build request: {e}")))?;
         let headers = request.headers_mut();
         headers.extend(metadata);
@@ -327,10 +422,12 @@ impl Endpoint {
             header::USER_AGENT,
             HeaderValue::from_static(concat!("tai-gateway/", env!("CARGO_PKG_VERSION"))),
         );
-        headers.insert("grpc-timeout", encode_timeout(timeout));
+        if let Some(timeout) = timeout {
+            headers.insert("grpc-timeout", encode_timeout(timeout));
+        }
 
         let mut sender = self.connection().await?;
-        let response = sender.try_send_request(request).await.map_err(|e| {
+        sender.try_send_request(request).await.map_err(|e| {
             let sent = e.message().is_none();
             let reason = error_chain(e.error());
             AttemptError {
@@ -341,15 +438,52 @@ impl Endpoint {
                     AttemptOutcome::NotSent
                 },
             }
-        })?;
-        self.read_reply(response).await
+        })
     }
 
-    async fn read_reply(
+    /// One pass-through attempt (native gRPC and gRPC-Web clients): takes the request body from
+    /// `body` once a connection is up (so a failed dial leaves it for the next endpoint), sends
+    /// it with `metadata`, and waits at most `timeout` for the response head. The body of the
+    /// response is left unread; `timeout` also goes to the backend as `grpc-timeout`.
+    pub(super) async fn forward(
         &self,
-        response: http::Response<hyper::body::Incoming>,
-    ) -> Result<GrpcReply, AttemptError> {
-        let (parts, body) = response.into_parts();
+        grpc_path: &PathAndQuery,
+        metadata: HeaderMap,
+        body: &Mutex<Option<UpstreamBody>>,
+        timeout: Duration,
+    ) -> Result<http::Response<hyper::body::Incoming>, AttemptError> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _in_flight = InFlight(&self.in_flight);
+        let sending = async {
+            self.connection().await?;
+            let Some(body) = body.lock().unwrap_or_else(PoisonError::into_inner).take() else {
+                // An earlier attempt sent the (unrepeatable) body: nothing new to learn here.
+                return Err(AttemptError {
+                    error: self.unavailable("the request body was already sent".to_owned()),
+                    outcome: AttemptOutcome::Backoff,
+                });
+            };
+            let response = self
+                .exchange(grpc_path, body, metadata, Some(timeout))
+                .await?;
+            let (parts, body) = response.into_parts();
+            self.check_head(&parts)?;
+            Ok(http::Response::from_parts(parts, body))
+        };
+        match tokio::time::timeout(timeout, sending).await {
+            Ok(result) => result,
+            Err(_) => Err(AttemptError {
+                error: UpstreamError::DeadlineExceeded {
+                    upstream: self.upstream.clone(),
+                    timeout,
+                },
+                outcome: AttemptOutcome::TimedOut,
+            }),
+        }
+    }
+
+    /// Refuses a response head that is not a gRPC answer.
+    fn check_head(&self, parts: &http::response::Parts) -> Result<(), AttemptError> {
         if parts.status != http::StatusCode::OK {
             return Err(self.invalid(format!("HTTP status {}", parts.status)));
         }
@@ -361,6 +495,15 @@ impl Endpoint {
         if !is_grpc {
             return Err(self.invalid("content-type is not application/grpc".to_owned()));
         }
+        Ok(())
+    }
+
+    async fn read_reply(
+        &self,
+        response: http::Response<hyper::body::Incoming>,
+    ) -> Result<GrpcReply, AttemptError> {
+        let (parts, body) = response.into_parts();
+        self.check_head(&parts)?;
         let mut metadata = parts.headers;
         // Trailers-only: the status is in the headers and the body is empty.
         if let Some(status) = GrpcStatus::from_headers(&metadata) {

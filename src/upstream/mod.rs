@@ -11,7 +11,8 @@
 //! - [`retry`]: outcome classification, backoff, retry budget;
 //! - [`health`]: active `grpc.health.v1` checks;
 //! - [`resolve`]: periodic DNS re-resolution of host-name endpoints (one endpoint per address);
-//! - [`stats`]: counters and gauges for the operations side.
+//! - [`stats`]: counters and gauges for the operations side;
+//! - [`stream`]: server-streaming calls, their messages decoded as they arrive.
 
 pub mod balancer;
 pub mod breaker;
@@ -21,6 +22,7 @@ pub mod health;
 pub mod resolve;
 pub mod retry;
 pub mod stats;
+pub mod stream;
 
 use std::collections::hash_map::RandomState;
 use std::future::Future;
@@ -145,10 +147,15 @@ pub struct CallOutcome {
 impl CallOutcome {
     /// The attempt-count header for the response.
     pub fn attempts_header(&self) -> HeaderMap {
+        CallOutcome::attempts_only(self.attempts)
+    }
+
+    /// The attempt-count header for a call that took `attempts`.
+    pub fn attempts_only(attempts: u32) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert(
             HeaderName::from_static(ATTEMPTS_HEADER),
-            HeaderValue::from(self.attempts),
+            HeaderValue::from(attempts),
         );
         headers
     }
@@ -224,6 +231,11 @@ impl Upstream {
     /// The config this upstream was built from.
     pub fn config(&self) -> &UpstreamConfig {
         &self.config
+    }
+
+    /// Largest response message accepted from this backend (`max_response_bytes`).
+    pub fn max_response_bytes(&self) -> usize {
+        self.config.max_response_bytes
     }
 
     /// Counters and gauges now.

@@ -23,6 +23,9 @@ pub const FAIL_FIRST: &str = "x-stub-fail-first";
 pub const FAIL_KEY: &str = "x-stub-fail-key";
 /// Metadata key: `name=value` pairs to add to the response headers.
 pub const REPLY_HEADER: &str = "x-stub-reply-header";
+/// Metadata key: streaming RPCs only — after N messages (sent; received for client streams), fail with [`FAIL_CODE`] (default
+/// `UNAVAILABLE`) and [`FAIL_MESSAGE`], instead of failing before the first message.
+pub const FAIL_AFTER: &str = "x-stub-fail-after";
 /// Response header naming the stub service that answered (`governor` or `coordinator`).
 pub const SERVICE_HEADER: &str = "x-stub-service";
 
@@ -71,6 +74,52 @@ pub(crate) async fn unary<T, R>(
             Err(status)
         }
     }
+}
+
+/// What a server stream must do after its start: fail after N messages, and the reply headers.
+#[derive(Debug)]
+pub(crate) struct StreamFaults {
+    /// Messages to send before failing with the status.
+    pub(crate) fail_after: Option<(u64, Status)>,
+    reply_headers: Vec<ReplyHeader>,
+}
+
+impl StreamFaults {
+    /// Adds the service label and requested reply headers to the stream's response.
+    pub(crate) fn decorate<T>(&self, response: &mut Response<T>, backend: Backend) {
+        decorate(response.metadata_mut(), backend, &self.reply_headers);
+    }
+}
+
+/// Starts a server-streaming TAI call: counts it, sleeps and fails as its metadata asks — except
+/// that with [`FAIL_AFTER`] the failure is handed back for after the Nth message.
+pub(crate) async fn start_stream(
+    store: &Store,
+    backend: Backend,
+    method: &str,
+    metadata: &MetadataMap,
+) -> Result<StreamFaults, Status> {
+    store.record_call(&format!("{}/{method}", backend.service));
+    let started = async {
+        let mut plan = FaultPlan::parse(metadata)?;
+        let fail_after = match number(metadata, FAIL_AFTER)? {
+            Some(n) => {
+                let code = plan.code.take().unwrap_or(Code::Unavailable);
+                let message = plan.message.as_deref().unwrap_or(DEFAULT_FAIL_MESSAGE);
+                Some((n, Status::new(code, message)))
+            }
+            None => None,
+        };
+        plan.inject(store).await?;
+        Ok(StreamFaults {
+            fail_after,
+            reply_headers: std::mem::take(&mut plan.reply_headers),
+        })
+    };
+    started.await.map_err(|mut status: Status| {
+        decorate(status.metadata_mut(), backend, &[]);
+        status
+    })
 }
 
 /// A response header pair asked for with `x-stub-reply-header`.

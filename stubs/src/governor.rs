@@ -11,11 +11,13 @@ use crate::fault::{Backend, unary};
 use crate::proto::google::api::HttpBody;
 use crate::proto::tai::governor_server::Governor;
 use crate::proto::tai::{
-    Document, EchoMessage, EnforcePolicyRequest, GetDocumentRequest, GetPolicyRequest,
-    ListPoliciesRequest, ListPoliciesResponse, Policy, PurgeCacheRequest, Receipt,
-    RevokePolicyRequest, SearchPoliciesRequest, SearchPoliciesResponse, UpdatePolicyRequest,
+    Document, EchoMessage, EnforcePolicyRequest, ExportPoliciesRequest, GetDocumentRequest,
+    GetPolicyRequest, ListPoliciesRequest, ListPoliciesResponse, Policy, PolicyEvent,
+    PolicyEventKind, PurgeCacheRequest, Receipt, RevokePolicyRequest, SearchPoliciesRequest,
+    SearchPoliciesResponse, UpdatePolicyRequest, WatchPoliciesRequest,
 };
 use crate::store::Store;
+use crate::watch::{self, Stream};
 
 const BACKEND: Backend = Backend {
     label: "governor",
@@ -40,7 +42,11 @@ impl Governor for GovernorStub {
     async fn propose_policy(&self, r: Request<Policy>) -> Result<Response<Receipt>, Status> {
         let store = &self.store;
         unary(store, BACKEND, "ProposePolicy", r, |_, policy| {
-            store.registry().propose(policy)
+            let mut registry = store.registry();
+            let receipt = registry.propose(policy)?;
+            let policy = registry.get(&receipt.policy_id)?;
+            publish(store, PolicyEventKind::Proposed, policy);
+            Ok(receipt)
         })
         .await
     }
@@ -71,7 +77,11 @@ impl Governor for GovernorStub {
     ) -> Result<Response<Receipt>, Status> {
         let store = &self.store;
         unary(store, BACKEND, "RevokePolicy", r, |_, req| {
-            store.registry().revoke(&req.id)
+            let mut registry = store.registry();
+            let receipt = registry.revoke(&req.id)?;
+            let policy = registry.get(&req.id)?;
+            publish(store, PolicyEventKind::Revoked, policy);
+            Ok(receipt)
         })
         .await
     }
@@ -173,6 +183,47 @@ impl Governor for GovernorStub {
         .await
     }
 
+    type WatchPoliciesStream = Stream<PolicyEvent>;
+
+    async fn watch_policies(
+        &self,
+        r: Request<WatchPoliciesRequest>,
+    ) -> Result<Response<Self::WatchPoliciesStream>, Status> {
+        watch::watch(self.store.clone(), BACKEND, r).await
+    }
+
+    type ExportPoliciesStream = Stream<HttpBody>;
+
+    async fn export_policies(
+        &self,
+        r: Request<ExportPoliciesRequest>,
+    ) -> Result<Response<Self::ExportPoliciesStream>, Status> {
+        watch::export(self.store.clone(), BACKEND, r).await
+    }
+
+    async fn propose_policies(
+        &self,
+        r: Request<tonic::Streaming<crate::proto::tai::Policy>>,
+    ) -> Result<Response<crate::proto::tai::ProposePoliciesResponse>, Status> {
+        crate::inbound::propose_all(self.store.clone(), BACKEND, r).await
+    }
+
+    async fn upload_policy_bundle(
+        &self,
+        r: Request<tonic::Streaming<HttpBody>>,
+    ) -> Result<Response<crate::proto::tai::UploadSummary>, Status> {
+        crate::inbound::upload(self.store.clone(), BACKEND, r).await
+    }
+
+    type EchoStreamStream = Stream<EchoMessage>;
+
+    async fn echo_stream(
+        &self,
+        r: Request<tonic::Streaming<EchoMessage>>,
+    ) -> Result<Response<Self::EchoStreamStream>, Status> {
+        crate::inbound::echo_stream(self.store.clone(), BACKEND, r).await
+    }
+
     async fn echo(&self, r: Request<EchoMessage>) -> Result<Response<EchoMessage>, Status> {
         unary(&self.store, BACKEND, "Echo", r, |metadata, mut message| {
             message.received_metadata = ascii_metadata(metadata);
@@ -182,8 +233,17 @@ impl Governor for GovernorStub {
     }
 }
 
+/// Tells open `WatchPolicies` streams about a change (sent while the registry is locked, so
+/// events arrive in the order of the changes).
+pub(crate) fn publish(store: &Store, kind: PolicyEventKind, policy: crate::proto::tai::Policy) {
+    store.events().publish(PolicyEvent {
+        kind: kind.into(),
+        policy: Some(policy),
+    });
+}
+
 /// The policy as `key: value` lines, rules last and sorted so the text is stable.
-fn render(policy: &Policy) -> String {
+pub(crate) fn render(policy: &Policy) -> String {
     let mut text = format!(
         "id: {}\nname: {}\ntype: {}\nstate: {}\nversion: {}\n",
         policy.id,
@@ -203,7 +263,7 @@ fn render(policy: &Policy) -> String {
 
 /// Every ASCII request metadata entry; binary (`-bin`) keys are left out and repeated keys
 /// are joined with `", "` as HTTP would.
-fn ascii_metadata(metadata: &MetadataMap) -> std::collections::HashMap<String, String> {
+pub(crate) fn ascii_metadata(metadata: &MetadataMap) -> std::collections::HashMap<String, String> {
     let mut seen = std::collections::HashMap::<String, String>::new();
     for entry in metadata.iter() {
         let KeyAndValueRef::Ascii(key, value) = entry else {

@@ -26,6 +26,7 @@
 //! | `x-stub-fail-message: M` | the message of an injected failure (default `injected failure`) |
 //! | `x-stub-fail-first: N` + `x-stub-fail-key: K` | the first N calls carrying key K fail (with `x-stub-fail-code`, default `UNAVAILABLE`), later ones run normally; counted per key in the [`Store`], so tests using different keys do not interfere |
 //! | `x-stub-reply-header: name=value` | add a response header; repeat the key or separate pairs with commas |
+//! | `x-stub-fail-after: N` | streaming RPCs only: after N messages (sent, or received for `ProposePolicies`) fail with `x-stub-fail-code` (default `UNAVAILABLE`) instead of failing at the start |
 //!
 //! The order is: count the call ([`Store::calls`]), sleep, fail if asked, run the handler.
 //!
@@ -36,14 +37,17 @@
 //!   success; errors are sent trailers-only by tonic, so their metadata is all in headers.
 
 mod coordinator;
+mod events;
 mod fault;
 mod governor;
 mod health;
+mod inbound;
 mod registry;
 mod server;
 mod status;
 mod store;
 mod trailer;
+mod watch;
 
 /// Generated protobuf messages, tonic servers and tonic clients.
 ///
@@ -54,7 +58,8 @@ pub mod proto {
 }
 
 pub use fault::{
-    DELAY_MS, FAIL_CODE, FAIL_FIRST, FAIL_KEY, FAIL_MESSAGE, REPLY_HEADER, SERVICE_HEADER,
+    DELAY_MS, FAIL_AFTER, FAIL_CODE, FAIL_FIRST, FAIL_KEY, FAIL_MESSAGE, REPLY_HEADER,
+    SERVICE_HEADER,
 };
 pub use health::{HealthControl, ServingStatus};
 pub use server::{StubServers, serve_coordinator, serve_governor};

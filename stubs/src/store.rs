@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use crate::events::Events;
 use crate::health::HealthControl;
 use crate::registry::PolicyRegistry;
 
@@ -20,6 +21,8 @@ pub struct Store {
     counters: Mutex<Counters>,
     /// Serving statuses reported by `grpc.health.v1.Health`.
     health: HealthControl,
+    /// Policy events for `WatchPolicies`, and its cancellation count.
+    events: Events,
 }
 
 /// Per-method and per-fault-key call counts.
@@ -46,6 +49,23 @@ impl Store {
     /// The handle that sets the serving statuses reported by the health service.
     pub fn health(&self) -> HealthControl {
         self.health.clone()
+    }
+
+    /// How many server streams (`WatchPolicies`, `ExportPolicies`) ended because their client
+    /// went away (cancelled the call or closed the connection) before the stream was done.
+    pub fn cancelled_streams(&self) -> u64 {
+        self.events.cancelled()
+    }
+
+    /// How many server-stream messages (`WatchPolicies`, `ExportPolicies`) the stub has handed
+    /// to its transport so far; a stream to a client that stops reading stops growing this.
+    pub fn stream_messages_sent(&self) -> u64 {
+        self.events.sent()
+    }
+
+    /// The policy event broadcast.
+    pub(crate) fn events(&self) -> &Events {
+        &self.events
     }
 
     /// Counts one call of `method`.

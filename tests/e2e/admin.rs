@@ -127,7 +127,7 @@ async fn routes_list_every_binding_with_method_upstream_and_timeout() {
     assert_eq!(reply.status, StatusCode::OK);
     let routes = reply.json();
     let routes = routes.as_array().expect("array");
-    assert_eq!(routes.len(), 18, "{routes:?}");
+    assert_eq!(routes.len(), 23, "{routes:?}");
     let propose = routes
         .iter()
         .find(|r| r["template"] == "/v1/policies/propose")

@@ -6,6 +6,7 @@ mod admin;
 mod auth;
 mod backend;
 mod errors;
+mod grpc_passthrough;
 #[allow(dead_code)] // shared helpers; not every module uses every one
 mod harness;
 mod json_mapping;
@@ -19,6 +20,8 @@ mod responses;
 mod routing;
 mod routing_config;
 mod routing_precedence;
+mod streaming;
+mod streaming_requests;
 mod tai_api;
 mod tls;
 mod upstream_metrics;

@@ -42,7 +42,7 @@ fn validate_accepts_the_repository_config() {
     assert_eq!(done.code, Some(0), "{}", done.stderr);
     assert_eq!(
         done.stdout,
-        format!("{path}: OK (18 HTTP bindings, 2 upstreams)\n")
+        format!("{path}: OK (23 HTTP bindings, 2 upstreams)\n")
     );
     assert_eq!(done.stderr, "");
 }

@@ -1,0 +1,81 @@
+//! [`ResponseBody`], the body of every gateway answer: a whole buffer (unary replies, errors,
+//! admin pages — as cheap as a bare `Full`) or a stream written as it is produced (server
+//! streams, gRPC pass-through).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use http_body_util::combinators::UnsyncBoxBody;
+
+/// The error a streaming body ends with; hyper then aborts the response (HTTP/1.1: the
+/// connection closes before the final chunk; HTTP/2: the stream is reset), so a client never
+/// mistakes a broken stream for a complete one.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The response body type of every gateway answer.
+#[derive(Debug)]
+pub struct ResponseBody(Kind);
+
+enum Kind {
+    Full(Full<Bytes>),
+    Stream(UnsyncBoxBody<Bytes, BodyError>),
+}
+
+impl std::fmt::Debug for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Kind::Full(full) => full.fmt(f),
+            Kind::Stream(_) => f.write_str("Stream"),
+        }
+    }
+}
+
+impl ResponseBody {
+    /// A body whose frames come from `body` as it produces them.
+    pub fn stream<B>(body: B) -> ResponseBody
+    where
+        B: Body<Data = Bytes, Error = BodyError> + Send + 'static,
+    {
+        ResponseBody(Kind::Stream(UnsyncBoxBody::new(body)))
+    }
+}
+
+impl From<Full<Bytes>> for ResponseBody {
+    fn from(full: Full<Bytes>) -> ResponseBody {
+        ResponseBody(Kind::Full(full))
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match &mut self.get_mut().0 {
+            Kind::Full(full) => Pin::new(full)
+                .poll_frame(cx)
+                .map(|f| f.map(|f| f.map_err(|never| match never {}))),
+            Kind::Stream(stream) => Pin::new(stream).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            Kind::Full(full) => full.is_end_stream(),
+            Kind::Stream(stream) => stream.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            Kind::Full(full) => full.size_hint(),
+            Kind::Stream(stream) => stream.size_hint(),
+        }
+    }
+}

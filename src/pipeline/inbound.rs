@@ -1,0 +1,322 @@
+//! Client-streaming and bidirectional methods from HTTP clients: the request body, NDJSON or
+//! one JSON array, is split into elements as it arrives and each element is sent to the backend
+//! as one gRPC message at once (no whole-body buffering); path and query bindings apply to every
+//! message. The answer is one JSON object (client streaming) or a stream in the formats of
+//! [`super::stream`] (bidirectional).
+//!
+//! A malformed element ends the upstream request stream with a reset; the client then gets
+//! that element's error (400), not the backend's view of the reset.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Response, header};
+use http_body::{Body, Frame};
+use http_body_util::combinators::UnsyncBoxBody;
+
+use super::body::ResponseBody;
+use super::outcome::Outcome;
+use super::stream::{self, ClientPrefs};
+use super::{Failure, metadata};
+use crate::error::GatewayError;
+use crate::runtime::{Binding, Runtime};
+use crate::transcode::request::{RequestParts, build_request, encode_message};
+use crate::transcode::response::decode_and_encode;
+use crate::transcode::split::{Framing, SplitError, Splitter};
+use crate::upstream::codec;
+use crate::upstream::stream::{
+    ForwardError, MessageStream, OpenedStream, StreamItem, UpstreamBody,
+};
+use crate::upstream::{CallOptions, CallOutcome, GrpcReply, GrpcStatus, UpstreamError};
+
+/// The request stream's framing from its `Content-Type`: NDJSON for `application/x-ndjson`
+/// (or `application/jsonl`), a JSON array for `application/json` or none.
+pub(super) fn framing(headers: &HeaderMap) -> Result<Framing, GatewayError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(Framing::JsonArray);
+    };
+    let text = value.to_str().unwrap_or_default();
+    let essence = text.split(';').next().unwrap_or_default().trim();
+    match essence.to_ascii_lowercase().as_str() {
+        "application/x-ndjson" | "application/jsonl" => Ok(Framing::Ndjson),
+        "application/json" => Ok(Framing::JsonArray),
+        _ => Err(GatewayError::UnsupportedMediaType(text.to_owned())),
+    }
+}
+
+/// One streaming call from an HTTP client, with what the pipeline already worked out.
+pub(super) struct Inbound {
+    pub(super) binding: Arc<Binding>,
+    pub(super) path_bindings: Vec<(String, String)>,
+    pub(super) query: Option<String>,
+    /// How JSON elements are delimited; `None` for a raw `google.api.HttpBody` upload, whose
+    /// chunks (at most `max_request_bytes` each) become one message each, all with this type.
+    pub(super) framing: Option<Framing>,
+    pub(super) content_type: Option<String>,
+    pub(super) prefs: ClientPrefs,
+    pub(super) forwarded: HeaderMap,
+    pub(super) timeout: Duration,
+}
+
+/// A request element that could not become a message, kept for the client's answer.
+type FailureSlot = Arc<Mutex<Option<GatewayError>>>;
+
+/// Runs the call; the response head waits for the backend's first message (or its status).
+#[allow(clippy::result_large_err)] // the error path is cold; `Failure` is the pipeline's one shape
+pub(super) async fn call<B>(
+    runtime: &Runtime,
+    inbound: Inbound,
+    body: B,
+    outcome: &mut Outcome,
+) -> Result<Response<ResponseBody>, Failure>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let route = &inbound.binding.method;
+    let slot: FailureSlot = Arc::default();
+    let requests = Requests {
+        body,
+        splitter: inbound
+            .framing
+            .map(|f| Splitter::new(f, route.options.max_request_bytes)),
+        chunk_limit: route.options.max_request_bytes,
+        content_type: inbound.content_type,
+        binding: inbound.binding.clone(),
+        path_bindings: inbound.path_bindings,
+        query: inbound.query,
+        slot: slot.clone(),
+        pending: Bytes::new(),
+        ended: false,
+        done: false,
+    };
+    let options = CallOptions {
+        deadline: inbound.timeout,
+        per_try_timeout: None,
+        retryable: false,
+        retry_on: None,
+    };
+    let started = tokio::time::Instant::now();
+    let (result, attempts) = route
+        .upstream
+        .forward(
+            &route.grpc_path,
+            inbound.forwarded,
+            UpstreamBody::Stream(UnsyncBoxBody::new(requests)),
+            &options,
+        )
+        .await;
+    outcome.upstream = Some((route.upstream.clone(), started.elapsed()));
+    outcome.attempts = attempts;
+    let extra = CallOutcome::attempts_only(attempts);
+    // A request element that failed explains whatever the backend made of the reset.
+    let fail = |error: GatewayError, headers: &HeaderMap| Failure {
+        error: slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .unwrap_or(error),
+        headers: headers.clone(),
+    };
+    let response = result.map_err(|e| fail(e.into(), &extra))?;
+    let (parts, body) = response.into_parts();
+    let mut head = parts.headers;
+    if let Some(status) = GrpcStatus::from_headers(&head) {
+        let error = if status.is_ok() {
+            GatewayError::Upstream(invalid(route, "trailers-only OK without a message"))
+        } else {
+            GatewayError::Backend(status)
+        };
+        return Err(fail(error, &extra));
+    }
+    let limit = route.upstream.max_response_bytes();
+    let mut rest = MessageStream::new(body, limit, route.upstream.name.clone());
+    let first = tokio::time::timeout(inbound.timeout, rest.next())
+        .await
+        .unwrap_or_else(|_| {
+            Err(UpstreamError::DeadlineExceeded {
+                upstream: route.upstream.name.clone(),
+                timeout: inbound.timeout,
+            })
+        })
+        .map_err(|e| fail(e.into(), &extra))?;
+    let first = match first {
+        StreamItem::Message(message) => Some(message),
+        StreamItem::End(status, _) if !status.is_ok() => {
+            return Err(fail(GatewayError::Backend(status), &extra));
+        }
+        StreamItem::End(..) => None,
+    };
+    if route.server_streaming {
+        let status = ok();
+        let opened = OpenedStream {
+            rest: first.is_some().then_some(rest),
+            reply: GrpcReply {
+                status,
+                message: first,
+                metadata: head,
+            },
+        };
+        return stream::respond(runtime, &inbound.binding, Ok(opened), extra, inbound.prefs);
+    }
+    let Some(message) = first else {
+        let error = invalid(
+            route,
+            "client-streaming call ended without a response message",
+        );
+        return Err(fail(error.into(), &extra));
+    };
+    match rest.next().await.map_err(|e| fail(e.into(), &extra))? {
+        StreamItem::End(status, trailers) if status.is_ok() => head.extend(trailers),
+        StreamItem::End(status, _) => return Err(fail(GatewayError::Backend(status), &extra)),
+        StreamItem::Message(_) => {
+            let error = invalid(route, "a second response message on a unary response");
+            return Err(fail(error.into(), &extra));
+        }
+    }
+    let mut extra = extra;
+    extra.extend(metadata::response_headers(&head, &route.options.headers));
+    let encoded = decode_and_encode(
+        &route.output,
+        &message,
+        inbound.binding.response_body.as_ref(),
+        &route.options.encode,
+    )
+    .map_err(|e| fail(GatewayError::ResponseTranscode(e.to_string()), &extra))?;
+    let mut response = Response::new(http_body_util::Full::new(Bytes::from(encoded.body)).into());
+    let content_type = HeaderValue::from_str(&encoded.content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, content_type);
+    response.headers_mut().extend(extra);
+    Ok(response)
+}
+
+fn ok() -> GrpcStatus {
+    GrpcStatus {
+        code: 0,
+        message: String::new(),
+        details: None,
+    }
+}
+
+fn invalid(route: &crate::runtime::MethodRoute, reason: &str) -> UpstreamError {
+    UpstreamError::InvalidResponse {
+        upstream: route.upstream.name.clone(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// The upstream request body: client bytes in, one framed message per element out.
+struct Requests<B> {
+    body: B,
+    /// `None`: raw upload, one message per chunk.
+    splitter: Option<Splitter>,
+    chunk_limit: usize,
+    content_type: Option<String>,
+    /// Raw upload: bytes read but not yet sent.
+    pending: Bytes,
+    binding: Arc<Binding>,
+    path_bindings: Vec<(String, String)>,
+    query: Option<String>,
+    slot: FailureSlot,
+    /// The client's body has ended.
+    ended: bool,
+    /// Every element has been sent (or the stream failed).
+    done: bool,
+}
+
+impl<B> Requests<B> {
+    fn message(&self, element: &[u8]) -> Result<Bytes, GatewayError> {
+        let route = &self.binding.method;
+        let bindings: Vec<(&str, String)> = self
+            .path_bindings
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        let message = build_request(
+            &route.input,
+            &self.binding.body,
+            &RequestParts {
+                path_bindings: &bindings,
+                query: self.query.as_deref(),
+                body: element,
+                content_type: self.content_type.as_deref(),
+            },
+            &route.options.decode,
+            &route.options.query,
+        )?;
+        Ok(codec::frame(&encode_message(&message)))
+    }
+
+    fn fail(&mut self, error: GatewayError) -> Poll<Option<Result<Frame<Bytes>, ForwardError>>> {
+        self.done = true;
+        let reason = error.to_string();
+        *self.slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
+        Poll::Ready(Some(Err(ForwardError(reason))))
+    }
+}
+
+impl<B> Body for Requests<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = Bytes;
+    type Error = ForwardError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ForwardError>>> {
+        let this = self.get_mut();
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            let next = match &mut this.splitter {
+                Some(splitter) => splitter.next_element(this.ended),
+                None if this.pending.is_empty() => Ok(None),
+                None => {
+                    let take = this.pending.len().min(this.chunk_limit);
+                    Ok(Some(this.pending.split_to(take)))
+                }
+            };
+            match next {
+                Ok(Some(element)) => {
+                    return match this.message(&element) {
+                        Ok(framed) => Poll::Ready(Some(Ok(Frame::data(framed)))),
+                        Err(error) => this.fail(error),
+                    };
+                }
+                Ok(None) if this.ended => {
+                    this.done = true;
+                    return Poll::Ready(None);
+                }
+                Ok(None) => {}
+                Err(SplitError::TooLarge(limit)) => {
+                    return this.fail(GatewayError::PayloadTooLarge { limit });
+                }
+                Err(e @ SplitError::Malformed(_)) => {
+                    return this.fail(GatewayError::BodyRead(e.to_string()));
+                }
+            }
+            match ready!(Pin::new(&mut this.body).poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        match &mut this.splitter {
+                            Some(splitter) => splitter.push(&data),
+                            None => this.pending = data,
+                        }
+                    }
+                }
+                Some(Err(e)) => return this.fail(GatewayError::BodyRead(e.into().to_string())),
+                None => this.ended = true,
+            }
+        }
+    }
+}

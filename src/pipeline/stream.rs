@@ -1,0 +1,359 @@
+//! Server streams to HTTP clients: each gRPC message is transcoded and written as it arrives,
+//! as a JSON array, NDJSON or Server-Sent Events (`transcoding.stream_format`, or the client's
+//! `Accept`), or raw for `google.api.HttpBody` streams.
+//!
+//! The response head waits for the first message, so an error before it is an ordinary error
+//! response (mapped status, JSON body). After it the status line is gone; an error then is
+//! written as a last element every format can carry — `{"error":{"code":…,"message":…,
+//! "details":[…]}}` as the final array element or NDJSON line, an SSE `event: error` — plus
+//! `grpc-status`/`grpc-message` trailers when the client sent `TE: trailers`. A raw stream has
+//! no room for an error element: without trailers its response is aborted instead, so a
+//! truncated download never looks complete.
+//!
+//! The body is polled straight through to the upstream stream: nothing is read from the
+//! backend until the client is ready for more, so a slow client holds the backend back (HTTP/2
+//! flow control) instead of growing a buffer, and a client that goes away drops the body, which
+//! resets the upstream HTTP/2 stream and cancels the call at the backend.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, header};
+use http_body::{Body, Frame};
+use prost_reflect::{DescriptorPool, FieldDescriptor, MessageDescriptor};
+
+use super::body::{BodyError, ResponseBody};
+use super::{Failure, metadata};
+use crate::config::StreamFormat;
+use crate::error::GatewayError;
+use crate::runtime::{Binding, Runtime};
+use crate::transcode::json::EncodeOptions;
+use crate::transcode::response::decode_and_encode;
+use crate::upstream::UpstreamError;
+use crate::upstream::stream::{MessageStream, OpenedStream, StreamItem};
+
+/// What the client asked of a stream, read before its request is consumed.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ClientPrefs {
+    /// The format its `Accept` header names, if any.
+    format: Option<StreamFormat>,
+    /// It sent `TE: trailers`.
+    trailers: bool,
+}
+
+impl ClientPrefs {
+    /// Reads `Accept` and `TE`.
+    pub(super) fn of(headers: &HeaderMap) -> ClientPrefs {
+        let text = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+        };
+        ClientPrefs {
+            format: text(header::ACCEPT).and_then(StreamFormat::from_accept),
+            trailers: text(header::TE).is_some_and(|te| {
+                te.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+            }),
+        }
+    }
+}
+
+/// The answer to a server-streaming call: the error response when the stream failed before
+/// its first message, else a streaming response whose head carries `extra` headers.
+#[allow(clippy::result_large_err)] // the error path is cold; `Failure` is the pipeline's one shape
+pub(super) fn respond(
+    runtime: &Runtime,
+    binding: &Binding,
+    opened: Result<OpenedStream, UpstreamError>,
+    mut extra: HeaderMap,
+    prefs: ClientPrefs,
+) -> Result<Response<ResponseBody>, Failure> {
+    let route = &binding.method;
+    let opened = opened.map_err(|e| Failure {
+        error: e.into(),
+        headers: extra.clone(),
+    })?;
+    extra.extend(metadata::response_headers(
+        &opened.reply.metadata,
+        &route.options.headers,
+    ));
+    let Some(first) = opened.reply.message else {
+        if !opened.reply.status.is_ok() {
+            return Err(Failure {
+                error: GatewayError::Backend(opened.reply.status),
+                headers: extra,
+            });
+        }
+        // An empty stream: complete at once.
+        let format = prefs.format.unwrap_or(route.options.stream_format);
+        let empty: &'static [u8] = match format {
+            StreamFormat::JsonArray if !is_raw(binding) => b"[]",
+            _ => b"",
+        };
+        let mut response =
+            Response::new(http_body_util::Full::new(Bytes::from_static(empty)).into());
+        set_head(&mut response, content_type(binding, format, None), extra);
+        return Ok(response);
+    };
+    let mut writer = Writer {
+        format: prefs.format.unwrap_or(route.options.stream_format),
+        raw: is_raw(binding),
+        output: route.output.clone(),
+        response_body: binding.response_body.clone(),
+        encode: route.options.encode.clone(),
+        pool: runtime.pool.clone(),
+        trailers: prefs.trailers,
+        wrote: false,
+    };
+    let encoded = writer.message(&first).map_err(|error| Failure {
+        error,
+        headers: extra.clone(),
+    })?;
+    let format = writer.format;
+    let mut stream = Transcoded {
+        rest: opened.rest,
+        writer,
+        pending: VecDeque::from([Frame::data(encoded.chunk)]),
+    };
+    if stream.rest.is_none() {
+        // The stream ended with the first message (no trailers were seen: report OK).
+        stream.finish(None);
+    }
+    let mut response = Response::new(ResponseBody::stream(stream));
+    set_head(
+        &mut response,
+        content_type(binding, format, Some(&encoded.content_type)),
+        extra,
+    );
+    if prefs.trailers {
+        response.headers_mut().insert(
+            header::TRAILER,
+            HeaderValue::from_static("grpc-status, grpc-message"),
+        );
+    }
+    Ok(response)
+}
+
+/// The binding's responses are `google.api.HttpBody`, sent raw.
+fn is_raw(binding: &Binding) -> bool {
+    const HTTP_BODY: &str = "google.api.HttpBody";
+    match &binding.response_body {
+        Some(field) => field
+            .kind()
+            .as_message()
+            .is_some_and(|m| m.full_name() == HTTP_BODY),
+        None => binding.method.output.full_name() == HTTP_BODY,
+    }
+}
+
+fn content_type(binding: &Binding, format: StreamFormat, first: Option<&str>) -> HeaderValue {
+    if is_raw(binding) {
+        return first
+            .and_then(|t| HeaderValue::from_str(t).ok())
+            .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    }
+    HeaderValue::from_static(format.content_type())
+}
+
+fn set_head(response: &mut Response<ResponseBody>, content_type: HeaderValue, extra: HeaderMap) {
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, content_type.clone());
+    if content_type == "text/event-stream" {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+    headers.extend(extra);
+}
+
+/// One message as written to the client, and the content type it would have alone.
+struct Encoded {
+    chunk: Bytes,
+    content_type: String,
+}
+
+/// Turns messages and the stream's end into the bytes of the chosen format.
+struct Writer {
+    format: StreamFormat,
+    raw: bool,
+    output: MessageDescriptor,
+    response_body: Option<FieldDescriptor>,
+    encode: EncodeOptions,
+    pool: DescriptorPool,
+    trailers: bool,
+    /// A message was written (the next array element needs a comma).
+    wrote: bool,
+}
+
+impl Writer {
+    fn message(&mut self, payload: &[u8]) -> Result<Encoded, GatewayError> {
+        let encoded = decode_and_encode(
+            &self.output,
+            payload,
+            self.response_body.as_ref(),
+            &self.encode,
+        )
+        .map_err(|e| GatewayError::ResponseTranscode(e.to_string()))?;
+        let chunk = if self.raw {
+            Bytes::from(encoded.body)
+        } else {
+            self.element(&encoded.body, false)
+        };
+        self.wrote = true;
+        Ok(Encoded {
+            chunk,
+            content_type: encoded.content_type,
+        })
+    }
+
+    /// One JSON value in the stream's framing; `error` marks the final error element.
+    fn element(&self, json: &[u8], error: bool) -> Bytes {
+        let mut out = BytesMut::with_capacity(json.len() + 24);
+        match self.format {
+            StreamFormat::JsonArray => {
+                out.put_slice(if self.wrote { b"," } else { b"[" });
+                out.put_slice(json);
+            }
+            StreamFormat::Ndjson => {
+                out.put_slice(json);
+                out.put_u8(b'\n');
+            }
+            StreamFormat::Sse => {
+                if error {
+                    out.put_slice(b"event: error\n");
+                }
+                out.put_slice(b"data: ");
+                out.put_slice(json);
+                out.put_slice(b"\n\n");
+            }
+        }
+        out.freeze()
+    }
+
+    /// The frames that end the stream: an error element (if `error`), the closing bracket, the
+    /// trailers; `Err` when the stream can only be aborted.
+    fn end(&mut self, error: Option<&GatewayError>) -> Result<Vec<Frame<Bytes>>, BodyError> {
+        let mut frames = Vec::new();
+        let (code, message) = match error {
+            Some(error) => {
+                let reply = error.to_reply(&self.pool, &self.encode);
+                if self.raw {
+                    if !self.trailers {
+                        return Err(error.to_string().into());
+                    }
+                } else {
+                    let mut json = b"{\"error\":".to_vec();
+                    json.extend_from_slice(&reply.body);
+                    json.push(b'}');
+                    frames.push(Frame::data(self.element(&json, true)));
+                    self.wrote = true;
+                }
+                let message = match error {
+                    GatewayError::Backend(status) => status.message.clone(),
+                    other => other.to_string(),
+                };
+                (reply.code, message)
+            }
+            None => (0, String::new()),
+        };
+        if self.format == StreamFormat::JsonArray && !self.raw {
+            frames.push(Frame::data(Bytes::from_static(b"]")));
+        }
+        if self.trailers {
+            let mut trailers = HeaderMap::new();
+            trailers.insert(
+                HeaderName::from_static("grpc-status"),
+                HeaderValue::from(code),
+            );
+            if !message.is_empty()
+                && let Ok(value) = HeaderValue::from_str(&percent_encode(&message))
+            {
+                trailers.insert(HeaderName::from_static("grpc-message"), value);
+            }
+            frames.push(Frame::trailers(trailers));
+        }
+        Ok(frames)
+    }
+}
+
+/// `grpc-message` encoding: bytes outside printable ASCII, and `%`, as `%XX`.
+pub(super) fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if (0x20..0x7f).contains(&byte) && byte != b'%' {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// The streaming body: frames already made, then the upstream stream, polled through.
+struct Transcoded {
+    /// `None` once the upstream stream has ended.
+    rest: Option<MessageStream>,
+    writer: Writer,
+    /// At most a few frames (one message, or the end of the stream).
+    pending: VecDeque<Frame<Bytes>>,
+}
+
+impl Transcoded {
+    /// Queues the end of the stream; `Err` means abort.
+    fn finish(&mut self, error: Option<&GatewayError>) -> Option<BodyError> {
+        self.rest = None;
+        match self.writer.end(error) {
+            Ok(frames) => {
+                self.pending.extend(frames);
+                None
+            }
+            Err(abort) => Some(abort),
+        }
+    }
+}
+
+impl Body for Transcoded {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(frame) = this.pending.pop_front() {
+                return Poll::Ready(Some(Ok(frame)));
+            }
+            let Some(rest) = this.rest.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let error = match ready!(rest.poll_item(cx)) {
+                Ok(StreamItem::Message(payload)) => match this.writer.message(&payload) {
+                    Ok(encoded) => {
+                        this.pending.push_back(Frame::data(encoded.chunk));
+                        continue;
+                    }
+                    Err(error) => error,
+                },
+                Ok(StreamItem::End(status, _)) if status.is_ok() => {
+                    if let Some(abort) = this.finish(None) {
+                        return Poll::Ready(Some(Err(abort)));
+                    }
+                    continue;
+                }
+                Ok(StreamItem::End(status, _)) => GatewayError::Backend(status),
+                Err(error) => GatewayError::Upstream(error),
+            };
+            tracing::debug!(error = %error, "server stream failed after its first message");
+            if let Some(abort) = this.finish(Some(&error)) {
+                return Poll::Ready(Some(Err(abort)));
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.pending.is_empty() && self.rest.is_none()
+    }
+}
