@@ -25,9 +25,11 @@ use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 
+use super::auth::Verified;
 use super::body::{BodyError, ResponseBody};
 use super::ctx::RequestCtx;
 use super::outcome::Outcome;
+use super::rate_limit::Budget;
 use super::{metadata, stream};
 use crate::error::{GatewayError, code};
 use crate::runtime::{GrpcMethod, RouteOptions, Runtime};
@@ -168,6 +170,24 @@ pub(super) fn preflight<B>(
     Some(response)
 }
 
+/// The edge checks every call passes, gRPC ones included: the per-client rate limits, the token,
+/// then the per-subject limits, with the route's policies.
+async fn edge_checks(
+    runtime: &Runtime,
+    method: &GrpcMethod,
+    headers: &HeaderMap,
+    peer: std::net::SocketAddr,
+) -> Result<Option<Verified>, GatewayError> {
+    let (limits, policy) = (&method.options.rate_limits, &method.options.auth);
+    // gRPC answers carry no RateLimit-* headers, so the budget is only used for the checks.
+    let mut budget = Budget::default();
+    limits.check_before_auth(headers, peer, &mut budget)?;
+    let verified = runtime.auth.authenticate(policy, headers, None).await?;
+    let claims = verified.as_ref().map(|v| &v.claims);
+    limits.check_after_auth(claims, headers, peer, &mut budget)?;
+    Ok(verified)
+}
+
 /// The call itself, once the method is known.
 async fn call<B>(
     runtime: &Runtime,
@@ -181,6 +201,14 @@ where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let verified = match edge_checks(runtime, method, request.headers(), ctx.peer).await {
+        Ok(verified) => verified,
+        Err(error) => {
+            let reply = error.to_reply(&runtime.pool, &runtime.default_encode);
+            outcome.failed(&error, reply.code);
+            return failed(protocol, outcome, reply.code, &error.to_string());
+        }
+    };
     let timeout = match metadata::deadline(method.options.timeout, request.headers()) {
         Ok(timeout) => timeout,
         Err(e) => return failed(protocol, outcome, code::INVALID_ARGUMENT, &e.to_string()),
@@ -192,6 +220,11 @@ where
             forwarded.append(name.clone(), value.clone());
         }
     }
+    // Verified claims in, client-sent copies (and, per route, Authorization) out.
+    let policy = &method.options.auth;
+    runtime
+        .auth
+        .forward(&mut forwarded, policy, verified.as_ref(), &parts.headers);
     forwarded.insert(
         HeaderName::from_static("x-request-id"),
         ctx.request_id.clone(),

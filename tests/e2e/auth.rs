@@ -605,7 +605,7 @@ rate_limits:
 }
 
 /// `tai-gateway token …` as the README runs it, with the committed dev key.
-fn mint_dev_token(scope: &str) -> String {
+pub(crate) fn mint_dev_token(scope: &str) -> String {
     let key = format!("{}/certs/dev-jwt/private.pem", env!("CARGO_MANIFEST_DIR"));
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_tai-gateway"))
         .args(["token", "--sub", "alice", "--scope", scope, "--key", &key])
