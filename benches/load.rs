@@ -116,10 +116,10 @@ fn main() {
          tls:\n    address: 127.0.0.1:{tls_port}\n    certificates:\n      - cert: certs/server.pem\n        key: certs/server-key.pem\n\
          admin:\n  address: 127.0.0.1:{admin_port}\n\
          descriptors:\n  proto_dirs: [\"{proto}\"]\nupstreams:\n  governor:\n    address: {gov}\n  coordinator:\n    address: {coord}\n\
-         routes:\n  - service: tai.Governor\n    upstream: governor\n  - service: tai.Coordinator\n    upstream: coordinator\n\
-           - name: governor-jwt\n    methods: [tai.Governor/ProposePolicy]\n    upstream: governor\n\
-             http_rules:\n      - method: tai.Governor/ProposePolicy\n        post: /bench/jwt/propose\n        body: \"*\"\n\
-             auth:\n      mode: required\n      providers: [dev]\n      require_scopes: [policy:write]\n\
+         routes:\n  - service: tai.Governor\n    upstream: governor\n  - service: tai.Coordinator\n    upstream: coordinator\n  \
+         - name: governor-jwt\n    methods: [tai.Governor/ProposePolicy]\n    upstream: governor\n    \
+         http_rules:\n      - method: tai.Governor/ProposePolicy\n        post: /bench/jwt/propose\n        body: \"*\"\n    \
+         auth:\n      mode: required\n      providers: [dev]\n      require_scopes: [policy:write]\n\
          auth:\n  providers:\n    dev:\n      issuer: tai-gateway-dev\n      audiences: [tai-gateway]\n      algorithms: [EdDSA]\n      pem_file: \"{jwt_public}\"\n\
          access_log:\n  enabled: {access_log}\n",
         jwt_public = concat!(env!("CARGO_MANIFEST_DIR"), "/certs/dev-jwt/public.pem"),
