@@ -20,7 +20,7 @@ use crate::access_log::AccessLog;
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::runtime::{Binding, Runtime};
-use crate::transcode::request::{RequestParts, build_request, encode_message};
+use crate::transcode::request::{RequestParts, encode_request};
 use crate::transcode::response::decode_and_encode;
 use crate::transcode::router::RouteMiss;
 use crate::upstream::CallOptions;
@@ -105,7 +105,7 @@ impl Gateway {
             let body = read_body(request.into_body(), route.options.max_request_bytes).await?;
             outcome.request_bytes = body.len() as u64;
             let bindings: Vec<(&str, String)> = bindings;
-            let message = build_request(
+            let payload = encode_request(
                 &route.input,
                 &binding.body,
                 &RequestParts {
@@ -116,8 +116,8 @@ impl Gateway {
                 },
                 &route.options.decode,
                 &route.options.query,
-            )?;
-            let payload = Bytes::from(encode_message(&message));
+            )
+            .map(Bytes::from)?;
             let call = CallOptions::for_route(&route.options.retry, &binding.http_method, timeout);
             let upstream_started = tokio::time::Instant::now();
             let called = route
