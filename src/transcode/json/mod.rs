@@ -3,7 +3,10 @@
 //! Decoding is our own: prost-reflect's deserializer clamps out-of-range 64-bit numbers, rounds
 //! big floats, keeps the last of duplicate keys and has no depth limit, and a gateway must reject
 //! all of those instead of forwarding a silently different request. The decoder streams straight
-//! from `serde_json` into a `DynamicMessage`, driven by the `MessageDescriptor`.
+//! from `serde_json` into a `DynamicMessage`, driven by the `MessageDescriptor`. For whole-body
+//! requests, `direct` runs the same checks but writes protobuf wire bytes instead (see
+//! `request::encode_request`), reusing the decoder's seeds for everything but plain messages,
+//! strings, Timestamp and Duration.
 //!
 //! Encoding delegates to prost-reflect's serializer, whose output is already what clients expect
 //! (see [`encode`]); replies in the common shapes are printed straight from their wire bytes by

@@ -233,3 +233,31 @@ fn policy_request_is_encoded_directly_and_decodes_to_the_same_message() {
     let old = old_path(&desc, doc, &opts).expect("valid");
     assert!(same_message(&desc, &direct, &old));
 }
+
+#[test]
+fn bodies_that_are_not_utf8_or_not_json_fail_alike() {
+    let desc = message("tai.EchoMessage");
+    let opts = DecodeOptions::default();
+    let bodies: [&[u8]; 6] = [
+        b"{\"stringValue\":\"\xff\"}",
+        b"{\"stringValue\":\"a\"}\xff",
+        b"\xef\xbb\xbf{}",
+        b"  ",
+        b"{\"stringValue\":\"\\ud800\"}",
+        b"{\"string\xc3\xa9\":1}",
+    ];
+    for body in bodies {
+        let parts = RequestParts {
+            path_bindings: &[],
+            query: None,
+            body,
+            content_type: None,
+        };
+        let query = QueryOptions::default();
+        let old = build_request(&desc, &BodyRule::Whole, &parts, &opts, &query)
+            .map(|msg| encode_message(&msg));
+        let new = encode_request(&desc, &BodyRule::Whole, &parts, &opts, &query);
+        assert!(old.is_err(), "{body:?} must be rejected");
+        assert_eq!(old, new, "{body:?}");
+    }
+}
