@@ -1,5 +1,7 @@
 //! Transcoding alone, no sockets: JSON → protobuf bytes → JSON for a `tai.Policy`, and each phase,
-//! through the same functions the pipeline calls (`encode_message`, `decode_and_encode`).
+//! through the same functions the pipeline calls (`encode_request`, `decode_and_encode`).
+//! `policy/json_to_proto_via_message` keeps the `DynamicMessage` route (`build_request` +
+//! `encode_message`, what the pipeline did before) for comparison.
 //! Run: `cargo bench --bench transcode` (figures go to benches/RESULTS.md).
 
 use std::hint::black_box;
@@ -7,8 +9,10 @@ use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tai_gateway::config::{DescriptorSources, Located, Place};
-use tai_gateway::transcode::json::{DecodeOptions, EncodeOptions, decode_message};
-use tai_gateway::transcode::request::encode_message;
+use tai_gateway::transcode::json::{DecodeOptions, EncodeOptions};
+use tai_gateway::transcode::request::{
+    BodyRule, QueryOptions, RequestParts, build_request, encode_message, encode_request,
+};
 use tai_gateway::transcode::response::decode_and_encode;
 
 const POLICY_JSON: &str = r#"{"id":"pol-42","policyType":"access","policyName":"deny-external","rules":{"effect":"deny","scope":"external"},"version":"3","createdAt":"2026-11-26T10:00:00Z","state":"POLICY_STATE_ACTIVE"}"#;
@@ -30,23 +34,34 @@ fn policy_descriptor() -> prost_reflect::MessageDescriptor {
 
 fn transcoding(c: &mut Criterion) {
     let desc = policy_descriptor();
-    let decode = DecodeOptions::default();
+    let (decode, query) = (DecodeOptions::default(), QueryOptions::default());
     let encode = EncodeOptions::default();
-    let message = decode_message(&desc, POLICY_JSON.as_bytes(), &decode).expect("decodes");
-    let bytes = encode_message(&message);
+    // What the pipeline passes for `POST` with `body: "*"` and no query string.
+    let parts = |body| RequestParts {
+        path_bindings: &[],
+        query: None,
+        body,
+        content_type: Some("application/json"),
+    };
+    let to_proto = |body| {
+        encode_request(&desc, &BodyRule::Whole, &parts(body), &decode, &query).expect("encodes")
+    };
+    let bytes = to_proto(POLICY_JSON.as_bytes());
 
     c.bench_function("policy/full_cycle", |b| {
         b.iter(|| {
-            let message =
-                decode_message(&desc, black_box(POLICY_JSON.as_bytes()), &decode).expect("decodes");
-            let bytes = encode_message(&message);
+            let bytes = to_proto(black_box(POLICY_JSON.as_bytes()));
             decode_and_encode(&desc, &bytes, None, &encode).expect("prints")
         })
     });
     c.bench_function("policy/json_to_proto", |b| {
+        b.iter(|| to_proto(black_box(POLICY_JSON.as_bytes())))
+    });
+    c.bench_function("policy/json_to_proto_via_message", |b| {
         b.iter(|| {
+            let parts = parts(black_box(POLICY_JSON.as_bytes()));
             let message =
-                decode_message(&desc, black_box(POLICY_JSON.as_bytes()), &decode).expect("decodes");
+                build_request(&desc, &BodyRule::Whole, &parts, &decode, &query).expect("decodes");
             encode_message(&message)
         })
     });

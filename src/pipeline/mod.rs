@@ -27,7 +27,7 @@ use crate::access_log::AccessLog;
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::runtime::{Binding, Runtime};
-use crate::transcode::request::{RequestParts, build_request, encode_message};
+use crate::transcode::request::{RequestParts, encode_request};
 use crate::transcode::response::decode_and_encode;
 use crate::transcode::router::RouteMiss;
 use crate::upstream::CallOptions;
@@ -167,7 +167,7 @@ impl Gateway {
             .await?;
             outcome.request_bytes = body.len() as u64;
             let bindings: Vec<(&str, String)> = bindings;
-            let message = build_request(
+            let payload = encode_request(
                 &route.input,
                 &binding.body,
                 &RequestParts {
@@ -178,8 +178,8 @@ impl Gateway {
                 },
                 &route.options.decode,
                 &route.options.query,
-            )?;
-            let payload = Bytes::from(encode_message(&message));
+            )
+            .map(Bytes::from)?;
             let call = CallOptions::for_route(&route.options.retry, &binding.http_method, timeout);
             let upstream_started = tokio::time::Instant::now();
             if let Some(prefs) = stream_prefs {

@@ -11,7 +11,7 @@
 //! - A JSON request body is parsed whatever its `content-type` says; only `google.api.HttpBody`
 //!   targets look at the content type.
 
-mod encode;
+pub(crate) mod encode;
 mod query;
 #[cfg(test)]
 mod tests;
@@ -152,6 +152,30 @@ pub fn build_request(
         query::bind_query(&mut msg, body_rule, raw, query, &bound)?;
     }
     Ok(msg)
+}
+
+/// Builds the request message for one call and encodes it: [`build_request`] then
+/// [`encode_message`], in one step.
+///
+/// A whole-body JSON request with no path bindings and no query string (the common `POST`
+/// with `body: "*"`) is encoded straight from the JSON, with the same checks and errors but
+/// without a `DynamicMessage` in between; fields then come in the order the client sent them.
+pub fn encode_request(
+    input: &MessageDescriptor,
+    body_rule: &BodyRule,
+    parts: &RequestParts<'_>,
+    json: &DecodeOptions,
+    query: &QueryOptions,
+) -> Result<Vec<u8>, RequestError> {
+    let direct = matches!(body_rule, BodyRule::Whole)
+        && parts.path_bindings.is_empty()
+        && parts.query.is_none()
+        && !parts.body.is_empty()
+        && !is_http_body(input);
+    if direct && let Some(bytes) = json::encode_wire(input, parts.body, json)? {
+        return Ok(bytes);
+    }
+    build_request(input, body_rule, parts, json, query).map(|msg| encode_message(&msg))
 }
 
 /// Starts the message from the body according to the rule.

@@ -189,15 +189,40 @@ pub(crate) fn message_from_map<'de, A: MapAccess<'de>>(
     mut map: A,
     ctx: &Ctx<'_>,
 ) -> Result<DynamicMessage, A::Error> {
-    ctx.enter()?;
     let mut msg = DynamicMessage::new(desc.clone());
+    for_each_field(desc, &mut map, ctx, |field, _, map| {
+        let value = map.next_value_seed(FieldSeed::new(field, ctx))?;
+        let Some(value) = value else {
+            return Ok(false);
+        };
+        // Placed at `name` by `for_each_field`, like a failure decoding the value.
+        msg.try_set_field(field, value)
+            .map_err(|err| ctx.fail(err.to_string()))?;
+        Ok(true)
+    })?;
+    Ok(msg)
+}
+
+/// Walks the keys of one JSON object for message `desc` with every check both decoders share:
+/// depth, unknown keys (skipped or rejected), duplicates (proto and JSON name alike) and oneof
+/// conflicts. `value` consumes the value of `field` (sent under `name`) and says whether it was
+/// non-null; errors it returns are placed at `name`.
+pub(crate) fn for_each_field<'de, A: MapAccess<'de>>(
+    desc: &MessageDescriptor,
+    map: &mut A,
+    ctx: &Ctx<'_>,
+    mut value: impl FnMut(&FieldDescriptor, &str, &mut A) -> Result<bool, A::Error>,
+) -> Result<(), A::Error> {
+    ctx.enter()?;
     let mut seen = FieldSet::default();
     let mut set = FieldSet::default();
-    while let Some(key) = map.next_key_seed(KeySeed { desc, ctx })? {
+    let mut next = 1;
+    while let Some(key) = map.next_key_seed(KeySeed { desc, next, ctx })? {
         let Some((field, by_json_name)) = key else {
             map.next_value_seed(SkipSeed { ctx })?;
             continue;
         };
+        next = field.number().saturating_add(1);
         let name = if by_json_name {
             field.json_name()
         } else {
@@ -206,10 +231,9 @@ pub(crate) fn message_from_map<'de, A: MapAccess<'de>>(
         if !seen.insert(field.number()) {
             return Err(ctx.fail(format!("duplicate field `{name}`")));
         }
-        let value = map
-            .next_value_seed(FieldSeed::new(&field, ctx))
-            .map_err(|e| ctx.at(name, e))?;
-        let Some(value) = value else { continue };
+        if !value(&field, name, map).map_err(|e| ctx.at(name, e))? {
+            continue;
+        }
         if let Some(oneof) = field.containing_oneof().filter(|o| !o.is_synthetic()) {
             if oneof.fields().any(|other| set.contains(other.number())) {
                 return Err(ctx.fail(format!(
@@ -219,11 +243,9 @@ pub(crate) fn message_from_map<'de, A: MapAccess<'de>>(
             }
             set.insert(field.number());
         }
-        msg.try_set_field(&field, value)
-            .map_err(|err| ctx.at(name, ctx.fail(err.to_string())))?;
     }
     ctx.leave();
-    Ok(msg)
+    Ok(())
 }
 
 /// Field numbers seen in one object; numbers below 128 (nearly all) live in a bit mask so the
@@ -261,6 +283,9 @@ impl FieldSet {
 /// when unknown fields are ignored. The bool says whether the JSON name matched.
 struct KeySeed<'a, 'o> {
     desc: &'a MessageDescriptor,
+    /// The field number likely to come next: clients mostly send fields in declaration order,
+    /// and checking that one field's JSON name first skips the (SipHash) name look-up.
+    next: u32,
     ctx: &'a Ctx<'o>,
 }
 
@@ -280,6 +305,12 @@ impl<'de> Visitor<'de> for KeySeed<'_, '_> {
     }
 
     fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        // Same answer as the look-up below: JSON names are unique within a message.
+        if let Some(field) = self.desc.get_field(self.next)
+            && field.json_name() == key
+        {
+            return Ok(Some((field, true)));
+        }
         if let Some(field) = self.desc.get_field_by_json_name(key) {
             return Ok(Some((field, true)));
         }
@@ -381,7 +412,7 @@ impl<'de> Visitor<'de> for MapVisitor<'_, '_> {
 }
 
 /// The text of a map key as a path segment.
-fn key_text(key: &MapKey) -> String {
+pub(super) fn key_text(key: &MapKey) -> String {
     match key {
         MapKey::Bool(b) => b.to_string(),
         MapKey::I32(i) => i.to_string(),
@@ -394,9 +425,9 @@ fn key_text(key: &MapKey) -> String {
 
 /// Parses an object key into a map key: JSON keys are always strings, so bool and integer keys
 /// arrive as text.
-struct MapKeySeed<'a, 'o> {
-    kind: &'a Kind,
-    ctx: &'a Ctx<'o>,
+pub(super) struct MapKeySeed<'a, 'o> {
+    pub(super) kind: &'a Kind,
+    pub(super) ctx: &'a Ctx<'o>,
 }
 
 impl<'de> DeserializeSeed<'de> for MapKeySeed<'_, '_> {

@@ -3,13 +3,17 @@
 //! Decoding is our own: prost-reflect's deserializer clamps out-of-range 64-bit numbers, rounds
 //! big floats, keeps the last of duplicate keys and has no depth limit, and a gateway must reject
 //! all of those instead of forwarding a silently different request. The decoder streams straight
-//! from `serde_json` into a `DynamicMessage`, driven by the `MessageDescriptor`.
+//! from `serde_json` into a `DynamicMessage`, driven by the `MessageDescriptor`. For whole-body
+//! requests, `direct` runs the same checks but writes protobuf wire bytes instead (see
+//! `request::encode_request`), reusing the decoder's seeds for everything but plain messages,
+//! strings, Timestamp and Duration.
 //!
 //! Encoding delegates to prost-reflect's serializer, whose output is already what clients expect
 //! (see [`encode`]); replies in the common shapes are printed straight from their wire bytes by
 //! `print`, which produces the same bytes without building a `DynamicMessage`.
 
 mod decode;
+mod direct;
 mod dynamic;
 pub mod encode;
 mod print;
@@ -26,6 +30,7 @@ use std::fmt;
 use prost_reflect::{DynamicMessage, FieldDescriptor, MessageDescriptor, Value};
 use serde::de::DeserializeSeed;
 
+pub(crate) use direct::encode_wire;
 pub use encode::{EncodeError, EncodeOptions, encode_field_json, encode_message_json};
 pub(crate) use print::print_wire_message;
 pub(crate) use scalar::{TextMode, value_from_text};
@@ -141,6 +146,9 @@ pub(crate) struct Ctx<'o> {
     reason: RefCell<Option<String>>,
     /// Path segments, innermost first.
     segments: RefCell<Vec<String>>,
+    /// Set by the direct wire encoder when the input needs the `DynamicMessage` path (a group
+    /// field): the error it unwinds with is not the client's fault.
+    unsupported: Cell<bool>,
 }
 
 impl<'o> Ctx<'o> {
@@ -150,6 +158,7 @@ impl<'o> Ctx<'o> {
             depth: Cell::new(0),
             reason: RefCell::new(None),
             segments: RefCell::new(Vec::new()),
+            unsupported: Cell::new(false),
         }
     }
 
@@ -165,6 +174,12 @@ impl<'o> Ctx<'o> {
             *slot = Some(reason.into());
         }
         E::custom("transcoding failed")
+    }
+
+    /// Abandons a direct encode: the caller redoes the request the `DynamicMessage` way.
+    fn unsupported<E: serde::de::Error>(&self) -> E {
+        self.unsupported.set(true);
+        E::custom("needs the DynamicMessage path")
     }
 
     /// Adds one path segment (a key, or `[i]` for a list index) while an error unwinds.

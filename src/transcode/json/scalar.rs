@@ -207,9 +207,21 @@ fn f32_from_f64(f: f64) -> Result<f32, String> {
     Ok(f as f32)
 }
 
+/// Enums up to this size are searched by name one value at a time: cheaper than hashing the
+/// name with SipHash for the map look-up.
+const LINEAR_ENUM_LOOKUP: usize = 16;
+
 fn enum_from_text(e: &EnumDescriptor, text: &str, mode: TextMode) -> Result<Value, String> {
-    if let Some(v) = e.get_value_by_name(text) {
-        return Ok(Value::EnumNumber(v.number()));
+    let values = e.values();
+    let found = if values.len() <= LINEAR_ENUM_LOOKUP {
+        values
+            .map(|v| (v.name() == text).then(|| v.number()))
+            .find_map(|n| n)
+    } else {
+        e.get_value_by_name(text).map(|v| v.number())
+    };
+    if let Some(number) = found {
+        return Ok(Value::EnumNumber(number));
     }
     if mode == TextMode::Binding
         && let Ok(i) = text.parse::<i128>()

@@ -18,6 +18,8 @@ pub(crate) fn pool() -> &'static DescriptorPool {
                 "google/rpc/status.proto",
                 "google/rpc/error_details.proto",
                 "tai_test/upload.proto",
+                "tai_test/wire.proto",
+                "tai_test/legacy.proto",
             ])
             .expect("protos compile");
         DescriptorPool::decode(compiler.encode_file_descriptor_set().as_slice())

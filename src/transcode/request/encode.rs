@@ -13,7 +13,7 @@ use prost::Message as _;
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, Value};
 
 /// This message needs prost-reflect's encoder.
-struct Unsupported;
+pub(crate) struct Unsupported;
 
 /// Encodes `msg` in the protobuf wire format.
 pub fn encode_message(msg: &DynamicMessage) -> Vec<u8> {
@@ -24,7 +24,8 @@ pub fn encode_message(msg: &DynamicMessage) -> Vec<u8> {
     }
 }
 
-fn message(msg: &DynamicMessage, out: &mut Vec<u8>) -> Result<(), Unsupported> {
+/// Writes the fields of `msg` (no key, no length prefix).
+pub(crate) fn message(msg: &DynamicMessage, out: &mut Vec<u8>) -> Result<(), Unsupported> {
     if msg.extensions().next().is_some() || msg.unknown_fields().next().is_some() {
         return Err(Unsupported);
     }
@@ -34,7 +35,7 @@ fn message(msg: &DynamicMessage, out: &mut Vec<u8>) -> Result<(), Unsupported> {
             Value::List(items) => list(&field, items, out)?,
             Value::Map(entries) => map(&field, entries, out)?,
             Value::Message(_) if field.is_group() => return Err(Unsupported),
-            value => single(number, &field, value, out)?,
+            value => single(number, &field.kind(), value, out)?,
         }
     }
     Ok(())
@@ -53,8 +54,9 @@ fn list(field: &FieldDescriptor, items: &[Value], out: &mut Vec<u8>) -> Result<(
         prefix_length(out, start);
         return Ok(());
     }
+    let kind = field.kind();
     for item in items {
-        single(number, field, item, out)?;
+        single(number, &kind, item, out)?;
     }
     Ok(())
 }
@@ -68,30 +70,39 @@ fn map(
     let Kind::Message(entry) = field.kind() else {
         return Err(Unsupported);
     };
-    let (key_field, value_field) = (entry.map_entry_key_field(), entry.map_entry_value_field());
+    let (key_kind, value_kind) = (
+        entry.map_entry_key_field().kind(),
+        entry.map_entry_value_field().kind(),
+    );
     for (k, v) in entries {
         key(field.number(), LEN, out);
         let start = out.len();
-        // Integer keys borrow nothing, so building a Value for them is free; strings are
-        // written directly to avoid cloning them.
-        match k {
-            MapKey::String(s) => length_delimited(1, s.as_bytes(), out),
-            MapKey::Bool(b) => single(1, &key_field, &Value::Bool(*b), out)?,
-            MapKey::I32(i) => single(1, &key_field, &Value::I32(*i), out)?,
-            MapKey::I64(i) => single(1, &key_field, &Value::I64(*i), out)?,
-            MapKey::U32(u) => single(1, &key_field, &Value::U32(*u), out)?,
-            MapKey::U64(u) => single(1, &key_field, &Value::U64(*u), out)?,
-        }
-        single(2, &value_field, v, out)?;
+        map_key(&key_kind, k, out)?;
+        single(2, &value_kind, v, out)?;
         prefix_length(out, start);
     }
     Ok(())
 }
 
-/// One field record: key and value.
-fn single(
+/// The key record (field 1) of a map entry.
+pub(crate) fn map_key(kind: &Kind, k: &MapKey, out: &mut Vec<u8>) -> Result<(), Unsupported> {
+    // Integer keys borrow nothing, so building a Value for them is free; strings are written
+    // directly to avoid cloning them.
+    match k {
+        MapKey::String(s) => length_delimited(1, s.as_bytes(), out),
+        MapKey::Bool(b) => single(1, kind, &Value::Bool(*b), out)?,
+        MapKey::I32(i) => single(1, kind, &Value::I32(*i), out)?,
+        MapKey::I64(i) => single(1, kind, &Value::I64(*i), out)?,
+        MapKey::U32(u) => single(1, kind, &Value::U32(*u), out)?,
+        MapKey::U64(u) => single(1, kind, &Value::U64(*u), out)?,
+    }
+    Ok(())
+}
+
+/// One field record of type `kind`: key and value.
+pub(crate) fn single(
     number: u32,
-    field: &FieldDescriptor,
+    kind: &Kind,
     value: &Value,
     out: &mut Vec<u8>,
 ) -> Result<(), Unsupported> {
@@ -118,17 +129,16 @@ fn single(
         }
         // Integers: the kind decides between varint, zigzag and fixed encodings.
         _ => {
-            let kind = field.kind();
-            key(number, wire_type(&kind), out);
-            scalar(&kind, value, out)?;
+            key(number, wire_type(kind), out);
+            scalar(kind, value, out)?;
         }
     }
     Ok(())
 }
 
-const VARINT: u8 = 0;
+pub(crate) const VARINT: u8 = 0;
 const FIXED64: u8 = 1;
-const LEN: u8 = 2;
+pub(crate) const LEN: u8 = 2;
 const FIXED32: u8 = 5;
 
 fn wire_type(kind: &Kind) -> u8 {
@@ -141,7 +151,7 @@ fn wire_type(kind: &Kind) -> u8 {
 }
 
 /// The value of a scalar, without a key (also the element of a packed run).
-fn scalar(kind: &Kind, value: &Value, out: &mut Vec<u8>) -> Result<(), Unsupported> {
+pub(crate) fn scalar(kind: &Kind, value: &Value, out: &mut Vec<u8>) -> Result<(), Unsupported> {
     match (kind, value) {
         (_, Value::Bool(b)) => varint(u64::from(*b), out),
         // Negative int32 and enum values are sign-extended to ten bytes, as protobuf requires.
@@ -162,18 +172,20 @@ fn scalar(kind: &Kind, value: &Value, out: &mut Vec<u8>) -> Result<(), Unsupport
     Ok(())
 }
 
-fn key(number: u32, wire_type: u8, out: &mut Vec<u8>) {
+/// A field key: number and wire type.
+pub(crate) fn key(number: u32, wire_type: u8, out: &mut Vec<u8>) {
     varint((u64::from(number) << 3) | u64::from(wire_type), out);
 }
 
-fn length_delimited(number: u32, bytes: &[u8], out: &mut Vec<u8>) {
+/// A length-delimited record (string, bytes).
+pub(crate) fn length_delimited(number: u32, bytes: &[u8], out: &mut Vec<u8>) {
     key(number, LEN, out);
     varint(bytes.len() as u64, out);
     out.extend_from_slice(bytes);
 }
 
 /// Inserts the varint length of `out[start..]` at `start`.
-fn prefix_length(out: &mut Vec<u8>, start: usize) {
+pub(crate) fn prefix_length(out: &mut Vec<u8>, start: usize) {
     let mut len = out.len() - start;
     if len < 0x80 {
         out.insert(start, len as u8);
@@ -189,7 +201,8 @@ fn prefix_length(out: &mut Vec<u8>, start: usize) {
     out.splice(start..start, prefix[..=n].iter().copied());
 }
 
-fn varint(mut v: u64, out: &mut Vec<u8>) {
+/// A base-128 varint.
+pub(crate) fn varint(mut v: u64, out: &mut Vec<u8>) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;

@@ -311,4 +311,6 @@ fn resolves_field_paths_at_config_time() {
     }
 }
 
+mod cost;
+mod direct;
 mod query;
