@@ -53,6 +53,16 @@ impl AuthError {
         matches!(self, AuthError::Forbidden { .. })
     }
 
+    /// The bounded `reason` label of `tai_gateway_auth_failures_total`: `missing`,
+    /// `insufficient_scope` (403), or what made a token invalid (see [`invalid_kind`]).
+    pub fn metric_reason(&self) -> &'static str {
+        match self {
+            AuthError::Missing { .. } => "missing",
+            AuthError::Invalid { reason, .. } => invalid_kind(reason),
+            AuthError::Forbidden { .. } => "insufficient_scope",
+        }
+    }
+
     /// The `WWW-Authenticate` challenge (RFC 6750 §3).
     pub fn challenge(&self) -> HeaderValue {
         let text = match self {
@@ -154,6 +164,15 @@ impl Provider {
     }
 }
 
+/// Equal configs, wherever in the file they were written.
+fn same_provider(a: &ProviderConfig, b: &ProviderConfig) -> bool {
+    let moved = ProviderConfig {
+        place: a.place,
+        ..b.clone()
+    };
+    *a == moved
+}
+
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
@@ -168,11 +187,23 @@ pub struct Verified {
     payload: String,
 }
 
+/// `sub` of verified claims, for the access log (never the token itself).
+pub fn subject(claims: Option<&Map<String, Value>>) -> Option<String> {
+    claims?.get("sub")?.as_str().map(str::to_owned)
+}
+
 /// A route's token requirements with its providers resolved.
 #[derive(Debug, Default)]
 pub struct RoutePolicy {
     rules: RouteAuth,
     providers: Vec<Arc<Provider>>,
+}
+
+impl RoutePolicy {
+    /// The route's `auth` settings.
+    pub fn rules(&self) -> &RouteAuth {
+        &self.rules
+    }
 }
 
 /// Every provider, loaded; built with the runtime.
@@ -188,9 +219,28 @@ pub struct AuthRuntime {
 impl AuthRuntime {
     /// Loads every provider's keys; each failure is a config error at the provider's place.
     pub fn build(config: &AuthConfig, file: &Path) -> Result<AuthRuntime, Vec<ConfigError>> {
+        AuthRuntime::build_reusing(config, file, None)
+    }
+
+    /// Like [`AuthRuntime::build`], for a reload: a provider with a remote JWKS whose config is
+    /// unchanged from `previous` (its place in the file aside) is the same `Arc<Provider>`, so
+    /// it keeps the keys it fetched and its refresh schedule (a reload causes no refetch storm).
+    /// Providers with local key files are always rebuilt, so a reload picks up rotated files.
+    pub fn build_reusing(
+        config: &AuthConfig,
+        file: &Path,
+        previous: Option<&AuthRuntime>,
+    ) -> Result<AuthRuntime, Vec<ConfigError>> {
         let mut providers = Vec::new();
         let mut errors = Vec::new();
         for p in &config.providers {
+            let kept = previous
+                .and_then(|prev| prev.provider(&p.name))
+                .filter(|old| old.remote.is_some() && same_provider(&old.config, p));
+            if let Some(kept) = kept {
+                providers.push(kept.clone());
+                continue;
+            }
             match Provider::load(p) {
                 Ok(provider) => providers.push(Arc::new(provider)),
                 Err(reason) => errors.push(ConfigError {
@@ -454,6 +504,38 @@ impl AuthRuntime {
         {
             metadata.insert(name, value);
         }
+    }
+}
+
+/// One of ten kinds for the reason of an invalid token (the texts are all written in this module
+/// and `token.rs`): `expired`, `not_yet_valid`, `bad_signature`, `unknown_kid`,
+/// `untrusted_issuer`, `bad_algorithm`, `oversized`, `malformed`, `bad_claims`, `other`.
+fn invalid_kind(reason: &str) -> &'static str {
+    match reason {
+        "token expired" => "expired",
+        "token not yet valid (nbf)" => "not_yet_valid",
+        "bad signature" => "bad_signature",
+        "unknown key id" | "no key for this algorithm" => "unknown_kid",
+        "untrusted issuer" => "untrusted_issuer",
+        "empty token" | "malformed claims" => "malformed",
+        r if r.starts_with("token longer than") => "oversized",
+        r if r.contains("algorithm") => "bad_algorithm",
+        r if r.starts_with("malformed")
+            || r.starts_with("not a compact JWS")
+            || r.ends_with("is not a JSON object") =>
+        {
+            "malformed"
+        }
+        r if r.starts_with("claim `")
+            || r.starts_with("the token has no")
+            || r.starts_with("the header has no")
+            || r.starts_with("`kid`")
+            || r.starts_with("unsupported critical")
+            || r == "a required claim is missing" =>
+        {
+            "bad_claims"
+        }
+        _ => "other",
     }
 }
 
