@@ -361,6 +361,31 @@ pub fn client_ip(headers: &HeaderMap, peer: SocketAddr, hops: u32) -> IpAddr {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_reload_keeps_unchanged_limiters_and_rebuilds_changed_ones() {
+        let limit = |name: &str, burst| LimitConfig {
+            name: name.into(),
+            per_period: 1,
+            period: Duration::from_secs(60),
+            burst,
+            key: LimitKey::Ip,
+        };
+        let config = |burst| RateLimitConfig {
+            trusted_proxy_hops: 0,
+            prune_interval: Duration::from_secs(60),
+            limits: vec![limit("kept", 2), limit("changed", burst)],
+        };
+        let old = Limiters::new(&config(2));
+        let new = Limiters::reusing(&config(3), Some(&old));
+        let same = |name: &str| Arc::ptr_eq(&old.by_name[name], &new.by_name[name]);
+        assert!(same("kept"), "unchanged: its buckets carry over");
+        assert!(!same("changed"));
+        assert!(!Arc::ptr_eq(
+            &Limiters::new(&config(2)).by_name["kept"],
+            &old.by_name["kept"]
+        ));
+    }
+
     fn limits(burst: u32, rate: &str) -> Limiters {
         let (per_period, period) = match rate {
             "1/s" => (1, Duration::from_secs(1)),

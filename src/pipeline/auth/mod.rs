@@ -589,4 +589,97 @@ mod tests {
         assert!(!text.contains("super-secret"), "{text}");
         assert!(text.contains("<redacted>"), "{text}");
     }
+
+    fn remote(name: &str, url: &str, line: u64) -> ProviderConfig {
+        ProviderConfig {
+            name: name.to_owned(),
+            issuer: name.to_owned(),
+            audiences: Vec::new(),
+            algorithms: vec![Algorithm::EdDSA],
+            keys: KeySource::JwksUrl(url.to_owned()),
+            kid: None,
+            shared_secret: None,
+            clock_skew: Duration::from_secs(60),
+            jwks_timeout: Duration::from_secs(5),
+            jwks_refresh_interval: Duration::from_secs(600),
+            jwks_min_refetch_interval: Duration::from_secs(30),
+            claims_to_metadata: Vec::new(),
+            payload_to_metadata: None,
+            place: crate::config::Place {
+                line,
+                ..crate::config::Place::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_reload_keeps_unchanged_remote_providers_and_rebuilds_changed_ones() {
+        let file = Path::new("x.yaml");
+        let config = |kept_line, changed_url: &str| AuthConfig {
+            providers: vec![
+                remote("kept", "http://127.0.0.1:9/jwks", kept_line),
+                remote("changed", changed_url, 20),
+            ],
+            ..AuthConfig::default()
+        };
+        let old = AuthRuntime::build(&config(3, "http://127.0.0.1:9/a"), file).expect("builds");
+        // The kept provider moved down the file; the other points elsewhere now.
+        let new = AuthRuntime::build_reusing(&config(7, "http://127.0.0.1:9/b"), file, Some(&old))
+            .expect("builds");
+        let same = |name: &str| {
+            Arc::ptr_eq(
+                old.provider(name).expect("old"),
+                new.provider(name).expect("new"),
+            )
+        };
+        assert!(
+            same("kept"),
+            "unchanged: its fetched keys and schedule carry over"
+        );
+        assert!(!same("changed"));
+    }
+
+    #[test]
+    fn failure_reasons_map_to_a_bounded_label_set() {
+        let realm: Arc<str> = Arc::from("r");
+        let invalid = |reason: &'static str| AuthError::Invalid {
+            realm: realm.clone(),
+            reason: Cow::Borrowed(reason),
+        };
+        let cases = [
+            ("token expired", "expired"),
+            ("token not yet valid (nbf)", "not_yet_valid"),
+            ("bad signature", "bad_signature"),
+            ("unknown key id", "unknown_kid"),
+            ("no key for this algorithm", "unknown_kid"),
+            ("untrusted issuer", "untrusted_issuer"),
+            ("algorithm EdDSA is not allowed", "bad_algorithm"),
+            ("unsupported algorithm `none`", "bad_algorithm"),
+            ("algorithm does not match the key", "bad_algorithm"),
+            ("token longer than 8192 bytes", "oversized"),
+            ("empty token", "malformed"),
+            ("malformed base64url in the header", "malformed"),
+            ("not a compact JWS (three dot-separated parts)", "malformed"),
+            ("the payload is not a JSON object", "malformed"),
+            ("claim `exp` has the wrong type", "bad_claims"),
+            ("the token has no expiry (`exp`)", "bad_claims"),
+            (
+                "unsupported critical header parameters (`crit`)",
+                "bad_claims",
+            ),
+            ("token rejected", "other"),
+        ];
+        for (reason, label) in cases {
+            assert_eq!(invalid(reason).metric_reason(), label, "{reason}");
+        }
+        let missing = AuthError::Missing {
+            realm: realm.clone(),
+        };
+        assert_eq!(missing.metric_reason(), "missing");
+        let forbidden = AuthError::Forbidden {
+            realm,
+            reason: "missing scope".to_owned(),
+        };
+        assert_eq!(forbidden.metric_reason(), "insufficient_scope");
+    }
 }
