@@ -5,7 +5,7 @@
 //! | `GET /healthz` | 200 while the process is alive |
 //! | `GET /ready` | 200 once the config is loaded and listeners are bound; 503 while draining |
 //! | `GET /metrics` | Prometheus text exposition ([`crate::metrics`]), upstream state read at scrape time |
-//! | `GET /config` | the effective config as JSON (secrets never included; auth, rate limits and the TLS listener in [`edge`]) |
+//! | `GET /config` | the effective config as JSON (secrets never included; auth, rate limits and the TLS listener from `admin/edge.rs`) |
 //! | `GET /routes` | every HTTP method + template → gRPC method, route, upstream, timeout, retry policy, the upstream's endpoints with breaker and health state, auth policy and rate limits |
 //! | `GET /reload` | the last reload's result; `POST /reload` reloads now and answers the same |
 

@@ -54,7 +54,7 @@ impl AuthError {
     }
 
     /// The bounded `reason` label of `tai_gateway_auth_failures_total`: `missing`,
-    /// `insufficient_scope` (403), or what made a token invalid (see [`invalid_kind`]).
+    /// `insufficient_scope` (403), or what made a token invalid (one of ten kinds).
     pub fn metric_reason(&self) -> &'static str {
         match self {
             AuthError::Missing { .. } => "missing",
