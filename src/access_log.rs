@@ -3,7 +3,8 @@
 //! than making requests wait on a slow disk).
 //!
 //! Fields: `time`, `request_id`, `client`, `method`, `path`, `route`, `status`, `grpc_status`,
-//! `duration_ms`, `bytes_in`, `bytes_out`, `upstream`, `upstream_endpoint`, `attempts`. Never
+//! `duration_ms`, `bytes_in`, `bytes_out`, `upstream`, `upstream_endpoint` (of the last attempt),
+//! `attempts`, `subject` (`sub` of the verified JWT, `null` without one). Never
 //! headers, query strings, bodies, tokens or secrets: only the path of the URI is logged.
 
 use std::fs::OpenOptions;
@@ -47,10 +48,12 @@ pub struct AccessRecord<'a> {
     pub bytes_out: u64,
     /// Upstream name, when a call was made.
     pub upstream: Option<&'a str>,
-    /// Upstream `host:port`, when a call was made.
+    /// `host:port` of the endpoint the last attempt went to, when one was made.
     pub upstream_endpoint: Option<&'a str>,
     /// Calls sent to the upstream (0 when none).
     pub attempts: u32,
+    /// `sub` of the verified token (never the token), when the request carried one.
+    pub subject: Option<&'a str>,
 }
 
 /// Handle to the access log writer; cloning shares the writer.

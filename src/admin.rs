@@ -5,9 +5,11 @@
 //! | `GET /healthz` | 200 while the process is alive |
 //! | `GET /ready` | 200 once the config is loaded and listeners are bound; 503 while draining |
 //! | `GET /metrics` | Prometheus text exposition ([`crate::metrics`]), upstream state read at scrape time |
-//! | `GET /config` | the effective config as JSON (secrets never included) |
-//! | `GET /routes` | every HTTP method + template → gRPC method, route, upstream, timeout, retry policy, the upstream's endpoints with breaker and health state |
+//! | `GET /config` | the effective config as JSON (secrets never included; auth, rate limits and the TLS listener from `admin/edge.rs`) |
+//! | `GET /routes` | every HTTP method + template → gRPC method, route, upstream, timeout, retry policy, the upstream's endpoints with breaker and health state, auth policy and rate limits |
 //! | `GET /reload` | the last reload's result; `POST /reload` reloads now and answers the same |
+
+mod edge;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,7 +77,9 @@ impl Admin {
             }
             (&Method::GET, "/metrics") => {
                 let mut text = self.gateway.metrics().render();
-                crate::metrics::render_upstreams(&mut text, &self.gateway.runtime().upstreams);
+                let runtime = self.gateway.runtime();
+                crate::metrics::render_upstreams(&mut text, &runtime.upstreams);
+                crate::metrics::render_rate_limit_keys(&mut text, &runtime.rate_limits);
                 let mut response = body(StatusCode::OK, text);
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
@@ -212,7 +216,7 @@ pub fn config_json(config: &Config) -> Value {
         .collect();
     let d = &config.descriptors;
     let ops = &config.ops;
-    json!({
+    let mut value = json!({
         "source": config.source.display().to_string(),
         "listeners": { "http": config.http_listener.map(|a| a.to_string()) },
         "admin": config.admin.map(|a| a.to_string()),
@@ -239,7 +243,9 @@ pub fn config_json(config: &Config) -> Value {
         },
         "log_level": ops.log_level,
         "shutdown": { "drain_timeout": duration(ops.drain_timeout) },
-    })
+    });
+    edge::extend_config(&mut value, config);
+    value
 }
 
 /// Every HTTP binding of the runtime, in the router's order.
@@ -248,7 +254,7 @@ pub fn routes_json(runtime: &Runtime) -> Value {
         .router
         .routes()
         .map(|(method, _, binding)| {
-            json!({
+            let mut entry = json!({
                 "http_method": method,
                 "template": binding.template,
                 "grpc_method": binding.method.full_name,
@@ -258,7 +264,9 @@ pub fn routes_json(runtime: &Runtime) -> Value {
                 "origin": binding.origin,
                 "retry": route_retry_json(binding),
                 "upstream_endpoints": endpoints_json(&binding.method.upstream),
-            })
+            });
+            edge::extend_route(&mut entry, binding);
+            entry
         })
         .collect();
     Value::Array(routes)

@@ -12,8 +12,10 @@
 //! component adds a family by adding a [`CounterFamily`]/[`HistogramFamily`] field and one line
 //! in [`Metrics::render`].
 
+mod edge;
 mod upstreams;
 
+pub use edge::render_rate_limit_keys;
 pub use upstreams::render_upstreams;
 
 use std::collections::HashMap;
@@ -232,6 +234,10 @@ pub struct RequestRecord<'a> {
     pub transcode_error: Option<&'static str>,
     /// Why the upstream call produced no gRPC answer, if it did not (`unavailable`, ...).
     pub upstream_failure: Option<&'static str>,
+    /// The rate limit that refused the request, if one did.
+    pub rate_limited: Option<&'a str>,
+    /// Why authentication refused the request (a bounded set: `missing`, `expired`, ...).
+    pub auth_failure: Option<&'static str>,
 }
 
 /// Every metric family of the gateway.
@@ -248,6 +254,9 @@ pub struct Metrics {
     reloads: CounterFamily<(&'static str, String)>,
     connections_open: GaugeFamily<(&'static str, String)>,
     connections: CounterFamily<(&'static str, String)>,
+    rate_limited: CounterFamily<(&'static str, String)>,
+    auth_failures: CounterFamily<(&'static str, String)>,
+    tls_handshakes: CounterFamily<LabelPair>,
 }
 
 impl Default for Metrics {
@@ -271,6 +280,9 @@ impl Metrics {
             reloads: Family::new(Counter::default),
             connections_open: Family::new(Gauge::default),
             connections: Family::new(Counter::default),
+            rate_limited: Family::new(Counter::default),
+            auth_failures: Family::new(Counter::default),
+            tls_handshakes: Family::new(Counter::default),
         }
     }
 
@@ -300,6 +312,24 @@ impl Metrics {
         if let Some(kind) = r.transcode_error {
             self.transcode_errors.get(&("kind", kind.to_owned())).add(1);
         }
+        if let Some(limit) = r.rate_limited {
+            self.rate_limited.get(&("limit", limit.to_owned())).add(1);
+        }
+        if let Some(reason) = r.auth_failure {
+            self.auth_failures
+                .get(&("reason", reason.to_owned()))
+                .add(1);
+        }
+    }
+
+    /// Counts one TLS handshake on `listener` by result (`ok`, `failed`, `timeout`).
+    pub fn record_tls_handshake(&self, listener: &'static str, result: &'static str) {
+        self.tls_handshakes
+            .get(&(
+                ("listener", listener.to_owned()),
+                ("result", result.to_owned()),
+            ))
+            .add(1);
     }
 
     /// Counts a reload attempt by result (`ok`, `error`, `unchanged`).
@@ -389,6 +419,24 @@ impl Metrics {
             "tai_gateway_connections_total",
             "Client connections accepted by listener.",
             &self.connections,
+        );
+        counters(
+            &mut out,
+            "tai_gateway_rate_limited_total",
+            "Requests refused with 429, by rate limit name.",
+            &self.rate_limited,
+        );
+        counters(
+            &mut out,
+            "tai_gateway_auth_failures_total",
+            "Requests refused by authentication (401) or authorisation (403), by reason.",
+            &self.auth_failures,
+        );
+        counters(
+            &mut out,
+            "tai_gateway_tls_handshakes_total",
+            "TLS handshakes by listener and result (ok, failed, timeout).",
+            &self.tls_handshakes,
         );
         out
     }
@@ -501,6 +549,8 @@ mod tests {
             upstream: Some(("governor", Duration::from_millis(ms), 1)),
             transcode_error: None,
             upstream_failure: (status == 504).then_some("deadline_exceeded"),
+            rate_limited: None,
+            auth_failure: None,
         });
     }
 

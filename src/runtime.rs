@@ -178,11 +178,14 @@ impl Runtime {
             .iter()
             .map(|u| (u.name.clone(), reuse_upstream(previous, u)))
             .collect();
-        let auth = AuthRuntime::build(&config.auth, &config.source).unwrap_or_else(|e| {
-            problems.extend(e);
-            AuthRuntime::default()
-        });
-        let rate_limits = Limiters::new(&config.rate_limits);
+        let previous_auth = previous.map(|p| &*p.auth);
+        let auth = AuthRuntime::build_reusing(&config.auth, &config.source, previous_auth)
+            .unwrap_or_else(|e| {
+                problems.extend(e);
+                AuthRuntime::default()
+            });
+        // Unchanged limits keep their buckets across a reload.
+        let rate_limits = Limiters::reusing(&config.rate_limits, previous.map(|p| &*p.rate_limits));
         let mut builder = Builder {
             config: &config,
             pool: &pool,

@@ -171,7 +171,7 @@ pub enum KeySource {
 }
 
 /// One token issuer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProviderConfig {
     /// Name routes refer to.
     pub name: String,

@@ -115,6 +115,7 @@ impl Gateway {
                 .authenticate(policy, request.headers(), token_query)
                 .await?;
             let claims = verified.as_ref().map(|v| &v.claims);
+            outcome.subject = auth::subject(claims);
             limits.check_after_auth(claims, request.headers(), peer, &mut budget)?;
             let timeout = metadata::deadline(route.options.timeout, request.headers())?;
             let mut forwarded =
@@ -200,6 +201,7 @@ impl Gateway {
                 .await;
             outcome.upstream = Some((route.upstream.clone(), upstream_started.elapsed()));
             outcome.attempts = called.attempts;
+            outcome.endpoint = called.endpoint.as_ref().map(|e| e.authority.clone());
             let attempts = called.attempts_header();
             let reply = called.result.map_err(|e| Failure {
                 error: e.into(),

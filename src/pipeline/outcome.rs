@@ -34,6 +34,14 @@ pub(super) struct Outcome {
     pub(super) upstream_failure: Option<&'static str>,
     /// The route of a native gRPC / gRPC-Web call (those have no HTTP binding).
     pub(super) grpc_route: Option<Arc<crate::runtime::RouteOptions>>,
+    /// The rate limit that refused the request (429), if one did.
+    pub(super) rate_limited: Option<String>,
+    /// Why authentication refused the request (401/403), if it did.
+    pub(super) auth_failure: Option<&'static str>,
+    /// `sub` of the verified token, for the access log.
+    pub(super) subject: Option<String>,
+    /// `host:port` of the endpoint the upstream call's last attempt went to.
+    pub(super) endpoint: Option<String>,
 }
 
 impl Outcome {
@@ -41,6 +49,11 @@ impl Outcome {
     pub(super) fn failed(&mut self, error: &GatewayError, code: i32) {
         self.grpc_status = code;
         self.transcode_error = transcode_kind(error);
+        match error {
+            GatewayError::RateLimited(e) => self.rate_limited = Some(e.limit_name().to_owned()),
+            GatewayError::Auth(e) => self.auth_failure = Some(e.metric_reason()),
+            _ => {}
+        }
         self.upstream_failure = match error {
             GatewayError::Upstream(UpstreamError::Unavailable { .. }) => Some("unavailable"),
             // The call loop reports a per-try timeout with the per-try bound, and the whole
@@ -116,6 +129,8 @@ pub(super) fn finish<B: http_body::Body>(
             .map(|(u, took)| (u.name.as_str(), *took, attempts)),
         transcode_error: outcome.transcode_error,
         upstream_failure: outcome.upstream_failure,
+        rate_limited: outcome.rate_limited.as_deref(),
+        auth_failure: outcome.auth_failure,
     });
     if let Some(log) = access_log {
         log.write(&AccessRecord {
@@ -131,8 +146,9 @@ pub(super) fn finish<B: http_body::Body>(
             bytes_in: outcome.request_bytes,
             bytes_out: response_bytes,
             upstream: outcome.upstream.as_ref().map(|(u, _)| u.name.as_str()),
-            upstream_endpoint: outcome.upstream.as_ref().map(|(u, _)| u.authority()),
+            upstream_endpoint: outcome.endpoint.as_deref(),
             attempts,
+            subject: outcome.subject.as_deref(),
         });
     }
 }

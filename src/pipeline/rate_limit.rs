@@ -132,6 +132,11 @@ pub struct Exceeded {
 }
 
 impl Exceeded {
+    /// Name of the limit that refused the request.
+    pub fn limit_name(&self) -> &str {
+        &self.name
+    }
+
     /// `Retry-After` and the `RateLimit-*` headers of the refusal.
     pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
         vec![
@@ -188,16 +193,34 @@ pub struct Limiters {
 impl Limiters {
     /// One limiter per named limit.
     pub fn new(config: &RateLimitConfig) -> Limiters {
+        Limiters::reusing(config, None)
+    }
+
+    /// Like [`Limiters::new`], for a reload: a limit whose config is unchanged from `previous`
+    /// is the same `Arc<Limiter>`, so its buckets (and key count) carry over.
+    pub fn reusing(config: &RateLimitConfig, previous: Option<&Limiters>) -> Limiters {
+        let reuse = |l: &LimitConfig| {
+            previous
+                .and_then(|p| p.by_name.get(&l.name))
+                .filter(|old| old.config == *l)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(Limiter::new(l)))
+        };
         Limiters {
             by_name: config
                 .limits
                 .iter()
-                .map(|l| (l.name.clone(), Arc::new(Limiter::new(l))))
+                .map(|l| (l.name.clone(), reuse(l)))
                 .collect(),
             trusted_proxy_hops: config.trusted_proxy_hops,
             prune_interval: config.prune_interval,
             last_prune: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Every named limiter, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Limiter>> {
+        self.by_name.values()
     }
 
     /// The limiter named `name`.
@@ -257,6 +280,15 @@ pub struct RouteLimits {
 }
 
 impl RouteLimits {
+    /// Names of the limits the route applies: those checked before authentication, then after.
+    pub fn names(&self) -> Vec<&str> {
+        self.before_auth
+            .iter()
+            .chain(&self.after_auth)
+            .map(|l| l.name())
+            .collect()
+    }
+
     /// The limits keyed by address, header or nothing: run before the token is looked at.
     pub fn check_before_auth(
         &self,
@@ -328,6 +360,31 @@ pub fn client_ip(headers: &HeaderMap, peer: SocketAddr, hops: u32) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reload_keeps_unchanged_limiters_and_rebuilds_changed_ones() {
+        let limit = |name: &str, burst| LimitConfig {
+            name: name.into(),
+            per_period: 1,
+            period: Duration::from_secs(60),
+            burst,
+            key: LimitKey::Ip,
+        };
+        let config = |burst| RateLimitConfig {
+            trusted_proxy_hops: 0,
+            prune_interval: Duration::from_secs(60),
+            limits: vec![limit("kept", 2), limit("changed", burst)],
+        };
+        let old = Limiters::new(&config(2));
+        let new = Limiters::reusing(&config(3), Some(&old));
+        let same = |name: &str| Arc::ptr_eq(&old.by_name[name], &new.by_name[name]);
+        assert!(same("kept"), "unchanged: its buckets carry over");
+        assert!(!same("changed"));
+        assert!(!Arc::ptr_eq(
+            &Limiters::new(&config(2)).by_name["kept"],
+            &old.by_name["kept"]
+        ));
+    }
 
     fn limits(burst: u32, rate: &str) -> Limiters {
         let (per_period, period) = match rate {

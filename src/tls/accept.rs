@@ -57,20 +57,30 @@ pub(crate) async fn serve_tls<H, F>(
         let builder = builder.clone();
         let handler = handler.clone();
         let open = metrics.connection_opened(name);
+        let metrics = metrics.clone();
         tokio::spawn(async move {
             let _open = open;
-            let stream =
-                match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => {
-                        tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(peer = %peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
+            let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await;
+            // The one place handshakes are counted.
+            metrics.record_tls_handshake(
+                name,
+                match &handshake {
+                    Ok(Ok(_)) => "ok",
+                    Ok(Err(_)) => "failed",
+                    Err(_) => "timeout",
+                },
+            );
+            let stream = match handshake {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %peer, "TLS handshake timed out");
+                    return;
+                }
+            };
             let identity: Option<Arc<ClientIdentity>> = stream
                 .get_ref()
                 .1

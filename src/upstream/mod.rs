@@ -142,6 +142,8 @@ pub struct CallOutcome {
     pub result: Result<GrpcReply, UpstreamError>,
     /// Attempts made (0 when every breaker was open).
     pub attempts: u32,
+    /// The endpoint of the last attempt (`None` when no attempt was made).
+    pub endpoint: Option<Arc<Endpoint>>,
 }
 
 impl CallOutcome {
@@ -321,6 +323,8 @@ impl Upstream {
         let mut last: Option<Result<GrpcReply, UpstreamError>> = None;
         // The endpoint that just failed, avoided by the retry when another one exists.
         let mut avoid: Option<Arc<Endpoint>> = None;
+        // The endpoint of the latest attempt, reported with the outcome (access log).
+        let mut used: Option<Arc<Endpoint>> = None;
         loop {
             let now = Instant::now();
             // The first attempt starts the call: it gets the whole deadline, as sent by the client.
@@ -330,7 +334,10 @@ impl Upstream {
                 deadline_at.saturating_duration_since(now)
             };
             if remaining.is_zero() {
-                return self.deadline_exceeded(options, attempts);
+                return CallOutcome {
+                    endpoint: used,
+                    ..self.deadline_exceeded(options, attempts)
+                };
             }
             // Each attempt sees the endpoints now: one that DNS dropped takes no new attempts.
             let endpoints = self.endpoints();
@@ -349,7 +356,11 @@ impl Upstream {
                             retry_after,
                         })
                     });
-                    return CallOutcome { result, attempts };
+                    return CallOutcome {
+                        result,
+                        attempts,
+                        endpoint: used,
+                    };
                 }
             };
             let endpoint = &endpoints[index];
@@ -357,6 +368,7 @@ impl Upstream {
                 .per_try_timeout
                 .map_or(remaining, |t| t.min(remaining));
             attempts += 1;
+            used = Some(endpoint.clone());
             bump(&self.stats.attempts);
             let mut guard = ProbeGuard(probe.then_some(&endpoint.breaker));
             let result = attempt(endpoint.clone(), try_timeout).await;
@@ -378,7 +390,10 @@ impl Upstream {
             }
             drop(guard);
             if outcome == AttemptOutcome::TimedOut && Instant::now() >= deadline_at {
-                return self.deadline_exceeded(options, attempts);
+                return CallOutcome {
+                    endpoint: used,
+                    ..self.deadline_exceeded(options, attempts)
+                };
             }
             // A fast refusal during reconnect backoff says less than the dial error before it.
             if outcome != AttemptOutcome::Backoff || last.is_none() {
@@ -409,6 +424,7 @@ impl Upstream {
         CallOutcome {
             result: last.unwrap_or_else(|| self.deadline_exceeded(options, attempts).result),
             attempts,
+            endpoint: used,
         }
     }
 
@@ -419,6 +435,7 @@ impl Upstream {
                 timeout: options.deadline,
             }),
             attempts,
+            endpoint: None,
         }
     }
 }

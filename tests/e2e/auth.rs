@@ -519,6 +519,34 @@ async fn remote_jwks_rotation_is_picked_up_and_a_failed_refresh_keeps_the_old_ke
 }
 
 #[tokio::test]
+async fn a_reload_with_an_unrelated_change_keeps_the_fetched_remote_keys() {
+    let server = JwksServer::start(jwks(&["k1"])).await;
+    let env = start_remote(&server, "1h").await;
+    let reply = echo(&env, Some(&kid_token("k1")), &[]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let fetched = server.hits.load(Ordering::SeqCst);
+    assert!(fetched >= 1);
+    // Unrelated change: another forwarded header.
+    let path = env.dir.path().join("gateway.yaml");
+    let text = std::fs::read_to_string(&path).expect("read config");
+    let changed = text.replace(
+        "request_to_metadata: [x-tenant-id,",
+        "request_to_metadata: [x-extra, x-tenant-id,",
+    );
+    assert_ne!(changed, text);
+    std::fs::write(&path, changed).expect("write config");
+    let status = env.gateway.reload("test").await;
+    assert!(status.ok, "{:?}", status.errors);
+    let reply = echo(&env, Some(&kid_token("k1")), &[]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(
+        server.hits.load(Ordering::SeqCst),
+        fetched,
+        "no refetch after the reload"
+    );
+}
+
+#[tokio::test]
 async fn an_enabled_query_parameter_carries_the_token_and_is_not_bound() {
     let stubs = start_stubs().await;
     let config = config(&stubs, "")

@@ -5,6 +5,7 @@ mod admin;
 #[allow(dead_code)] // shared helpers; not every module uses every one
 mod auth;
 mod backend;
+mod edge_ops;
 mod errors;
 mod grpc_passthrough;
 #[allow(dead_code)] // shared helpers; not every module uses every one

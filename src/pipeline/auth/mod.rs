@@ -53,6 +53,16 @@ impl AuthError {
         matches!(self, AuthError::Forbidden { .. })
     }
 
+    /// The bounded `reason` label of `tai_gateway_auth_failures_total`: `missing`,
+    /// `insufficient_scope` (403), or what made a token invalid (one of ten kinds).
+    pub fn metric_reason(&self) -> &'static str {
+        match self {
+            AuthError::Missing { .. } => "missing",
+            AuthError::Invalid { reason, .. } => invalid_kind(reason),
+            AuthError::Forbidden { .. } => "insufficient_scope",
+        }
+    }
+
     /// The `WWW-Authenticate` challenge (RFC 6750 §3).
     pub fn challenge(&self) -> HeaderValue {
         let text = match self {
@@ -154,6 +164,15 @@ impl Provider {
     }
 }
 
+/// Equal configs, wherever in the file they were written.
+fn same_provider(a: &ProviderConfig, b: &ProviderConfig) -> bool {
+    let moved = ProviderConfig {
+        place: a.place,
+        ..b.clone()
+    };
+    *a == moved
+}
+
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
@@ -168,11 +187,23 @@ pub struct Verified {
     payload: String,
 }
 
+/// `sub` of verified claims, for the access log (never the token itself).
+pub fn subject(claims: Option<&Map<String, Value>>) -> Option<String> {
+    claims?.get("sub")?.as_str().map(str::to_owned)
+}
+
 /// A route's token requirements with its providers resolved.
 #[derive(Debug, Default)]
 pub struct RoutePolicy {
     rules: RouteAuth,
     providers: Vec<Arc<Provider>>,
+}
+
+impl RoutePolicy {
+    /// The route's `auth` settings.
+    pub fn rules(&self) -> &RouteAuth {
+        &self.rules
+    }
 }
 
 /// Every provider, loaded; built with the runtime.
@@ -188,9 +219,28 @@ pub struct AuthRuntime {
 impl AuthRuntime {
     /// Loads every provider's keys; each failure is a config error at the provider's place.
     pub fn build(config: &AuthConfig, file: &Path) -> Result<AuthRuntime, Vec<ConfigError>> {
+        AuthRuntime::build_reusing(config, file, None)
+    }
+
+    /// Like [`AuthRuntime::build`], for a reload: a provider with a remote JWKS whose config is
+    /// unchanged from `previous` (its place in the file aside) is the same `Arc<Provider>`, so
+    /// it keeps the keys it fetched and its refresh schedule (a reload causes no refetch storm).
+    /// Providers with local key files are always rebuilt, so a reload picks up rotated files.
+    pub fn build_reusing(
+        config: &AuthConfig,
+        file: &Path,
+        previous: Option<&AuthRuntime>,
+    ) -> Result<AuthRuntime, Vec<ConfigError>> {
         let mut providers = Vec::new();
         let mut errors = Vec::new();
         for p in &config.providers {
+            let kept = previous
+                .and_then(|prev| prev.provider(&p.name))
+                .filter(|old| old.remote.is_some() && same_provider(&old.config, p));
+            if let Some(kept) = kept {
+                providers.push(kept.clone());
+                continue;
+            }
             match Provider::load(p) {
                 Ok(provider) => providers.push(Arc::new(provider)),
                 Err(reason) => errors.push(ConfigError {
@@ -457,6 +507,38 @@ impl AuthRuntime {
     }
 }
 
+/// One of ten kinds for the reason of an invalid token (the texts are all written in this module
+/// and `token.rs`): `expired`, `not_yet_valid`, `bad_signature`, `unknown_kid`,
+/// `untrusted_issuer`, `bad_algorithm`, `oversized`, `malformed`, `bad_claims`, `other`.
+fn invalid_kind(reason: &str) -> &'static str {
+    match reason {
+        "token expired" => "expired",
+        "token not yet valid (nbf)" => "not_yet_valid",
+        "bad signature" => "bad_signature",
+        "unknown key id" | "no key for this algorithm" => "unknown_kid",
+        "untrusted issuer" => "untrusted_issuer",
+        "empty token" | "malformed claims" => "malformed",
+        r if r.starts_with("token longer than") => "oversized",
+        r if r.contains("algorithm") => "bad_algorithm",
+        r if r.starts_with("malformed")
+            || r.starts_with("not a compact JWS")
+            || r.ends_with("is not a JSON object") =>
+        {
+            "malformed"
+        }
+        r if r.starts_with("claim `")
+            || r.starts_with("the token has no")
+            || r.starts_with("the header has no")
+            || r.starts_with("`kid`")
+            || r.starts_with("unsupported critical")
+            || r == "a required claim is missing" =>
+        {
+            "bad_claims"
+        }
+        _ => "other",
+    }
+}
+
 fn reason(kind: &jsonwebtoken::errors::ErrorKind) -> Cow<'static, str> {
     use jsonwebtoken::errors::ErrorKind as K;
     Cow::Borrowed(match kind {
@@ -506,5 +588,98 @@ mod tests {
         let text = format!("{runtime:?}");
         assert!(!text.contains("super-secret"), "{text}");
         assert!(text.contains("<redacted>"), "{text}");
+    }
+
+    fn remote(name: &str, url: &str, line: u64) -> ProviderConfig {
+        ProviderConfig {
+            name: name.to_owned(),
+            issuer: name.to_owned(),
+            audiences: Vec::new(),
+            algorithms: vec![Algorithm::EdDSA],
+            keys: KeySource::JwksUrl(url.to_owned()),
+            kid: None,
+            shared_secret: None,
+            clock_skew: Duration::from_secs(60),
+            jwks_timeout: Duration::from_secs(5),
+            jwks_refresh_interval: Duration::from_secs(600),
+            jwks_min_refetch_interval: Duration::from_secs(30),
+            claims_to_metadata: Vec::new(),
+            payload_to_metadata: None,
+            place: crate::config::Place {
+                line,
+                ..crate::config::Place::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_reload_keeps_unchanged_remote_providers_and_rebuilds_changed_ones() {
+        let file = Path::new("x.yaml");
+        let config = |kept_line, changed_url: &str| AuthConfig {
+            providers: vec![
+                remote("kept", "http://127.0.0.1:9/jwks", kept_line),
+                remote("changed", changed_url, 20),
+            ],
+            ..AuthConfig::default()
+        };
+        let old = AuthRuntime::build(&config(3, "http://127.0.0.1:9/a"), file).expect("builds");
+        // The kept provider moved down the file; the other points elsewhere now.
+        let new = AuthRuntime::build_reusing(&config(7, "http://127.0.0.1:9/b"), file, Some(&old))
+            .expect("builds");
+        let same = |name: &str| {
+            Arc::ptr_eq(
+                old.provider(name).expect("old"),
+                new.provider(name).expect("new"),
+            )
+        };
+        assert!(
+            same("kept"),
+            "unchanged: its fetched keys and schedule carry over"
+        );
+        assert!(!same("changed"));
+    }
+
+    #[test]
+    fn failure_reasons_map_to_a_bounded_label_set() {
+        let realm: Arc<str> = Arc::from("r");
+        let invalid = |reason: &'static str| AuthError::Invalid {
+            realm: realm.clone(),
+            reason: Cow::Borrowed(reason),
+        };
+        let cases = [
+            ("token expired", "expired"),
+            ("token not yet valid (nbf)", "not_yet_valid"),
+            ("bad signature", "bad_signature"),
+            ("unknown key id", "unknown_kid"),
+            ("no key for this algorithm", "unknown_kid"),
+            ("untrusted issuer", "untrusted_issuer"),
+            ("algorithm EdDSA is not allowed", "bad_algorithm"),
+            ("unsupported algorithm `none`", "bad_algorithm"),
+            ("algorithm does not match the key", "bad_algorithm"),
+            ("token longer than 8192 bytes", "oversized"),
+            ("empty token", "malformed"),
+            ("malformed base64url in the header", "malformed"),
+            ("not a compact JWS (three dot-separated parts)", "malformed"),
+            ("the payload is not a JSON object", "malformed"),
+            ("claim `exp` has the wrong type", "bad_claims"),
+            ("the token has no expiry (`exp`)", "bad_claims"),
+            (
+                "unsupported critical header parameters (`crit`)",
+                "bad_claims",
+            ),
+            ("token rejected", "other"),
+        ];
+        for (reason, label) in cases {
+            assert_eq!(invalid(reason).metric_reason(), label, "{reason}");
+        }
+        let missing = AuthError::Missing {
+            realm: realm.clone(),
+        };
+        assert_eq!(missing.metric_reason(), "missing");
+        let forbidden = AuthError::Forbidden {
+            realm,
+            reason: "missing scope".to_owned(),
+        };
+        assert_eq!(forbidden.metric_reason(), "insufficient_scope");
     }
 }

@@ -4,6 +4,7 @@
 //! This file holds the shared helpers; the tests are in the submodules.
 
 mod dev_certs;
+mod metrics;
 mod mtls;
 mod protocol;
 mod reload;
