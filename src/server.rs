@@ -210,18 +210,9 @@ async fn serve<H, F>(
     tokio::pin!(stop);
     let drain = loop {
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Out of file descriptors and similar: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            pair = accept(&listener) => pair,
             drain = &mut stop => break drain,
         };
-        let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         let service = service_fn(move |req| {
             let fut = handler(req, peer);
@@ -245,6 +236,23 @@ async fn serve<H, F>(
         .is_err()
     {
         tracing::warn!("drain timeout passed with connections still open");
+    }
+}
+
+/// The next connection, with Nagle off. Accept errors (out of file descriptors and similar) are
+/// logged and retried after a pause instead of spinning or ending the listener.
+pub(crate) async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                return (stream, peer);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 }
 

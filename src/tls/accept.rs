@@ -41,17 +41,9 @@ pub(crate) async fn serve_tls<H, F>(
     tokio::pin!(stop);
     let drain = loop {
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            pair = crate::server::accept(&listener) => pair,
             drain = &mut stop => break drain,
         };
-        let _ = stream.set_nodelay(true);
         let acceptor = TlsAcceptor::from(tls.server_config());
         let watcher = graceful.watcher();
         let builder = builder.clone();
