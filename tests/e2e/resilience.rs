@@ -506,3 +506,80 @@ async fn a_backend_killed_mid_load_loses_no_retryable_request() {
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     }
 }
+
+/// Starts stub backends in a separate `tai-gateway run --with-stubs` process (its own gateway on
+/// ephemeral ports is unused) and returns the process and its Governor address, once it accepts.
+async fn stub_process(
+    dir: &crate::harness::TempDir,
+) -> (std::process::Child, std::net::SocketAddr) {
+    let (governor, coordinator) = (closed_port(), closed_port());
+    let config = format!(
+        "listeners:\n  http:\n    address: 127.0.0.1:0\ndescriptors:\n  proto_dirs: [\"{}\"]\nupstreams:\n  governor:\n    address: {governor}\nroutes:\n  - service: tai.Governor\n    upstream: governor\naccess_log:\n  enabled: false\nreload:\n  watch: false\n",
+        crate::harness::proto_dir().display()
+    );
+    let path = dir.write("stubs.yaml", &config);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tai-gateway"))
+        .args(["run", "--with-stubs", "--config"])
+        .arg(&path)
+        .args(["--stub-governor", &governor.to_string()])
+        .args(["--stub-coordinator", &coordinator.to_string()])
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the stub process");
+    // At most 100 tries, 50 ms apart.
+    for _ in 0..100 {
+        if TcpStream::connect(governor).await.is_ok() {
+            return (child, governor);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the stub process did not listen on {governor}");
+}
+
+#[tokio::test]
+async fn a_stub_process_killed_mid_load_loses_no_retryable_request() {
+    let dir = crate::harness::TempDir::new();
+    let (mut doomed, doomed_addr) = stub_process(&dir).await;
+    let survivor = start_stubs().await;
+    let upstream = format!(
+        "    endpoints: [\"{doomed_addr}\", \"{}\"]\n",
+        survivor.governor_addr
+    );
+    let text = config(&survivor, &upstream, "");
+    let env = TestEnv::start_on(survivor, &text).await;
+    let client = &env;
+    // Ten slow GETs in flight over both endpoints (ten: within the retry budget's reserve).
+    let load: Vec<_> = (0..10)
+        .map(|i| {
+            let path = format!("/v1/echo/load-{i}");
+            async move { get(client, &path, &[("x-stub-delay-ms", "300")]).await }
+        })
+        .collect();
+    let upstream = governor(&env);
+    let kill = async {
+        wait_until("ten calls are in flight", || {
+            upstream.stats().in_flight >= 10
+        })
+        .await;
+        // SIGKILL: the process dies with its connections, nothing is drained.
+        doomed.kill().expect("kill the stub process");
+        doomed.wait().expect("reap the stub process");
+    };
+    let (replies, ()) = tokio::join!(join_all(load), kill);
+    for reply in &replies {
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(reply.header("content-type"), Some("application/json"));
+    }
+    assert!(
+        replies
+            .iter()
+            .any(|r| attempts(r).is_some_and(|a| a != "1")),
+        "the calls cut off by the kill were retried on the other endpoint"
+    );
+    for i in 0..10 {
+        let reply = get(&env, &format!("/v1/echo/after-{i}"), &[]).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+}
