@@ -518,7 +518,7 @@ async fn stub_process(
         crate::harness::proto_dir().display()
     );
     let path = dir.write("stubs.yaml", &config);
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tai-gateway"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tai-gateway"))
         .args(["run", "--with-stubs", "--config"])
         .arg(&path)
         .args(["--stub-governor", &governor.to_string()])
@@ -535,6 +535,8 @@ async fn stub_process(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the stub process did not listen on {governor}");
 }
 
