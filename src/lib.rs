@@ -22,6 +22,7 @@ pub mod admin;
 pub mod config;
 pub mod descriptors;
 pub mod error;
+mod idle;
 pub mod metrics;
 pub mod pipeline;
 pub mod reload;

@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 use crate::access_log::AccessLog;
 use crate::admin::{Admin, Lifecycle};
 use crate::config::ListenerLimits;
+use crate::idle::{Activity, IdleIo};
 use crate::metrics::Metrics;
 use crate::pipeline::{Gateway, ResponseBody};
 use crate::reload::{ReloadStatus, Reloader};
@@ -114,6 +115,7 @@ impl ServerHandle {
                 listener,
                 tls.clone(),
                 builder,
+                limits.idle_timeout,
                 stop,
                 (metrics.clone(), "https"),
                 move |req, peer| {
@@ -214,12 +216,19 @@ async fn serve<H, F>(
             drain = &mut stop => break drain,
         };
         let handler = handler.clone();
+        let activity = Activity::new();
+        let io = IdleIo::new(stream, activity.clone(), limits.idle_timeout);
         let service = service_fn(move |req| {
+            let busy = activity.begin();
             let fut = handler(req, peer);
-            async move { Ok::<_, Infallible>(fut.await) }
+            async move {
+                let response = fut.await;
+                drop(busy);
+                Ok::<_, Infallible>(response)
+            }
         });
         let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection(TokioIo::new(io), service)
             .into_owned();
         let connection = graceful.watch(connection);
         let open = metrics.connection_opened(name);

@@ -316,6 +316,8 @@ pub struct ListenerLimits {
     pub header_read_timeout: Duration,
     /// Time a client has to send a request body once the route reads it (408 after).
     pub body_read_timeout: Duration,
+    /// A connection with no request being handled and no bytes moving for this long is closed.
+    pub idle_timeout: Duration,
 }
 
 impl Default for ListenerLimits {
@@ -324,6 +326,7 @@ impl Default for ListenerLimits {
             max_header_bytes: 64 * 1024,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(300),
         }
     }
 }

@@ -214,6 +214,8 @@ pub(crate) struct RawLimits {
     pub(crate) header_read_timeout: Option<At<String>>,
     #[serde(default)]
     pub(crate) body_read_timeout: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) idle_timeout: Option<At<String>>,
 }
 
 /// `reload:` how config and descriptor changes are picked up while running.

@@ -412,6 +412,11 @@ fn limits(c: &mut Checker<'_>, raw: &RawConfig) -> ListenerLimits {
     {
         limits.body_read_timeout = d;
     }
+    if let Some(v) = &raw.limits.idle_timeout
+        && let Some(d) = c.duration(v, "limits.idle_timeout")
+    {
+        limits.idle_timeout = d;
+    }
     limits
 }
 

@@ -18,6 +18,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::TlsTerminator;
 use super::identity::{self, ClientIdentity};
+use crate::idle::{Activity, IdleIo};
 use crate::metrics::Metrics;
 use crate::pipeline::ResponseBody;
 
@@ -28,6 +29,7 @@ pub(crate) async fn serve_tls<H, F>(
     listener: TcpListener,
     tls: Arc<TlsTerminator>,
     builder: auto::Builder<TokioExecutor>,
+    idle_timeout: Duration,
     stop: impl Future<Output = Duration>,
     (metrics, name): (Arc<Metrics>, &'static str),
     handler: H,
@@ -80,13 +82,20 @@ pub(crate) async fn serve_tls<H, F>(
                 .and_then(|chain| chain.first())
                 .and_then(ClientIdentity::from_certificate)
                 .map(Arc::new);
+            let activity = Activity::new();
+            let io = IdleIo::new(stream, activity.clone(), idle_timeout);
             let service = service_fn(move |mut request: Request<Incoming>| {
                 identity::apply(request.headers_mut(), identity.as_deref());
+                let busy = activity.begin();
                 let fut = handler(request, peer);
-                async move { Ok::<_, Infallible>(fut.await) }
+                async move {
+                    let response = fut.await;
+                    drop(busy);
+                    Ok::<_, Infallible>(response)
+                }
             });
             let connection = builder
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(TokioIo::new(io), service)
                 .into_owned();
             if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
