@@ -463,6 +463,35 @@ impl Proxy {
     }
 }
 
+/// Ten slow GETs in flight over both endpoints of `env`'s governor upstream while `kill` runs (ten:
+/// within the retry budget's reserve); then ten more. Every one must succeed, and at least one of
+/// the first ten must have been retried on the other endpoint.
+async fn load_survives(env: &TestEnv, kill: impl std::future::Future<Output = ()>) {
+    let load: Vec<_> = (0..10)
+        .map(|i| {
+            let path = format!("/v1/echo/load-{i}");
+            async move { get(env, &path, &[("x-stub-delay-ms", "300")]).await }
+        })
+        .collect();
+    let (replies, ()) = tokio::join!(join_all(load), kill);
+    for reply in &replies {
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(reply.header("content-type"), Some("application/json"));
+    }
+    assert!(
+        replies
+            .iter()
+            .any(|r| attempts(r).is_some_and(|a| a != "1")),
+        "the calls cut off by the kill were retried on the other endpoint"
+    );
+    assert!(governor(env).stats().retries > 0);
+    // Later requests skip the dead endpoint (refused, then its breaker or reconnect backoff).
+    for i in 0..10 {
+        let reply = get(env, &format!("/v1/echo/after-{i}"), &[]).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+}
+
 #[tokio::test]
 async fn a_backend_killed_mid_load_loses_no_retryable_request() {
     let doomed = start_stubs().await;
@@ -474,14 +503,6 @@ async fn a_backend_killed_mid_load_loses_no_retryable_request() {
     );
     let text = config(&survivor, &upstream, "");
     let env = TestEnv::start_on(survivor, &text).await;
-    let client = &env;
-    // Ten slow GETs in flight over both endpoints (ten: within the retry budget's reserve).
-    let load: Vec<_> = (0..10)
-        .map(|i| {
-            let path = format!("/v1/echo/load-{i}");
-            async move { get(client, &path, &[("x-stub-delay-ms", "300")]).await }
-        })
-        .collect();
     let doomed_store = doomed.store();
     let kill = async {
         wait_until("a call is in flight on the doomed backend", || {
@@ -490,21 +511,7 @@ async fn a_backend_killed_mid_load_loses_no_retryable_request() {
         .await;
         proxy.kill();
     };
-    let (replies, ()) = tokio::join!(join_all(load), kill);
-    for reply in &replies {
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    }
-    let retried = replies
-        .iter()
-        .filter(|r| attempts(r).is_some_and(|a| a != "1"))
-        .count();
-    assert!(retried > 0, "the calls cut off by the kill were retried");
-    assert!(governor(&env).stats().retries > 0);
-    // Later requests skip the dead endpoint (refused, then its breaker or reconnect backoff).
-    for i in 0..10 {
-        let reply = get(&env, &format!("/v1/echo/after-{i}"), &[]).await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    }
+    load_survives(&env, kill).await;
 }
 
 /// Starts stub backends in a separate `tai-gateway run --with-stubs` process (its own gateway on
@@ -551,14 +558,6 @@ async fn a_stub_process_killed_mid_load_loses_no_retryable_request() {
     );
     let text = config(&survivor, &upstream, "");
     let env = TestEnv::start_on(survivor, &text).await;
-    let client = &env;
-    // Ten slow GETs in flight over both endpoints (ten: within the retry budget's reserve).
-    let load: Vec<_> = (0..10)
-        .map(|i| {
-            let path = format!("/v1/echo/load-{i}");
-            async move { get(client, &path, &[("x-stub-delay-ms", "300")]).await }
-        })
-        .collect();
     let upstream = governor(&env);
     let kill = async {
         wait_until("ten calls are in flight", || {
@@ -569,19 +568,5 @@ async fn a_stub_process_killed_mid_load_loses_no_retryable_request() {
         doomed.kill().expect("kill the stub process");
         doomed.wait().expect("reap the stub process");
     };
-    let (replies, ()) = tokio::join!(join_all(load), kill);
-    for reply in &replies {
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-        assert_eq!(reply.header("content-type"), Some("application/json"));
-    }
-    assert!(
-        replies
-            .iter()
-            .any(|r| attempts(r).is_some_and(|a| a != "1")),
-        "the calls cut off by the kill were retried on the other endpoint"
-    );
-    for i in 0..10 {
-        let reply = get(&env, &format!("/v1/echo/after-{i}"), &[]).await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    }
+    load_survives(&env, kill).await;
 }
