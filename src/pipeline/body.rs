@@ -33,7 +33,29 @@ impl std::fmt::Debug for Kind {
     }
 }
 
+/// The gRPC status a transcoded stream ended with, set by the stream's writer when it writes the
+/// end; carried in the response's extensions so the request is accounted when the body ends.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StreamStatus(std::sync::Arc<std::sync::atomic::AtomicI32>);
+
+impl StreamStatus {
+    /// Records the final code.
+    pub(crate) fn set(&self, code: i32) {
+        self.0.store(code, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The final code (0 until a failure was recorded).
+    pub(crate) fn get(&self) -> i32 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 impl ResponseBody {
+    /// True for a body written as it is produced (accounted when it ends, not at the head).
+    pub(crate) fn is_stream(&self) -> bool {
+        matches!(self.0, Kind::Stream(_))
+    }
+
     /// A body whose frames come from `body` as it produces them.
     pub fn stream<B>(body: B) -> ResponseBody
     where

@@ -53,7 +53,7 @@ impl Default for RequestIds {
 }
 
 /// What the pipeline knows about one request besides the request itself.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RequestCtx {
     /// The client's `x-request-id` if usable, else a generated one.
     pub request_id: HeaderValue,

@@ -267,6 +267,10 @@ impl Gateway {
         };
         budget.write(response.headers_mut());
         ctx.finish(&mut response);
+        if response.body().is_stream() {
+            let (metrics, log) = (self.metrics.clone(), self.access_log.clone());
+            return outcome::record_when_done(response, ctx, outcome, metrics, log);
+        }
         outcome::finish(
             &ctx,
             &outcome,
@@ -294,6 +298,10 @@ impl Gateway {
         mut response: Response<ResponseBody>,
     ) -> Response<ResponseBody> {
         ctx.finish(&mut response);
+        if response.body().is_stream() {
+            let (metrics, log) = (self.metrics.clone(), self.access_log.clone());
+            return outcome::record_when_done(response, ctx.clone(), outcome.clone(), metrics, log);
+        }
         let log = self.access_log.as_ref();
         outcome::finish(ctx, outcome, &response, &self.metrics, log);
         response

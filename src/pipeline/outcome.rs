@@ -2,21 +2,25 @@
 //! status), and the finish step that turns it into metrics and an access log line — the one
 //! place per request where both are recorded.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use http::Response;
 
+use super::body::{BodyError, ResponseBody, StreamStatus};
 use super::ctx::RequestCtx;
 use crate::access_log::{AccessLog, AccessRecord, rfc3339};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, RequestLabels, RequestRecord, UNMATCHED_ROUTE};
 use crate::runtime::Binding;
 use crate::transcode::request::RequestError;
-use crate::upstream::{Upstream, UpstreamError};
+use crate::upstream::{GrpcStatus, Upstream, UpstreamError};
 
 /// Facts gathered while a request is handled.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Outcome {
     /// The binding the path selected.
     pub(super) binding: Option<Arc<Binding>>,
@@ -105,15 +109,33 @@ pub(super) fn finish<B: http_body::Body>(
     metrics: &Metrics,
     access_log: Option<&AccessLog>,
 ) {
+    let response_bytes = response.body().size_hint().exact().unwrap_or(0);
+    record(
+        ctx,
+        outcome,
+        response.status().as_u16(),
+        response_bytes,
+        metrics,
+        access_log,
+    );
+}
+
+/// Records a request whose status and body size are known (streams: when the body has ended).
+pub(super) fn record(
+    ctx: &RequestCtx,
+    outcome: &Outcome,
+    status: u16,
+    response_bytes: u64,
+    metrics: &Metrics,
+    access_log: Option<&AccessLog>,
+) {
     let duration = ctx.started.elapsed();
     let route = outcome
         .binding
         .as_ref()
         .map(|b| b.method.options.name.as_str())
         .or_else(|| outcome.grpc_route.as_ref().map(|o| o.name.as_str()));
-    let response_bytes = response.body().size_hint().exact().unwrap_or(0);
     let attempts = outcome.attempts;
-    let status = response.status().as_u16();
     metrics.record_request(&RequestRecord {
         labels: RequestLabels {
             route: route.unwrap_or(UNMATCHED_ROUTE).to_owned(),
@@ -150,5 +172,122 @@ pub(super) fn finish<B: http_body::Body>(
             attempts,
             subject: outcome.subject.as_deref(),
         });
+    }
+}
+
+/// Hands a streaming response back with a body that records the request when the stream ends
+/// (bytes written, the final gRPC status), instead of at the response head.
+pub(super) fn record_when_done(
+    response: Response<ResponseBody>,
+    ctx: RequestCtx,
+    outcome: Outcome,
+    metrics: Arc<Metrics>,
+    access_log: Option<AccessLog>,
+) -> Response<ResponseBody> {
+    let (parts, body) = response.into_parts();
+    let writer_status = parts.extensions.get::<StreamStatus>().cloned();
+    let pending = Pending {
+        ctx,
+        outcome,
+        status: parts.status.as_u16(),
+        metrics,
+        access_log,
+    };
+    let body = Accounted {
+        inner: body,
+        bytes: 0,
+        trailer_status: None,
+        writer_status,
+        pending: Some(pending),
+    };
+    Response::from_parts(parts, ResponseBody::stream(body))
+}
+
+/// What is needed to record a request later.
+struct Pending {
+    ctx: RequestCtx,
+    outcome: Outcome,
+    status: u16,
+    metrics: Arc<Metrics>,
+    access_log: Option<AccessLog>,
+}
+
+/// A streaming body that records its request once, when it ends: normally, with an error, or
+/// dropped early because the client went away (then the status is CANCELLED).
+struct Accounted {
+    inner: ResponseBody,
+    bytes: u64,
+    /// `grpc-status` of a trailers frame (gRPC pass-through, or clients that asked for trailers).
+    trailer_status: Option<i32>,
+    /// The status a transcoded stream's writer ended with.
+    writer_status: Option<StreamStatus>,
+    pending: Option<Pending>,
+}
+
+impl Accounted {
+    fn done(&mut self, client_left: bool) {
+        let Some(mut pending) = self.pending.take() else {
+            return;
+        };
+        pending.outcome.grpc_status = match (client_left, self.trailer_status, &self.writer_status)
+        {
+            (true, _, _) => crate::error::code::CANCELLED,
+            (false, Some(code), _) => code,
+            (false, None, Some(writer)) => writer.get(),
+            (false, None, None) => pending.outcome.grpc_status,
+        };
+        record(
+            &pending.ctx,
+            &pending.outcome,
+            pending.status,
+            self.bytes,
+            &pending.metrics,
+            pending.access_log.as_ref(),
+        );
+    }
+}
+
+impl http_body::Body for Accounted {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BodyError>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.bytes += data.len() as u64;
+                } else if let Some(trailers) = frame.trailers_ref() {
+                    this.trailer_status = GrpcStatus::from_headers(trailers).map(|s| s.code);
+                }
+            }
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => this.done(false),
+            Poll::Pending => {}
+        }
+        // hyper stops polling once a body says it has ended, so the end is noticed here too.
+        if http_body::Body::is_end_stream(&this.inner) {
+            this.done(false);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Accounted {
+    fn drop(&mut self) {
+        // A body dropped before its end means the client went away.
+        let ended = http_body::Body::is_end_stream(&self.inner);
+        self.done(!ended);
     }
 }

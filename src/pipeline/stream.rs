@@ -24,7 +24,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Response, header};
 use http_body::{Body, Frame};
 use prost_reflect::{DescriptorPool, FieldDescriptor, MessageDescriptor};
 
-use super::body::{BodyError, ResponseBody};
+use super::body::{BodyError, ResponseBody, StreamStatus};
 use super::{Failure, metadata};
 use crate::config::StreamFormat;
 use crate::error::GatewayError;
@@ -107,6 +107,7 @@ pub(super) fn respond(
         pool: runtime.pool.clone(),
         trailers: prefs.trailers,
         wrote: false,
+        status: StreamStatus::default(),
     };
     let encoded = writer.message(&first).map_err(|error| Failure {
         error,
@@ -122,7 +123,9 @@ pub(super) fn respond(
         // The stream ended with the first message (no trailers were seen: report OK).
         stream.finish(None);
     }
+    let status = stream.writer.status.clone();
     let mut response = Response::new(ResponseBody::stream(stream));
+    response.extensions_mut().insert(status);
     set_head(
         &mut response,
         content_type(binding, format, Some(&encoded.content_type)),
@@ -184,6 +187,8 @@ struct Writer {
     trailers: bool,
     /// A message was written (the next array element needs a comma).
     wrote: bool,
+    /// The code the stream ended with, for the request's metrics and access log line.
+    status: StreamStatus,
 }
 
 impl Writer {
@@ -257,6 +262,7 @@ impl Writer {
             }
             None => (0, String::new()),
         };
+        self.status.set(code);
         if self.format == StreamFormat::JsonArray && !self.raw {
             frames.push(Frame::data(Bytes::from_static(b"]")));
         }

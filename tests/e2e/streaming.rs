@@ -214,6 +214,16 @@ async fn client_disconnect_cancels_the_backend_stream() {
     })
     .await
     .expect("the backend saw the cancellation");
+    // The request is recorded when the stream ends: here, cancelled by the client.
+    let cancelled = r#"tai_gateway_requests_total{route="tai.Governor",response_code="200",grpc_response_status="1"} 1"#;
+    assert!(
+        governor_request_lines(&env)
+            .await
+            .iter()
+            .any(|l| l == cancelled),
+        "{:?}",
+        governor_request_lines(&env).await
+    );
 }
 
 #[tokio::test]
@@ -278,4 +288,34 @@ async fn a_client_that_stops_reading_holds_the_backend_back() {
     })
     .await
     .expect("the backend saw the cancellation");
+}
+
+/// The `/metrics` lines of the requests counter for the governor route.
+async fn governor_request_lines(env: &TestEnv) -> Vec<String> {
+    let text = crate::admin::admin_get(env, "/metrics").await.body;
+    text.lines()
+        .filter(|l| l.starts_with("tai_gateway_requests_total{route=\"tai.Governor\""))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_stream_is_recorded_with_the_status_it_ended_with() {
+    let (env, _events) = env_with_policies(|c| c).await;
+    let before = governor_request_lines(&env).await;
+    let failed = watch(&env, WATCH, &FAIL_AFTER_ONE).await;
+    assert_eq!(failed.status, StatusCode::OK);
+    assert!(
+        failed.body.ends_with(&format!("{ERROR_ELEMENT}]")),
+        "{}",
+        failed.body
+    );
+    // The body has ended when the client has read it; the record is written as it ends.
+    let after = governor_request_lines(&env).await;
+    let new: Vec<&String> = after.iter().filter(|l| !before.contains(l)).collect();
+    assert_eq!(
+        new,
+        [&r#"tai_gateway_requests_total{route="tai.Governor",response_code="200",grpc_response_status="10"} 1"#.to_owned()],
+        "{after:?}"
+    );
 }
