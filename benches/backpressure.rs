@@ -135,7 +135,7 @@ fn main() {
                 Some(Ok(frame)) => {
                     bytes += frame.data_ref().map_or(0, |d| d.len());
                     frames += 1;
-                    if frames % 2000 == 0 {
+                    if frames.is_multiple_of(2000) {
                         drain_peak = drain_peak.max(rss_kib(pid));
                     }
                 }
