@@ -8,6 +8,7 @@
 //! timer. A request being handled (`Activity::begin`) holds the connection open however long its
 //! backend takes; a response body still streaming counts as activity through its writes.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -51,6 +52,20 @@ impl Activity {
     pub(crate) fn begin(self: &Arc<Self>) -> Busy {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         Busy(self.clone())
+    }
+
+    /// Handles one request with the connection marked busy from now until `handling` is done
+    /// (the shape hyper's `service_fn` wants).
+    pub(crate) fn serve<F: Future>(
+        self: &Arc<Self>,
+        handling: F,
+    ) -> impl Future<Output = Result<F::Output, std::convert::Infallible>> + use<F> {
+        let busy = self.begin();
+        async move {
+            let response = handling.await;
+            drop(busy);
+            Ok(response)
+        }
     }
 
     fn touch(&self) {

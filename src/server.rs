@@ -2,7 +2,6 @@
 //! server, bound from a runtime's config, each an accept loop that serves connections until
 //! shutdown, then drains them.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -218,15 +217,7 @@ async fn serve<H, F>(
         let handler = handler.clone();
         let activity = Activity::new();
         let io = IdleIo::new(stream, activity.clone(), limits.idle_timeout);
-        let service = service_fn(move |req| {
-            let busy = activity.begin();
-            let fut = handler(req, peer);
-            async move {
-                let response = fut.await;
-                drop(busy);
-                Ok::<_, Infallible>(response)
-            }
-        });
+        let service = service_fn(move |req| activity.serve(handler(req, peer)));
         let connection = builder
             .serve_connection(TokioIo::new(io), service)
             .into_owned();

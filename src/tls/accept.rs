@@ -1,7 +1,6 @@
 //! The HTTPS accept loop: TCP accept → TLS handshake (bounded by `handshake_timeout`) → the same
 //! HTTP/1.1 + HTTP/2 server as the plain listener, with the client identity set on each request.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -86,13 +85,7 @@ pub(crate) async fn serve_tls<H, F>(
             let io = IdleIo::new(stream, activity.clone(), idle_timeout);
             let service = service_fn(move |mut request: Request<Incoming>| {
                 identity::apply(request.headers_mut(), identity.as_deref());
-                let busy = activity.begin();
-                let fut = handler(request, peer);
-                async move {
-                    let response = fut.await;
-                    drop(busy);
-                    Ok::<_, Infallible>(response)
-                }
+                activity.serve(handler(request, peer))
             });
             let connection = builder
                 .serve_connection(TokioIo::new(io), service)

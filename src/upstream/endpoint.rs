@@ -290,17 +290,27 @@ impl Endpoint {
     ) -> Result<GrpcReply, AttemptError> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let _in_flight = InFlight(&self.in_flight);
-        match tokio::time::timeout(timeout, self.send(grpc_path, message, metadata, timeout)).await
-        {
-            Ok(result) => result,
-            Err(_) => Err(AttemptError {
-                error: UpstreamError::DeadlineExceeded {
-                    upstream: self.upstream.clone(),
-                    timeout,
-                },
-                outcome: AttemptOutcome::TimedOut,
-            }),
-        }
+        self.within(timeout, self.send(grpc_path, message, metadata, timeout))
+            .await
+    }
+
+    /// Runs one attempt, failing it as timed out (a breaker failure) once `timeout` has passed.
+    async fn within<T>(
+        &self,
+        timeout: Duration,
+        attempt: impl Future<Output = Result<T, AttemptError>>,
+    ) -> Result<T, AttemptError> {
+        tokio::time::timeout(timeout, attempt)
+            .await
+            .unwrap_or_else(|_| {
+                Err(AttemptError {
+                    error: UpstreamError::DeadlineExceeded {
+                        upstream: self.upstream.clone(),
+                        timeout,
+                    },
+                    outcome: AttemptOutcome::TimedOut,
+                })
+            })
     }
 
     async fn send(
@@ -378,16 +388,7 @@ impl Endpoint {
                 }
             })
         };
-        match tokio::time::timeout(timeout, opening).await {
-            Ok(result) => result,
-            Err(_) => Err(AttemptError {
-                error: UpstreamError::DeadlineExceeded {
-                    upstream: self.upstream.clone(),
-                    timeout,
-                },
-                outcome: AttemptOutcome::TimedOut,
-            }),
-        }
+        self.within(timeout, opening).await
     }
 
     /// Sends one request and returns the response with its body unread; `timeout`, when given,
@@ -470,16 +471,7 @@ impl Endpoint {
             self.check_head(&parts)?;
             Ok(http::Response::from_parts(parts, body))
         };
-        match tokio::time::timeout(timeout, sending).await {
-            Ok(result) => result,
-            Err(_) => Err(AttemptError {
-                error: UpstreamError::DeadlineExceeded {
-                    upstream: self.upstream.clone(),
-                    timeout,
-                },
-                outcome: AttemptOutcome::TimedOut,
-            }),
-        }
+        self.within(timeout, sending).await
     }
 
     /// Refuses a response head that is not a gRPC answer.
