@@ -7,8 +7,12 @@
 //! time can be read from /proc; the stubs and the load generator share this process on separate
 //! runtimes. Every loop is bounded by both a request count and a wall-clock limit.
 
-use std::net::{SocketAddr, TcpListener as StdListener};
-use std::process::{Child, Command, Stdio};
+#[path = "support/process.rs"]
+mod process;
+use process::{free_port, stop};
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -60,13 +64,6 @@ impl Phase {
         let index = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
         self.latencies_us[index]
     }
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 /// CPU time (user + system) of a process so far, from /proc/PID/stat.
@@ -311,22 +308,6 @@ fn mint_dev_token() -> Result<http::HeaderValue, String> {
     }
     let token = String::from_utf8_lossy(&output.stdout).trim().to_owned();
     http::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| e.to_string())
-}
-
-fn stop(child: &mut Child) {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 async fn wait_ready(admin_port: u16) -> Result<(), String> {
