@@ -19,7 +19,7 @@ const ECHO: &str = "tai.Governor/Echo";
 
 /// The default config with the governor upstream replaced by `upstream` (the lines under
 /// `  governor:`) and `route` added to the governor route.
-fn config(stubs: &StubServers, upstream: &str, route: &str) -> String {
+pub(crate) fn config(stubs: &StubServers, upstream: &str, route: &str) -> String {
     let text = default_config(stubs).replace(
         &format!("  governor:\n    address: {}\n", stubs.governor_addr),
         &format!("  governor:\n{upstream}"),

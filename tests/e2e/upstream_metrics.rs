@@ -9,26 +9,13 @@ use std::time::Duration;
 
 use http::{Method, StatusCode};
 use tai_gateway::upstream::Upstream;
-use tai_stubs::StubServers;
 use tokio::time::Instant;
 
 use crate::admin::admin_get;
-use crate::harness::{Reply, TestEnv, default_config, start_stubs};
+use crate::harness::{Reply, TestEnv, start_stubs};
+use crate::resilience::config;
 
 const ECHO: &str = "tai.Governor/Echo";
-
-/// The default config with the governor upstream replaced by `upstream` (the lines under
-/// `  governor:`) and `route` added to the governor route.
-fn config(stubs: &StubServers, upstream: &str, route: &str) -> String {
-    let text = default_config(stubs).replace(
-        &format!("  governor:\n    address: {}\n", stubs.governor_addr),
-        &format!("  governor:\n{upstream}"),
-    );
-    text.replace(
-        "  - service: tai.Governor\n    upstream: governor\n",
-        &format!("  - service: tai.Governor\n    upstream: governor\n{route}"),
-    )
-}
 
 async fn start(upstream: &str, route: &str) -> TestEnv {
     let stubs = start_stubs().await;
