@@ -287,26 +287,6 @@ impl Upstream {
         .await
     }
 
-    /// One call that is not retried once it reached the backend (a refused connection is still
-    /// tried again, on another endpoint when there is one), bounded by `timeout`.
-    pub async fn unary(
-        &self,
-        grpc_path: &PathAndQuery,
-        message: Bytes,
-        metadata: HeaderMap,
-        timeout: Duration,
-    ) -> Result<GrpcReply, UpstreamError> {
-        let options = CallOptions {
-            deadline: timeout,
-            per_try_timeout: None,
-            retryable: false,
-            retry_on: None,
-        };
-        self.call(grpc_path, message, metadata, &options)
-            .await
-            .result
-    }
-
     /// The call loop, with the attempt itself given by the caller (the network in [`Upstream::call`];
     /// scripted outcomes in the paused-clock tests of the loop's timing).
     async fn call_with<F, Fut>(&self, options: &CallOptions<'_>, attempt: F) -> CallOutcome
