@@ -31,3 +31,4 @@ pub mod server;
 pub mod tls;
 pub mod transcode;
 pub mod upstream;
+pub mod workers;

@@ -225,7 +225,11 @@ fn certs_dev(out: &std::path::Path, force: bool) -> ExitCode {
 }
 
 fn run_blocking(args: RunArgs) -> ExitCode {
+    // The control runtime: accept loops, admin server, reloads, health checks, JWKS refresh.
+    // Requests are served on the worker threads (`workers:` in the config), not here.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("tai-control")
         .enable_all()
         .build()
     {

@@ -198,6 +198,10 @@ fn keep_start_only_settings(running: &Config, next: &mut Runtime) -> Vec<String>
         changed.push("log_level".to_owned());
         new.ops.log_level = running.ops.log_level.clone();
     }
+    if new.workers != running.workers {
+        changed.push(format!("workers: {} -> {}", running.workers, new.workers));
+        new.workers = running.workers;
+    }
     if new.limits != running.limits {
         changed.push("limits".to_owned());
         new.limits = running.limits.clone();

@@ -26,6 +26,7 @@ use crate::pipeline::{Gateway, ResponseBody};
 use crate::reload::{ReloadStatus, Reloader};
 use crate::runtime::Runtime;
 use crate::tls::TlsTerminator;
+use crate::workers::Workers;
 
 /// Shutdown signal: `Some(drain timeout)` once shutdown has started.
 type Stop = watch::Receiver<Option<Duration>>;
@@ -74,6 +75,7 @@ impl ServerHandle {
             Some(target) => Some(AccessLog::start(target)?),
             None => None,
         };
+        let workers = Arc::new(Workers::start(runtime.config.workers)?);
         let metrics = Arc::new(Metrics::new());
         let gateway = Arc::new(Gateway::with_ops(runtime, metrics.clone(), access_log));
         let reloader = Reloader::new(gateway.clone());
@@ -94,7 +96,7 @@ impl ServerHandle {
                 listener,
                 limits.clone(),
                 stop,
-                counted,
+                (counted, Some(workers.clone())),
                 move |mut req, peer| {
                     // Only the TLS listener may set the client-certificate headers.
                     crate::tls::identity::apply(req.headers_mut(), None);
@@ -108,15 +110,14 @@ impl ServerHandle {
             let listener = bind(tls.settings().address).await?;
             tls_addr = Some(listener.local_addr()?);
             let gateway = gateway.clone();
-            let builder = http_builder(&limits);
             let stop = wait_for(watch_shutdown.clone());
             tasks.spawn(crate::tls::accept::serve_tls(
                 listener,
                 tls.clone(),
-                builder,
-                limits.idle_timeout,
+                limits.clone(),
                 stop,
                 (metrics.clone(), "https"),
+                workers.clone(),
                 move |req, peer| {
                     let gateway = gateway.clone();
                     async move { gateway.handle(req, peer).await }
@@ -138,7 +139,9 @@ impl ServerHandle {
             };
             let stop = wait_for(watch_admin);
             let counted = (metrics.clone(), "admin");
-            admin_tasks.spawn(serve(listener, limits, stop, counted, move |req, _| {
+            // The admin server stays on the control runtime: it answers while workers are busy.
+            let placement = (counted, None);
+            admin_tasks.spawn(serve(listener, limits, stop, placement, move |req, _| {
                 let admin = admin.clone();
                 async move { admin.handle(req).await }
             }));
@@ -195,12 +198,13 @@ async fn wait_for(mut flag: Stop) -> Duration {
     }
 }
 
-/// The accept loop shared by both listeners.
+/// The accept loop of the plain and admin listeners; connections run on `workers` when given,
+/// otherwise on the accepting runtime.
 async fn serve<H, F>(
     listener: TcpListener,
     limits: ListenerLimits,
     stop: impl Future<Output = Duration>,
-    (metrics, name): (Arc<Metrics>, &'static str),
+    ((metrics, name), workers): ((Arc<Metrics>, &'static str), Option<Arc<Workers>>),
     handler: H,
 ) where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
@@ -214,6 +218,18 @@ async fn serve<H, F>(
             pair = accept(&listener) => pair,
             drain = &mut stop => break drain,
         };
+        let (stream, place) = match &workers {
+            Some(workers) => match workers.adopt(stream) {
+                Ok(adopted) => adopted,
+                Err(e) => {
+                    tracing::warn!(peer = %peer, error = %e, "cannot hand the connection to a worker");
+                    continue;
+                }
+            },
+            None => (stream, tokio::runtime::Handle::current()),
+        };
+        // The idle timer belongs to the runtime that serves the connection.
+        let _entered = place.enter();
         let handler = handler.clone();
         let activity = Activity::new();
         let io = IdleIo::new(stream, activity.clone(), limits.idle_timeout);
@@ -223,7 +239,7 @@ async fn serve<H, F>(
             .into_owned();
         let connection = graceful.watch(connection);
         let open = metrics.connection_opened(name);
-        tokio::spawn(async move {
+        place.spawn(async move {
             let _open = open;
             if let Err(e) = connection.await {
                 tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
@@ -257,7 +273,7 @@ pub(crate) async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, So
 }
 
 /// The HTTP/1.1 + HTTP/2 connection settings every listener shares.
-fn http_builder(limits: &ListenerLimits) -> auto::Builder<TokioExecutor> {
+pub(crate) fn http_builder(limits: &ListenerLimits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

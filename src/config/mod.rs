@@ -104,6 +104,8 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Protocol bounds of the public listener.
     pub limits: ListenerLimits,
+    /// Worker threads serving the public listeners' connections (`crate::workers`).
+    pub workers: usize,
     /// How multi-segment path variables are percent-decoded (one router, so one mode).
     pub path_unescape: UnescapeMode,
     /// The HTTPS listener, if any.

@@ -28,6 +28,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) limits: RawLimits,
     #[serde(default)]
+    pub(crate) workers: Option<At<String>>,
+    #[serde(default)]
     pub(crate) reload: RawReload,
     #[serde(default)]
     pub(crate) access_log: RawAccessLog,

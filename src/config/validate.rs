@@ -328,6 +328,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
     }
 
     let limits = limits(c, &raw);
+    let workers = workers(c, raw.workers.as_ref());
     let path_unescape = match &raw.transcoding.path_unescape {
         None => UnescapeMode::AllExceptReserved,
         Some(v) => match v.value.as_str() {
@@ -358,6 +359,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
         upstreams,
         routes,
         limits,
+        workers,
         path_unescape,
         ops: super::ops::ops(c, &base, &raw),
         auth,
@@ -391,6 +393,31 @@ fn upstream_authority(c: &mut Checker<'_>, value: &At<String>, key: &str) -> Opt
                 format!("`{text}` is not a host:port address"),
             );
             None
+        }
+    }
+}
+
+/// Most worker threads accepted: more than any machine this runs on has cores for.
+const MAX_WORKERS: usize = 1024;
+
+/// `workers:` `auto` (one per CPU, the default) or a count from 1 to [`MAX_WORKERS`].
+fn workers(c: &mut Checker<'_>, raw: Option<&At<String>>) -> usize {
+    let Some(value) = raw else {
+        return crate::workers::available();
+    };
+    let text = value.value.trim();
+    if text == "auto" {
+        return crate::workers::available();
+    }
+    match text.parse::<usize>() {
+        Ok(n) if (1..=MAX_WORKERS).contains(&n) => n,
+        _ => {
+            c.error(
+                place(value),
+                "workers",
+                format!("`{text}`: use auto or a number of threads from 1 to {MAX_WORKERS}"),
+            );
+            crate::workers::available()
         }
     }
 }
@@ -724,6 +751,28 @@ mod tests {
         );
         assert_eq!(strip_location("line 8: something"), "line 8: something");
         assert_eq!(strip_location("invalid YAML"), "invalid YAML");
+    }
+
+    #[test]
+    fn workers_are_auto_by_default_or_a_count_and_bad_counts_are_placed() {
+        let base = "listeners:\n  http:\n    address: 127.0.0.1:0\ndescriptors:\n  proto_dirs: [p]\nupstreams:\n  a:\n    address: 127.0.0.1:1\nroutes:\n  - service: s.A\n    upstream: a\n";
+        let auto = crate::workers::available();
+        let workers = |text: &str| parse(Path::new("g.yaml"), text).map(|c| c.workers);
+        assert_eq!(workers(base).expect("valid"), auto);
+        assert_eq!(
+            workers(&format!("{base}workers: auto\n")).expect("valid"),
+            auto
+        );
+        assert_eq!(workers(&format!("{base}workers: 3\n")).expect("valid"), 3);
+        for bad in ["0", "many", "-2", "1025"] {
+            let errors = workers(&format!("{base}workers: {bad}\n")).expect_err(bad);
+            assert_eq!(
+                errors.to_string(),
+                format!(
+                    "g.yaml:12:10: workers: `{bad}`: use auto or a number of threads from 1 to 1024"
+                )
+            );
+        }
     }
 
     #[test]

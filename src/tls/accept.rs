@@ -9,17 +9,18 @@ use std::time::Duration;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use super::TlsTerminator;
 use super::identity::{self, ClientIdentity};
+use crate::config::ListenerLimits;
 use crate::idle::{Activity, IdleIo};
 use crate::metrics::Metrics;
 use crate::pipeline::ResponseBody;
+use crate::workers::Workers;
 
 /// Serves HTTPS on `listener` until `stop` completes with the drain timeout, then drains open
 /// connections for at most that long. Each connection's handshake uses the config current when it
@@ -27,16 +28,17 @@ use crate::pipeline::ResponseBody;
 pub(crate) async fn serve_tls<H, F>(
     listener: TcpListener,
     tls: Arc<TlsTerminator>,
-    builder: auto::Builder<TokioExecutor>,
-    idle_timeout: Duration,
+    limits: ListenerLimits,
     stop: impl Future<Output = Duration>,
     (metrics, name): (Arc<Metrics>, &'static str),
+    workers: Arc<Workers>,
     handler: H,
 ) where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<ResponseBody>> + Send + 'static,
 {
-    let builder = Arc::new(builder);
+    let builder = Arc::new(crate::server::http_builder(&limits));
+    let idle_timeout = limits.idle_timeout;
     let handshake_timeout = tls.settings().handshake_timeout;
     let graceful = GracefulShutdown::new();
     tokio::pin!(stop);
@@ -45,13 +47,21 @@ pub(crate) async fn serve_tls<H, F>(
             pair = crate::server::accept(&listener) => pair,
             drain = &mut stop => break drain,
         };
+        // The handshake and the connection run on one worker, start to end.
+        let (stream, worker) = match workers.adopt(stream) {
+            Ok(adopted) => adopted,
+            Err(e) => {
+                tracing::warn!(peer = %peer, error = %e, "cannot hand the connection to a worker");
+                continue;
+            }
+        };
         let acceptor = TlsAcceptor::from(tls.server_config());
         let watcher = graceful.watcher();
         let builder = builder.clone();
         let handler = handler.clone();
         let open = metrics.connection_opened(name);
         let metrics = metrics.clone();
-        tokio::spawn(async move {
+        worker.spawn(async move {
             let _open = open;
             let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await;
             // The one place handshakes are counted.

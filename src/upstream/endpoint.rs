@@ -3,7 +3,9 @@
 //! its in-flight count (for least-request balancing); whether health checks keep it in rotation.
 //!
 //! gRPC multiplexes every call over one connection, so the endpoint keeps a single `SendRequest`
-//! handle (cheap to clone per call) instead of a general-purpose pool.
+//! handle (cheap to clone per call) instead of a general-purpose pool: one per worker thread
+//! (`crate::workers`), so a worker's requests and the connection they use never wake another
+//! thread, plus one for everything off the workers.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -59,9 +61,9 @@ pub struct Endpoint {
     uri_authority: Option<Authority>,
     connect_timeout: Duration,
     max_response_bytes: usize,
-    sender: Mutex<Option<SendRequest<UpstreamBody>>>,
-    /// Held while dialing so a burst of calls on a dead connection makes one new connection.
-    dialing: tokio::sync::Mutex<()>,
+    /// One connection slot per worker thread and one for other threads, sized at first use
+    /// (workers start after the runtime that holds this endpoint is built).
+    slots: std::sync::OnceLock<Box<[Slot]>>,
     reconnect: Mutex<Reconnect>,
     /// This endpoint's circuit breaker.
     pub breaker: Breaker,
@@ -87,6 +89,14 @@ pub struct EndpointEvents {
     pub restored: std::sync::atomic::AtomicU64,
 }
 
+/// One thread's connection to the endpoint.
+#[derive(Debug, Default)]
+struct Slot {
+    sender: Mutex<Option<SendRequest<UpstreamBody>>>,
+    /// Held while dialing so a burst of calls on a dead connection makes one new connection.
+    dialing: tokio::sync::Mutex<()>,
+}
+
 /// Decrements the in-flight count when an attempt ends, however it ends.
 struct InFlight<'a>(&'a AtomicUsize);
 
@@ -107,8 +117,7 @@ impl Endpoint {
             uri_authority: Authority::try_from(authority).ok(),
             connect_timeout: config.connect_timeout,
             max_response_bytes: config.max_response_bytes,
-            sender: Mutex::new(None),
-            dialing: tokio::sync::Mutex::new(()),
+            slots: std::sync::OnceLock::new(),
             reconnect: Mutex::new(Reconnect::default()),
             breaker: Breaker::new(config.circuit_breaker.clone()),
             in_flight: AtomicUsize::new(0),
@@ -165,8 +174,18 @@ impl Endpoint {
         r.not_before.is_some_and(|t| now < t)
     }
 
-    fn live_sender(&self) -> Option<SendRequest<UpstreamBody>> {
-        let guard = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
+    /// This thread's connection slot.
+    fn slot(&self) -> &Slot {
+        let slots = self.slots.get_or_init(|| {
+            (0..crate::workers::slots())
+                .map(|_| Slot::default())
+                .collect()
+        });
+        &slots[crate::workers::slot() % slots.len()]
+    }
+
+    fn live_sender(slot: &Slot) -> Option<SendRequest<UpstreamBody>> {
+        let guard = slot.sender.lock().unwrap_or_else(PoisonError::into_inner);
         guard.as_ref().filter(|s| !s.is_closed()).cloned()
     }
 
@@ -197,11 +216,12 @@ impl Endpoint {
     /// A handle on a live HTTP/2 connection, dialing one if there is none (and the reconnect
     /// backoff allows).
     async fn connection(&self) -> Result<SendRequest<UpstreamBody>, AttemptError> {
-        if let Some(sender) = self.live_sender() {
+        let slot = self.slot();
+        if let Some(sender) = Self::live_sender(slot) {
             return Ok(sender);
         }
-        let _dialing = self.dialing.lock().await;
-        if let Some(sender) = self.live_sender() {
+        let _dialing = slot.dialing.lock().await;
+        if let Some(sender) = Self::live_sender(slot) {
             return Ok(sender);
         }
         let now = Instant::now();
@@ -227,7 +247,7 @@ impl Endpoint {
                     .reconnect
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = Reconnect::default();
-                *self.sender.lock().unwrap_or_else(PoisonError::into_inner) = Some(sender.clone());
+                *slot.sender.lock().unwrap_or_else(PoisonError::into_inner) = Some(sender.clone());
                 Ok(sender)
             }
             Err(e) => {

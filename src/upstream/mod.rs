@@ -5,7 +5,7 @@
 //!
 //! Layout:
 //! - [`codec`] frames and unframes gRPC messages and reads status trailers;
-//! - [`endpoint`]: one HTTP/2 connection per endpoint, reconnect backoff, one attempt;
+//! - [`endpoint`]: one HTTP/2 connection per endpoint and worker thread, reconnect backoff, one attempt;
 //! - [`balancer`]: power-of-two-choices least-request over the endpoints that take traffic;
 //! - [`breaker`]: the per-endpoint circuit breaker state machine;
 //! - [`retry`]: outcome classification, backoff, retry budget;

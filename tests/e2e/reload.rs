@@ -240,3 +240,18 @@ async fn listener_address_changes_are_reported_as_needing_a_restart() {
     );
     assert_eq!(env.get("/v1/policies").await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_worker_count_change_is_reported_as_needing_a_restart() {
+    let env = TestEnv::start_with(|c| {
+        c + "reload:\n  watch: false\naccess_log:\n  enabled: false\nworkers: 2\n"
+    })
+    .await;
+    let config = std::fs::read_to_string(env.dir.path().join("gateway.yaml")).expect("read");
+    replace_config(&env, &config.replace("workers: 2", "workers: 3"));
+    let status = env.gateway.reload("test").await;
+    assert!(status.ok, "{status:?}");
+    assert_eq!(status.restart_required, ["workers: 2 -> 3"]);
+    assert_eq!(admin_get(&env, "/config").await.json()["workers"], 2);
+    assert_eq!(env.get("/v1/policies").await.status, StatusCode::OK);
+}
