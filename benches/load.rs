@@ -3,7 +3,7 @@
 //! hold on a noisy machine.
 //!
 //! Run: `cargo bench --bench load` (optional env: LOAD_CONNECTIONS=32, LOAD_SECONDS=10,
-//! LOAD_MAX_REQUESTS=400000, LOAD_ACCESS_LOG=off|on). The gateway runs as its own process (the release binary) so its CPU
+//! LOAD_MAX_REQUESTS=400000, LOAD_ACCESS_LOG=off|on, LOAD_GATEWAY_CPUS=1). The gateway runs as its own process (the release binary) so its CPU
 //! time can be read from /proc; the stubs and the load generator share this process on separate
 //! runtimes. Every loop is bounded by both a request count and a wall-clock limit.
 
@@ -35,6 +35,10 @@ struct Settings {
     /// The access log (one JSON line per request, to /dev/null here) costs CPU too; off by default
     /// so the figure is comparable with the target, `LOAD_ACCESS_LOG=on` to include it.
     access_log: bool,
+    /// `LOAD_GATEWAY_CPUS=1,3`: the gateway runs alone on these CPUs and this process (load
+    /// generator and stub) on the others, in every phase, so the direct phase gets exactly the
+    /// CPUs the client and backend have in the gateway phase. Unset: everything shares every CPU.
+    gateway_cpus: Option<Vec<usize>>,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -89,7 +93,20 @@ fn main() {
         duration: Duration::from_secs(env_or("LOAD_SECONDS", 10)),
         max_requests: env_or("LOAD_MAX_REQUESTS", 400_000),
         access_log: std::env::var("LOAD_ACCESS_LOG").is_ok_and(|v| v == "on"),
+        gateway_cpus: std::env::var("LOAD_GATEWAY_CPUS").ok().map(|v| {
+            v.split(',')
+                .map(|n| {
+                    n.trim()
+                        .parse()
+                        .expect("LOAD_GATEWAY_CPUS: CPU numbers, e.g. 1 or 1,3")
+                })
+                .collect()
+        }),
     };
+    // Pin this process before it starts any thread: every later thread inherits the mask.
+    if let Some(cpus) = &settings.gateway_cpus {
+        pin_self_away_from(cpus);
+    }
     // Stubs on their own runtime/threads, so they are not starved by the load generator.
     let stub_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -127,7 +144,18 @@ fn main() {
     );
     let config_path = dir.join("gateway.yaml");
     std::fs::write(&config_path, config).expect("write config");
-    let mut gateway = Command::new(env!("CARGO_BIN_EXE_tai-gateway"))
+    let mut gateway = match &settings.gateway_cpus {
+        Some(cpus) => {
+            let list: Vec<String> = cpus.iter().map(ToString::to_string).collect();
+            let mut command = Command::new("taskset");
+            command
+                .args(["-c", &list.join(",")])
+                .arg(env!("CARGO_BIN_EXE_tai-gateway"));
+            command
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_tai-gateway")),
+    };
+    let mut gateway = gateway
         .args(["run", "--config"])
         .arg(&config_path)
         .env("RUST_LOG", "warn")
@@ -148,6 +176,7 @@ fn main() {
             duration: Duration::from_secs(1),
             max_requests: 20_000,
             access_log: settings.access_log,
+            gateway_cpus: None,
         };
         run_http(gateway_addr, &warm).await;
         let cpu_before = cpu_time(gateway.id());
@@ -207,6 +236,12 @@ fn report(settings: &Settings, gw: &Phase, cpu: Duration, direct: &Phase) {
         settings.max_requests,
         if settings.access_log { "on" } else { "off" }
     );
+    match &settings.gateway_cpus {
+        Some(cpus) => println!(
+            "CPUs: gateway alone on {cpus:?}; load generator and stub on the others, in every phase"
+        ),
+        None => println!("CPUs: load generator, stub and gateway share every CPU"),
+    }
     println!(
         "{:<28} {:>10} {:>8} {:>9} {:>9} {:>8}",
         "phase", "req/s", "errors", "p50 µs", "p99 µs", "count"
@@ -275,6 +310,26 @@ fn report_jwt(tls: &Phase, tls_cpu: Duration, jwt: &Phase, jwt_cpu: Duration) {
         jwt.requests,
         jwt_us - tls_us
     );
+}
+
+/// Moves this process (every thread it has) off `gateway_cpus`, onto the machine's other CPUs.
+fn pin_self_away_from(gateway_cpus: &[usize]) {
+    let all = std::thread::available_parallelism().map_or(1, usize::from);
+    let others: Vec<String> = (0..all)
+        .filter(|cpu| !gateway_cpus.contains(cpu))
+        .map(|cpu| cpu.to_string())
+        .collect();
+    assert!(
+        !others.is_empty(),
+        "LOAD_GATEWAY_CPUS leaves no CPU for the load generator"
+    );
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", &others.join(",")])
+        .arg(std::process::id().to_string())
+        .stdout(Stdio::null())
+        .status()
+        .expect("run taskset");
+    assert!(status.success(), "taskset failed: {status}");
 }
 
 /// Path of the unauthenticated propose route, and of the same method behind a required JWT.
