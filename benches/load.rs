@@ -3,7 +3,8 @@
 //! hold on a noisy machine.
 //!
 //! Run: `cargo bench --bench load` (optional env: LOAD_CONNECTIONS=32, LOAD_SECONDS=10,
-//! LOAD_MAX_REQUESTS=400000, LOAD_ACCESS_LOG=off|on, LOAD_GATEWAY_CPUS=1). The gateway runs as its own process (the release binary) so its CPU
+//! LOAD_MAX_REQUESTS=400000, LOAD_ACCESS_LOG=off|on, LOAD_GATEWAY_CPUS=1,
+//! LOAD_WORKERS=auto|N for the gateway's `workers:`). The gateway runs as its own process (the release binary) so its CPU
 //! time can be read from /proc; the stubs and the load generator share this process on separate
 //! runtimes. Every loop is bounded by both a request count and a wall-clock limit.
 
@@ -135,7 +136,8 @@ fn main() {
          http_rules:\n      - method: tai.Governor/ProposePolicy\n        post: /bench/jwt/propose\n        body: \"*\"\n    \
          auth:\n      mode: required\n      providers: [dev]\n      require_scopes: [policy:write]\n\
          auth:\n  providers:\n    dev:\n      issuer: tai-gateway-dev\n      audiences: [tai-gateway]\n      algorithms: [EdDSA]\n      pem_file: \"{jwt_public}\"\n\
-         access_log:\n  enabled: {access_log}\n",
+         access_log:\n  enabled: {access_log}\nworkers: {workers}\n",
+        workers = std::env::var("LOAD_WORKERS").unwrap_or_else(|_| "auto".to_owned()),
         jwt_public = concat!(env!("CARGO_MANIFEST_DIR"), "/certs/dev-jwt/public.pem"),
         access_log = settings.access_log,
         proto = concat!(env!("CARGO_MANIFEST_DIR"), "/proto"),

@@ -171,6 +171,42 @@ impl Labels for RequestLabels {
     }
 }
 
+/// The four per-request series of one label set, found with one map lookup per request.
+#[derive(Debug)]
+pub struct RequestSeries {
+    count: Counter,
+    duration: Histogram,
+    request_bytes: Histogram,
+    response_bytes: Histogram,
+}
+
+impl RequestSeries {
+    fn new() -> RequestSeries {
+        RequestSeries {
+            count: Counter::default(),
+            duration: Histogram::new(DURATION_BUCKETS_MS),
+            request_bytes: Histogram::new(BYTES_BUCKETS),
+            response_bytes: Histogram::new(BYTES_BUCKETS),
+        }
+    }
+}
+
+/// The per-upstream call series, found with one map lookup per call.
+#[derive(Debug)]
+pub struct UpstreamSeries {
+    duration: Histogram,
+    attempts: Counter,
+}
+
+impl UpstreamSeries {
+    fn new() -> UpstreamSeries {
+        UpstreamSeries {
+            duration: Histogram::new(DURATION_BUCKETS_MS),
+            attempts: Counter::default(),
+        }
+    }
+}
+
 /// Series keyed by labels, created on first use.
 #[derive(Debug)]
 pub struct Family<K, V> {
@@ -200,6 +236,18 @@ impl<K: Labels, V> Family<K, V> {
         map.entry(labels.clone())
             .or_insert_with(|| Arc::new((self.make)()))
             .clone()
+    }
+
+    /// Runs `record` on the series for `labels` (created on first use) under the read lock,
+    /// without touching the series' reference count (shared by every worker thread).
+    pub fn with<R>(&self, labels: &K, record: impl FnOnce(&V) -> R) -> R {
+        {
+            let map = self.series.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(v) = map.get(labels) {
+                return record(v);
+            }
+        }
+        record(&self.get(labels))
     }
 
     fn sorted(&self) -> Vec<(K, Arc<V>)> {
@@ -243,12 +291,8 @@ pub struct RequestRecord<'a> {
 /// Every metric family of the gateway.
 #[derive(Debug)]
 pub struct Metrics {
-    requests: CounterFamily<RequestLabels>,
-    request_duration: HistogramFamily<RequestLabels>,
-    request_bytes: HistogramFamily<RequestLabels>,
-    response_bytes: HistogramFamily<RequestLabels>,
-    upstream_duration: HistogramFamily<(&'static str, String)>,
-    upstream_attempts: CounterFamily<(&'static str, String)>,
+    requests: Family<RequestLabels, RequestSeries>,
+    upstream_calls: Family<(&'static str, String), UpstreamSeries>,
     upstream_failures: CounterFamily<LabelPair>,
     transcode_errors: CounterFamily<(&'static str, String)>,
     reloads: CounterFamily<(&'static str, String)>,
@@ -269,12 +313,8 @@ impl Metrics {
     /// Registers every family, empty.
     pub fn new() -> Metrics {
         Metrics {
-            requests: Family::new(Counter::default),
-            request_duration: Family::new(|| Histogram::new(DURATION_BUCKETS_MS)),
-            request_bytes: Family::new(|| Histogram::new(BYTES_BUCKETS)),
-            response_bytes: Family::new(|| Histogram::new(BYTES_BUCKETS)),
-            upstream_duration: Family::new(|| Histogram::new(DURATION_BUCKETS_MS)),
-            upstream_attempts: Family::new(Counter::default),
+            requests: Family::new(RequestSeries::new),
+            upstream_calls: Family::new(UpstreamSeries::new),
             upstream_failures: Family::new(Counter::default),
             transcode_errors: Family::new(Counter::default),
             reloads: Family::new(Counter::default),
@@ -288,21 +328,18 @@ impl Metrics {
 
     /// Records one finished request: called once per request, by the pipeline's finish.
     pub fn record_request(&self, r: &RequestRecord<'_>) {
-        self.requests.get(&r.labels).add(1);
-        let ms = r.duration.as_secs_f64() * 1000.0;
-        self.request_duration.get(&r.labels).observe(ms);
-        self.request_bytes
-            .get(&r.labels)
-            .observe(r.request_bytes as f64);
-        self.response_bytes
-            .get(&r.labels)
-            .observe(r.response_bytes as f64);
+        self.requests.with(&r.labels, |series| {
+            series.count.add(1);
+            series.duration.observe(r.duration.as_secs_f64() * 1000.0);
+            series.request_bytes.observe(r.request_bytes as f64);
+            series.response_bytes.observe(r.response_bytes as f64);
+        });
         if let Some((upstream, took, attempts)) = r.upstream {
             let key = ("upstream", upstream.to_owned());
-            self.upstream_duration
-                .get(&key)
-                .observe(took.as_secs_f64() * 1000.0);
-            self.upstream_attempts.get(&key).add(u64::from(attempts));
+            self.upstream_calls.with(&key, |calls| {
+                calls.duration.observe(took.as_secs_f64() * 1000.0);
+                calls.attempts.add(u64::from(attempts));
+            });
             if let Some(reason) = r.upstream_failure {
                 self.upstream_failures
                     .get(&(key, ("reason", reason.to_owned())))
@@ -354,41 +391,49 @@ impl Metrics {
     /// The Prometheus text exposition of every family.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        counters(
+        let requests = self.requests.sorted();
+        counters_of(
             &mut out,
             "tai_gateway_requests_total",
             "Requests by route, HTTP status and gRPC status.",
-            &self.requests,
+            &requests,
+            |s| &s.count,
         );
-        histograms(
+        histograms_of(
             &mut out,
             "tai_gateway_request_duration_milliseconds",
             "Time from request arrival to response.",
-            &self.request_duration,
+            &requests,
+            |s| &s.duration,
         );
-        histograms(
+        histograms_of(
             &mut out,
             "tai_gateway_request_bytes",
             "Request body sizes.",
-            &self.request_bytes,
+            &requests,
+            |s| &s.request_bytes,
         );
-        histograms(
+        histograms_of(
             &mut out,
             "tai_gateway_response_bytes",
             "Response body sizes.",
-            &self.response_bytes,
+            &requests,
+            |s| &s.response_bytes,
         );
-        histograms(
+        let calls = self.upstream_calls.sorted();
+        histograms_of(
             &mut out,
             "tai_gateway_upstream_request_duration_milliseconds",
             "Duration of gRPC calls to upstreams (all attempts).",
-            &self.upstream_duration,
+            &calls,
+            |s| &s.duration,
         );
-        counters(
+        counters_of(
             &mut out,
             "tai_gateway_upstream_attempts_total",
             "gRPC call attempts sent to upstreams.",
-            &self.upstream_attempts,
+            &calls,
+            |s| &s.attempts,
         );
         counters(
             &mut out,
@@ -481,13 +526,24 @@ fn escape(value: &str) -> String {
 
 /// Writes a counter family.
 pub fn counters<K: Labels>(out: &mut String, name: &str, help: &str, family: &CounterFamily<K>) {
+    counters_of(out, name, help, &family.sorted(), |c| c);
+}
+
+/// Writes the counter `pick` selects from each series of a family.
+fn counters_of<K: Labels, V>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    series: &[(K, Arc<V>)],
+    pick: fn(&V) -> &Counter,
+) {
     header(out, name, help, "counter");
-    for (labels, counter) in family.sorted() {
+    for (labels, value) in series {
         let _ = writeln!(
             out,
             "{name}{} {}",
             label_text(&labels.pairs(), None),
-            counter.get()
+            pick(value).get()
         );
     }
 }
@@ -512,8 +568,20 @@ pub fn histograms<K: Labels>(
     help: &str,
     family: &HistogramFamily<K>,
 ) {
+    histograms_of(out, name, help, &family.sorted(), |h| h);
+}
+
+/// Writes the histogram `pick` selects from each series of a family.
+fn histograms_of<K: Labels, V>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    series: &[(K, Arc<V>)],
+    pick: fn(&V) -> &Histogram,
+) {
     header(out, name, help, "histogram");
-    for (labels, h) in family.sorted() {
+    for (labels, value) in series {
+        let h = pick(value);
         let pairs = labels.pairs();
         let mut cumulative = 0;
         for (i, bucket) in h.buckets.iter().enumerate() {
