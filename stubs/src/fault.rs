@@ -28,6 +28,9 @@ pub const REPLY_HEADER: &str = "x-stub-reply-header";
 pub const FAIL_AFTER: &str = "x-stub-fail-after";
 /// Response header naming the stub service that answered (`governor` or `coordinator`).
 pub const SERVICE_HEADER: &str = "x-stub-service";
+/// Response header of unary calls: the caller's address (`ip:port`), which tells apart the
+/// HTTP/2 connections a client spreads its calls over.
+pub const PEER_HEADER: &str = "x-stub-peer";
 
 /// The message of an injected failure when the request names none.
 const DEFAULT_FAIL_MESSAGE: &str = "injected failure";
@@ -55,6 +58,9 @@ pub(crate) async fn unary<T, R>(
     handler: impl FnOnce(&MetadataMap, T) -> Result<R, Status>,
 ) -> Result<Response<R>, Status> {
     store.record_call(&format!("{}/{method}", backend.service));
+    let peer = request
+        .remote_addr()
+        .and_then(|addr| AsciiMetadataValue::try_from(addr.to_string()).ok());
     let (metadata, _, message) = request.into_parts();
     let (result, reply_headers) = match FaultPlan::parse(&metadata) {
         Ok(plan) => match plan.inject(store).await {
@@ -63,14 +69,20 @@ pub(crate) async fn unary<T, R>(
         },
         Err(status) => (Err(status), Vec::new()),
     };
+    let metadata = |map: &mut MetadataMap| {
+        decorate(map, backend, &reply_headers);
+        if let Some(peer) = peer {
+            map.insert(PEER_HEADER, peer);
+        }
+    };
     match result {
         Ok(reply) => {
             let mut response = Response::new(reply);
-            decorate(response.metadata_mut(), backend, &reply_headers);
+            metadata(response.metadata_mut());
             Ok(response)
         }
         Err(mut status) => {
-            decorate(status.metadata_mut(), backend, &reply_headers);
+            metadata(status.metadata_mut());
             Err(status)
         }
     }

@@ -33,6 +33,8 @@
 //! # What every TAI response carries
 //! - header `x-stub-service: governor` or `coordinator` (on errors too), plus any requested
 //!   reply headers;
+//! - on unary calls, header `x-stub-peer: ip:port`, the caller's side of the connection that
+//!   carried the call;
 //! - trailer `x-stub-trailer: done` when the response has a trailers frame, which is every
 //!   success; errors are sent trailers-only by tonic, so their metadata is all in headers.
 
@@ -58,7 +60,7 @@ pub mod proto {
 }
 
 pub use fault::{
-    DELAY_MS, FAIL_AFTER, FAIL_CODE, FAIL_FIRST, FAIL_KEY, FAIL_MESSAGE, REPLY_HEADER,
+    DELAY_MS, FAIL_AFTER, FAIL_CODE, FAIL_FIRST, FAIL_KEY, FAIL_MESSAGE, PEER_HEADER, REPLY_HEADER,
     SERVICE_HEADER,
 };
 pub use health::{HealthControl, ServingStatus};

@@ -79,6 +79,10 @@ async fn propose_assigns_first_ids_and_get_returns_the_proposed_policy() {
         Some("governor")
     );
     assert_eq!(header(response.metadata(), "x-stub-trailer"), Some("done"));
+    // The caller's side of the connection: an address on the loopback interface.
+    let peer = header(response.metadata(), "x-stub-peer").expect("x-stub-peer");
+    let peer: std::net::SocketAddr = peer.parse().expect("ip:port");
+    assert!(peer.ip().is_loopback(), "{peer}");
     let receipt = response.into_inner();
     assert_eq!(
         receipt,
