@@ -103,6 +103,7 @@ fn auth_json(auth: &AuthConfig) -> Value {
         "prefix": auth.prefix,
         "query_parameter": auth.query_parameter,
         "max_token_bytes": auth.max_token_bytes,
+        "verified_cache_size": auth.verified_cache_size,
         "providers": providers,
     })
 }

@@ -23,6 +23,8 @@ pub(crate) struct RawAuth {
     #[serde(default)]
     max_token_bytes: Option<At<String>>,
     #[serde(default)]
+    verified_cache_size: Option<At<u32>>,
+    #[serde(default)]
     token: Option<RawTokenSource>,
     #[serde(default)]
     providers: BTreeMap<String, RawProvider>,
@@ -134,6 +136,8 @@ pub struct AuthConfig {
     pub realm: String,
     /// Longer tokens are refused before any parsing.
     pub max_token_bytes: usize,
+    /// Verified tokens remembered so a repeated token skips its signature check; 0 turns it off.
+    pub verified_cache_size: usize,
     /// Request header carrying the token (lower-case).
     pub header: String,
     /// Scheme before the token in that header, matched case-insensitively (`Bearer`).
@@ -149,6 +153,7 @@ impl Default for AuthConfig {
         AuthConfig {
             realm: "tai-gateway".to_owned(),
             max_token_bytes: 8 * 1024,
+            verified_cache_size: 1024,
             header: "authorization".to_owned(),
             prefix: "Bearer".to_owned(),
             query_parameter: None,
@@ -326,6 +331,9 @@ impl Problems<'_> {
                 Ok(_) => self.error(place(v), "auth.max_token_bytes".into(), "must be > 0"),
                 Err(e) => self.error(place(v), "auth.max_token_bytes".into(), e),
             }
+        }
+        if let Some(v) = &raw.verified_cache_size {
+            auth.verified_cache_size = v.value as usize;
         }
         if let Some(token) = &raw.token {
             if let Some(h) = &token.header {

@@ -183,7 +183,7 @@ async fn edge_checks(
     let mut budget = Budget::default();
     limits.check_before_auth(headers, peer, &mut budget)?;
     let verified = runtime.auth.authenticate(policy, headers, None).await?;
-    let claims = verified.as_ref().map(|v| &v.claims);
+    let claims = verified.as_ref().map(|v| &*v.claims);
     limits.check_after_auth(claims, headers, peer, &mut budget)?;
     Ok(verified)
 }

@@ -114,7 +114,7 @@ impl Gateway {
                 .auth
                 .authenticate(policy, request.headers(), token_query)
                 .await?;
-            let claims = verified.as_ref().map(|v| &v.claims);
+            let claims = verified.as_ref().map(|v| &*v.claims);
             outcome.subject = auth::subject(claims);
             limits.check_after_auth(claims, request.headers(), peer, &mut budget)?;
             let timeout = metadata::deadline(route.options.timeout, request.headers())?;

@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -731,4 +731,49 @@ async fn a_local_jwks_file_provides_keys_by_kid() {
         &echo(&env, Some(&kid_token("k3")), &[]).await,
         "unknown key id",
     );
+}
+
+#[tokio::test]
+async fn a_repeated_token_stops_being_accepted_the_second_it_expires() {
+    let stubs = start_stubs().await;
+    let strict = format!(
+        "    strict:\n      issuer: strict-issuer\n      algorithms: [HS256]\n      shared_secret: \"{HS_SECRET}\"\n      clock_skew: 0s\n"
+    );
+    let config = config(&stubs, &strict);
+    let env = TestEnv::start_on(stubs, &config).await;
+    let mut short = claims();
+    short["iss"] = json!("strict-issuer");
+    short["exp"] = json!(now() + 1);
+    let token = sign(
+        Header::new(Algorithm::HS256),
+        &short,
+        &EncodingKey::from_secret(HS_SECRET.as_bytes()),
+    );
+    // The second request is answered from the verified-token cache.
+    for _ in 0..2 {
+        let reply = echo(&env, Some(&token), &[]).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    while now() <= short["exp"].as_i64().expect("exp") {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_invalid(&echo(&env, Some(&token), &[]).await, "token expired");
+    assert_eq!(env.stubs.store().calls("tai.Governor/Echo"), 2);
+}
+
+#[tokio::test]
+async fn a_repeated_token_is_refused_once_its_key_left_the_remote_key_set() {
+    let server = JwksServer::start(jwks(&["k1"])).await;
+    let env = start_remote(&server, "0s").await;
+    let old = kid_token("k1");
+    for _ in 0..2 {
+        assert_eq!(echo(&env, Some(&old), &[]).await.status, StatusCode::OK);
+    }
+    // The issuer rotates: k2 replaces k1, and a k2 token makes the gateway fetch the new set.
+    server.set(200, jwks(&["k2"]));
+    assert_eq!(
+        echo(&env, Some(&kid_token("k2")), &[]).await.status,
+        StatusCode::OK
+    );
+    assert_invalid(&echo(&env, Some(&old), &[]).await, "unknown key id");
 }

@@ -4,6 +4,7 @@
 //! The algorithm is taken from the configured key: a token's `alg` only selects among the
 //! algorithms its provider allows and its key accepts, so `alg: none` and HS/RS confusion fail.
 
+mod cache;
 mod keys;
 mod token;
 
@@ -18,6 +19,7 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
 use crate::config::{AuthConfig, AuthMode, ConfigError, KeySource, ProviderConfig, RouteAuth};
+use cache::{CachedToken, TokenCache};
 use keys::{RemoteJwks, VerifyKey};
 
 /// Why a request was refused by authentication (401) or authorisation (403).
@@ -147,14 +149,18 @@ impl Provider {
             .map_or(0, |r| r.attempts.load(Ordering::Relaxed))
     }
 
-    /// Keys that may check a token signed with `alg` under `kid` (a key published without a
-    /// `kid` is a candidate for every token).
-    fn candidates(&self, alg: Algorithm, kid: Option<&str>) -> Vec<DecodingKey> {
+    /// Keys of `key_set` (or the shared secret) that may check a token signed with `alg` under
+    /// `kid` (a key published without a `kid` is a candidate for every token).
+    fn candidates(
+        &self,
+        key_set: &[VerifyKey],
+        alg: Algorithm,
+        kid: Option<&str>,
+    ) -> Vec<DecodingKey> {
         if alg.family() == AlgorithmFamily::Hmac {
             return self.secret.iter().cloned().collect();
         }
-        self.keys
-            .load()
+        key_set
             .iter()
             .filter(|k| {
                 k.accepts(alg) && (kid.is_none() || k.kid.is_none() || k.kid.as_deref() == kid)
@@ -182,9 +188,9 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
 pub struct Verified {
     provider: Arc<Provider>,
     /// Its claims.
-    pub claims: Map<String, Value>,
+    pub claims: Arc<Map<String, Value>>,
     /// The payload segment (base64url JSON).
-    payload: String,
+    payload: Arc<str>,
 }
 
 /// `sub` of verified claims, for the access log (never the token itself).
@@ -214,6 +220,8 @@ pub struct AuthRuntime {
     providers: Vec<Arc<Provider>>,
     /// Metadata names any provider fills from claims: stripped from client requests everywhere.
     reserved: Vec<HeaderName>,
+    /// Recently verified tokens (`auth.verified_cache_size`); `None` when off.
+    verified: Option<TokenCache>,
 }
 
 impl AuthRuntime {
@@ -270,6 +278,7 @@ impl AuthRuntime {
             config: config.clone(),
             providers,
             reserved,
+            verified: TokenCache::new(config.verified_cache_size),
         })
     }
 
@@ -291,8 +300,11 @@ impl AuthRuntime {
         self.providers.iter().find(|p| p.name() == name)
     }
 
-    /// Periodic work: refreshes remote key sets that are due.
+    /// Periodic work: drops expired tokens from the cache, refreshes remote key sets that are due.
     pub async fn maintain(&self) {
+        if let Some(cache) = &self.verified {
+            cache.prune();
+        }
         for p in &self.providers {
             if let Some(remote) = &p.remote {
                 remote.refresh_if_due(&p.keys).await;
@@ -381,6 +393,17 @@ impl AuthRuntime {
     }
 
     async fn verify(&self, policy: &RoutePolicy, token: &str) -> Result<Verified, AuthError> {
+        if let Some(hit) = self
+            .verified
+            .as_ref()
+            .and_then(|cache| cache.get(token, &policy.providers))
+        {
+            return Ok(Verified {
+                provider: hit.provider,
+                claims: hit.claims,
+                payload: hit.payload,
+            });
+        }
         let seen = token::inspect(token).map_err(|r| self.invalid(r))?;
         let provider = policy
             .providers
@@ -391,12 +414,15 @@ impl AuthRuntime {
             return Err(self.invalid(format!("algorithm {:?} is not allowed", seen.alg)));
         }
         let kid = seen.kid.as_deref();
-        let mut keys = provider.candidates(seen.alg, kid);
+        // The key set is taken once, so a cached verification names the set that checked it.
+        let mut key_set = provider.keys.load_full();
+        let mut keys = provider.candidates(&key_set, seen.alg, kid);
         if keys.is_empty()
             && let Some(remote) = &provider.remote
         {
             remote.fetch_rate_limited(&provider.keys).await;
-            keys = provider.candidates(seen.alg, kid);
+            key_set = provider.keys.load_full();
+            keys = provider.candidates(&key_set, seen.alg, kid);
         }
         if keys.is_empty() {
             return Err(self.invalid(match kid {
@@ -413,11 +439,22 @@ impl AuthRuntime {
         for key in &keys {
             match jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation) {
                 Ok(data) => {
-                    return Ok(Verified {
+                    let verified = Verified {
                         provider: provider.clone(),
-                        claims: data.claims,
-                        payload: seen.payload.to_owned(),
-                    });
+                        claims: Arc::new(data.claims),
+                        payload: Arc::from(seen.payload),
+                    };
+                    if let Some(cache) = &self.verified
+                        && let Some(entry) = CachedToken::new(
+                            provider.clone(),
+                            key_set.clone(),
+                            verified.claims.clone(),
+                            verified.payload.clone(),
+                        )
+                    {
+                        cache.insert(token, entry);
+                    }
+                    return Ok(verified);
                 }
                 Err(e) => last = self.invalid(reason(e.kind())),
             }
