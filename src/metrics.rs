@@ -392,12 +392,15 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
         let requests = self.requests.sorted();
-        counters_of(
+        samples(
             &mut out,
-            "tai_gateway_requests_total",
-            "Requests by route, HTTP status and gRPC status.",
+            (
+                "tai_gateway_requests_total",
+                "Requests by route, HTTP status and gRPC status.",
+                "counter",
+            ),
             &requests,
-            |s| &s.count,
+            |s| s.count.get(),
         );
         histograms_of(
             &mut out,
@@ -428,12 +431,15 @@ impl Metrics {
             &calls,
             |s| &s.duration,
         );
-        counters_of(
+        samples(
             &mut out,
-            "tai_gateway_upstream_attempts_total",
-            "gRPC call attempts sent to upstreams.",
+            (
+                "tai_gateway_upstream_attempts_total",
+                "gRPC call attempts sent to upstreams.",
+                "counter",
+            ),
             &calls,
-            |s| &s.attempts,
+            |s| s.attempts.get(),
         );
         counters(
             &mut out,
@@ -526,37 +532,29 @@ fn escape(value: &str) -> String {
 
 /// Writes a counter family.
 pub fn counters<K: Labels>(out: &mut String, name: &str, help: &str, family: &CounterFamily<K>) {
-    counters_of(out, name, help, &family.sorted(), |c| c);
+    samples(out, (name, help, "counter"), &family.sorted(), Counter::get);
 }
 
-/// Writes the counter `pick` selects from each series of a family.
-fn counters_of<K: Labels, V>(
+/// Writes a gauge family.
+pub fn gauges<K: Labels>(out: &mut String, name: &str, help: &str, family: &GaugeFamily<K>) {
+    samples(out, (name, help, "gauge"), &family.sorted(), Gauge::get);
+}
+
+/// Writes one sample per series, the value `read` takes from it, under the metric's name, help
+/// text and type.
+fn samples<K: Labels, V, N: std::fmt::Display>(
     out: &mut String,
-    name: &str,
-    help: &str,
+    (name, help, kind): (&str, &str, &str),
     series: &[(K, Arc<V>)],
-    pick: fn(&V) -> &Counter,
+    read: impl Fn(&V) -> N,
 ) {
-    header(out, name, help, "counter");
+    header(out, name, help, kind);
     for (labels, value) in series {
         let _ = writeln!(
             out,
             "{name}{} {}",
             label_text(&labels.pairs(), None),
-            pick(value).get()
-        );
-    }
-}
-
-/// Writes a gauge family.
-pub fn gauges<K: Labels>(out: &mut String, name: &str, help: &str, family: &GaugeFamily<K>) {
-    header(out, name, help, "gauge");
-    for (labels, gauge) in family.sorted() {
-        let _ = writeln!(
-            out,
-            "{name}{} {}",
-            label_text(&labels.pairs(), None),
-            gauge.get()
+            read(value)
         );
     }
 }
