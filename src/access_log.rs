@@ -21,6 +21,12 @@ use crate::config::AccessLogTarget;
 /// Lines waiting to be written before new ones are dropped.
 const QUEUE: usize = 16 * 1024;
 
+/// How long the writer rests after each batch. While it rests, handing a line over is a plain
+/// queue push; only a writer blocked on an empty queue has to be woken (a system call and a
+/// context switch, which cost more than formatting the line). Lines reach the file at most this
+/// much later; at 100 batches a second the queue drains up to 1.6 M lines a second.
+const BATCH_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// One access log line.
 #[derive(Debug, Serialize)]
 pub struct AccessRecord<'a> {
@@ -59,7 +65,7 @@ pub struct AccessRecord<'a> {
 /// Handle to the access log writer; cloning shares the writer.
 #[derive(Debug, Clone)]
 pub struct AccessLog {
-    queue: SyncSender<String>,
+    queue: SyncSender<Vec<u8>>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -93,10 +99,12 @@ impl AccessLog {
 
     /// Queues one line; never blocks.
     pub fn write(&self, record: &AccessRecord<'_>) {
-        let Ok(mut line) = serde_json::to_string(record) else {
+        // Sized for a typical line, so formatting does not grow the buffer step by step.
+        let mut line = Vec::with_capacity(384);
+        if serde_json::to_writer(&mut line, record).is_err() {
             return;
-        };
-        line.push('\n');
+        }
+        line.push(b'\n');
         match self.queue.try_send(line) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
@@ -109,13 +117,13 @@ impl AccessLog {
     }
 }
 
-/// Writes lines as they come, flushing whenever the queue runs empty.
-fn write_lines(lines: &Receiver<String>, mut out: BufWriter<Box<dyn Write + Send>>) {
+/// Writes what is queued in one batch, flushes, rests for [`BATCH_PAUSE`], and waits for more.
+fn write_lines(lines: &Receiver<Vec<u8>>, mut out: BufWriter<Box<dyn Write + Send>>) {
     let mut failing = false;
     while let Ok(line) = lines.recv() {
-        let mut result = out.write_all(line.as_bytes());
+        let mut result = out.write_all(&line);
         while let Ok(more) = lines.try_recv() {
-            result = result.and_then(|()| out.write_all(more.as_bytes()));
+            result = result.and_then(|()| out.write_all(&more));
         }
         match result.and_then(|()| out.flush()) {
             // Warn when writing starts failing, not on every line after.
@@ -126,6 +134,7 @@ fn write_lines(lines: &Receiver<String>, mut out: BufWriter<Box<dyn Write + Send
             Err(_) => {}
             Ok(()) => failing = false,
         }
+        std::thread::sleep(BATCH_PAUSE);
     }
 }
 
