@@ -12,7 +12,7 @@ use std::io::{BufWriter, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
@@ -25,7 +25,7 @@ const QUEUE: usize = 16 * 1024;
 /// queue push; only a writer blocked on an empty queue has to be woken (a system call and a
 /// context switch, which cost more than formatting the line). Lines reach the file at most this
 /// much later; at 100 batches a second the queue drains up to 1.6 M lines a second.
-const BATCH_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+const BATCH_PAUSE: Duration = Duration::from_millis(10);
 
 /// One access log line.
 #[derive(Debug, Serialize)]
@@ -62,10 +62,19 @@ pub struct AccessRecord<'a> {
     pub subject: Option<&'a str>,
 }
 
+/// What the writer thread is handed, in order.
+#[derive(Debug)]
+enum Entry {
+    /// One formatted line.
+    Line(Vec<u8>),
+    /// Write and flush everything queued before this, then answer.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
 /// Handle to the access log writer; cloning shares the writer.
 #[derive(Debug, Clone)]
 pub struct AccessLog {
-    queue: SyncSender<Vec<u8>>,
+    queue: SyncSender<Entry>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -105,7 +114,7 @@ impl AccessLog {
             return;
         }
         line.push(b'\n');
-        match self.queue.try_send(line) {
+        match self.queue.try_send(Entry::Line(line)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
@@ -115,15 +124,34 @@ impl AccessLog {
             Err(TrySendError::Disconnected(_)) => {}
         }
     }
+
+    /// Waits until every line queued so far is written and flushed, at most `timeout`; shutdown
+    /// ends with this so the last requests' lines do not go down with the process. False when
+    /// the writer did not confirm in time.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        let (ack, done) = tokio::sync::oneshot::channel();
+        let queue = self.queue.clone();
+        // A full queue makes this wait for room, which only a blocking send can do.
+        let queued = tokio::task::spawn_blocking(move || queue.send(Entry::Flush(ack)).is_ok());
+        let confirmed = async { queued.await.unwrap_or(false) && done.await.is_ok() };
+        tokio::time::timeout(timeout, confirmed)
+            .await
+            .unwrap_or(false)
+    }
 }
 
-/// Writes what is queued in one batch, flushes, rests for [`BATCH_PAUSE`], and waits for more.
-fn write_lines(lines: &Receiver<Vec<u8>>, mut out: BufWriter<Box<dyn Write + Send>>) {
+/// Writes what is queued in one batch, flushes, answers the flush requests of the batch, rests
+/// for [`BATCH_PAUSE`], and waits for more.
+fn write_lines(entries: &Receiver<Entry>, mut out: BufWriter<Box<dyn Write + Send>>) {
     let mut failing = false;
-    while let Ok(line) = lines.recv() {
-        let mut result = out.write_all(&line);
-        while let Ok(more) = lines.try_recv() {
-            result = result.and_then(|()| out.write_all(&more));
+    let mut waiting = Vec::new();
+    while let Ok(first) = entries.recv() {
+        let mut result = Ok(());
+        for entry in std::iter::once(first).chain(std::iter::from_fn(|| entries.try_recv().ok())) {
+            match entry {
+                Entry::Line(line) => result = result.and_then(|()| out.write_all(&line)),
+                Entry::Flush(ack) => waiting.push(ack),
+            }
         }
         match result.and_then(|()| out.flush()) {
             // Warn when writing starts failing, not on every line after.
@@ -133,6 +161,9 @@ fn write_lines(lines: &Receiver<Vec<u8>>, mut out: BufWriter<Box<dyn Write + Sen
             }
             Err(_) => {}
             Ok(()) => failing = false,
+        }
+        for ack in waiting.drain(..) {
+            let _ = ack.send(());
         }
         std::thread::sleep(BATCH_PAUSE);
     }

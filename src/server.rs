@@ -180,6 +180,8 @@ impl ServerHandle {
         while self.tasks.join_next().await.is_some() {}
         let _ = self.shutdown_admin.send(Some(Duration::from_secs(1)));
         while self.admin_tasks.join_next().await.is_some() {}
+        // The last requests' lines reach the file before the process ends.
+        self.gateway.flush_access_log(Duration::from_secs(5)).await;
     }
 }
 

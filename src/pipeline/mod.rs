@@ -281,6 +281,15 @@ impl Gateway {
         response
     }
 
+    /// Waits (at most `timeout`) until the access log has written every line queued so far.
+    pub async fn flush_access_log(&self, timeout: std::time::Duration) {
+        if let Some(log) = &self.access_log
+            && !log.flush(timeout).await
+        {
+            tracing::warn!("access log lines may be missing: the writer did not finish in time");
+        }
+    }
+
     /// One round of periodic work: prunes idle rate-limit keys, refreshes remote key sets.
     pub async fn maintain(&self) {
         let runtime = self.runtime.load_full();

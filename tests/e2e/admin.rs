@@ -171,8 +171,8 @@ async fn config_shows_the_effective_config_as_json() {
     assert_eq!(config["reload"]["watch"], true);
 }
 
-/// Polls `path` until it holds a line containing `needle` (bounded: the writer thread flushes
-/// as soon as its queue is empty).
+/// Polls `path` until it holds a line containing `needle` (bounded: the writer thread writes a
+/// batch every 10 ms).
 async fn wait_for_line(path: &std::path::Path, needle: &str) -> Value {
     for _ in 0..200 {
         if let Ok(text) = std::fs::read_to_string(path)
@@ -417,4 +417,24 @@ async fn sigterm_during_load_loses_no_accepted_request_and_exits_zero() {
         "every request that reached the backend was answered"
     );
     assert!(reached >= 8, "the load ran: {reached} requests");
+}
+
+#[tokio::test]
+async fn shutdown_returns_only_once_the_last_requests_are_in_the_access_log() {
+    let env = TestEnv::start_with(|c| format!("{c}access_log:\n  path: access.log\n")).await;
+    for n in 0..20 {
+        let id = format!("last-{n}");
+        let reply = env
+            .send(Method::GET, "/v1/policies", &[("x-request-id", &id)], None)
+            .await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    let TestEnv { gateway, dir, .. } = env;
+    gateway.shutdown().await;
+    // No polling: the lines are there the moment shutdown returns.
+    let text = std::fs::read_to_string(dir.path().join("access.log")).expect("access log");
+    for n in 0..20 {
+        let id = format!("\"request_id\":\"last-{n}\"");
+        assert!(text.contains(&id), "{id} missing from:\n{text}");
+    }
 }
