@@ -130,10 +130,22 @@ impl AccessLog {
     /// the writer did not confirm in time.
     pub async fn flush(&self, timeout: Duration) -> bool {
         let (ack, done) = tokio::sync::oneshot::channel();
-        let queue = self.queue.clone();
-        // A full queue makes this wait for room, which only a blocking send can do.
-        let queued = tokio::task::spawn_blocking(move || queue.send(Entry::Flush(ack)).is_ok());
-        let confirmed = async { queued.await.unwrap_or(false) && done.await.is_ok() };
+        let confirmed = async {
+            let mut marker = Entry::Flush(ack);
+            // A full queue gets room as the writer drains it; no thread is blocked meanwhile,
+            // so a writer stuck on its output cannot hold the process up past `timeout`.
+            loop {
+                match self.queue.try_send(marker) {
+                    Ok(()) => break,
+                    Err(TrySendError::Full(back)) => {
+                        marker = back;
+                        tokio::time::sleep(BATCH_PAUSE).await;
+                    }
+                    Err(TrySendError::Disconnected(_)) => return false,
+                }
+            }
+            done.await.is_ok()
+        };
         tokio::time::timeout(timeout, confirmed)
             .await
             .unwrap_or(false)
