@@ -304,3 +304,24 @@ fn full_cycle_timing_report() {
         println!("{name}: {:?}", start.elapsed() / rounds);
     }
 }
+
+#[test]
+fn floats_print_as_grpc_gateway_prints_them() {
+    let opts = EncodeOptions {
+        emit_defaults: false,
+        ..EncodeOptions::default()
+    };
+    let echo = json_msg(
+        "tai.EchoMessage",
+        r#"{"floatValue":1.1,"doubleValue":1e21,"dynamicValue":2,"structValue":{"n":0.5}}"#,
+    );
+    let whole = encode_response(&echo, None, &opts).expect("prints");
+    assert_eq!(
+        String::from_utf8(whole.body).expect("utf-8"),
+        r#"{"floatValue":1.1,"doubleValue":1e+21,"structValue":{"n":0.5},"dynamicValue":2}"#
+    );
+    // `response_body` keeps the `float` digits too (no widening to double on the way).
+    let field = field("tai.EchoMessage", "float_value");
+    let single = encode_response(&echo, Some(&field), &opts).expect("prints");
+    assert_eq!(String::from_utf8(single.body).expect("utf-8"), "1.1");
+}

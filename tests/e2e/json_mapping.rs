@@ -11,12 +11,13 @@ use crate::harness::{Reply, TestEnv};
 use crate::requests::{JSON, assert_error, send_request};
 
 /// The Echo answer for an empty request with the default `emit_defaults: true`, without the
-/// stub's `receivedMetadata` (it holds a generated request id).
+/// stub's `receivedMetadata` (it holds a generated request id). Zero floats print as `0`, the way
+/// grpc-gateway (Go's protojson) prints them.
 pub(crate) fn echo_defaults() -> Value {
     json!({
         "stringValue": "", "int32Value": 0, "int64Value": "0", "uint32Value": 0,
         "uint64Value": "0", "sint32Value": 0, "sint64Value": "0", "fixed64Value": "0",
-        "floatValue": 0.0, "doubleValue": 0.0, "boolValue": false, "bytesValue": "",
+        "floatValue": 0, "doubleValue": 0, "boolValue": false, "bytesValue": "",
         "color": "COLOR_UNSPECIFIED", "repeatedString": [], "repeatedNested": [],
         "stringToInt64": {}, "int32ToString": {}, "colors": [], "customJsonName": ""
     })
@@ -327,8 +328,9 @@ async fn round_trips_well_known_types_in_the_body() {
         "stringWrapper": "s",
         "int64Wrapper": "7",
         "boolWrapper": false,
-        // Struct numbers are doubles, and doubles print with a fraction.
-        "structValue": {"a": [1.0, "x", null, true, {"b": {}}]},
+        // Struct numbers are doubles; an integral double prints without a fraction, as in Go's
+        // protojson.
+        "structValue": {"a": [1, "x", null, true, {"b": {}}]},
         "dynamicValue": "v",
         "anyValue": {
             "@type": "type.googleapis.com/tai.Policy", "id": "p", "policyType": "",
@@ -432,5 +434,42 @@ async fn prints_enums_as_numbers_when_enums_as_ints_is_set() {
     assert_eq!(
         echoed(&reply),
         echo_with(json!({"color": 1, "colors": [2, 1]}))
+    );
+}
+
+#[tokio::test]
+async fn prints_floating_point_numbers_as_grpc_gateway_does() {
+    let env = TestEnv::start().await;
+    // `float` keeps its own digits; integral values have no fraction; 1e21 and up (and below
+    // 1e-6) take an exponent with its sign; `float`'s largest value reads back in.
+    let reply = echo(
+        &env,
+        r#"{"floatValue":3.4028235e38,"doubleValue":1e21,"structValue":{"n":100},"dynamicValue":0.000001}"#,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    for printed in [
+        r#""floatValue":3.4028235e+38,"doubleValue":1e+21,"#,
+        r#""structValue":{"n":100},"dynamicValue":0.000001,"#,
+    ] {
+        assert!(
+            reply.body.contains(printed),
+            "{printed} not in {}",
+            reply.body
+        );
+    }
+    let small = echo(&env, r#"{"floatValue":1.1,"doubleValue":-1.5e-7}"#).await;
+    assert!(
+        small
+            .body
+            .contains(r#""floatValue":1.1,"doubleValue":-1.5e-7,"#),
+        "{}",
+        small.body
+    );
+    let zero = echo(&env, "{}").await;
+    assert!(
+        zero.body.contains(r#""floatValue":0,"doubleValue":0,"#),
+        "{}",
+        zero.body
     );
 }

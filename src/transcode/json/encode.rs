@@ -9,6 +9,7 @@
 //! - Fields come in field-number order.
 
 use prost_reflect::{DynamicMessage, FieldDescriptor, ReflectMessage as _, SerializeOptions};
+use serde_json::value::RawValue;
 
 /// How responses are printed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +66,10 @@ pub fn encode_message_json(
     msg: &DynamicMessage,
     opts: &EncodeOptions,
 ) -> Result<Vec<u8>, EncodeError> {
-    let mut ser = serde_json::Serializer::new(Vec::with_capacity(256));
+    let mut ser = serde_json::Serializer::with_formatter(
+        Vec::with_capacity(256),
+        super::number::ProtoJsonFormatter,
+    );
     msg.serialize_with_options(&mut ser, &opts.serialize_options())
         .map_err(unprintable)?;
     Ok(ser.into_inner())
@@ -95,30 +99,77 @@ pub fn encode_field_json(
         field.json_name()
     };
     let options = opts.serialize_options();
-    let value = match printed_field(&single, key, &options)? {
-        Some(value) => value,
-        None if field.supports_presence() => serde_json::Value::Null,
-        None if field.is_list() => serde_json::Value::Array(Vec::new()),
-        None if field.is_map() => serde_json::Value::Object(serde_json::Map::new()),
+    let text = match printed_field(&single, key, &options)? {
+        Some(text) => text,
+        None if field.supports_presence() => b"null".to_vec(),
+        None if field.is_list() => b"[]".to_vec(),
+        None if field.is_map() => b"{}".to_vec(),
         // A skipped default scalar: print it anyway; nothing nests inside a scalar.
         None => printed_field(&single, key, &options.skip_default_fields(false))?
-            .unwrap_or(serde_json::Value::Null),
+            .unwrap_or_else(|| b"null".to_vec()),
     };
-    serde_json::to_vec(&value).map_err(unprintable)
+    Ok(text)
 }
 
+/// The JSON text of member `key` of the printed message, exactly as printed (a float field keeps
+/// its `float` digits, which a detour through `serde_json::Value` would widen to `double`).
 fn printed_field(
     single: &DynamicMessage,
     key: &str,
     options: &SerializeOptions,
-) -> Result<Option<serde_json::Value>, EncodeError> {
-    let printed = single
-        .serialize_with_options(serde_json::value::Serializer, options)
+) -> Result<Option<Vec<u8>>, EncodeError> {
+    let mut ser = serde_json::Serializer::with_formatter(
+        Vec::with_capacity(128),
+        super::number::ProtoJsonFormatter,
+    );
+    single
+        .serialize_with_options(&mut ser, options)
         .map_err(unprintable)?;
-    Ok(match printed {
-        serde_json::Value::Object(mut object) => object.remove(key),
-        _ => None,
-    })
+    let printed = ser.into_inner();
+    let mut members: std::collections::HashMap<String, Box<RawValue>> =
+        serde_json::from_slice(&printed).map_err(unprintable)?;
+    members
+        .remove(key)
+        .map(|raw| {
+            let mut out = Vec::with_capacity(raw.get().len());
+            keys_sorted(&raw, &mut out).map(|()| out)
+        })
+        .transpose()
+}
+
+/// Copies JSON text with every object's keys in order (map fields print in hash order) and
+/// every other token exactly as it was.
+fn keys_sorted(raw: &RawValue, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let text = raw.get();
+    match text.as_bytes().first() {
+        Some(b'{') => {
+            let members: std::collections::BTreeMap<String, Box<RawValue>> =
+                serde_json::from_str(text).map_err(unprintable)?;
+            out.push(b'{');
+            for (i, (name, value)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, name).map_err(unprintable)?;
+                out.push(b':');
+                keys_sorted(value, out)?;
+            }
+            out.push(b'}');
+        }
+        Some(b'[') => {
+            let items: Vec<Box<RawValue>> = serde_json::from_str(text).map_err(unprintable)?;
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                keys_sorted(item, out)?;
+            }
+            out.push(b']');
+        }
+        _ => out.extend_from_slice(text.as_bytes()),
+    }
+    Ok(())
 }
 
 fn unprintable(err: impl std::fmt::Display) -> EncodeError {

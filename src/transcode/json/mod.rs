@@ -16,6 +16,7 @@ mod decode;
 mod direct;
 mod dynamic;
 pub mod encode;
+mod number;
 mod print;
 mod scalar;
 #[cfg(test)]

@@ -12,8 +12,8 @@
 //!   than [`MAX_DEPTH`]: declined;
 //! - anything malformed: declined, so the slow path reports the same error text as before.
 //!
-//! Scalars, strings and floats are written through `serde_json`, so escaping and number
-//! formatting are the ones the old printer used. Map keys come out sorted (the old printer
+//! Scalars and strings are written through `serde_json` and floats through [`super::number`], so
+//! escaping and number formatting are the ones the `DynamicMessage` printer uses. Map keys come out sorted (the old printer
 //! iterated a `HashMap`, whose order was arbitrary), duplicates resolved last-one-wins.
 
 use base64::Engine as _;
@@ -311,7 +311,8 @@ impl Printer<'_> {
             (Kind::Float, WireValue::Fixed32(bits)) => {
                 let f = f32::from_bits(bits);
                 if f.is_finite() {
-                    self.number(f);
+                    // Writing into a Vec cannot fail.
+                    let _ = super::number::write_f32(&mut self.out, f);
                     f == 0.0
                 } else {
                     self.float(f64::from(f), wrapper)?
@@ -365,7 +366,8 @@ impl Printer<'_> {
 
     fn float(&mut self, f: f64, wrapper: bool) -> Result<bool, Malformed> {
         let text: &[u8] = if f.is_finite() {
-            self.number(f);
+            // Writing into a Vec cannot fail.
+            let _ = super::number::write_f64(&mut self.out, f);
             return Ok(f == 0.0);
         } else if wrapper {
             return Err(Malformed);

@@ -126,6 +126,12 @@ fn prints_json_built_messages_like_the_dynamic_printer() {
         (ECHO, r#"{"floatValue":"NaN","doubleValue":"-Infinity"}"#),
         (ECHO, r#"{"floatValue":"Infinity","doubleValue":"NaN"}"#),
         (ECHO, r#"{"floatValue":-0.0,"doubleValue":1e300}"#),
+        (ECHO, r#"{"floatValue":1.1,"doubleValue":1e21}"#),
+        (
+            ECHO,
+            r#"{"floatValue":3.4028235e38,"doubleValue":0.000001}"#,
+        ),
+        (ECHO, r#"{"floatValue":1e-7,"doubleValue":123456789}"#),
         (ECHO, r#"{"choiceText":""}"#),
         (
             ECHO,

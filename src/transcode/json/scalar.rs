@@ -200,11 +200,14 @@ fn f64_from_text(text: &str) -> Result<f64, String> {
 }
 
 fn f32_from_f64(f: f64) -> Result<f32, String> {
-    if f.is_finite() && f.abs() > f64::from(f32::MAX) {
+    // Narrowing rounds to the nearest `float` (the documented proto3 behaviour): `3.4028235e38`,
+    // which is how `float`'s largest value prints, rounds to it and is accepted; only values
+    // that would round to infinity are out of range.
+    let narrowed = f as f32;
+    if f.is_finite() && !narrowed.is_finite() {
         return Err(format!("{f:e} is out of range for float"));
     }
-    // Narrowing is the documented proto3 behaviour for in-range values.
-    Ok(f as f32)
+    Ok(narrowed)
 }
 
 /// Enums up to this size are searched by name one value at a time: cheaper than hashing the

@@ -150,7 +150,8 @@ fn accepts_well_known_types_in_their_json_forms() {
         (r#"{"int64Wrapper":null}"#, r#"{}"#),
         (
             r#"{"structValue":{"a":[1,"x",null,{"b":true}]}}"#,
-            r#"{"structValue":{"a":[1.0,"x",null,{"b":true}]}}"#,
+            // A Value's number prints as Go's protojson prints it: `1`, not `1.0`.
+            r#"{"structValue":{"a":[1,"x",null,{"b":true}]}}"#,
         ),
         (r#"{"dynamicValue":null}"#, r#"{"dynamicValue":null}"#),
         (
