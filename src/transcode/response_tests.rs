@@ -325,3 +325,21 @@ fn floats_print_as_grpc_gateway_prints_them() {
     let single = encode_response(&echo, Some(&field), &opts).expect("prints");
     assert_eq!(String::from_utf8(single.body).expect("utf-8"), "1.1");
 }
+
+#[test]
+fn a_message_response_body_keeps_its_field_order_and_sorts_map_keys() {
+    let sparse = EncodeOptions {
+        emit_defaults: false,
+        ..EncodeOptions::default()
+    };
+    let request = json_msg(
+        "tai.UpdatePolicyRequest",
+        r#"{"policy":{"state":"POLICY_STATE_ACTIVE","rules":{"b":"2","a":"1","c":"3"},"id":"p","policyName":"n"}}"#,
+    );
+    let field = field("tai.UpdatePolicyRequest", "policy");
+    let printed = encode_response(&request, Some(&field), &sparse).expect("prints");
+    assert_eq!(
+        String::from_utf8(printed.body).expect("utf-8"),
+        r#"{"id":"p","policyName":"n","rules":{"a":"1","b":"2","c":"3"},"state":"POLICY_STATE_ACTIVE"}"#
+    );
+}

@@ -6,9 +6,16 @@
 //! - With `emit_defaults`, fields without presence print their default (`0`, `""`, `[]`, `{}`),
 //!   but unset fields *with* presence (singular messages, `optional` scalars, oneof members)
 //!   are omitted, not printed as `null`; this matches Envoy's `always_print_primitive_fields`.
-//! - Fields come in field-number order.
+//! - Fields come in declaration order and map entries sorted by key (integer keys by value), at
+//!   every depth, as Go's protojson prints them and as the wire-bytes printer does: prost-reflect's
+//!   output is re-emitted in that order (`reprint_message`), every scalar token unchanged.
+//! - Floats in the format of [`super::number`].
 
-use prost_reflect::{DynamicMessage, FieldDescriptor, ReflectMessage as _, SerializeOptions};
+use std::collections::HashMap;
+
+use prost_reflect::{
+    DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage as _, SerializeOptions,
+};
 use serde_json::value::RawValue;
 
 /// How responses are printed.
@@ -72,7 +79,11 @@ pub fn encode_message_json(
     );
     msg.serialize_with_options(&mut ser, &opts.serialize_options())
         .map_err(unprintable)?;
-    Ok(ser.into_inner())
+    let printed = ser.into_inner();
+    let raw: &RawValue = serde_json::from_slice(&printed).map_err(unprintable)?;
+    let mut out = Vec::with_capacity(printed.len());
+    reprint_message(&msg.descriptor(), raw, opts, &mut out)?;
+    Ok(out)
 }
 
 /// Prints only one field's value (for `response_body`): a map as an object, a repeated field as
@@ -100,7 +111,12 @@ pub fn encode_field_json(
     };
     let options = opts.serialize_options();
     let text = match printed_field(&single, key, &options)? {
-        Some(text) => text,
+        Some(text) => {
+            let raw: &RawValue = serde_json::from_slice(&text).map_err(unprintable)?;
+            let mut out = Vec::with_capacity(text.len());
+            reprint_field(field, raw, opts, &mut out)?;
+            out
+        }
         None if field.supports_presence() => b"null".to_vec(),
         None if field.is_list() => b"[]".to_vec(),
         None if field.is_map() => b"{}".to_vec(),
@@ -128,48 +144,147 @@ fn printed_field(
     let printed = ser.into_inner();
     let mut members: std::collections::HashMap<String, Box<RawValue>> =
         serde_json::from_slice(&printed).map_err(unprintable)?;
-    members
-        .remove(key)
-        .map(|raw| {
-            let mut out = Vec::with_capacity(raw.get().len());
-            keys_sorted(&raw, &mut out).map(|()| out)
-        })
-        .transpose()
+    Ok(members.remove(key).map(|raw| raw.get().as_bytes().to_vec()))
 }
 
-/// Copies JSON text with every object's keys in order (map fields print in hash order) and
-/// every other token exactly as it was.
-fn keys_sorted(raw: &RawValue, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+/// Re-emits prost-reflect's JSON for a message the way the wire-bytes printer (and Go's
+/// protojson) orders it: fields in declaration order, map entries by key (numerically for integer
+/// keys), at every depth; every scalar token is copied as printed. prost-reflect prints map
+/// entries in hash order, and a value lifted out for `response_body` has lost its message's
+/// field order.
+fn reprint_message(
+    desc: &MessageDescriptor,
+    raw: &RawValue,
+    opts: &EncodeOptions,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
     let text = raw.get();
-    match text.as_bytes().first() {
-        Some(b'{') => {
-            let members: std::collections::BTreeMap<String, Box<RawValue>> =
-                serde_json::from_str(text).map_err(unprintable)?;
-            out.push(b'{');
-            for (i, (name, value)) in members.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                serde_json::to_writer(&mut *out, name).map_err(unprintable)?;
-                out.push(b':');
-                keys_sorted(value, out)?;
-            }
-            out.push(b'}');
+    // Well-known types print as their own JSON forms (Struct keys come out sorted already).
+    if super::wkt::classify(desc).is_some() || !text.starts_with('{') {
+        out.extend_from_slice(text.as_bytes());
+        return Ok(());
+    }
+    let mut members: HashMap<String, &RawValue> =
+        serde_json::from_str(text).map_err(unprintable)?;
+    out.push(b'{');
+    let mut first = true;
+    let mut member = |out: &mut Vec<u8>, name: &str| -> Result<(), EncodeError> {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
         }
-        Some(b'[') => {
-            let items: Vec<Box<RawValue>> = serde_json::from_str(text).map_err(unprintable)?;
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                keys_sorted(item, out)?;
-            }
-            out.push(b']');
+        serde_json::to_writer(&mut *out, name).map_err(unprintable)?;
+        out.push(b':');
+        Ok(())
+    };
+    for field in desc.fields() {
+        let name = if opts.proto_field_names {
+            field.name()
+        } else {
+            field.json_name()
+        };
+        if let Some(value) = members.remove(name) {
+            member(out, name)?;
+            reprint_field(&field, value, opts, out)?;
         }
-        _ => out.extend_from_slice(text.as_bytes()),
+    }
+    // Nothing else is expected (extensions at most); kept, in a stable order.
+    let mut rest: Vec<(String, &RawValue)> = members.into_iter().collect();
+    rest.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, value) in rest {
+        member(out, &name)?;
+        out.extend_from_slice(value.get().as_bytes());
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// [`reprint_message`] for one field's value: a map, a list or a single value.
+fn reprint_field(
+    field: &FieldDescriptor,
+    raw: &RawValue,
+    opts: &EncodeOptions,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    let text = raw.get();
+    let kind = field.kind();
+    if field.is_map() && text.starts_with('{') {
+        let Kind::Message(entry) = &kind else {
+            return Err(unprintable("map field without an entry type"));
+        };
+        let key_kind = entry.map_entry_key_field().kind();
+        let value_kind = entry.map_entry_value_field().kind();
+        let members: HashMap<String, &RawValue> =
+            serde_json::from_str(text).map_err(unprintable)?;
+        let mut entries: Vec<(MapKeyOrder, String, &RawValue)> = members
+            .into_iter()
+            .map(|(key, value)| (MapKeyOrder::of(&key_kind, &key), key, value))
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        out.push(b'{');
+        for (i, (_, key, value)) in entries.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, key).map_err(unprintable)?;
+            out.push(b':');
+            reprint_value(&value_kind, value, opts, out)?;
+        }
+        out.push(b'}');
+    } else if field.is_list() && text.starts_with('[') {
+        let items: Vec<&RawValue> = serde_json::from_str(text).map_err(unprintable)?;
+        out.push(b'[');
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            reprint_value(&kind, item, opts, out)?;
+        }
+        out.push(b']');
+    } else {
+        reprint_value(&kind, raw, opts, out)?;
     }
     Ok(())
+}
+
+fn reprint_value(
+    kind: &Kind,
+    raw: &RawValue,
+    opts: &EncodeOptions,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    match kind {
+        Kind::Message(desc) => reprint_message(desc, raw, opts, out),
+        _ => {
+            out.extend_from_slice(raw.get().as_bytes());
+            Ok(())
+        }
+    }
+}
+
+/// Where a printed map key sorts: integers by value, booleans false first, strings by bytes.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum MapKeyOrder {
+    Signed(i64),
+    Unsigned(u64),
+    Text,
+}
+
+impl MapKeyOrder {
+    fn of(kind: &Kind, key: &str) -> MapKeyOrder {
+        match kind {
+            Kind::Int32
+            | Kind::Int64
+            | Kind::Sint32
+            | Kind::Sint64
+            | Kind::Sfixed32
+            | Kind::Sfixed64 => key.parse().map_or(MapKeyOrder::Text, MapKeyOrder::Signed),
+            Kind::Uint32 | Kind::Uint64 | Kind::Fixed32 | Kind::Fixed64 => {
+                key.parse().map_or(MapKeyOrder::Text, MapKeyOrder::Unsigned)
+            }
+            // "false" < "true" and strings by bytes: the text order is the key order.
+            _ => MapKeyOrder::Text,
+        }
+    }
 }
 
 fn unprintable(err: impl std::fmt::Display) -> EncodeError {

@@ -13,8 +13,8 @@
 //! - anything malformed: declined, so the slow path reports the same error text as before.
 //!
 //! Scalars and strings are written through `serde_json` and floats through [`super::number`], so
-//! escaping and number formatting are the ones the `DynamicMessage` printer uses. Map keys come out sorted (the old printer
-//! iterated a `HashMap`, whose order was arbitrary), duplicates resolved last-one-wins.
+//! escaping and number formatting are the ones the `DynamicMessage` printer uses. Map keys come
+//! out sorted, as that printer now re-emits them too; duplicates are resolved last-one-wins.
 
 use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
