@@ -159,13 +159,25 @@ fn reprint_message(
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
     let text = raw.get();
-    // Well-known types print as their own JSON forms (Struct keys come out sorted already).
-    if super::wkt::classify(desc).is_some() || !text.starts_with('{') {
+    let wkt = super::wkt::classify(desc);
+    // Well-known types print as their own JSON forms (Struct keys come out sorted already); an
+    // `Any` holding an ordinary message is that message's members after `@type`.
+    if !text.starts_with('{') || wkt.is_some_and(|w| w != super::wkt::Wkt::Any) {
         out.extend_from_slice(text.as_bytes());
         return Ok(());
     }
     let mut members: HashMap<String, &RawValue> =
         serde_json::from_str(text).map_err(unprintable)?;
+    let desc = match wkt {
+        None => desc.clone(),
+        Some(_) => match any_payload_type(desc, &members) {
+            Some(payload) => payload,
+            None => {
+                out.extend_from_slice(text.as_bytes());
+                return Ok(());
+            }
+        },
+    };
     out.push(b'{');
     let mut first = true;
     let mut member = |out: &mut Vec<u8>, name: &str| -> Result<(), EncodeError> {
@@ -176,6 +188,10 @@ fn reprint_message(
         out.push(b':');
         Ok(())
     };
+    if let Some(type_url) = members.remove("@type") {
+        member(out, "@type")?;
+        out.extend_from_slice(type_url.get().as_bytes());
+    }
     for field in desc.fields() {
         let name = if opts.proto_field_names {
             field.name()
@@ -196,6 +212,18 @@ fn reprint_message(
     }
     out.push(b'}');
     Ok(())
+}
+
+/// The ordinary message type packed in a printed `Any`; `None` for a well-known payload (printed
+/// as `{"@type": …, "value": …}`) or a type the pool does not know.
+fn any_payload_type(
+    any: &MessageDescriptor,
+    members: &HashMap<String, &RawValue>,
+) -> Option<MessageDescriptor> {
+    let type_url: String = serde_json::from_str(members.get("@type")?.get()).ok()?;
+    let name = type_url.rsplit('/').next()?;
+    let payload = any.parent_pool().get_message_by_name(name)?;
+    super::wkt::classify(&payload).is_none().then_some(payload)
 }
 
 /// [`reprint_message`] for one field's value: a map, a list or a single value.
