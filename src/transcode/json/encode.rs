@@ -18,6 +18,8 @@ use prost_reflect::{
 };
 use serde_json::value::RawValue;
 
+use super::print::SortKey;
+
 /// How responses are printed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodeOptions {
@@ -40,6 +42,15 @@ impl Default for EncodeOptions {
 }
 
 impl EncodeOptions {
+    /// The member name `field` prints under.
+    pub(super) fn key<'f>(&self, field: &'f FieldDescriptor) -> &'f str {
+        if self.proto_field_names {
+            field.name()
+        } else {
+            field.json_name()
+        }
+    }
+
     fn serialize_options(&self) -> SerializeOptions {
         SerializeOptions::new()
             .stringify_64_bit_integers(true)
@@ -73,13 +84,7 @@ pub fn encode_message_json(
     msg: &DynamicMessage,
     opts: &EncodeOptions,
 ) -> Result<Vec<u8>, EncodeError> {
-    let mut ser = serde_json::Serializer::with_formatter(
-        Vec::with_capacity(256),
-        super::number::ProtoJsonFormatter,
-    );
-    msg.serialize_with_options(&mut ser, &opts.serialize_options())
-        .map_err(unprintable)?;
-    let printed = ser.into_inner();
+    let printed = serialize(msg, &opts.serialize_options())?;
     let raw: &RawValue = serde_json::from_slice(&printed).map_err(unprintable)?;
     let mut out = Vec::with_capacity(printed.len());
     reprint_message(&msg.descriptor(), raw, opts, &mut out)?;
@@ -104,47 +109,51 @@ pub fn encode_field_json(
             .try_set_field(field, msg.get_field(field).into_owned())
             .map_err(unprintable)?;
     }
-    let key = if opts.proto_field_names {
-        field.name()
-    } else {
-        field.json_name()
-    };
-    let options = opts.serialize_options();
-    let text = match printed_field(&single, key, &options)? {
-        Some(text) => {
-            let raw: &RawValue = serde_json::from_slice(&text).map_err(unprintable)?;
-            let mut out = Vec::with_capacity(text.len());
-            reprint_field(field, raw, opts, &mut out)?;
-            out
-        }
+    let text = match printed_field(&single, field, opts, false)? {
+        Some(text) => text,
         None if field.supports_presence() => b"null".to_vec(),
         None if field.is_list() => b"[]".to_vec(),
         None if field.is_map() => b"{}".to_vec(),
         // A skipped default scalar: print it anyway; nothing nests inside a scalar.
-        None => printed_field(&single, key, &options.skip_default_fields(false))?
-            .unwrap_or_else(|| b"null".to_vec()),
+        None => printed_field(&single, field, opts, true)?.unwrap_or_else(|| b"null".to_vec()),
     };
     Ok(text)
 }
 
-/// The JSON text of member `key` of the printed message, exactly as printed (a float field keeps
-/// its `float` digits, which a detour through `serde_json::Value` would widen to `double`).
-fn printed_field(
-    single: &DynamicMessage,
-    key: &str,
-    options: &SerializeOptions,
-) -> Result<Option<Vec<u8>>, EncodeError> {
+/// prost-reflect's JSON for `msg`, with floats as [`super::number`] prints them.
+fn serialize(msg: &DynamicMessage, options: &SerializeOptions) -> Result<Vec<u8>, EncodeError> {
     let mut ser = serde_json::Serializer::with_formatter(
-        Vec::with_capacity(128),
+        Vec::with_capacity(256),
         super::number::ProtoJsonFormatter,
     );
-    single
-        .serialize_with_options(&mut ser, options)
+    msg.serialize_with_options(&mut ser, options)
         .map_err(unprintable)?;
-    let printed = ser.into_inner();
-    let mut members: std::collections::HashMap<String, Box<RawValue>> =
+    Ok(ser.into_inner())
+}
+
+/// The value of `field` in `single`, re-emitted in print order (`None` when it was left out;
+/// `print_defaults` prints a default value regardless of the options); the scalar tokens are
+/// exactly as printed (a float field keeps its `float` digits, which a detour through
+/// `serde_json::Value` would widen to `double`).
+fn printed_field(
+    single: &DynamicMessage,
+    field: &FieldDescriptor,
+    opts: &EncodeOptions,
+    print_defaults: bool,
+) -> Result<Option<Vec<u8>>, EncodeError> {
+    let mut options = opts.serialize_options();
+    if print_defaults {
+        options = options.skip_default_fields(false);
+    }
+    let printed = serialize(single, &options)?;
+    let members: HashMap<String, &RawValue> =
         serde_json::from_slice(&printed).map_err(unprintable)?;
-    Ok(members.remove(key).map(|raw| raw.get().as_bytes().to_vec()))
+    let Some(raw) = members.get(opts.key(field)) else {
+        return Ok(None);
+    };
+    let mut out = Vec::with_capacity(raw.get().len());
+    reprint_field(field, raw, opts, &mut out)?;
+    Ok(Some(out))
 }
 
 /// Re-emits prost-reflect's JSON for a message the way the wire-bytes printer (and Go's
@@ -193,11 +202,7 @@ fn reprint_message(
         out.extend_from_slice(type_url.get().as_bytes());
     }
     for field in desc.fields() {
-        let name = if opts.proto_field_names {
-            field.name()
-        } else {
-            field.json_name()
-        };
+        let name = opts.key(&field);
         if let Some(value) = members.remove(name) {
             member(out, name)?;
             reprint_field(&field, value, opts, out)?;
@@ -243,13 +248,10 @@ fn reprint_field(
         let value_kind = entry.map_entry_value_field().kind();
         let members: HashMap<String, &RawValue> =
             serde_json::from_str(text).map_err(unprintable)?;
-        let mut entries: Vec<(MapKeyOrder, String, &RawValue)> = members
-            .into_iter()
-            .map(|(key, value)| (MapKeyOrder::of(&key_kind, &key), key, value))
-            .collect();
-        entries.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        let mut entries: Vec<(&String, &&RawValue)> = members.iter().collect();
+        entries.sort_by_key(|(key, _)| SortKey::of_printed(&key_kind, key));
         out.push(b'{');
-        for (i, (_, key, value)) in entries.iter().enumerate() {
+        for (i, (key, value)) in entries.into_iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
@@ -285,32 +287,6 @@ fn reprint_value(
         _ => {
             out.extend_from_slice(raw.get().as_bytes());
             Ok(())
-        }
-    }
-}
-
-/// Where a printed map key sorts: integers by value, booleans false first, strings by bytes.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum MapKeyOrder {
-    Signed(i64),
-    Unsigned(u64),
-    Text,
-}
-
-impl MapKeyOrder {
-    fn of(kind: &Kind, key: &str) -> MapKeyOrder {
-        match kind {
-            Kind::Int32
-            | Kind::Int64
-            | Kind::Sint32
-            | Kind::Sint64
-            | Kind::Sfixed32
-            | Kind::Sfixed64 => key.parse().map_or(MapKeyOrder::Text, MapKeyOrder::Signed),
-            Kind::Uint32 | Kind::Uint64 | Kind::Fixed32 | Kind::Fixed64 => {
-                key.parse().map_or(MapKeyOrder::Text, MapKeyOrder::Unsigned)
-            }
-            // "false" < "true" and strings by bytes: the text order is the key order.
-            _ => MapKeyOrder::Text,
         }
     }
 }

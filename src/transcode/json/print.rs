@@ -56,11 +56,31 @@ struct Printer<'o> {
 
 /// A decoded map key, ordered the way keys are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum SortKey<'a> {
+pub(super) enum SortKey<'a> {
     Bool(bool),
     Int(i64),
     Uint(u64),
     Str(&'a str),
+}
+
+impl<'a> SortKey<'a> {
+    /// The order of a map key already printed as JSON object key `text`.
+    pub(super) fn of_printed(kind: &Kind, text: &'a str) -> SortKey<'a> {
+        let parsed = match kind {
+            Kind::Bool => Some(SortKey::Bool(text == "true")),
+            Kind::Int32
+            | Kind::Int64
+            | Kind::Sint32
+            | Kind::Sint64
+            | Kind::Sfixed32
+            | Kind::Sfixed64 => text.parse().ok().map(SortKey::Int),
+            Kind::Uint32 | Kind::Uint64 | Kind::Fixed32 | Kind::Fixed64 => {
+                text.parse().ok().map(SortKey::Uint)
+            }
+            _ => None,
+        };
+        parsed.unwrap_or(SortKey::Str(text))
+    }
 }
 
 impl Printer<'_> {
@@ -135,12 +155,7 @@ impl Printer<'_> {
         if self.out.last() != Some(&b'{') {
             self.out.push(b',');
         }
-        let name = if self.opts.proto_field_names {
-            field.name()
-        } else {
-            field.json_name()
-        };
-        self.string(name);
+        self.string(self.opts.key(field));
         self.out.push(b':');
     }
 
