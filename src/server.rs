@@ -96,7 +96,8 @@ impl ServerHandle {
                 listener,
                 limits.clone(),
                 stop,
-                (counted, Some(workers.clone())),
+                counted,
+                Some(workers.clone()),
                 move |mut req, peer| {
                     // Only the TLS listener may set the client-certificate headers.
                     crate::tls::identity::apply(req.headers_mut(), None);
@@ -139,12 +140,19 @@ impl ServerHandle {
             };
             let stop = wait_for(watch_admin);
             let counted = (metrics.clone(), "admin");
-            // The admin server stays on the control runtime: it answers while workers are busy.
-            let placement = (counted, None);
-            admin_tasks.spawn(serve(listener, limits, stop, placement, move |req, _| {
-                let admin = admin.clone();
-                async move { admin.handle(req).await }
-            }));
+            // The admin server stays on the control runtime (no workers): it answers while the
+            // workers are busy.
+            admin_tasks.spawn(serve(
+                listener,
+                limits,
+                stop,
+                counted,
+                None,
+                move |req, _| {
+                    let admin = admin.clone();
+                    async move { admin.handle(req).await }
+                },
+            ));
         }
         let stop = wait_for(watch_shutdown.clone());
         tasks.spawn(maintain(gateway.clone(), async move {
@@ -206,7 +214,8 @@ async fn serve<H, F>(
     listener: TcpListener,
     limits: ListenerLimits,
     stop: impl Future<Output = Duration>,
-    ((metrics, name), workers): ((Arc<Metrics>, &'static str), Option<Arc<Workers>>),
+    (metrics, name): (Arc<Metrics>, &'static str),
+    workers: Option<Arc<Workers>>,
     handler: H,
 ) where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
@@ -221,12 +230,9 @@ async fn serve<H, F>(
             drain = &mut stop => break drain,
         };
         let (stream, place) = match &workers {
-            Some(workers) => match workers.adopt(stream) {
-                Ok(adopted) => adopted,
-                Err(e) => {
-                    tracing::warn!(peer = %peer, error = %e, "cannot hand the connection to a worker");
-                    continue;
-                }
+            Some(workers) => match workers.adopt(stream, peer) {
+                Some(adopted) => adopted,
+                None => continue,
             },
             None => (stream, tokio::runtime::Handle::current()),
         };

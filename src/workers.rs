@@ -10,6 +10,7 @@
 //! crosses threads.
 
 use std::cell::Cell;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::net::TcpStream;
@@ -90,16 +91,22 @@ impl Workers {
 
     /// Moves an accepted connection to the next worker: its socket is registered with that
     /// worker's I/O driver, and the returned handle is where its tasks must run (enter it while
-    /// building timers for the connection, spawn the connection on it).
-    pub fn adopt(&self, stream: TcpStream) -> std::io::Result<(TcpStream, Handle)> {
+    /// building timers for the connection, spawn the connection on it). `None` (logged) when the
+    /// socket cannot be moved; the connection (from `peer`) is then closed.
+    pub fn adopt(&self, stream: TcpStream, peer: SocketAddr) -> Option<(TcpStream, Handle)> {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
         let handle = self.handles[index].clone();
-        let socket = stream.into_std()?;
-        let stream = {
+        let moved = stream.into_std().and_then(|socket| {
             let _entered = handle.enter();
-            TcpStream::from_std(socket)?
-        };
-        Ok((stream, handle))
+            TcpStream::from_std(socket)
+        });
+        match moved {
+            Ok(stream) => Some((stream, handle)),
+            Err(e) => {
+                tracing::warn!(peer = %peer, error = %e, "cannot hand the connection to a worker");
+                None
+            }
+        }
     }
 }
 
@@ -119,8 +126,8 @@ mod tests {
         let mut seen = Vec::new();
         for _ in 0..3 {
             let _client = TcpStream::connect(addr).await.expect("connect");
-            let (stream, _) = listener.accept().await.expect("accept");
-            let (stream, handle) = workers.adopt(stream).expect("adopt");
+            let (stream, peer) = listener.accept().await.expect("accept");
+            let (stream, handle) = workers.adopt(stream, peer).expect("adopted");
             let served = handle
                 .spawn(async move {
                     // The socket works on the worker's own driver.

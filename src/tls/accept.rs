@@ -48,12 +48,8 @@ pub(crate) async fn serve_tls<H, F>(
             drain = &mut stop => break drain,
         };
         // The handshake and the connection run on one worker, start to end.
-        let (stream, worker) = match workers.adopt(stream) {
-            Ok(adopted) => adopted,
-            Err(e) => {
-                tracing::warn!(peer = %peer, error = %e, "cannot hand the connection to a worker");
-                continue;
-            }
+        let Some((stream, worker)) = workers.adopt(stream, peer) else {
+            continue;
         };
         let acceptor = TlsAcceptor::from(tls.server_config());
         let watcher = graceful.watcher();
