@@ -394,11 +394,9 @@ impl Metrics {
         let requests = self.requests.sorted();
         samples(
             &mut out,
-            (
-                "tai_gateway_requests_total",
-                "Requests by route, HTTP status and gRPC status.",
-                "counter",
-            ),
+            "tai_gateway_requests_total",
+            "Requests by route, HTTP status and gRPC status.",
+            "counter",
             &requests,
             |s| s.count.get(),
         );
@@ -433,11 +431,9 @@ impl Metrics {
         );
         samples(
             &mut out,
-            (
-                "tai_gateway_upstream_attempts_total",
-                "gRPC call attempts sent to upstreams.",
-                "counter",
-            ),
+            "tai_gateway_upstream_attempts_total",
+            "gRPC call attempts sent to upstreams.",
+            "counter",
             &calls,
             |s| s.attempts.get(),
         );
@@ -532,19 +528,21 @@ fn escape(value: &str) -> String {
 
 /// Writes a counter family.
 pub fn counters<K: Labels>(out: &mut String, name: &str, help: &str, family: &CounterFamily<K>) {
-    samples(out, (name, help, "counter"), &family.sorted(), Counter::get);
+    samples(out, name, help, "counter", &family.sorted(), Counter::get);
 }
 
 /// Writes a gauge family.
 pub fn gauges<K: Labels>(out: &mut String, name: &str, help: &str, family: &GaugeFamily<K>) {
-    samples(out, (name, help, "gauge"), &family.sorted(), Gauge::get);
+    samples(out, name, help, "gauge", &family.sorted(), Gauge::get);
 }
 
-/// Writes one sample per series, the value `read` takes from it, under the metric's name, help
-/// text and type.
+/// Writes one sample per series of a family, the value `read` takes from it, as a metric of
+/// type `kind`.
 fn samples<K: Labels, V, N: std::fmt::Display>(
     out: &mut String,
-    (name, help, kind): (&str, &str, &str),
+    name: &str,
+    help: &str,
+    kind: &str,
     series: &[(K, Arc<V>)],
     read: impl Fn(&V) -> N,
 ) {
