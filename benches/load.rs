@@ -418,53 +418,64 @@ impl Budget {
 }
 
 async fn run_http(addr: SocketAddr, settings: &Settings) -> Phase {
-    let budget = Arc::new(Budget {
-        issued: AtomicU64::new(0),
-        max: settings.max_requests,
-        deadline: Instant::now() + settings.duration,
-    });
+    let budget = Arc::new(Budget::new(settings));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..settings.connections {
         let budget = budget.clone();
         tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut errors = 0u64;
             let Ok(stream) = TcpStream::connect(addr).await else {
-                return (latencies, 1);
+                return (Vec::new(), 1);
             };
             let _ = stream.set_nodelay(true);
             let Ok((mut sender, conn)) =
                 hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
             else {
-                return (latencies, 1);
+                return (Vec::new(), 1);
             };
             tokio::spawn(conn);
-            while budget.take() {
-                let request = Request::post("/v1/policies/propose")
-                    .header("host", "localhost")
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from_static(POLICY_JSON.as_bytes())))
-                    .expect("request");
-                let t0 = Instant::now();
-                let ok = match sender.send_request(request).await {
-                    Ok(response) => {
-                        let status = response.status();
-                        response.into_body().collect().await.is_ok() && status == StatusCode::OK
-                    }
-                    Err(_) => false,
-                };
-                if ok {
-                    latencies.push(t0.elapsed().as_micros() as u32);
-                } else {
-                    errors += 1;
-                    break;
-                }
-            }
-            (latencies, errors)
+            propose_until_spent(&mut sender, &budget, PROPOSE, None).await
         }));
     }
     collect(tasks, started).await
+}
+
+/// `POST path` with the Policy JSON on one keep-alive HTTP/1.1 connection while `budget` lasts,
+/// with `authorization` on every request when given: the latencies of the answered requests and
+/// the error count (the first failure ends the connection). The cleartext and HTTPS phases
+/// share it.
+async fn propose_until_spent(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    budget: &Budget,
+    path: &str,
+    authorization: Option<&http::HeaderValue>,
+) -> (Vec<u32>, u64) {
+    let mut latencies = Vec::new();
+    while budget.take() {
+        let mut request = Request::post(path)
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(POLICY_JSON.as_bytes())))
+            .expect("request");
+        if let Some(value) = authorization {
+            request
+                .headers_mut()
+                .insert(http::header::AUTHORIZATION, value.clone());
+        }
+        let t0 = Instant::now();
+        let ok = match sender.send_request(request).await {
+            Ok(response) => {
+                let status = response.status();
+                response.into_body().collect().await.is_ok() && status == StatusCode::OK
+            }
+            Err(_) => false,
+        };
+        if !ok {
+            return (latencies, 1);
+        }
+        latencies.push(t0.elapsed().as_micros() as u32);
+    }
+    (latencies, 0)
 }
 
 /// The Policy message as protobuf, framed for gRPC.
@@ -494,11 +505,7 @@ fn grpc_policy_frame() -> Bytes {
 }
 
 async fn run_grpc(addr: SocketAddr, settings: &Settings) -> Phase {
-    let budget = Arc::new(Budget {
-        issued: AtomicU64::new(0),
-        max: settings.max_requests,
-        deadline: Instant::now() + settings.duration,
-    });
+    let budget = Arc::new(Budget::new(settings));
     let frame = grpc_policy_frame();
     let started = Instant::now();
     let mut tasks = Vec::new();

@@ -6,16 +6,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::{Budget, POLICY_JSON, Phase, Settings, collect};
+use super::{Budget, Phase, Settings, collect, propose_until_spent};
 
 /// A TLS client trusting the CA in `ca_pem`, offering only `http/1.1`.
 pub(super) fn client(ca_pem: &Path) -> Arc<rustls::ClientConfig> {
@@ -46,49 +43,21 @@ pub(super) async fn run_https(
         let tls = tls.clone();
         let authorization = authorization.clone();
         tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut errors = 0u64;
             let Ok(stream) = TcpStream::connect(addr).await else {
-                return (latencies, 1);
+                return (Vec::new(), 1);
             };
             let _ = stream.set_nodelay(true);
             let name = ServerName::try_from("localhost").expect("name");
             let Ok(stream) = TlsConnector::from(tls).connect(name, stream).await else {
-                return (latencies, 1);
+                return (Vec::new(), 1);
             };
             let Ok((mut sender, conn)) =
                 hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
             else {
-                return (latencies, 1);
+                return (Vec::new(), 1);
             };
             tokio::spawn(conn);
-            while budget.take() {
-                let mut request = Request::post(path)
-                    .header("host", "localhost")
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from_static(POLICY_JSON.as_bytes())))
-                    .expect("request");
-                if let Some(value) = &authorization {
-                    request
-                        .headers_mut()
-                        .insert(http::header::AUTHORIZATION, value.clone());
-                }
-                let t0 = Instant::now();
-                let ok = match sender.send_request(request).await {
-                    Ok(response) => {
-                        let status = response.status();
-                        response.into_body().collect().await.is_ok() && status == StatusCode::OK
-                    }
-                    Err(_) => false,
-                };
-                if ok {
-                    latencies.push(t0.elapsed().as_micros() as u32);
-                } else {
-                    errors += 1;
-                    break;
-                }
-            }
-            (latencies, errors)
+            propose_until_spent(&mut sender, &budget, path, authorization.as_ref()).await
         }));
     }
     collect(tasks, started).await
