@@ -80,13 +80,9 @@ impl Workers {
     }
 
     /// Number of workers.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.handles.len()
-    }
-
-    /// Always false: a worker set has at least one worker.
-    pub fn is_empty(&self) -> bool {
-        self.handles.is_empty()
     }
 
     /// Moves an accepted connection to the next worker: its socket is registered with that
