@@ -76,6 +76,12 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Removes every token whose `exp` (plus clock skew) has passed.
+fn drop_expired(entries: &mut HashMap<Box<str>, CachedToken>) {
+    let now = unix_now();
+    entries.retain(|_, t| t.in_time(now));
+}
+
 impl TokenCache {
     /// A cache of up to `capacity` tokens; `None` when the capacity is 0 (caching off).
     pub(super) fn new(capacity: usize) -> Option<TokenCache> {
@@ -103,8 +109,7 @@ impl TokenCache {
     pub(super) fn insert(&self, token: &str, verified: CachedToken) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= self.capacity && !entries.contains_key(token) {
-            let now = unix_now();
-            entries.retain(|_, t| t.in_time(now));
+            drop_expired(&mut entries);
             if entries.len() >= self.capacity
                 && let Some(victim) = entries.keys().next().cloned()
             {
@@ -116,11 +121,7 @@ impl TokenCache {
 
     /// Drops tokens that have expired (the maintenance task calls this).
     pub(super) fn prune(&self) {
-        let now = unix_now();
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|_, t| t.in_time(now));
+        drop_expired(&mut self.entries.lock().unwrap_or_else(PoisonError::into_inner));
     }
 
     /// Tokens held.
