@@ -15,8 +15,8 @@ use tai_gateway::config::{
     AuthConfig, AuthMode, KeySource, LimitConfig, LimitKey, Place, ProviderConfig, RateLimitConfig,
     RouteAuth,
 };
-use tai_gateway::pipeline::auth::AuthRuntime;
-use tai_gateway::pipeline::rate_limit::{Budget, Limiters};
+use tai_gateway::edge::auth::AuthRuntime;
+use tai_gateway::edge::rate_limit::{Budget, Limiters};
 
 fn key_file(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -124,8 +124,8 @@ fn main() {
     let http_port = free_port();
     let admin_port = free_port();
     let tls_port = free_port();
-    tai_gateway::tls::install_default_provider();
-    tai_gateway::tls::dev::write(&dir.join("certs")).expect("write dev certificates");
+    tai_gateway::listener::tls::install_default_provider();
+    tai_gateway::listener::tls::dev::write(&dir.join("certs")).expect("write dev certificates");
     let config = format!(
         "listeners:\n  http:\n    address: 127.0.0.1:{http_port}\n  \
          tls:\n    address: 127.0.0.1:{tls_port}\n    certificates:\n      - cert: certs/server.pem\n        key: certs/server-key.pem\n\

@@ -19,8 +19,9 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use serde_json::{Value, json};
 
+use crate::body::ResponseBody;
 use crate::config::{AccessLogTarget, Config, Located, MethodSelector};
-use crate::pipeline::{Gateway, ResponseBody};
+use crate::pipeline::Gateway;
 use crate::reload::Reloader;
 use crate::runtime::Runtime;
 use crate::upstream::breaker::BreakerState;

@@ -1,10 +1,25 @@
 //! Every way a request can fail, and the ONE table that turns a failure into the response a client
-//! sees: HTTP status, gRPC code, and the JSON body `{"code":…,"message":…,"details":[…]}`
-//! (the `google.rpc.Status` shape; codes and HTTP mapping from `google/rpc/code.proto`).
+//! sees, in the protocol it spoke: for HTTP/JSON clients an HTTP status and the JSON body
+//! `{"code":…,"message":…,"details":[…]}` (the `google.rpc.Status` shape); for gRPC and gRPC-Web
+//! clients a trailers-only answer with `grpc-status`, `grpc-message` and, when there are details,
+//! `grpc-status-details-bin`. Codes and the HTTP mapping follow `google/rpc/code.proto`.
+//!
+//! Each stage defines its own error type (`RequestError` in transcoding, `EdgeError` at the edge,
+//! `UpstreamError` for backend calls); this module imports them, never the other way round.
 
-use http::{HeaderValue, StatusCode, header};
+use base64::Engine;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http_body_util::Full;
+use prost::Message;
 use prost_reflect::DescriptorPool;
 
+use crate::body::ResponseBody;
+use crate::edge::EdgeError;
+use crate::edge::auth::AuthError;
+use crate::edge::metadata::DeadlineError;
+use crate::edge::rate_limit::Exceeded;
+use crate::pipeline::protocol::Protocol;
 use crate::transcode::json::EncodeOptions;
 use crate::transcode::request::RequestError;
 use crate::upstream::{GrpcStatus, UpstreamError};
@@ -68,15 +83,18 @@ pub enum GatewayError {
         /// The limit in bytes.
         limit: usize,
     },
-    /// The client's `grpc-timeout` header is malformed.
-    #[error("invalid grpc-timeout header `{0}`")]
-    InvalidTimeout(String),
+    /// A native gRPC or gRPC-Web call to a method no route exposes.
+    #[error("unknown method {path}")]
+    UnknownGrpcMethod {
+        /// The request path (`/pkg.Service/Method`).
+        path: String,
+    },
+    /// The client's deadline header (`grpc-timeout`, `x-request-timeout`) is malformed.
+    #[error(transparent)]
+    Deadline(#[from] DeadlineError),
     /// The request body could not be read from the client.
     #[error("cannot read request body: {0}")]
     BodyRead(String),
-    /// The client's `x-request-timeout` header is not a positive duration (`250ms`, `2s`).
-    #[error("invalid x-request-timeout header `{0}`: use a positive duration such as 250ms or 2s")]
-    InvalidRequestTimeout(String),
     /// The client did not send the whole request body in time.
     #[error("request body not received within {after:?}")]
     BodyReadTimeout {
@@ -97,10 +115,20 @@ pub enum GatewayError {
     ResponseTranscode(String),
     /// No valid token (401) or a token without the required audience, scope or claim (403).
     #[error(transparent)]
-    Auth(#[from] crate::pipeline::auth::AuthError),
+    Auth(#[from] AuthError),
     /// A rate limit refused the request (429).
     #[error(transparent)]
-    RateLimited(#[from] crate::pipeline::rate_limit::Exceeded),
+    RateLimited(#[from] Exceeded),
+}
+
+impl From<EdgeError> for GatewayError {
+    fn from(error: EdgeError) -> GatewayError {
+        match error {
+            EdgeError::RateLimited(e) => GatewayError::RateLimited(e),
+            EdgeError::Auth(e) => GatewayError::Auth(e),
+            EdgeError::Deadline(e) => GatewayError::Deadline(e),
+        }
+    }
 }
 
 /// What a [`GatewayError`] looks like on the wire.
@@ -135,92 +163,244 @@ pub fn http_status_for(code: i32) -> StatusCode {
     }
 }
 
+/// Where a failure lands in the table: HTTP status, gRPC code, and the request field it names.
+struct Row {
+    status: StatusCode,
+    code: i32,
+    field: Option<String>,
+}
+
 impl GatewayError {
-    /// The one mapping from failure to response. `pool` decodes backend error details.
-    pub fn to_reply(&self, pool: &DescriptorPool, json: &EncodeOptions) -> ErrorReply {
-        let message = self.to_string();
-        let (status, code, field) = match self {
-            GatewayError::RouteNotFound { .. } => (StatusCode::NOT_FOUND, code::NOT_FOUND, None),
+    /// The one table: HTTP status, gRPC code and the field at fault, for every failure.
+    fn row(&self) -> Row {
+        let row = |status, code| Row {
+            status,
+            code,
+            field: None,
+        };
+        match self {
+            GatewayError::RouteNotFound { .. } => row(StatusCode::NOT_FOUND, code::NOT_FOUND),
             GatewayError::MethodNotAllowed { .. } => {
-                (StatusCode::METHOD_NOT_ALLOWED, code::UNIMPLEMENTED, None)
+                row(StatusCode::METHOD_NOT_ALLOWED, code::UNIMPLEMENTED)
+            }
+            GatewayError::UnknownGrpcMethod { .. } => {
+                row(StatusCode::NOT_FOUND, code::UNIMPLEMENTED)
             }
             GatewayError::MalformedPath(_)
-            | GatewayError::InvalidTimeout(_)
-            | GatewayError::InvalidRequestTimeout(_)
-            | GatewayError::BodyRead(_) => (StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT, None),
+            | GatewayError::Deadline(_)
+            | GatewayError::BodyRead(_) => row(StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT),
             GatewayError::BodyReadTimeout { .. } => {
-                (StatusCode::REQUEST_TIMEOUT, code::DEADLINE_EXCEEDED, None)
+                row(StatusCode::REQUEST_TIMEOUT, code::DEADLINE_EXCEEDED)
             }
-            GatewayError::UnsupportedMediaType(_) => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                code::INVALID_ARGUMENT,
-                None,
-            ),
-            GatewayError::PayloadTooLarge { .. } => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                code::RESOURCE_EXHAUSTED,
-                None,
-            ),
-            GatewayError::BadRequest(e) => {
-                (StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT, e.field())
+            GatewayError::UnsupportedMediaType(_) => {
+                row(StatusCode::UNSUPPORTED_MEDIA_TYPE, code::INVALID_ARGUMENT)
             }
+            GatewayError::PayloadTooLarge { .. } => {
+                row(StatusCode::PAYLOAD_TOO_LARGE, code::RESOURCE_EXHAUSTED)
+            }
+            GatewayError::BadRequest(e) => Row {
+                field: e.field(),
+                ..row(StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT)
+            },
             GatewayError::Upstream(UpstreamError::Unavailable { .. })
             | GatewayError::Upstream(UpstreamError::CircuitOpen { .. }) => {
-                (StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE, None)
+                row(StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE)
             }
             GatewayError::Upstream(UpstreamError::DeadlineExceeded { .. }) => {
-                (StatusCode::GATEWAY_TIMEOUT, code::DEADLINE_EXCEEDED, None)
+                row(StatusCode::GATEWAY_TIMEOUT, code::DEADLINE_EXCEEDED)
             }
             GatewayError::Upstream(UpstreamError::InvalidResponse { .. })
-            | GatewayError::ResponseTranscode(_) => (StatusCode::BAD_GATEWAY, code::INTERNAL, None),
+            | GatewayError::ResponseTranscode(_) => row(StatusCode::BAD_GATEWAY, code::INTERNAL),
             GatewayError::Auth(e) if e.is_forbidden() => {
-                (StatusCode::FORBIDDEN, code::PERMISSION_DENIED, None)
+                row(StatusCode::FORBIDDEN, code::PERMISSION_DENIED)
             }
-            GatewayError::Auth(_) => (StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED, None),
-            GatewayError::RateLimited(_) => (
-                StatusCode::TOO_MANY_REQUESTS,
-                code::RESOURCE_EXHAUSTED,
-                None,
+            GatewayError::Auth(_) => row(StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED),
+            GatewayError::RateLimited(_) => {
+                row(StatusCode::TOO_MANY_REQUESTS, code::RESOURCE_EXHAUSTED)
+            }
+            GatewayError::Backend(status) => row(http_status_for(status.code), status.code),
+        }
+    }
+
+    /// The failure's gRPC code.
+    pub fn code(&self) -> i32 {
+        self.row().code
+    }
+
+    /// The HTTP status a JSON client gets for this failure.
+    pub fn http_status(&self) -> StatusCode {
+        self.row().status
+    }
+
+    /// The message a gRPC client reads in `grpc-message`: the backend's own for its statuses.
+    pub fn grpc_message(&self) -> String {
+        match self {
+            GatewayError::Backend(status) => status.message.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    /// The failure as a JSON client sees it. `pool` decodes backend error details.
+    pub fn to_reply(&self, pool: &DescriptorPool, json: &EncodeOptions) -> ErrorReply {
+        let Row {
+            status,
+            code,
+            field,
+        } = self.row();
+        let body = match self {
+            GatewayError::Backend(backend) => crate::transcode::response::status_to_json(
+                pool,
+                backend.code,
+                &backend.message,
+                backend.details.as_deref(),
+                json,
             ),
-            GatewayError::Backend(status) => {
-                let body = crate::transcode::response::status_to_json(
-                    pool,
-                    status.code,
-                    &status.message,
-                    status.details.as_deref(),
-                    json,
-                );
-                return ErrorReply {
-                    status: http_status_for(status.code),
-                    code: status.code,
-                    body,
-                    headers: Vec::new(),
-                };
-            }
+            _ => error_json(code, &self.to_string(), field.as_deref()),
         };
-        let mut headers = Vec::new();
-        if let GatewayError::MethodNotAllowed { allow, .. } = self
-            && let Ok(value) = HeaderValue::from_str(&allow.join(", "))
-        {
-            headers.push((header::ALLOW, value));
-        }
-        if let GatewayError::Upstream(UpstreamError::CircuitOpen { retry_after, .. }) = self {
-            let secs = crate::upstream::retry_after_secs(*retry_after);
-            headers.push((header::RETRY_AFTER, HeaderValue::from(secs)));
-        }
-        if let GatewayError::Auth(e) = self {
-            headers.push((header::WWW_AUTHENTICATE, e.challenge()));
-        }
-        if let GatewayError::RateLimited(e) = self {
-            headers.extend(e.headers());
-        }
         ErrorReply {
             status,
             code,
-            body: error_json(code, &message, field.as_deref()),
-            headers,
+            body,
+            headers: self.extra_headers(),
         }
     }
+
+    /// Headers an HTTP client needs to act on the failure (`Allow`, `Retry-After`,
+    /// `WWW-Authenticate`, `RateLimit-*`).
+    fn extra_headers(&self) -> Vec<(header::HeaderName, HeaderValue)> {
+        let mut headers = Vec::new();
+        match self {
+            GatewayError::MethodNotAllowed { allow, .. } => {
+                if let Ok(value) = HeaderValue::from_str(&allow.join(", ")) {
+                    headers.push((header::ALLOW, value));
+                }
+            }
+            GatewayError::Upstream(UpstreamError::CircuitOpen { retry_after, .. }) => {
+                let secs = crate::upstream::retry_after_secs(*retry_after);
+                headers.push((header::RETRY_AFTER, HeaderValue::from(secs)));
+            }
+            GatewayError::Auth(e) => headers.push((header::WWW_AUTHENTICATE, e.challenge())),
+            GatewayError::RateLimited(e) => headers.extend(e.headers()),
+            _ => {}
+        }
+        headers
+    }
+
+    /// The complete response to a request that failed with this error, in the protocol the
+    /// request spoke; `extra` are headers already earned (backend metadata, the attempt count).
+    pub fn to_response(
+        &self,
+        protocol: Protocol,
+        pool: &DescriptorPool,
+        json: &EncodeOptions,
+        extra: HeaderMap,
+    ) -> Response<ResponseBody> {
+        if protocol.is_grpc() {
+            return self.to_grpc_response(protocol);
+        }
+        let reply = self.to_reply(pool, json);
+        let mut response = Response::new(Full::new(Bytes::from(reply.body)).into());
+        *response.status_mut() = reply.status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.extend(extra);
+        for (name, value) in reply.headers {
+            headers.insert(name, value);
+        }
+        response
+    }
+
+    /// A trailers-only gRPC answer: `grpc-status`, `grpc-message`, and the details (a field
+    /// at fault, or the backend's own) in `grpc-status-details-bin`.
+    fn to_grpc_response(&self, protocol: Protocol) -> Response<ResponseBody> {
+        let Row { code, field, .. } = self.row();
+        let message = self.grpc_message();
+        let mut response = Response::new(Full::new(Bytes::new()).into());
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(protocol.content_type()),
+        );
+        headers.insert("grpc-status", HeaderValue::from(code));
+        if let Ok(value) = HeaderValue::from_str(&percent_encode(&message)) {
+            headers.insert("grpc-message", value);
+        }
+        let details = match (self, field) {
+            (GatewayError::Backend(status), _) => status.details.clone(),
+            (_, Some(field)) => Some(status_with_field(code, &message, &field)),
+            _ => None,
+        };
+        if let Some(details) = details {
+            let text = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&details);
+            if let Ok(value) = HeaderValue::from_str(&text) {
+                headers.insert("grpc-status-details-bin", value);
+            }
+        }
+        response
+    }
+}
+
+/// `grpc-message` encoding: bytes outside printable ASCII, and `%`, as `%XX`.
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if (0x20..0x7f).contains(&byte) && byte != b'%' {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// `google.rpc.Status` (`google/rpc/status.proto`), as sent in `grpc-status-details-bin`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<prost_types::Any>,
+}
+
+/// `google.rpc.BadRequest` (`google/rpc/error_details.proto`).
+#[derive(Clone, PartialEq, prost::Message)]
+struct BadRequest {
+    #[prost(message, repeated, tag = "1")]
+    field_violations: Vec<FieldViolation>,
+}
+
+/// `google.rpc.BadRequest.FieldViolation`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct FieldViolation {
+    #[prost(string, tag = "1")]
+    field: String,
+    #[prost(string, tag = "2")]
+    description: String,
+}
+
+/// An encoded `google.rpc.Status` whose one detail is a `BadRequest` naming `field`: the same
+/// detail the JSON body carries.
+fn status_with_field(code: i32, message: &str, field: &str) -> Bytes {
+    let bad_request = BadRequest {
+        field_violations: vec![FieldViolation {
+            field: field.to_owned(),
+            description: message.to_owned(),
+        }],
+    };
+    let status = RpcStatus {
+        code,
+        message: message.to_owned(),
+        details: vec![prost_types::Any {
+            type_url: "type.googleapis.com/google.rpc.BadRequest".to_owned(),
+            value: bad_request.encode_to_vec(),
+        }],
+    };
+    Bytes::from(status.encode_to_vec())
 }
 
 /// `{"code":…,"message":…,"details":[…]}`; a field path becomes a `google.rpc.BadRequest` detail.

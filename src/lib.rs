@@ -1,34 +1,47 @@
 //! tai-gateway: an edge API gateway that lets HTTP/JSON clients call gRPC services, transcoding
 //! with the services' own `google.api.http` rules, loaded from descriptors at run time.
 //!
+//! # The request path
+//! A connection enters through a [`listener`], each request goes through the [`pipeline`]
+//! ([`pipeline::Gateway::handle`]), whose phases are, in order:
+//! find the route → [`edge::admit`] (rate limits before auth → authenticate → rate limits after
+//! auth → deadline → forwarded metadata) → call (unary | server stream | client/bidi stream |
+//! gRPC pass-through) → respond (failures through the one table in [`error`]) → finish (metrics
+//! and the access log, exactly once).
+//!
 //! # Layout
+//! - [`listener`]: accept loops (cleartext, TLS), the HTTP/1.1 + HTTP/2 server, idle handling,
+//!   rustls (SNI, mTLS, certificate reload).
+//! - [`edge`]: admission — JWT auth, rate limits, CORS, headers to metadata, the deadline.
+//! - [`pipeline`]: the request path and its call kinds.
+//! - [`transcode`]: PURE transcoding: templates, routing, JSON ⇄ protobuf, query binding.
+//! - [`upstream`]: gRPC calls to backends: endpoints, balancing, circuit breakers, retries,
+//!   health checks.
+//! - [`error`]: every failure and the one table mapping it to an HTTP or gRPC response.
+//! - [`body`]: the response body type every answer uses.
 //! - [`config`]: `gateway.yaml` → validated [`config::Config`] (every problem with file and line).
 //! - [`descriptors`]: `.proto` files (compiled in-process) and descriptor sets → one pool.
 //! - [`runtime`]: the immutable snapshot requests use: route table, upstreams, options.
-//! - [`server`]: listeners (public HTTP/1.1 + h2c, admin) and connection handling.
-//! - [`tls`]: TLS termination for the HTTPS listener: SNI, ALPN, mTLS, certificate reload.
-//! - [`pipeline`]: one request, top to bottom: route → ip rate limit → auth → subject rate limit →
-//!   deadline → body → transcode → upstream → answer.
-//! - [`transcode`]: PURE transcoding: templates, routing, JSON ⇄ protobuf, query binding.
-//! - [`upstream`]: gRPC calls to backends: endpoints, balancing, circuit breakers, retries, health checks.
-//! - [`error`]: every failure and the one table mapping it to HTTP status + JSON body.
+//! - [`server`]: the running gateway: binds the listeners, wires pipeline, admin and reload.
+//! - [`workers`]: the worker threads connections are served on.
+//! - [`admin`]: the operator-only server (`/healthz`, `/ready`, `/metrics`, `/config`, ...).
 //! - [`metrics`]: Prometheus families, registered once, recorded once per request.
 //! - [`access_log`]: one JSON line per request, written off the request path.
 //! - [`reload`]: watches the config and descriptors, rebuilds the runtime, swaps it in.
-//! - [`admin`]: the operator-only server (`/healthz`, `/ready`, `/metrics`, `/config`, ...).
 
 pub mod access_log;
 pub mod admin;
+pub mod body;
 pub mod config;
 pub mod descriptors;
+pub mod edge;
 pub mod error;
-mod idle;
+pub mod listener;
 pub mod metrics;
 pub mod pipeline;
 pub mod reload;
 pub mod runtime;
 pub mod server;
-pub mod tls;
 pub mod transcode;
 pub mod upstream;
 pub mod workers;

@@ -97,7 +97,7 @@ struct RunArgs {
 
 fn main() -> ExitCode {
     // One crypto provider for every rustls user in the process, before any TLS config is built.
-    tai_gateway::tls::install_default_provider();
+    tai_gateway::listener::tls::install_default_provider();
     let cli = Cli::parse();
     // RUST_LOG wins; otherwise the config's `log_level` (read here, before anything logs).
     let level = match &cli.command {
@@ -198,7 +198,7 @@ fn token(args: &TokenArgs) -> anyhow::Result<String> {
 }
 
 fn certs_dev(out: &std::path::Path, force: bool) -> ExitCode {
-    let existing: Vec<PathBuf> = tai_gateway::tls::dev::FILES
+    let existing: Vec<PathBuf> = tai_gateway::listener::tls::dev::FILES
         .iter()
         .map(|name| out.join(name))
         .filter(|path| path.exists())
@@ -210,7 +210,7 @@ fn certs_dev(out: &std::path::Path, force: bool) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    match tai_gateway::tls::dev::write(out) {
+    match tai_gateway::listener::tls::dev::write(out) {
         Ok(paths) => {
             for path in paths {
                 println!("wrote {}", path.display());
@@ -249,6 +249,11 @@ fn run_blocking(args: RunArgs) -> ExitCode {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let stubs = if args.with_stubs {
+        Some(start_stubs(&args).await?)
+    } else {
+        None
+    };
     if args.with_stubs {
         // Dev mode: the default gateway.yaml's HTTPS listener reads certs/dev/, made on first run.
         let dir = args
@@ -256,19 +261,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .parent()
             .unwrap_or(std::path::Path::new(""))
             .join("certs/dev");
-        if tai_gateway::tls::dev::ensure(&dir).context("cannot create dev certificates")? {
+        if tai_gateway::listener::tls::dev::ensure(&dir)
+            .context("cannot create dev certificates")?
+        {
             tracing::info!(dir = %dir.display(), "created dev certificates (trust ca.pem in clients)");
         }
     }
-    let stubs = if args.with_stubs {
-        let stubs = tai_stubs::StubServers::start(args.stub_governor, args.stub_coordinator)
-            .await
-            .context("cannot start the stub backends")?;
-        tracing::info!(governor = %stubs.governor_addr, coordinator = %stubs.coordinator_addr, "stub backends started");
-        Some(stubs)
-    } else {
-        None
-    };
     let rt = runtime::load(&args.config).map_err(|errors| {
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("invalid config:\n{}", text.join("\n"))
@@ -297,6 +295,35 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         stubs.shutdown().await;
     }
     Ok(())
+}
+
+/// The in-memory stub backends of `--with-stubs`.
+#[cfg(feature = "stubs")]
+async fn start_stubs(args: &RunArgs) -> anyhow::Result<tai_stubs::StubServers> {
+    let stubs = tai_stubs::StubServers::start(args.stub_governor, args.stub_coordinator)
+        .await
+        .context("cannot start the stub backends")?;
+    tracing::info!(governor = %stubs.governor_addr, coordinator = %stubs.coordinator_addr, "stub backends started");
+    Ok(stubs)
+}
+
+/// A build without the `stubs` feature has no stub backends to start.
+#[cfg(not(feature = "stubs"))]
+async fn start_stubs(_: &RunArgs) -> anyhow::Result<NoStubs> {
+    anyhow::bail!(
+        "--with-stubs: this tai-gateway was built without the `stubs` cargo feature, so it has no \
+         stub backends; build with default features (`cargo run --release -- run --with-stubs`) \
+         or run `cargo run --release -p tai-stubs` beside it"
+    )
+}
+
+/// Stands in for the stub servers in a build without them.
+#[cfg(not(feature = "stubs"))]
+struct NoStubs;
+
+#[cfg(not(feature = "stubs"))]
+impl NoStubs {
+    async fn shutdown(self) {}
 }
 
 /// Reloads the config on every `SIGHUP`.

@@ -21,8 +21,8 @@ use crate::config::{
     UpstreamConfig,
 };
 use crate::descriptors;
-use crate::pipeline::auth::{AuthRuntime, RoutePolicy};
-use crate::pipeline::rate_limit::{Limiters, RouteLimits};
+use crate::edge::auth::{AuthRuntime, RoutePolicy};
+use crate::edge::rate_limit::{Limiters, RouteLimits};
 use crate::transcode::json::{DecodeOptions, EncodeOptions};
 use crate::transcode::request::{BodyRule, QueryOptions, resolve_field_path};
 use crate::transcode::router::{Router, RouterBuilder};
@@ -75,9 +75,9 @@ pub struct MethodRoute {
     pub upstream: Arc<Upstream>,
     /// Route options.
     pub options: Arc<RouteOptions>,
-    /// The method streams its responses (answered by `crate::pipeline::stream`).
+    /// The method streams its responses (answered as a stream by the pipeline).
     pub server_streaming: bool,
-    /// The method takes a stream of requests (fed by `crate::pipeline::inbound`).
+    /// The method takes a stream of requests (fed from the request body as it arrives).
     pub client_streaming: bool,
 }
 

@@ -1,18 +1,12 @@
-//! Listeners: the public HTTP/1.1 + h2c server, the HTTPS server (`crate::tls`) and the admin
-//! server, bound from a runtime's config, each an accept loop that serves connections until
-//! shutdown, then drains them.
+//! The running gateway: binds the listeners a runtime's config names (public HTTP/1.1 + h2c,
+//! HTTPS, admin), wires them to the pipeline, the admin server, hot reload and the maintenance
+//! task, and stops them in order (public listeners drain first, then the admin server).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -20,12 +14,12 @@ use tokio::task::JoinSet;
 use crate::access_log::AccessLog;
 use crate::admin::{Admin, Lifecycle};
 use crate::config::ListenerLimits;
-use crate::idle::{Activity, IdleIo};
+use crate::listener::tls::TlsTerminator;
+use crate::listener::{Handler, https, plain};
 use crate::metrics::Metrics;
-use crate::pipeline::{Gateway, ResponseBody};
+use crate::pipeline::Gateway;
 use crate::reload::{ReloadStatus, Reloader};
 use crate::runtime::Runtime;
-use crate::tls::TlsTerminator;
 use crate::workers::Workers;
 
 /// Shutdown signal: `Some(drain timeout)` once shutdown has started.
@@ -68,94 +62,51 @@ impl ServerHandle {
             })?)),
             None => None,
         };
-        let http_bind = runtime.config.http_listener;
-        let admin_bind = runtime.config.admin;
-        let limits = runtime.config.limits.clone();
         let access_log = match &runtime.config.ops.access_log {
             Some(target) => Some(AccessLog::start(target)?),
             None => None,
         };
         let workers = Arc::new(Workers::start(runtime.config.workers)?);
+        let config = runtime.config.clone();
         let metrics = Arc::new(Metrics::new());
         let gateway = Arc::new(Gateway::with_ops(runtime, metrics.clone(), access_log));
         let reloader = Reloader::new(gateway.clone());
         let lifecycle = Arc::new(Lifecycle::default());
         let (shutdown, watch_shutdown) = watch::channel(None);
         let (shutdown_admin, watch_admin) = watch::channel(None);
-        let mut tasks = JoinSet::new();
+        let mut started = Started {
+            limits: config.limits.clone(),
+            metrics,
+            stop: watch_shutdown,
+            tasks: JoinSet::new(),
+        };
+        started
+            .tasks
+            .spawn(reloader.clone().watch(started.stop.clone()));
+        let http_addr = match config.http_listener {
+            Some(addr) => Some(started.public(addr, &gateway, &workers).await?),
+            None => None,
+        };
+        let tls_addr = match &tls {
+            Some(tls) => Some(started.https(tls, &gateway, &workers).await?),
+            None => None,
+        };
+        let admin = Admin {
+            gateway: gateway.clone(),
+            reloader: reloader.clone(),
+            lifecycle: lifecycle.clone(),
+        };
         let mut admin_tasks = JoinSet::new();
-        tasks.spawn(reloader.clone().watch(watch_shutdown.clone()));
-        let mut http_addr = None;
-        if let Some(addr) = http_bind {
-            let listener = bind(addr).await?;
-            http_addr = Some(listener.local_addr()?);
-            let gateway = gateway.clone();
-            let stop = wait_for(watch_shutdown.clone());
-            let counted = (metrics.clone(), "http");
-            tasks.spawn(serve(
-                listener,
-                limits.clone(),
-                stop,
-                counted,
-                Some(workers.clone()),
-                move |mut req, peer| {
-                    // Only the TLS listener may set the client-certificate headers.
-                    crate::tls::identity::apply(req.headers_mut(), None);
-                    let gateway = gateway.clone();
-                    async move { gateway.handle(req, peer).await }
-                },
-            ));
-        }
-        let mut tls_addr = None;
-        if let Some(tls) = &tls {
-            let listener = bind(tls.settings().address).await?;
-            tls_addr = Some(listener.local_addr()?);
-            let gateway = gateway.clone();
-            let stop = wait_for(watch_shutdown.clone());
-            tasks.spawn(crate::tls::accept::serve_tls(
-                listener,
-                tls.clone(),
-                limits.clone(),
-                stop,
-                (metrics.clone(), "https"),
-                workers.clone(),
-                move |req, peer| {
-                    let gateway = gateway.clone();
-                    async move { gateway.handle(req, peer).await }
-                },
-            ));
-            let stop = wait_for(watch_shutdown.clone());
-            tasks.spawn(tls.clone().watch_files(async move {
-                stop.await;
-            }));
-        }
-        let mut admin_addr = None;
-        if let Some(addr) = admin_bind {
-            let listener = bind(addr).await?;
-            admin_addr = Some(listener.local_addr()?);
-            let admin = Admin {
-                gateway: gateway.clone(),
-                reloader: reloader.clone(),
-                lifecycle: lifecycle.clone(),
-            };
-            let stop = wait_for(watch_admin);
-            let counted = (metrics.clone(), "admin");
-            // The admin server stays on the control runtime (no workers): it answers while the
-            // workers are busy.
-            admin_tasks.spawn(serve(
-                listener,
-                limits,
-                stop,
-                counted,
-                None,
-                move |req, _| {
-                    let admin = admin.clone();
-                    async move { admin.handle(req).await }
-                },
-            ));
-        }
-        let stop = wait_for(watch_shutdown.clone());
-        tasks.spawn(maintain(gateway.clone(), async move {
+        let admin_addr = match config.admin {
+            Some(addr) => Some(
+                started
+                    .admin(addr, admin, watch_admin, &mut admin_tasks)
+                    .await?,
+            ),
+            None => None,
+        };
+        let stop = wait_for(started.stop.clone());
+        started.tasks.spawn(maintain(gateway.clone(), async move {
             stop.await;
         }));
         lifecycle.set_ready();
@@ -169,7 +120,7 @@ impl ServerHandle {
             lifecycle,
             shutdown,
             shutdown_admin,
-            tasks,
+            tasks: started.tasks,
             admin_tasks,
         })
     }
@@ -208,92 +159,93 @@ async fn wait_for(mut flag: Stop) -> Duration {
     }
 }
 
-/// The accept loop of the plain and admin listeners; connections run on `workers` when given,
-/// otherwise on the accepting runtime.
-async fn serve<H, F>(
-    listener: TcpListener,
+/// What the listeners being started share: their limits, metrics, shutdown signal and tasks.
+struct Started {
     limits: ListenerLimits,
-    stop: impl Future<Output = Duration>,
-    (metrics, name): (Arc<Metrics>, &'static str),
-    workers: Option<Arc<Workers>>,
-    handler: H,
-) where
-    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<ResponseBody>> + Send + 'static,
-{
-    let builder = http_builder(&limits);
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(stop);
-    let drain = loop {
-        let (stream, peer) = tokio::select! {
-            pair = accept(&listener) => pair,
-            drain = &mut stop => break drain,
-        };
-        let (stream, place) = match &workers {
-            Some(workers) => match workers.adopt(stream, peer) {
-                Some(adopted) => adopted,
-                None => continue,
+    metrics: Arc<Metrics>,
+    stop: Stop,
+    tasks: JoinSet<()>,
+}
+
+impl Started {
+    /// The public cleartext listener (HTTP/1.1 + h2c), served on the workers.
+    async fn public(
+        &mut self,
+        addr: SocketAddr,
+        gateway: &Arc<Gateway>,
+        workers: &Arc<Workers>,
+    ) -> std::io::Result<SocketAddr> {
+        let listener = bind(addr).await?;
+        let bound = listener.local_addr()?;
+        self.tasks.spawn(plain::serve(
+            listener,
+            self.limits.clone(),
+            wait_for(self.stop.clone()),
+            (self.metrics.clone(), "http"),
+            Some(workers.clone()),
+            pipeline_handler(gateway),
+        ));
+        Ok(bound)
+    }
+
+    /// The HTTPS listener, served on the workers, and its certificate watcher.
+    async fn https(
+        &mut self,
+        tls: &Arc<TlsTerminator>,
+        gateway: &Arc<Gateway>,
+        workers: &Arc<Workers>,
+    ) -> std::io::Result<SocketAddr> {
+        let listener = bind(tls.settings().address).await?;
+        let bound = listener.local_addr()?;
+        self.tasks.spawn(https::serve_tls(
+            listener,
+            tls.clone(),
+            self.limits.clone(),
+            wait_for(self.stop.clone()),
+            (self.metrics.clone(), "https"),
+            workers.clone(),
+            pipeline_handler(gateway),
+        ));
+        let stop = wait_for(self.stop.clone());
+        self.tasks.spawn(tls.clone().watch_files(async move {
+            stop.await;
+        }));
+        Ok(bound)
+    }
+
+    /// The admin listener. It stays on the control runtime (no workers), so it answers while the
+    /// workers are busy, and stops only after the public listeners have drained.
+    async fn admin(
+        &mut self,
+        addr: SocketAddr,
+        admin: Admin,
+        stop: Stop,
+        tasks: &mut JoinSet<()>,
+    ) -> std::io::Result<SocketAddr> {
+        let listener = bind(addr).await?;
+        let bound = listener.local_addr()?;
+        tasks.spawn(plain::serve(
+            listener,
+            self.limits.clone(),
+            wait_for(stop),
+            (self.metrics.clone(), "admin"),
+            None,
+            move |req, _| {
+                let admin = admin.clone();
+                async move { admin.handle(req).await }
             },
-            None => (stream, tokio::runtime::Handle::current()),
-        };
-        // The idle timer belongs to the runtime that serves the connection.
-        let _entered = place.enter();
-        let handler = handler.clone();
-        let activity = Activity::new();
-        let io = IdleIo::new(stream, activity.clone(), limits.idle_timeout);
-        let service = service_fn(move |req| activity.serve(handler(req, peer)));
-        let connection = builder
-            .serve_connection(TokioIo::new(io), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        let open = metrics.connection_opened(name);
-        place.spawn(async move {
-            let _open = open;
-            if let Err(e) = connection.await {
-                tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
-            }
-        });
-    };
-    drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("drain timeout passed with connections still open");
+        ));
+        Ok(bound)
     }
 }
 
-/// The next connection, with Nagle off. Accept errors (out of file descriptors and similar) are
-/// logged and retried after a pause instead of spinning or ending the listener.
-pub(crate) async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, SocketAddr) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                return (stream, peer);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
+/// The request handler of the public listeners: the gateway's pipeline.
+fn pipeline_handler(gateway: &Arc<Gateway>) -> impl Handler {
+    let gateway = gateway.clone();
+    move |request, peer| {
+        let gateway = gateway.clone();
+        async move { gateway.handle(request, peer).await }
     }
-}
-
-/// The HTTP/1.1 + HTTP/2 connection settings every listener shares.
-pub(crate) fn http_builder(limits: &ListenerLimits) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-        .max_concurrent_streams(1024);
-    builder
 }
 
 /// The one maintenance task: rate-limit key pruning and remote JWKS refresh, once a second,

@@ -2,7 +2,7 @@
 //!
 //! Only the shape and the values are checked here (addresses, durations, that every certificate has
 //! a cert and a key, that the default names a certificate). Reading the PEM files happens when the
-//! listener starts (`crate::tls`), so a missing or broken file is a startup error naming that file.
+//! listener starts (the listener's TLS), so a missing or broken file is a startup error naming that file.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::{header, label_text};
-use crate::pipeline::rate_limit::Limiters;
+use crate::edge::rate_limit::Limiters;
 
 /// Appends `tai_gateway_rate_limit_keys{limit}` for every named limit, sorted by name.
 pub fn render_rate_limit_keys(out: &mut String, limiters: &Limiters) {

@@ -1,15 +1,15 @@
-//! Per-request context: the request id, the peer, and the start time, created when the request
-//! arrives and finished exactly once when its response is ready.
+//! Per-request context: what is known the moment a request arrives (its id, peer, start time,
+//! protocol), stamped on its response exactly once.
 
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use http::{HeaderValue, Request, Response};
+use http::{HeaderValue, Request, Response, header};
 use tokio::time::Instant;
 
-/// Header carrying the request id both ways.
-pub(crate) const REQUEST_ID: &str = "x-request-id";
+use super::protocol::Protocol;
+use crate::edge::metadata::REQUEST_ID;
 
 /// Longest client-supplied request id that is propagated; longer ones are replaced.
 const MAX_REQUEST_ID_LEN: usize = 128;
@@ -65,6 +65,10 @@ pub struct RequestCtx {
     pub method: http::Method,
     /// Request URI (cheap to clone: it shares the request's bytes), for logs.
     pub uri: http::Uri,
+    /// The protocol the request speaks, which its answer (errors included) speaks too.
+    pub protocol: Protocol,
+    /// The request's `Origin`, for the CORS grant on its answer.
+    pub origin: Option<HeaderValue>,
 }
 
 impl RequestCtx {
@@ -82,11 +86,13 @@ impl RequestCtx {
             started: Instant::now(),
             method: request.method().clone(),
             uri: request.uri().clone(),
+            protocol: Protocol::of(request.method(), request.headers()),
+            origin: request.headers().get(header::ORIGIN).cloned(),
         }
     }
 
     /// Stamps the response with the request id and logs the outcome.
-    pub fn finish<B>(&self, response: &mut Response<B>) {
+    pub fn stamp<B>(&self, response: &mut Response<B>) {
         response
             .headers_mut()
             .insert(REQUEST_ID, self.request_id.clone());

@@ -1,17 +1,27 @@
-//! The per-request sequence, in one place and in order:
-//! route → per-client rate limits → authentication → per-subject rate limits → deadline → body →
-//! transcode request → upstream call → transcode response.
-//! Every failure becomes a [`GatewayError`] and is answered through its one mapping table.
+//! The request pipeline, in one place and in order ([`Gateway::handle`]):
+//!
+//! 1. **find the route** ([`route`]): the HTTP rule a JSON request's path selects, or the gRPC
+//!    method a gRPC / gRPC-Web request names (a CORS preflight for one is answered here);
+//! 2. **admit** ([`crate::edge::admit`], the same for every kind of call): rate limits before
+//!    authentication → the token → rate limits after it → the deadline → the metadata;
+//! 3. **call**, by kind: [`unary`], [`server_stream`], [`client_stream`] (client and bidi
+//!    streams), or [`grpc`] pass-through (native gRPC and gRPC-Web, [`grpc_web`]);
+//! 4. **respond**: a failure becomes its response through the one error table
+//!    ([`crate::error`]), in the request's [`protocol`];
+//! 5. **finish** ([`outcome`]): metrics and the access log line, exactly once (streams: when
+//!    they end).
 
-pub mod auth;
-mod body;
+mod answer;
+mod client_stream;
 mod ctx;
 mod grpc;
-mod inbound;
-mod metadata;
+mod grpc_web;
 mod outcome;
-pub mod rate_limit;
-mod stream;
+pub mod protocol;
+mod request;
+mod route;
+mod server_stream;
+mod unary;
 
 pub use ctx::{RequestCtx, RequestIds};
 
@@ -20,19 +30,19 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::Full;
 
 use crate::access_log::AccessLog;
-use crate::error::GatewayError;
+use crate::body::ResponseBody;
+use crate::edge::metadata::Forwarding;
+use crate::edge::{self, Admitted, RequestHead, cors};
 use crate::metrics::Metrics;
-use crate::runtime::{Binding, Runtime};
-use crate::transcode::request::{RequestParts, encode_request};
-use crate::transcode::response::decode_and_encode;
-use crate::transcode::router::RouteMiss;
-use crate::upstream::CallOptions;
-
-pub use body::{BodyError, ResponseBody};
+use crate::runtime::Runtime;
+use answer::{Answer, Failure};
+use outcome::Outcome;
+use protocol::Protocol;
+use route::{Found, Target};
 
 /// The gateway: the current runtime snapshot plus process-wide request state.
 #[derive(Debug)]
@@ -82,7 +92,8 @@ impl Gateway {
         self.runtime.store(Arc::new(runtime));
     }
 
-    /// Handles one HTTP request; never fails: errors are answered as JSON.
+    /// Handles one request, top to bottom; never fails: every failure is answered in the
+    /// request's protocol (JSON `google.rpc.Status`, or a gRPC status).
     pub async fn handle<B>(&self, request: Request<B>, peer: SocketAddr) -> Response<ResponseBody>
     where
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
@@ -90,195 +101,46 @@ impl Gateway {
     {
         let runtime = self.runtime.load_full();
         let ctx = RequestCtx::new(&request, peer, &self.request_ids);
-        let mut binding_seen = None;
-        let mut outcome = outcome::Outcome::default();
-        let mut budget = rate_limit::Budget::default();
-        // Native gRPC, gRPC-Web and their CORS preflights bypass transcoding.
-        if let Some(answer) = grpc::preflight(&runtime, &request) {
-            return self.finish_pass_through(&ctx, &outcome, answer);
-        }
-        if let Some(protocol) = grpc::Protocol::of(request.method(), request.headers()) {
-            let answer = grpc::forward(&runtime, request, protocol, &ctx, &mut outcome).await;
-            return self.finish_pass_through(&ctx, &outcome, answer);
-        }
-        let result = async {
-            let (binding, bindings) = find_route(&runtime, request.method(), request.uri().path())?;
-            binding_seen = Some(binding.clone());
-            outcome.binding = Some(binding.clone());
-            let route = &binding.method;
-            // Edge checks: a cheap per-client limit, the token, then the per-subject limits.
-            let (limits, policy) = (&route.options.rate_limits, &route.options.auth);
-            limits.check_before_auth(request.headers(), peer, &mut budget)?;
-            let token_query = request.uri().query();
-            let verified = runtime
-                .auth
-                .authenticate(policy, request.headers(), token_query)
-                .await?;
-            let claims = verified.as_ref().map(|v| &*v.claims);
-            outcome.subject = auth::subject(claims);
-            limits.check_after_auth(claims, request.headers(), peer, &mut budget)?;
-            let timeout = metadata::deadline(route.options.timeout, request.headers())?;
-            let mut forwarded =
-                metadata::forward_request_headers(request.headers(), &route.options.headers, &ctx);
-            let headers = request.headers();
-            // Verified claims in, client-sent copies (and, per route, Authorization) out.
-            runtime
-                .auth
-                .forward(&mut forwarded, policy, verified.as_ref(), headers);
-            let query = runtime.auth.query_without_token(request.uri().query());
-            if route.client_streaming {
-                let inbound = inbound::Inbound {
-                    framing: match binding.raw_body {
-                        true => None,
-                        false => Some(inbound::framing(request.headers())?),
-                    },
-                    content_type: request
-                        .headers()
-                        .get(header::CONTENT_TYPE)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned),
-                    prefs: stream::ClientPrefs::of(request.headers()),
-                    binding: binding.clone(),
-                    path_bindings: bindings
-                        .into_iter()
-                        .map(|(k, v)| (k.to_owned(), v))
-                        .collect(),
-                    query,
-                    forwarded,
-                    timeout,
-                };
-                let answer = inbound::call(&runtime, inbound, request.into_body(), &mut outcome);
-                return answer.await.map(Answer::Stream);
-            }
-            // A content type describes a body; clients that send one on a bodiless GET or
-            // DELETE must not be refused for it.
-            let content_type = if has_no_body(request.body()) && !binding.raw_body {
-                None
-            } else {
-                check_content_type(&binding, request.headers())?
+        let mut outcome = Outcome::default();
+        let answer: Answer = async {
+            let (method, path, headers) =
+                (request.method(), request.uri().path(), request.headers());
+            let target = match route::find(&runtime, method, path, headers, ctx.protocol)? {
+                Found::Call(target) => target,
+                Found::Preflight(grpc) => {
+                    return Ok(cors::preflight(grpc.options.cors.as_ref(), headers));
+                }
             };
-            let stream_prefs = route
-                .server_streaming
-                .then(|| stream::ClientPrefs::of(request.headers()));
-            let body = read_body(
-                request.into_body(),
-                route.options.max_request_bytes,
-                runtime.config.limits.body_read_timeout,
-            )
-            .await?;
-            outcome.request_bytes = body.len() as u64;
-            let bindings: Vec<(&str, String)> = bindings;
-            let payload = encode_request(
-                &route.input,
-                &binding.body,
-                &RequestParts {
-                    path_bindings: &bindings,
-                    query: query.as_deref(),
-                    body: &body,
-                    content_type: content_type.as_deref(),
-                },
-                &route.options.decode,
-                &route.options.query,
-            )
-            .map(Bytes::from)?;
-            let call = CallOptions::for_route(&route.options.retry, &binding.http_method, timeout);
-            let upstream_started = tokio::time::Instant::now();
-            if let Some(prefs) = stream_prefs {
-                let grpc_path = &route.grpc_path;
-                let (opened, attempts) = route
-                    .upstream
-                    .open_stream(grpc_path, payload, forwarded, &call)
-                    .await;
-                outcome.upstream = Some((route.upstream.clone(), upstream_started.elapsed()));
-                outcome.attempts = attempts;
-                let extra = crate::upstream::CallOutcome::attempts_only(attempts);
-                return stream::respond(&runtime, &binding, opened, extra, prefs)
-                    .map(Answer::Stream);
-            }
-            let called = route
-                .upstream
-                .call(&route.grpc_path, payload, forwarded, &call)
-                .await;
-            outcome.upstream = Some((route.upstream.clone(), upstream_started.elapsed()));
-            outcome.attempts = called.attempts;
-            outcome.endpoint = called.endpoint.as_ref().map(|e| e.authority.clone());
-            let attempts = called.attempts_header();
-            let reply = called.result.map_err(|e| Failure {
-                error: e.into(),
-                headers: attempts.clone(),
-            })?;
-            let mut response_headers =
-                metadata::response_headers(&reply.metadata, &route.options.headers);
-            response_headers.extend(attempts);
-            let Some(message) = reply.message else {
-                return Err(Failure {
-                    error: GatewayError::Backend(reply.status),
-                    headers: response_headers,
-                });
+            outcome.route = Some(target.options().clone());
+            let head = RequestHead {
+                headers,
+                query: request.uri().query(),
+                peer,
+                request_id: &ctx.request_id,
             };
-            let encoded = decode_and_encode(
-                &route.output,
-                &message,
-                binding.response_body.as_ref(),
-                &route.options.encode,
+            let (auth, options) = (&runtime.auth, target.options());
+            let admission = &mut outcome.admission;
+            let admitted = edge::admit(auth, options, head, forwarding(ctx.protocol), admission);
+            let admitted = admitted.await?;
+            call(
+                &runtime,
+                target,
+                request,
+                ctx.protocol,
+                admitted,
+                &mut outcome,
             )
-            .map_err(|e| Failure {
-                error: GatewayError::ResponseTranscode(e.to_string()),
-                headers: response_headers.clone(),
-            })?;
-            Ok(Answer::Unary(encoded, response_headers))
+            .await
         }
         .await;
-        let mut response = match result {
-            Ok(Answer::Stream(response)) => response,
-            Ok(Answer::Unary(encoded, extra)) => {
-                let mut response = Response::new(Full::new(Bytes::from(encoded.body)).into());
-                set_content_type(&mut response, &encoded.content_type);
-                response.headers_mut().extend(extra);
-                response
-            }
-            Err(Failure {
-                error,
-                headers: extra,
-            }) => {
-                let encode = binding_seen
-                    .as_ref()
-                    .map(|b| &b.method.options.encode)
-                    .unwrap_or(&runtime.default_encode);
-                let reply = error.to_reply(&runtime.pool, encode);
-                outcome.failed(&error, reply.code);
-                if reply.status.is_server_error() {
-                    tracing::warn!(request_id = ?ctx.request_id, error = %error, "request failed");
-                } else {
-                    tracing::debug!(request_id = ?ctx.request_id, error = %error, "request rejected");
-                }
-                let mut response = Response::new(Full::new(Bytes::from(reply.body)).into());
-                *response.status_mut() = reply.status;
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                response.headers_mut().extend(extra);
-                for (name, value) in reply.headers {
-                    response.headers_mut().insert(name, value);
-                }
-                response
-            }
-        };
-        budget.write(response.headers_mut());
-        ctx.finish(&mut response);
-        if response.body().is_stream() {
-            let (metrics, log) = (self.metrics.clone(), self.access_log.clone());
-            return outcome::record_when_done(response, ctx, outcome, metrics, log);
-        }
+        let response = respond(&runtime, &ctx, &mut outcome, answer);
         outcome::finish(
-            &ctx,
-            &outcome,
-            &response,
+            response,
+            ctx,
+            outcome,
             &self.metrics,
             self.access_log.as_ref(),
-        );
-        response
+        )
     }
 
     /// Waits (at most `timeout`) until the access log has written every line queued so far.
@@ -298,139 +160,76 @@ impl Gateway {
     }
 }
 
-impl Gateway {
-    /// The finish step for answers that bypassed transcoding.
-    fn finish_pass_through(
-        &self,
-        ctx: &RequestCtx,
-        outcome: &outcome::Outcome,
-        mut response: Response<ResponseBody>,
-    ) -> Response<ResponseBody> {
-        ctx.finish(&mut response);
-        if response.body().is_stream() {
-            let (metrics, log) = (self.metrics.clone(), self.access_log.clone());
-            return outcome::record_when_done(response, ctx.clone(), outcome.clone(), metrics, log);
-        }
-        let log = self.access_log.as_ref();
-        outcome::finish(ctx, outcome, &response, &self.metrics, log);
-        response
-    }
-}
-
-/// A successful answer: a unary reply with its extra headers, or a streaming response.
-enum Answer {
-    Unary(
-        crate::transcode::response::HttpResponseBody,
-        http::HeaderMap,
-    ),
-    Stream(Response<ResponseBody>),
-}
-
-/// A failed request plus the backend metadata already allowed into the response, if any.
-struct Failure {
-    error: GatewayError,
-    headers: http::HeaderMap,
-}
-
-impl<E: Into<GatewayError>> From<E> for Failure {
-    fn from(error: E) -> Failure {
-        Failure {
-            error: error.into(),
-            headers: http::HeaderMap::new(),
-        }
-    }
-}
-
-/// The binding a request path selected, with its path-variable values.
-type RouteFound<'r> = (Arc<Binding>, Vec<(&'r str, String)>);
-
-fn find_route<'r>(
-    runtime: &'r Runtime,
-    method: &Method,
-    path: &str,
-) -> Result<RouteFound<'r>, GatewayError> {
-    match runtime.router.lookup(method.as_str(), path) {
-        Ok(found) => Ok((found.value.clone(), found.bindings)),
-        Err(RouteMiss::NotFound) => Err(GatewayError::RouteNotFound {
-            path: path.to_owned(),
-        }),
-        Err(RouteMiss::MethodNotAllowed { allow }) => Err(GatewayError::MethodNotAllowed {
-            method: method.to_string(),
-            path: path.to_owned(),
-            allow,
-        }),
-        Err(RouteMiss::MalformedPath(reason)) => Err(GatewayError::MalformedPath(reason)),
-    }
-}
-
-/// JSON bodies must be `application/json` (or `+json`) in UTF-8; raw `HttpBody` bodies take any type.
-/// Returns the content type for HttpBody bindings.
-fn check_content_type(
-    binding: &Binding,
-    headers: &http::HeaderMap,
-) -> Result<Option<String>, GatewayError> {
-    let value = headers
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap_or_default().to_owned());
-    if binding.raw_body {
-        return Ok(value);
-    }
-    let Some(text) = value else { return Ok(None) };
-    let mut parts = text.split(';');
-    let essence = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-    let json = essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"));
-    let utf8 = parts.all(|param| match param.trim().split_once('=') {
-        Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
-            value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
-        }
-        _ => true,
-    });
-    if json && utf8 {
-        Ok(None)
-    } else {
-        Err(GatewayError::UnsupportedMediaType(text))
-    }
-}
-
-/// True when the request is known to carry no body bytes (no body, or `Content-Length: 0`).
-fn has_no_body<B: http_body::Body>(body: &B) -> bool {
-    body.is_end_stream() || body.size_hint().exact() == Some(0)
-}
-
-/// Reads the whole body, refusing it early when its declared or actual size passes `limit`, and
-/// giving up when it has not all arrived within `timeout` (hyper bounds only the head's reading).
-async fn read_body<B>(
-    body: B,
-    limit: usize,
-    timeout: std::time::Duration,
-) -> Result<Bytes, GatewayError>
+/// The call phase: the backend call for the target's kind.
+async fn call<B>(
+    runtime: &Runtime,
+    target: Target<'_>,
+    request: Request<B>,
+    protocol: Protocol,
+    admitted: Admitted,
+    outcome: &mut Outcome,
+) -> Answer
 where
-    B: http_body::Body<Data = Bytes> + Send + Unpin,
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    if body.size_hint().lower() > limit as u64 {
-        return Err(GatewayError::PayloadTooLarge { limit });
-    }
-    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
-        .await
-        .map_err(|_| GatewayError::BodyReadTimeout { after: timeout })?;
-    match collected {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(GatewayError::PayloadTooLarge { limit })
+    let (binding, vars) = match target {
+        Target::Grpc(method) => {
+            return grpc::forward(&method, request, protocol, admitted, outcome).await;
         }
-        Err(e) => Err(GatewayError::BodyRead(e.to_string())),
+        Target::Http(binding, vars) => (binding, vars),
+    };
+    let (rt, kind) = (runtime, &binding.method);
+    if kind.client_streaming {
+        client_stream::call(rt, &binding, &vars, request, admitted, outcome).await
+    } else if kind.server_streaming {
+        server_stream::call(rt, &binding, &vars, request, admitted, outcome).await
+    } else {
+        unary::call(rt, &binding, &vars, request, admitted, outcome).await
     }
 }
 
-fn set_content_type(response: &mut Response<ResponseBody>, content_type: &str) {
-    let value = HeaderValue::from_str(content_type)
-        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    response.headers_mut().insert(header::CONTENT_TYPE, value);
+/// Which request headers a call's metadata takes: the allowlist for transcoded calls,
+/// everything end-to-end for gRPC pass-through.
+fn forwarding(protocol: Protocol) -> Forwarding {
+    match protocol {
+        Protocol::Json => Forwarding::Allowlist,
+        Protocol::Grpc | Protocol::GrpcWeb { .. } => Forwarding::PassThrough,
+    }
+}
+
+/// The respond phase: a failure becomes its response through the one error table; every
+/// answer then gets the request's rate-limit budget (JSON), CORS grant (gRPC-Web) and id.
+fn respond(
+    runtime: &Runtime,
+    ctx: &RequestCtx,
+    outcome: &mut Outcome,
+    answer: Answer,
+) -> Response<ResponseBody> {
+    let mut response = answer.unwrap_or_else(|Failure { error, headers }| {
+        let route = outcome.route.as_ref();
+        let encode = route.map_or(&runtime.default_encode, |r| &r.encode);
+        let response = error.to_response(ctx.protocol, &runtime.pool, encode, headers);
+        outcome.failed(&error);
+        if error.http_status().is_server_error() {
+            tracing::warn!(request_id = ?ctx.request_id, error = %error, "request failed");
+        } else {
+            tracing::debug!(request_id = ?ctx.request_id, error = %error, "request rejected");
+        }
+        response
+    });
+    let cors = outcome.route.as_ref().and_then(|r| r.cors.as_ref());
+    if ctx.protocol.is_grpc() {
+        if let Some(origin) = cors::allowed_origin(cors, ctx.origin.as_ref())
+            && let Some(cors) = cors
+        {
+            cors::grant(cors, origin, response.headers_mut());
+        }
+    } else {
+        outcome.admission.budget.write(response.headers_mut());
+    }
+    ctx.stamp(&mut response);
+    response
 }
 
 /// The answer for requests the pipeline never sees (admin and listener-level refusals).
@@ -442,48 +241,4 @@ pub fn plain_json(status: StatusCode, body: &'static str) -> Response<ResponseBo
         HeaderValue::from_static("application/json"),
     );
     response
-}
-
-#[cfg(test)]
-mod body_timeout_tests {
-    use super::*;
-    use std::time::Duration;
-
-    /// A body that sends one chunk and then never ends.
-    struct Stalled(bool);
-
-    impl http_body::Body for Stalled {
-        type Data = Bytes;
-        type Error = std::convert::Infallible;
-
-        fn poll_frame(
-            mut self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-            if self.0 {
-                std::task::Poll::Pending
-            } else {
-                self.0 = true;
-                std::task::Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(b"{")))))
-            }
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_stalled_body_times_out_after_the_configured_time() {
-        let started = tokio::time::Instant::now();
-        let result = read_body(Stalled(false), 1024, Duration::from_secs(30)).await;
-        assert!(matches!(
-            result,
-            Err(GatewayError::BodyReadTimeout { after }) if after == Duration::from_secs(30)
-        ));
-        assert_eq!(started.elapsed(), Duration::from_secs(30));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_complete_body_is_read_before_the_timeout() {
-        let body = Full::new(Bytes::from_static(b"{}"));
-        let result = read_body(body, 1024, Duration::from_secs(30)).await;
-        assert_eq!(result.ok(), Some(Bytes::from_static(b"{}")));
-    }
 }

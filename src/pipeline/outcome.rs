@@ -1,5 +1,5 @@
-//! What the pipeline learned about a request on its way (route, upstream call, sizes, gRPC
-//! status), and the finish step that turns it into metrics and an access log line — the one
+//! What the pipeline learned about a request on its way (route, admission, upstream call, sizes,
+//! gRPC status), and the finish step that turns it into metrics and an access log line — the one
 //! place per request where both are recorded.
 
 use std::pin::Pin;
@@ -9,78 +9,116 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::Response;
+use http_body::Body;
 
-use super::body::{BodyError, ResponseBody, StreamStatus};
 use super::ctx::RequestCtx;
 use crate::access_log::{AccessLog, AccessRecord, rfc3339};
+use crate::body::{BodyError, ResponseBody, StreamStatus};
+use crate::edge::Admission;
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, RequestLabels, RequestRecord, UNMATCHED_ROUTE};
-use crate::runtime::Binding;
+use crate::runtime::RouteOptions;
 use crate::transcode::request::RequestError;
 use crate::upstream::{GrpcStatus, Upstream, UpstreamError};
 
-/// Facts gathered while a request is handled.
-#[derive(Debug, Default, Clone)]
-pub(super) struct Outcome {
-    /// The binding the path selected.
-    pub(super) binding: Option<Arc<Binding>>,
-    /// Request body bytes read.
-    pub(super) request_bytes: u64,
-    /// The upstream called and how long the call took, retries included.
-    pub(super) upstream: Option<(Arc<Upstream>, Duration)>,
-    /// Attempts the upstream call made (0 when it failed fast on open breakers).
-    pub(super) attempts: u32,
-    /// gRPC status of the answer (0 on success).
-    pub(super) grpc_status: i32,
-    /// Kind of transcoding failure, if one happened.
-    pub(super) transcode_error: Option<&'static str>,
-    /// Why the upstream call produced no gRPC answer, if it did not.
-    pub(super) upstream_failure: Option<&'static str>,
-    /// The route of a native gRPC / gRPC-Web call (those have no HTTP binding).
-    pub(super) grpc_route: Option<Arc<crate::runtime::RouteOptions>>,
-    /// The rate limit that refused the request (429), if one did.
-    pub(super) rate_limited: Option<String>,
-    /// Why authentication refused the request (401/403), if it did.
-    pub(super) auth_failure: Option<&'static str>,
-    /// `sub` of the verified token, for the access log.
-    pub(super) subject: Option<String>,
-    /// `host:port` of the endpoint the upstream call's last attempt went to.
-    pub(super) endpoint: Option<String>,
+/// Facts gathered while a request is handled, each written by the phase that learns it.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome {
+    /// The route the request matched (finding the route).
+    pub(crate) route: Option<Arc<RouteOptions>>,
+    /// The rate-limit budget and the token's subject (admission).
+    pub(crate) admission: Admission,
+    /// Request body bytes read (the call).
+    pub(crate) request_bytes: u64,
+    /// The upstream call, when one was made (the call).
+    pub(crate) call: Option<UpstreamCall>,
+    /// gRPC status of the answer, 0 on success (responding; streams: when they end).
+    pub(crate) grpc_status: i32,
+    /// What kind of failure the request ended with, for the metrics (responding).
+    pub(crate) failure: FailureKinds,
+}
+
+/// One upstream call as the metrics and access log report it.
+#[derive(Debug)]
+pub(crate) struct UpstreamCall {
+    /// The upstream called.
+    pub(crate) upstream: Arc<Upstream>,
+    /// How long the call took, retries included.
+    pub(crate) took: Duration,
+    /// Attempts made (0 when it failed fast on open breakers).
+    pub(crate) attempts: u32,
+    /// `host:port` of the endpoint the last attempt went to, when known.
+    pub(crate) endpoint: Option<String>,
+}
+
+impl UpstreamCall {
+    /// A call to `upstream` that started at `started` and took `attempts`.
+    pub(crate) fn new(
+        upstream: &Arc<Upstream>,
+        started: tokio::time::Instant,
+        attempts: u32,
+    ) -> UpstreamCall {
+        UpstreamCall {
+            upstream: upstream.clone(),
+            took: started.elapsed(),
+            attempts,
+            endpoint: None,
+        }
+    }
+}
+
+/// The kinds of failure the metrics count, by family.
+#[derive(Debug, Default)]
+pub(crate) struct FailureKinds {
+    /// Kind of transcoding failure.
+    transcode: Option<&'static str>,
+    /// Why the upstream call produced no gRPC answer.
+    upstream: Option<&'static str>,
+    /// Why authentication refused the request (401/403).
+    auth: Option<&'static str>,
+    /// The rate limit that refused the request (429).
+    rate_limit: Option<String>,
 }
 
 impl Outcome {
-    /// Notes the failure's gRPC code and, for transcoding failures, their kind.
-    pub(super) fn failed(&mut self, error: &GatewayError, code: i32) {
-        self.grpc_status = code;
-        self.transcode_error = transcode_kind(error);
-        match error {
-            GatewayError::RateLimited(e) => self.rate_limited = Some(e.limit_name().to_owned()),
-            GatewayError::Auth(e) => self.auth_failure = Some(e.metric_reason()),
-            _ => {}
-        }
-        self.upstream_failure = match error {
-            GatewayError::Upstream(UpstreamError::Unavailable { .. }) => Some("unavailable"),
-            // The call loop reports a per-try timeout with the per-try bound, and the whole
-            // call's deadline with the deadline.
-            GatewayError::Upstream(UpstreamError::DeadlineExceeded { timeout, .. })
-                if self
-                    .binding
-                    .as_ref()
-                    .and_then(|b| b.method.options.retry.per_try_timeout)
-                    == Some(*timeout) =>
-            {
-                Some("per_try_timeout")
-            }
-            GatewayError::Upstream(UpstreamError::DeadlineExceeded { .. }) => {
-                Some("deadline_exceeded")
-            }
-            GatewayError::Upstream(UpstreamError::CircuitOpen { .. }) => Some("circuit_open"),
-            GatewayError::Upstream(UpstreamError::InvalidResponse { .. }) => {
-                Some("invalid_response")
-            }
-            _ => None,
+    /// Notes the failure the request is answered with: its gRPC code and its kinds.
+    pub(crate) fn failed(&mut self, error: &GatewayError) {
+        self.grpc_status = error.code();
+        let per_try = self.route.as_ref().and_then(|r| r.retry.per_try_timeout);
+        self.failure = FailureKinds {
+            transcode: transcode_kind(error),
+            upstream: upstream_failure(error, per_try),
+            auth: match error {
+                GatewayError::Auth(e) => Some(e.metric_reason()),
+                _ => None,
+            },
+            rate_limit: match error {
+                GatewayError::RateLimited(e) => Some(e.limit_name().to_owned()),
+                _ => None,
+            },
         };
     }
+}
+
+/// The `reason` label of an upstream call that produced no gRPC answer.
+fn upstream_failure(
+    error: &GatewayError,
+    per_try_timeout: Option<Duration>,
+) -> Option<&'static str> {
+    let GatewayError::Upstream(error) = error else {
+        return None;
+    };
+    Some(match error {
+        UpstreamError::Unavailable { .. } => "unavailable",
+        // The call loop reports a per-try timeout with the per-try bound, and the whole call's
+        // deadline with the deadline.
+        UpstreamError::DeadlineExceeded { timeout, .. } if per_try_timeout == Some(*timeout) => {
+            "per_try_timeout"
+        }
+        UpstreamError::DeadlineExceeded { .. } => "deadline_exceeded",
+        UpstreamError::CircuitOpen { .. } => "circuit_open",
+        UpstreamError::InvalidResponse { .. } => "invalid_response",
+    })
 }
 
 /// The `kind` label of a transcoding failure; `None` for failures that are not transcoding.
@@ -101,27 +139,27 @@ fn transcode_kind(error: &GatewayError) -> Option<&'static str> {
     }
 }
 
-/// Records the finished request once: metrics, then the access log line.
-pub(super) fn finish<B: http_body::Body>(
-    ctx: &RequestCtx,
-    outcome: &Outcome,
-    response: &Response<B>,
-    metrics: &Metrics,
+/// Records a finished request once: metrics, then the access log line. A streaming answer is
+/// recorded when its body ends (bytes written, the final gRPC status), not at its head.
+pub(crate) fn finish(
+    response: Response<ResponseBody>,
+    ctx: RequestCtx,
+    outcome: Outcome,
+    metrics: &Arc<Metrics>,
     access_log: Option<&AccessLog>,
-) {
+) -> Response<ResponseBody> {
+    if response.body().is_stream() {
+        let (metrics, log) = (metrics.clone(), access_log.cloned());
+        return record_when_done(response, ctx, outcome, metrics, log);
+    }
     let response_bytes = response.body().size_hint().exact().unwrap_or(0);
-    record(
-        ctx,
-        outcome,
-        response.status().as_u16(),
-        response_bytes,
-        metrics,
-        access_log,
-    );
+    let status = response.status().as_u16();
+    record(&ctx, &outcome, status, response_bytes, metrics, access_log);
+    response
 }
 
 /// Records a request whose status and body size are known (streams: when the body has ended).
-pub(super) fn record(
+fn record(
     ctx: &RequestCtx,
     outcome: &Outcome,
     status: u16,
@@ -130,12 +168,9 @@ pub(super) fn record(
     access_log: Option<&AccessLog>,
 ) {
     let duration = ctx.started.elapsed();
-    let route = outcome
-        .binding
-        .as_ref()
-        .map(|b| b.method.options.name.as_str())
-        .or_else(|| outcome.grpc_route.as_ref().map(|o| o.name.as_str()));
-    let attempts = outcome.attempts;
+    let route = outcome.route.as_ref().map(|r| r.name.as_str());
+    let call = outcome.call.as_ref();
+    let attempts = call.map_or(0, |c| c.attempts);
     metrics.record_request(&RequestRecord {
         labels: RequestLabels {
             route: route.unwrap_or(UNMATCHED_ROUTE).to_owned(),
@@ -145,14 +180,11 @@ pub(super) fn record(
         duration,
         request_bytes: outcome.request_bytes,
         response_bytes,
-        upstream: outcome
-            .upstream
-            .as_ref()
-            .map(|(u, took)| (u.name.as_str(), *took, attempts)),
-        transcode_error: outcome.transcode_error,
-        upstream_failure: outcome.upstream_failure,
-        rate_limited: outcome.rate_limited.as_deref(),
-        auth_failure: outcome.auth_failure,
+        upstream: call.map(|c| (c.upstream.name.as_str(), c.took, c.attempts)),
+        transcode_error: outcome.failure.transcode,
+        upstream_failure: outcome.failure.upstream,
+        rate_limited: outcome.failure.rate_limit.as_deref(),
+        auth_failure: outcome.failure.auth,
     });
     if let Some(log) = access_log {
         log.write(&AccessRecord {
@@ -167,17 +199,16 @@ pub(super) fn record(
             duration_ms: duration.as_secs_f64() * 1000.0,
             bytes_in: outcome.request_bytes,
             bytes_out: response_bytes,
-            upstream: outcome.upstream.as_ref().map(|(u, _)| u.name.as_str()),
-            upstream_endpoint: outcome.endpoint.as_deref(),
+            upstream: call.map(|c| c.upstream.name.as_str()),
+            upstream_endpoint: call.and_then(|c| c.endpoint.as_deref()),
             attempts,
-            subject: outcome.subject.as_deref(),
+            subject: outcome.admission.subject.as_deref(),
         });
     }
 }
 
-/// Hands a streaming response back with a body that records the request when the stream ends
-/// (bytes written, the final gRPC status), instead of at the response head.
-pub(super) fn record_when_done(
+/// Hands a streaming response back with a body that records the request when the stream ends.
+fn record_when_done(
     response: Response<ResponseBody>,
     ctx: RequestCtx,
     outcome: Outcome,

@@ -653,7 +653,7 @@ async fn the_default_config_protects_writes_and_accepts_the_minted_dev_token() {
     // The HTTPS listener's dev certificates are made on first `run --with-stubs`; a fresh clone
     // has none, so this test makes its own set and points the config at it.
     let certs = crate::harness::TempDir::new();
-    tai_gateway::tls::dev::write(certs.path()).expect("dev certificates");
+    tai_gateway::listener::tls::dev::write(certs.path()).expect("dev certificates");
     let text = std::fs::read_to_string(&path)
         .expect("read gateway.yaml")
         .replace("certs/dev/", &format!("{}/", certs.path().display()))

@@ -22,7 +22,7 @@ fn certs_dev_writes_a_ca_and_certificates_that_parse() {
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    for name in tai_gateway::tls::dev::FILES {
+    for name in tai_gateway::listener::tls::dev::FILES {
         let path = out.join(name);
         let text = std::fs::read(&path).expect("file written");
         if name.ends_with("-key.pem") {
@@ -52,7 +52,7 @@ fn certs_dev_writes_a_ca_and_certificates_that_parse() {
 #[tokio::test]
 async fn dev_certificates_serve_https_for_localhost_with_client_auth() {
     let dir = TempDir::new();
-    let written = tai_gateway::tls::dev::write(dir.path()).expect("write dev certs");
+    let written = tai_gateway::listener::tls::dev::write(dir.path()).expect("write dev certs");
     assert_eq!(written.len(), 6);
     let p = |name: &str| dir.path().join(name);
     let tls = format!(

@@ -164,7 +164,7 @@ fn client_config(
     versions: &[&'static rustls::SupportedProtocolVersion],
     identity: Option<&Leaf>,
 ) -> Arc<ClientConfig> {
-    tai_gateway::tls::install_default_provider();
+    tai_gateway::listener::tls::install_default_provider();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)

@@ -5,7 +5,6 @@
 //! - this file: [`TlsTerminator`] (load, reload, the current [`ServerConfig`]) and [`TlsError`].
 //! - `resolver`: SNI → certificate, with a default for clients without SNI.
 //! - [`identity`]: the verified client certificate's subject/SAN as request headers.
-//! - `accept`: the accept loop (handshake with a timeout, then the shared HTTP server).
 //! - [`dev`]: a local CA + server/client certificates for development.
 //!
 //! # Policy
@@ -20,7 +19,6 @@
 //! is missing or broken, the old config stays in service and the problem is logged, naming the
 //! file; the next change is tried again.
 
-pub(crate) mod accept;
 pub mod dev;
 pub mod identity;
 mod resolver;

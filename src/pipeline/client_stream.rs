@@ -2,7 +2,7 @@
 //! one JSON array, is split into elements as it arrives and each element is sent to the backend
 //! as one gRPC message at once (no whole-body buffering); path and query bindings apply to every
 //! message. The answer is one JSON object (client streaming) or a stream in the formats of
-//! [`super::stream`] (bidirectional).
+//! [`super::server_stream`] (bidirectional).
 //!
 //! A malformed element ends the upstream request stream with a reset; the client then gets
 //! that element's error (400), not the backend's view of the reset.
@@ -10,21 +10,21 @@
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Response, header};
+use http::{HeaderMap, Request, header};
 use http_body::{Body, Frame};
 use http_body_util::combinators::UnsyncBoxBody;
 
-use super::body::ResponseBody;
-use super::outcome::Outcome;
-use super::stream::{self, ClientPrefs};
-use super::{Failure, metadata};
+use super::answer::{Answer, Failure};
+use super::outcome::{Outcome, UpstreamCall};
+use super::server_stream::{self, ClientPrefs};
+use super::unary;
+use crate::edge::Admitted;
+use crate::edge::metadata::response_headers;
 use crate::error::GatewayError;
-use crate::runtime::{Binding, Runtime};
+use crate::runtime::{Binding, MethodRoute, Runtime};
 use crate::transcode::request::{RequestParts, build_request, encode_message};
-use crate::transcode::response::decode_and_encode;
 use crate::transcode::split::{Framing, SplitError, Splitter};
 use crate::upstream::codec;
 use crate::upstream::stream::{
@@ -34,7 +34,7 @@ use crate::upstream::{CallOptions, CallOutcome, GrpcReply, GrpcStatus, UpstreamE
 
 /// The request stream's framing from its `Content-Type`: NDJSON for `application/x-ndjson`
 /// (or `application/jsonl`), a JSON array for `application/json` or none.
-pub(super) fn framing(headers: &HeaderMap) -> Result<Framing, GatewayError> {
+fn framing(headers: &HeaderMap) -> Result<Framing, GatewayError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Ok(Framing::JsonArray);
     };
@@ -47,79 +47,45 @@ pub(super) fn framing(headers: &HeaderMap) -> Result<Framing, GatewayError> {
     }
 }
 
-/// One streaming call from an HTTP client, with what the pipeline already worked out.
-pub(super) struct Inbound {
-    pub(super) binding: Arc<Binding>,
-    pub(super) path_bindings: Vec<(String, String)>,
-    pub(super) query: Option<String>,
-    /// How JSON elements are delimited; `None` for a raw `google.api.HttpBody` upload, whose
-    /// chunks (at most `max_request_bytes` each) become one message each, all with this type.
-    pub(super) framing: Option<Framing>,
-    pub(super) content_type: Option<String>,
-    pub(super) prefs: ClientPrefs,
-    pub(super) forwarded: HeaderMap,
-    pub(super) timeout: Duration,
-}
-
 /// A request element that could not become a message, kept for the client's answer.
 type FailureSlot = Arc<Mutex<Option<GatewayError>>>;
 
 /// Runs the call; the response head waits for the backend's first message (or its status).
-#[allow(clippy::result_large_err)] // the error path is cold; `Failure` is the pipeline's one shape
-pub(super) async fn call<B>(
+pub(crate) async fn call<B>(
     runtime: &Runtime,
-    inbound: Inbound,
-    body: B,
+    binding: &Arc<Binding>,
+    vars: &[(&str, String)],
+    request: Request<B>,
+    admitted: Admitted,
     outcome: &mut Outcome,
-) -> Result<Response<ResponseBody>, Failure>
+) -> Answer
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let route = &inbound.binding.method;
+    let route = &binding.method;
     let slot: FailureSlot = Arc::default();
-    let requests = Requests {
-        body,
-        splitter: inbound
-            .framing
-            .map(|f| Splitter::new(f, route.options.max_request_bytes)),
-        chunk_limit: route.options.max_request_bytes,
-        content_type: inbound.content_type,
-        binding: inbound.binding.clone(),
-        path_bindings: inbound.path_bindings,
-        query: inbound.query,
-        slot: slot.clone(),
-        pending: Bytes::new(),
-        ended: false,
-        done: false,
-    };
+    let (parts, body) = request.into_parts();
+    let prefs = ClientPrefs::of(&parts.headers);
+    let requests = Requests::new(binding, vars, admitted.query, &parts.headers, body, &slot)?;
     let options = CallOptions {
-        deadline: inbound.timeout,
+        deadline: admitted.deadline,
         per_try_timeout: None,
         retryable: false,
         retry_on: None,
     };
     let started = tokio::time::Instant::now();
+    let body = UpstreamBody::Stream(UnsyncBoxBody::new(requests));
     let (result, attempts) = route
         .upstream
-        .forward(
-            &route.grpc_path,
-            inbound.forwarded,
-            UpstreamBody::Stream(UnsyncBoxBody::new(requests)),
-            &options,
-        )
+        .forward(&route.grpc_path, admitted.metadata, body, &options)
         .await;
-    outcome.upstream = Some((route.upstream.clone(), started.elapsed()));
-    outcome.attempts = attempts;
+    outcome.call = Some(UpstreamCall::new(&route.upstream, started, attempts));
     let extra = CallOutcome::attempts_only(attempts);
     // A request element that failed explains whatever the backend made of the reset.
-    let fail = |error: GatewayError, headers: &HeaderMap| Failure {
-        error: slot
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-            .unwrap_or(error),
-        headers: headers.clone(),
+    let fail = |error: GatewayError, headers: &HeaderMap| {
+        let element = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+        Failure::with(element.unwrap_or(error), headers)
     };
     let response = result.map_err(|e| fail(e.into(), &extra))?;
     let (parts, body) = response.into_parts();
@@ -134,12 +100,12 @@ where
     }
     let limit = route.upstream.max_response_bytes();
     let mut rest = MessageStream::new(body, limit, route.upstream.name.clone());
-    let first = tokio::time::timeout(inbound.timeout, rest.next())
+    let first = tokio::time::timeout(admitted.deadline, rest.next())
         .await
         .unwrap_or_else(|_| {
             Err(UpstreamError::DeadlineExceeded {
                 upstream: route.upstream.name.clone(),
-                timeout: inbound.timeout,
+                timeout: admitted.deadline,
             })
         })
         .map_err(|e| fail(e.into(), &extra))?;
@@ -151,16 +117,15 @@ where
         StreamItem::End(..) => None,
     };
     if route.server_streaming {
-        let status = ok();
         let opened = OpenedStream {
             rest: first.is_some().then_some(rest),
             reply: GrpcReply {
-                status,
+                status: ok(),
                 message: first,
                 metadata: head,
             },
         };
-        return stream::respond(runtime, &inbound.binding, Ok(opened), extra, inbound.prefs);
+        return server_stream::respond(runtime, binding, Ok(opened), extra, prefs);
     }
     let Some(message) = first else {
         let error = invalid(
@@ -177,23 +142,9 @@ where
             return Err(fail(error.into(), &extra));
         }
     }
-    let mut extra = extra;
-    extra.extend(metadata::response_headers(&head, &route.options.headers));
-    let encoded = decode_and_encode(
-        &route.output,
-        &message,
-        inbound.binding.response_body.as_ref(),
-        &route.options.encode,
-    )
-    .map_err(|e| fail(GatewayError::ResponseTranscode(e.to_string()), &extra))?;
-    let mut response = Response::new(http_body_util::Full::new(Bytes::from(encoded.body)).into());
-    let content_type = HeaderValue::from_str(&encoded.content_type)
-        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, content_type);
-    response.headers_mut().extend(extra);
-    Ok(response)
+    let mut headers = extra;
+    headers.extend(response_headers(&head, &route.options.headers));
+    unary::respond(binding, &message, headers)
 }
 
 fn ok() -> GrpcStatus {
@@ -204,7 +155,7 @@ fn ok() -> GrpcStatus {
     }
 }
 
-fn invalid(route: &crate::runtime::MethodRoute, reason: &str) -> UpstreamError {
+fn invalid(route: &MethodRoute, reason: &str) -> UpstreamError {
     UpstreamError::InvalidResponse {
         upstream: route.upstream.name.clone(),
         reason: reason.to_owned(),
@@ -231,6 +182,42 @@ struct Requests<B> {
 }
 
 impl<B> Requests<B> {
+    /// The request stream of `binding` fed from `body`, framed as its `Content-Type` says; a
+    /// raw `google.api.HttpBody` upload is sent in chunks of at most `max_request_bytes`.
+    fn new(
+        binding: &Arc<Binding>,
+        vars: &[(&str, String)],
+        query: Option<String>,
+        headers: &HeaderMap,
+        body: B,
+        slot: &FailureSlot,
+    ) -> Result<Requests<B>, GatewayError> {
+        let limit = binding.method.options.max_request_bytes;
+        let splitter = match binding.raw_body {
+            true => None,
+            false => Some(Splitter::new(framing(headers)?, limit)),
+        };
+        Ok(Requests {
+            body,
+            splitter,
+            chunk_limit: limit,
+            content_type: headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            pending: Bytes::new(),
+            binding: binding.clone(),
+            path_bindings: vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+            query,
+            slot: slot.clone(),
+            ended: false,
+            done: false,
+        })
+    }
+
     fn message(&self, element: &[u8]) -> Result<Bytes, GatewayError> {
         let route = &self.binding.method;
         let bindings: Vec<(&str, String)> = self

@@ -1,14 +1,82 @@
-//! What crosses between HTTP headers and gRPC metadata: the allowlists of a route, the request id,
-//! and the call deadline.
+//! What crosses between HTTP headers and gRPC metadata: the allowlists of a route (transcoded
+//! calls) or every end-to-end header (gRPC pass-through), the request id, and the call deadline.
 
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::ctx::{REQUEST_ID, RequestCtx};
 use crate::config::HeaderRules;
-use crate::error::GatewayError;
 use crate::upstream::parse_timeout;
+
+/// Header carrying the request id both ways.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Which request headers become metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forwarding {
+    /// Transcoded calls: only the route's `request_to_metadata` allowlist (and trace context).
+    Allowlist,
+    /// gRPC and gRPC-Web pass-through: every header but the connection's and the gateway's own.
+    PassThrough,
+}
+
+/// Request headers that describe the client's connection or are set by the gateway itself, never
+/// passed through.
+const NOT_PASSED_THROUGH: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "te",
+    "content-length",
+    "content-type",
+    "grpc-timeout",
+    "user-agent",
+    "x-request-id",
+];
+
+/// A client-supplied header the deadline could not be read from (400).
+#[derive(Debug, thiserror::Error)]
+pub enum DeadlineError {
+    /// The client's `grpc-timeout` header is malformed.
+    #[error("invalid grpc-timeout header `{0}`")]
+    GrpcTimeout(String),
+    /// The client's `x-request-timeout` header is not a positive duration (`250ms`, `2s`).
+    #[error("invalid x-request-timeout header `{0}`: use a positive duration such as 250ms or 2s")]
+    RequestTimeout(String),
+}
+
+/// The outgoing metadata of a call, before the token's claims are applied: the request headers
+/// `forwarding` lets through, and the request id.
+pub fn forwarded(
+    forwarding: Forwarding,
+    headers: &HeaderMap,
+    rules: &HeaderRules,
+    request_id: &HeaderValue,
+) -> HeaderMap {
+    let mut out = match forwarding {
+        Forwarding::Allowlist => forward_request_headers(headers, rules),
+        Forwarding::PassThrough => pass_through(headers),
+    };
+    // Unique per request: mark it never-indexed so HPACK does not churn its dynamic table.
+    let mut request_id = request_id.clone();
+    request_id.set_sensitive(true);
+    out.insert(HeaderName::from_static(REQUEST_ID), request_id);
+    out
+}
+
+/// Every end-to-end request header.
+fn pass_through(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if !NOT_PASSED_THROUGH.contains(&name.as_str()) {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out
+}
 
 /// W3C Trace Context headers, propagated to backends on every call.
 const TRACE_CONTEXT: &[&str] = &["traceparent", "tracestate"];
@@ -26,12 +94,8 @@ fn is_metadata_safe(value: &http::HeaderValue) -> bool {
     value.as_bytes().iter().all(|b| (0x20..0x7f).contains(b))
 }
 
-/// Request headers named by the allowlist, plus the request id, as outgoing metadata.
-pub(super) fn forward_request_headers(
-    headers: &HeaderMap,
-    rules: &HeaderRules,
-    ctx: &RequestCtx,
-) -> HeaderMap {
+/// Request headers named by the allowlist, and the trace context, as outgoing metadata.
+fn forward_request_headers(headers: &HeaderMap, rules: &HeaderRules) -> HeaderMap {
     let mut out = HeaderMap::new();
     if !rules.request_to_metadata.is_empty() {
         for (name, value) in headers {
@@ -53,15 +117,11 @@ pub(super) fn forward_request_headers(
             out.insert(HeaderName::from_static(name), value.clone());
         }
     }
-    // Unique per request: mark it never-indexed so HPACK does not churn its dynamic table.
-    let mut request_id = ctx.request_id.clone();
-    request_id.set_sensitive(true);
-    out.insert(HeaderName::from_static(REQUEST_ID), request_id);
     out
 }
 
 /// Backend metadata (headers and trailers) named by the allowlist, as response headers.
-pub(super) fn response_headers(metadata: &HeaderMap, rules: &HeaderRules) -> HeaderMap {
+pub fn response_headers(metadata: &HeaderMap, rules: &HeaderRules) -> HeaderMap {
     let mut out = HeaderMap::new();
     if rules.metadata_to_response.is_empty() {
         return out;
@@ -75,19 +135,16 @@ pub(super) fn response_headers(metadata: &HeaderMap, rules: &HeaderRules) -> Hea
 }
 
 /// The HTTP header in which a client may bound its call, as a duration (`250ms`, `2s`, `1.5s`).
-pub(super) const REQUEST_TIMEOUT_HEADER: &str = "x-request-timeout";
+pub const REQUEST_TIMEOUT_HEADER: &str = "x-request-timeout";
 
 /// The call deadline: the shortest of the route's timeout, the client's `grpc-timeout` and its
 /// `x-request-timeout`. A malformed value of either header is a 400.
-pub(super) fn deadline(
-    route_timeout: Duration,
-    headers: &HeaderMap,
-) -> Result<Duration, GatewayError> {
+pub fn deadline(route_timeout: Duration, headers: &HeaderMap) -> Result<Duration, DeadlineError> {
     let mut deadline = route_timeout;
     if let Some(value) = headers.get("grpc-timeout") {
         let text = value.to_str().unwrap_or_default();
         let client =
-            parse_timeout(text).ok_or_else(|| GatewayError::InvalidTimeout(text.to_owned()))?;
+            parse_timeout(text).ok_or_else(|| DeadlineError::GrpcTimeout(text.to_owned()))?;
         deadline = deadline.min(client);
     }
     if let Some(value) = headers.get(REQUEST_TIMEOUT_HEADER) {
@@ -95,7 +152,7 @@ pub(super) fn deadline(
         let client = crate::config::parse_duration(&text)
             .ok()
             .filter(|d| !d.is_zero())
-            .ok_or(GatewayError::InvalidRequestTimeout(text))?;
+            .ok_or(DeadlineError::RequestTimeout(text))?;
         deadline = deadline.min(client);
     }
     Ok(deadline)
@@ -162,7 +219,7 @@ mod tests {
             assert!(
                 matches!(
                     deadline(ten, &headers),
-                    Err(GatewayError::InvalidRequestTimeout(_))
+                    Err(DeadlineError::RequestTimeout(_))
                 ),
                 "{bad}"
             );
@@ -180,9 +237,13 @@ mod tests {
             .header("authorization", "Bearer secret")
             .body(())
             .expect("request");
-        let peer = "127.0.0.1:1".parse().expect("addr");
-        let ctx = RequestCtx::new(&request, peer, &super::super::RequestIds::new());
-        let out = forward_request_headers(request.headers(), &HeaderRules::default(), &ctx);
+        let id = HeaderValue::from_static("id-1");
+        let out = forwarded(
+            Forwarding::Allowlist,
+            request.headers(),
+            &HeaderRules::default(),
+            &id,
+        );
         assert_eq!(
             out.get("traceparent").map(|v| v.as_bytes()),
             Some(&b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"[..])
@@ -192,6 +253,31 @@ mod tests {
             Some(&b"congo=t61rcWkgMzE"[..])
         );
         assert!(out.get("authorization").is_none());
-        assert!(out.get(REQUEST_ID).is_some());
+        assert_eq!(out.get(REQUEST_ID), Some(&id));
+    }
+
+    #[test]
+    fn pass_through_keeps_end_to_end_headers_only() {
+        let request = http::Request::post("/pkg.S/M")
+            .header("content-type", "application/grpc")
+            .header("content-length", "12")
+            .header("te", "trailers")
+            .header("x-request-id", "client-id")
+            .header("x-tenant-id", "acme")
+            .body(())
+            .expect("request");
+        let id = HeaderValue::from_static("id-2");
+        let out = forwarded(
+            Forwarding::PassThrough,
+            request.headers(),
+            &HeaderRules::default(),
+            &id,
+        );
+        assert_eq!(out.len(), 2);
+        assert_eq!(
+            out.get("x-tenant-id").map(|v| v.as_bytes()),
+            Some(&b"acme"[..])
+        );
+        assert_eq!(out.get(REQUEST_ID), Some(&id));
     }
 }

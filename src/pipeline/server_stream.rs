@@ -20,23 +20,67 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, HeaderValue, Response, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, header};
 use http_body::{Body, Frame};
 use prost_reflect::{DescriptorPool, FieldDescriptor, MessageDescriptor};
 
-use super::body::{BodyError, ResponseBody, StreamStatus};
-use super::{Failure, metadata};
+use super::answer::{Answer, Failure};
+use super::outcome::{Outcome, UpstreamCall};
+use super::request::read_message;
+use crate::body::{BodyError, ResponseBody, StreamStatus};
 use crate::config::StreamFormat;
-use crate::error::GatewayError;
+use crate::edge::Admitted;
+use crate::edge::metadata::response_headers;
+use crate::error::{GatewayError, percent_encode};
 use crate::runtime::{Binding, Runtime};
 use crate::transcode::json::EncodeOptions;
 use crate::transcode::response::decode_and_encode;
-use crate::upstream::UpstreamError;
 use crate::upstream::stream::{MessageStream, OpenedStream, StreamItem};
+use crate::upstream::{CallOptions, CallOutcome, UpstreamError};
+
+/// Reads and transcodes the request, opens the backend's stream (the route's retries apply
+/// until its first message), and answers with the stream.
+pub(crate) async fn call<B>(
+    runtime: &Runtime,
+    binding: &Binding,
+    vars: &[(&str, String)],
+    request: Request<B>,
+    admitted: Admitted,
+    outcome: &mut Outcome,
+) -> Answer
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let route = &binding.method;
+    let prefs = ClientPrefs::of(request.headers());
+    let query = admitted.query.as_deref();
+    let read_timeout = runtime.config.limits.body_read_timeout;
+    let bytes = &mut outcome.request_bytes;
+    let payload = read_message(binding, vars, query, request, read_timeout, bytes).await?;
+    let options = CallOptions::for_route(
+        &route.options.retry,
+        &binding.http_method,
+        admitted.deadline,
+    );
+    let started = tokio::time::Instant::now();
+    let (opened, attempts) = route
+        .upstream
+        .open_stream(&route.grpc_path, payload, admitted.metadata, &options)
+        .await;
+    outcome.call = Some(UpstreamCall::new(&route.upstream, started, attempts));
+    respond(
+        runtime,
+        binding,
+        opened,
+        CallOutcome::attempts_only(attempts),
+        prefs,
+    )
+}
 
 /// What the client asked of a stream, read before its request is consumed.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct ClientPrefs {
+pub(crate) struct ClientPrefs {
     /// The format its `Accept` header names, if any.
     format: Option<StreamFormat>,
     /// It sent `TE: trailers`.
@@ -45,7 +89,7 @@ pub(super) struct ClientPrefs {
 
 impl ClientPrefs {
     /// Reads `Accept` and `TE`.
-    pub(super) fn of(headers: &HeaderMap) -> ClientPrefs {
+    pub(crate) fn of(headers: &HeaderMap) -> ClientPrefs {
         let text = |name| {
             headers
                 .get(name)
@@ -64,19 +108,16 @@ impl ClientPrefs {
 /// The answer to a server-streaming call: the error response when the stream failed before
 /// its first message, else a streaming response whose head carries `extra` headers.
 #[allow(clippy::result_large_err)] // the error path is cold; `Failure` is the pipeline's one shape
-pub(super) fn respond(
+pub(crate) fn respond(
     runtime: &Runtime,
     binding: &Binding,
     opened: Result<OpenedStream, UpstreamError>,
     mut extra: HeaderMap,
     prefs: ClientPrefs,
-) -> Result<Response<ResponseBody>, Failure> {
+) -> Answer {
     let route = &binding.method;
-    let opened = opened.map_err(|e| Failure {
-        error: e.into(),
-        headers: extra.clone(),
-    })?;
-    extra.extend(metadata::response_headers(
+    let opened = opened.map_err(|e| Failure::with(e, &extra))?;
+    extra.extend(response_headers(
         &opened.reply.metadata,
         &route.options.headers,
     ));
@@ -109,10 +150,9 @@ pub(super) fn respond(
         wrote: false,
         status: StreamStatus::default(),
     };
-    let encoded = writer.message(&first).map_err(|error| Failure {
-        error,
-        headers: extra.clone(),
-    })?;
+    let encoded = writer
+        .message(&first)
+        .map_err(|error| Failure::with(error, &extra))?;
     let format = writer.format;
     let mut stream = Transcoded {
         rest: opened.rest,
@@ -254,11 +294,7 @@ impl Writer {
                     frames.push(Frame::data(self.element(&json, true)));
                     self.wrote = true;
                 }
-                let message = match error {
-                    GatewayError::Backend(status) => status.message.clone(),
-                    other => other.to_string(),
-                };
-                (reply.code, message)
+                (reply.code, error.grpc_message())
             }
             None => (0, String::new()),
         };
@@ -281,19 +317,6 @@ impl Writer {
         }
         Ok(frames)
     }
-}
-
-/// `grpc-message` encoding: bytes outside printable ASCII, and `%`, as `%XX`.
-pub(super) fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if (0x20..0x7f).contains(&byte) && byte != b'%' {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 /// The streaming body: frames already made, then the upstream stream, polled through.

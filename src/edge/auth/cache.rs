@@ -147,7 +147,7 @@ mod tests {
     use crate::config::{
         AuthConfig, AuthMode, KeySource, Place, ProviderConfig, RouteAuth, Secret,
     };
-    use crate::pipeline::auth::{AuthError, AuthRuntime};
+    use crate::edge::auth::{AuthError, AuthRuntime};
 
     const SECRET: &str = "a-shared-secret-of-at-least-32-bytes";
 

@@ -1,0 +1,163 @@
+//! The request message of a transcoded call with a whole body (unary and server-streaming
+//! methods): the body's media type checked, the body read within its size and time limits, and
+//! path variables, query and body turned into one protobuf message.
+
+use bytes::Bytes;
+use http::{Request, header};
+use http_body_util::{BodyExt, Limited};
+
+use crate::error::GatewayError;
+use crate::runtime::Binding;
+use crate::transcode::request::{RequestParts, encode_request};
+
+/// The encoded request message of `request` for `binding`; `query` is the query string the
+/// edge left (without the token), `vars` the path-variable values. The body's size is noted in
+/// `request_bytes` as soon as it is read.
+pub(crate) async fn read_message<B>(
+    binding: &Binding,
+    vars: &[(&str, String)],
+    query: Option<&str>,
+    request: Request<B>,
+    body_read_timeout: std::time::Duration,
+    request_bytes: &mut u64,
+) -> Result<Bytes, GatewayError>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let route = &binding.method;
+    // A content type describes a body; clients that send one on a bodiless GET or DELETE must
+    // not be refused for it.
+    let content_type = if has_no_body(request.body()) && !binding.raw_body {
+        None
+    } else {
+        check_content_type(binding, request.headers())?
+    };
+    let limit = route.options.max_request_bytes;
+    let body = read_body(request.into_body(), limit, body_read_timeout).await?;
+    *request_bytes = body.len() as u64;
+    let parts = RequestParts {
+        path_bindings: vars,
+        query,
+        body: &body,
+        content_type: content_type.as_deref(),
+    };
+    let options = &route.options;
+    let message = encode_request(
+        &route.input,
+        &binding.body,
+        &parts,
+        &options.decode,
+        &options.query,
+    )?;
+    Ok(Bytes::from(message))
+}
+
+/// JSON bodies must be `application/json` (or `+json`) in UTF-8; raw `HttpBody` bodies take any type.
+/// Returns the content type for HttpBody bindings.
+fn check_content_type(
+    binding: &Binding,
+    headers: &http::HeaderMap,
+) -> Result<Option<String>, GatewayError> {
+    let value = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    if binding.raw_body {
+        return Ok(value);
+    }
+    let Some(text) = value else { return Ok(None) };
+    let mut parts = text.split(';');
+    let essence = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+    let json = essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    let utf8 = parts.all(|param| match param.trim().split_once('=') {
+        Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
+            value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        }
+        _ => true,
+    });
+    if json && utf8 {
+        Ok(None)
+    } else {
+        Err(GatewayError::UnsupportedMediaType(text))
+    }
+}
+
+/// True when the request is known to carry no body bytes (no body, or `Content-Length: 0`).
+fn has_no_body<B: http_body::Body>(body: &B) -> bool {
+    body.is_end_stream() || body.size_hint().exact() == Some(0)
+}
+
+/// Reads the whole body, refusing it early when its declared or actual size passes `limit`, and
+/// giving up when it has not all arrived within `timeout` (hyper bounds only the head's reading).
+async fn read_body<B>(
+    body: B,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, GatewayError>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if body.size_hint().lower() > limit as u64 {
+        return Err(GatewayError::PayloadTooLarge { limit });
+    }
+    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
+        .await
+        .map_err(|_| GatewayError::BodyReadTimeout { after: timeout })?;
+    match collected {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(GatewayError::PayloadTooLarge { limit })
+        }
+        Err(e) => Err(GatewayError::BodyRead(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::Full;
+    use std::time::Duration;
+
+    /// A body that sends one chunk and then never ends.
+    struct Stalled(bool);
+
+    impl http_body::Body for Stalled {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            if self.0 {
+                std::task::Poll::Pending
+            } else {
+                self.0 = true;
+                std::task::Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(b"{")))))
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_body_times_out_after_the_configured_time() {
+        let started = tokio::time::Instant::now();
+        let result = read_body(Stalled(false), 1024, Duration::from_secs(30)).await;
+        assert!(matches!(
+            result,
+            Err(GatewayError::BodyReadTimeout { after }) if after == Duration::from_secs(30)
+        ));
+        assert_eq!(started.elapsed(), Duration::from_secs(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_complete_body_is_read_before_the_timeout() {
+        let body = Full::new(Bytes::from_static(b"{}"));
+        let result = read_body(body, 1024, Duration::from_secs(30)).await;
+        assert_eq!(result.ok(), Some(Bytes::from_static(b"{}")));
+    }
+}

@@ -1,0 +1,80 @@
+//! Unary calls from HTTP/JSON clients: the whole request body becomes one message, the backend's
+//! one answer becomes the JSON (or `HttpBody`) response.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, Response, header};
+use http_body_util::Full;
+
+use super::answer::{Answer, Failure};
+use super::outcome::{Outcome, UpstreamCall};
+use super::request::read_message;
+use crate::edge::Admitted;
+use crate::edge::metadata::response_headers;
+use crate::error::GatewayError;
+use crate::runtime::{Binding, Runtime};
+use crate::transcode::response::decode_and_encode;
+use crate::upstream::CallOptions;
+
+/// Reads and transcodes the request, calls the backend (with the route's retries), and
+/// transcodes its answer.
+pub(crate) async fn call<B>(
+    runtime: &Runtime,
+    binding: &Binding,
+    vars: &[(&str, String)],
+    request: Request<B>,
+    admitted: Admitted,
+    outcome: &mut Outcome,
+) -> Answer
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let route = &binding.method;
+    let query = admitted.query.as_deref();
+    let read_timeout = runtime.config.limits.body_read_timeout;
+    let bytes = &mut outcome.request_bytes;
+    let payload = read_message(binding, vars, query, request, read_timeout, bytes).await?;
+    let options = CallOptions::for_route(
+        &route.options.retry,
+        &binding.http_method,
+        admitted.deadline,
+    );
+    let started = tokio::time::Instant::now();
+    let called = route
+        .upstream
+        .call(&route.grpc_path, payload, admitted.metadata, &options)
+        .await;
+    outcome.call = Some(UpstreamCall {
+        endpoint: called.endpoint.as_ref().map(|e| e.authority.clone()),
+        ..UpstreamCall::new(&route.upstream, started, called.attempts)
+    });
+    let attempts = called.attempts_header();
+    let reply = called.result.map_err(|e| Failure::with(e, &attempts))?;
+    let mut headers = response_headers(&reply.metadata, &route.options.headers);
+    headers.extend(attempts);
+    let Some(message) = reply.message else {
+        return Err(Failure {
+            error: GatewayError::Backend(reply.status),
+            headers,
+        });
+    };
+    respond(binding, &message, headers)
+}
+
+/// The answer to a call whose one response message arrived: transcoded, with `headers`.
+#[allow(clippy::result_large_err)] // the error path is cold; `Failure` is the pipeline's one shape
+pub(crate) fn respond(binding: &Binding, message: &[u8], headers: HeaderMap) -> Answer {
+    let route = &binding.method;
+    let response_body = binding.response_body.as_ref();
+    let encoded =
+        decode_and_encode(&route.output, message, response_body, &route.options.encode)
+            .map_err(|e| Failure::with(GatewayError::ResponseTranscode(e.to_string()), &headers))?;
+    let mut response = Response::new(Full::new(Bytes::from(encoded.body)).into());
+    let content_type = HeaderValue::from_str(&encoded.content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, content_type);
+    response.headers_mut().extend(headers);
+    Ok(response)
+}
