@@ -15,6 +15,15 @@ use http_body_util::combinators::UnsyncBoxBody;
 /// mistakes a broken stream for a complete one.
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A request body the pipeline can read: bytes, with an error it can report, owned by the
+/// connection's task.
+pub trait RequestBody: Body<Data = Bytes, Error: Into<BodyError>> + Send + Unpin + 'static {}
+
+impl<B> RequestBody for B where
+    B: Body<Data = Bytes, Error: Into<BodyError>> + Send + Unpin + 'static
+{
+}
+
 /// The response body type of every gateway answer.
 #[derive(Debug)]
 pub struct ResponseBody(Kind);

@@ -60,6 +60,22 @@ pub struct RequestHead<'a> {
     pub request_id: &'a HeaderValue,
 }
 
+impl<'a> RequestHead<'a> {
+    /// The head of `request` from `peer`, with the id its backend call carries.
+    pub fn of<B>(
+        request: &'a http::Request<B>,
+        peer: SocketAddr,
+        request_id: &'a HeaderValue,
+    ) -> RequestHead<'a> {
+        RequestHead {
+            headers: request.headers(),
+            query: request.uri().query(),
+            peer,
+            request_id,
+        }
+    }
+}
+
 /// Why the edge refused a request.
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeError {

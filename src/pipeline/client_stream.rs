@@ -20,6 +20,7 @@ use super::answer::{Answer, Failure};
 use super::outcome::{Outcome, UpstreamCall};
 use super::server_stream::{self, ClientPrefs};
 use super::unary;
+use crate::body::RequestBody;
 use crate::edge::Admitted;
 use crate::edge::metadata::response_headers;
 use crate::error::GatewayError;
@@ -51,18 +52,14 @@ fn framing(headers: &HeaderMap) -> Result<Framing, GatewayError> {
 type FailureSlot = Arc<Mutex<Option<GatewayError>>>;
 
 /// Runs the call; the response head waits for the backend's first message (or its status).
-pub(crate) async fn call<B>(
+pub(crate) async fn call<B: RequestBody>(
     runtime: &Runtime,
     binding: &Arc<Binding>,
     vars: &[(&str, String)],
     request: Request<B>,
     admitted: Admitted,
     outcome: &mut Outcome,
-) -> Answer
-where
-    B: Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> Answer {
     let route = &binding.method;
     let slot: FailureSlot = Arc::default();
     let (parts, body) = request.into_parts();

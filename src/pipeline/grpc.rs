@@ -12,9 +12,7 @@
 //! at most that long for the response head. The request body cannot be replayed, so only
 //! attempts that never sent it are tried again.
 
-use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
-use http_body::Body;
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 
@@ -22,7 +20,7 @@ use super::answer::Answer;
 use super::grpc_web::{Base64Decode, WebResponse};
 use super::outcome::{Outcome, UpstreamCall};
 use super::protocol::Protocol;
-use crate::body::{BodyError, ResponseBody};
+use crate::body::{BodyError, RequestBody, ResponseBody};
 use crate::edge::Admitted;
 use crate::runtime::GrpcMethod;
 use crate::upstream::stream::{ForwardError, UpstreamBody};
@@ -30,17 +28,13 @@ use crate::upstream::{CallOptions, GrpcStatus};
 
 /// Forwards one gRPC or gRPC-Web call and returns the backend's answer as the client's
 /// protocol expects it.
-pub(crate) async fn forward<B>(
+pub(crate) async fn forward<B: RequestBody>(
     method: &GrpcMethod,
     request: Request<B>,
     protocol: Protocol,
     admitted: Admitted,
     outcome: &mut Outcome,
-) -> Answer
-where
-    B: Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> Answer {
     let body = request
         .into_body()
         .map_err(|e| ForwardError(e.into().to_string()));

@@ -34,11 +34,11 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::Full;
 
 use crate::access_log::AccessLog;
-use crate::body::ResponseBody;
+use crate::body::{RequestBody, ResponseBody};
 use crate::edge::metadata::Forwarding;
 use crate::edge::{self, Admitted, RequestHead, cors};
 use crate::metrics::Metrics;
-use crate::runtime::Runtime;
+use crate::runtime::{GrpcMethod, Runtime};
 use answer::{Answer, Failure};
 use outcome::Outcome;
 use protocol::Protocol;
@@ -94,34 +94,24 @@ impl Gateway {
 
     /// Handles one request, top to bottom; never fails: every failure is answered in the
     /// request's protocol (JSON `google.rpc.Status`, or a gRPC status).
-    pub async fn handle<B>(&self, request: Request<B>, peer: SocketAddr) -> Response<ResponseBody>
-    where
-        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
+    pub async fn handle<B: RequestBody>(
+        &self,
+        request: Request<B>,
+        peer: SocketAddr,
+    ) -> Response<ResponseBody> {
         let runtime = self.runtime.load_full();
         let ctx = RequestCtx::new(&request, peer, &self.request_ids);
         let mut outcome = Outcome::default();
         let answer: Answer = async {
-            let (method, path, headers) =
-                (request.method(), request.uri().path(), request.headers());
-            let target = match route::find(&runtime, method, path, headers, ctx.protocol)? {
+            let target = match route::find(&runtime, &request, ctx.protocol)? {
                 Found::Call(target) => target,
-                Found::Preflight(grpc) => {
-                    return Ok(cors::preflight(grpc.options.cors.as_ref(), headers));
-                }
+                Found::Preflight(grpc) => return Ok(preflight(&grpc, request.headers())),
             };
             outcome.route = Some(target.options().clone());
-            let head = RequestHead {
-                headers,
-                query: request.uri().query(),
-                peer,
-                request_id: &ctx.request_id,
-            };
-            let (auth, options) = (&runtime.auth, target.options());
+            let head = RequestHead::of(&request, peer, &ctx.request_id);
             let admission = &mut outcome.admission;
-            let admitted = edge::admit(auth, options, head, forwarding(ctx.protocol), admission);
-            let admitted = admitted.await?;
+            let (forwarding, options) = (forwarding(ctx.protocol), target.options());
+            let admitted = edge::admit(&runtime.auth, options, head, forwarding, admission).await?;
             call(
                 &runtime,
                 target,
@@ -160,19 +150,20 @@ impl Gateway {
     }
 }
 
+/// The gateway's own answer to a CORS preflight for a gRPC method.
+fn preflight(grpc: &GrpcMethod, headers: &http::HeaderMap) -> Response<ResponseBody> {
+    cors::preflight(grpc.options.cors.as_ref(), headers)
+}
+
 /// The call phase: the backend call for the target's kind.
-async fn call<B>(
+async fn call<B: RequestBody>(
     runtime: &Runtime,
     target: Target<'_>,
     request: Request<B>,
     protocol: Protocol,
     admitted: Admitted,
     outcome: &mut Outcome,
-) -> Answer
-where
-    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> Answer {
     let (binding, vars) = match target {
         Target::Grpc(method) => {
             return grpc::forward(&method, request, protocol, admitted, outcome).await;

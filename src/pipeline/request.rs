@@ -6,6 +6,7 @@ use bytes::Bytes;
 use http::{Request, header};
 use http_body_util::{BodyExt, Limited};
 
+use crate::body::RequestBody;
 use crate::error::GatewayError;
 use crate::runtime::Binding;
 use crate::transcode::request::{RequestParts, encode_request};
@@ -13,18 +14,14 @@ use crate::transcode::request::{RequestParts, encode_request};
 /// The encoded request message of `request` for `binding`; `query` is the query string the
 /// edge left (without the token), `vars` the path-variable values. The body's size is noted in
 /// `request_bytes` as soon as it is read.
-pub(crate) async fn read_message<B>(
+pub(crate) async fn read_message<B: RequestBody>(
     binding: &Binding,
     vars: &[(&str, String)],
     query: Option<&str>,
     request: Request<B>,
     body_read_timeout: std::time::Duration,
     request_bytes: &mut u64,
-) -> Result<Bytes, GatewayError>
-where
-    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> Result<Bytes, GatewayError> {
     let route = &binding.method;
     // A content type describes a body; clients that send one on a bodiless GET or DELETE must
     // not be refused for it.
@@ -90,15 +87,11 @@ fn has_no_body<B: http_body::Body>(body: &B) -> bool {
 
 /// Reads the whole body, refusing it early when its declared or actual size passes `limit`, and
 /// giving up when it has not all arrived within `timeout` (hyper bounds only the head's reading).
-async fn read_body<B>(
+async fn read_body<B: RequestBody>(
     body: B,
     limit: usize,
     timeout: std::time::Duration,
-) -> Result<Bytes, GatewayError>
-where
-    B: http_body::Body<Data = Bytes> + Send + Unpin,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> Result<Bytes, GatewayError> {
     if body.size_hint().lower() > limit as u64 {
         return Err(GatewayError::PayloadTooLarge { limit });
     }

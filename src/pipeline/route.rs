@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use http::{HeaderMap, Method};
+use http::Request;
 
 use super::protocol::Protocol;
 use crate::edge::cors;
@@ -37,16 +37,15 @@ impl Target<'_> {
     }
 }
 
-/// The target of a request with `method`, `path` and `headers` in `protocol`.
-pub(crate) fn find<'r>(
+/// What `request`, speaking `protocol`, selected.
+pub(crate) fn find<'r, B>(
     runtime: &'r Runtime,
-    method: &Method,
-    path: &str,
-    headers: &HeaderMap,
+    request: &Request<B>,
     protocol: Protocol,
 ) -> Result<Found<'r>, GatewayError> {
+    let (method, path) = (request.method(), request.uri().path());
     // gRPC method paths are looked up directly; their CORS preflights bypass the HTTP rules.
-    if cors::is_preflight(method, headers)
+    if cors::is_preflight(method, request.headers())
         && let Some(grpc) = runtime.grpc_methods.get(path)
     {
         return Ok(Found::Preflight(grpc.clone()));

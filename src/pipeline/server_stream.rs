@@ -27,7 +27,7 @@ use prost_reflect::{DescriptorPool, FieldDescriptor, MessageDescriptor};
 use super::answer::{Answer, Failure};
 use super::outcome::{Outcome, UpstreamCall};
 use super::request::read_message;
-use crate::body::{BodyError, ResponseBody, StreamStatus};
+use crate::body::{BodyError, RequestBody, ResponseBody, StreamStatus};
 use crate::config::StreamFormat;
 use crate::edge::Admitted;
 use crate::edge::metadata::response_headers;
@@ -40,18 +40,14 @@ use crate::upstream::{CallOptions, CallOutcome, UpstreamError};
 
 /// Reads and transcodes the request, opens the backend's stream (the route's retries apply
 /// until its first message), and answers with the stream.
-pub(crate) async fn call<B>(
+pub(crate) async fn call<B: RequestBody>(
     runtime: &Runtime,
     binding: &Binding,
     vars: &[(&str, String)],
     request: Request<B>,
     admitted: Admitted,
     outcome: &mut Outcome,
-) -> Answer
-where
-    B: Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> Answer {
     let route = &binding.method;
     let prefs = ClientPrefs::of(request.headers());
     let query = admitted.query.as_deref();

@@ -8,6 +8,7 @@ use http_body_util::Full;
 use super::answer::{Answer, Failure};
 use super::outcome::{Outcome, UpstreamCall};
 use super::request::read_message;
+use crate::body::RequestBody;
 use crate::edge::Admitted;
 use crate::edge::metadata::response_headers;
 use crate::error::GatewayError;
@@ -17,18 +18,14 @@ use crate::upstream::CallOptions;
 
 /// Reads and transcodes the request, calls the backend (with the route's retries), and
 /// transcodes its answer.
-pub(crate) async fn call<B>(
+pub(crate) async fn call<B: RequestBody>(
     runtime: &Runtime,
     binding: &Binding,
     vars: &[(&str, String)],
     request: Request<B>,
     admitted: Admitted,
     outcome: &mut Outcome,
-) -> Answer
-where
-    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> Answer {
     let route = &binding.method;
     let query = admitted.query.as_deref();
     let read_timeout = runtime.config.limits.body_read_timeout;
