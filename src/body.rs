@@ -24,6 +24,40 @@ impl<B> RequestBody for B where
 {
 }
 
+/// What a body's `poll_frame` returns.
+pub(crate) type Polled<E> = Poll<Option<Result<Frame<Bytes>, E>>>;
+
+/// Frames produced by polling: the pipeline's stream adapters (transcoded streams both ways,
+/// gRPC-Web) implement this; [`Frames`] turns one into an HTTP body.
+pub(crate) trait FrameSource: Unpin {
+    /// What a failed stream ends with.
+    type Error;
+
+    /// The next frame, `None` at the end.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Polled<Self::Error>;
+
+    /// True once nothing more will come.
+    fn is_end_stream(&self) -> bool {
+        false
+    }
+}
+
+/// A [`FrameSource`] as an HTTP body.
+pub(crate) struct Frames<S>(pub(crate) S);
+
+impl<S: FrameSource> Body for Frames<S> {
+    type Data = Bytes;
+    type Error = S::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Polled<S::Error> {
+        self.get_mut().0.poll_next(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+}
+
 /// The response body type of every gateway answer.
 #[derive(Debug)]
 pub struct ResponseBody(Kind);
@@ -84,10 +118,7 @@ impl Body for ResponseBody {
     type Data = Bytes;
     type Error = BodyError;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Polled<BodyError> {
         match &mut self.get_mut().0 {
             Kind::Full(full) => Pin::new(full)
                 .poll_frame(cx)

@@ -6,13 +6,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use super::tls::TlsTerminator;
 use super::tls::identity::ClientIdentity;
-use super::{Handler, accept, http_builder, serve_connection};
+use super::{Handler, accept_loop, http_builder, serve_connection};
 use crate::config::ListenerLimits;
 use crate::metrics::Metrics;
 use crate::workers::Workers;
@@ -32,19 +31,13 @@ pub(crate) async fn serve_tls<H: Handler>(
     let builder = Arc::new(http_builder(&limits));
     let idle_timeout = limits.idle_timeout;
     let handshake_timeout = tls.settings().handshake_timeout;
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(stop);
-    let drain = loop {
-        let (stream, peer) = tokio::select! {
-            pair = accept(&listener) => pair,
-            drain = &mut stop => break drain,
-        };
+    accept_loop(listener, stop, name, |stream, peer, watcher| {
         // The handshake and the connection run on one worker, start to end.
         let Some((stream, worker)) = workers.adopt(stream, peer) else {
-            continue;
+            return;
         };
         let acceptor = TlsAcceptor::from(tls.server_config());
-        let (builder, handler, watcher) = (builder.clone(), handler.clone(), graceful.watcher());
+        let (builder, handler) = (builder.clone(), handler.clone());
         let open = metrics.connection_opened(name);
         let metrics = metrics.clone();
         worker.spawn(async move {
@@ -88,12 +81,6 @@ pub(crate) async fn serve_tls<H: Handler>(
             )
             .await;
         });
-    };
-    drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("drain timeout passed with TLS connections still open");
-    }
+    })
+    .await;
 }

@@ -25,7 +25,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::Watcher;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
@@ -81,6 +81,36 @@ pub(crate) fn http_builder(limits: &ListenerLimits) -> auto::Builder<TokioExecut
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
         .max_concurrent_streams(1024);
     builder
+}
+
+/// The accept loop every listener runs: each accepted connection goes to `on_accept` with a
+/// watcher that keeps shutdown waiting for it; once `stop` completes with the drain timeout,
+/// the socket closes and open connections get at most that long to finish.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    stop: impl Future<Output = Duration>,
+    name: &'static str,
+    mut on_accept: impl FnMut(tokio::net::TcpStream, SocketAddr, Watcher),
+) {
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(stop);
+    let drain = loop {
+        let (stream, peer) = tokio::select! {
+            pair = accept(&listener) => pair,
+            drain = &mut stop => break drain,
+        };
+        on_accept(stream, peer, graceful.watcher());
+    };
+    drop(listener);
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            listener = name,
+            "drain timeout passed with connections still open"
+        );
+    }
 }
 
 /// Serves one accepted connection until it closes: every request goes to `handler` with the

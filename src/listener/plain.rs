@@ -5,10 +5,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use super::{Handler, accept, http_builder, serve_connection};
+use super::{Handler, accept_loop, http_builder, serve_connection};
 use crate::config::ListenerLimits;
 use crate::metrics::Metrics;
 use crate::workers::Workers;
@@ -26,33 +25,21 @@ pub(crate) async fn serve<H: Handler>(
 ) {
     let builder = Arc::new(http_builder(&limits));
     let idle_timeout = limits.idle_timeout;
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(stop);
-    let drain = loop {
-        let (stream, peer) = tokio::select! {
-            pair = accept(&listener) => pair,
-            drain = &mut stop => break drain,
-        };
+    accept_loop(listener, stop, name, |stream, peer, watcher| {
         let (stream, place) = match &workers {
             Some(workers) => match workers.adopt(stream, peer) {
                 Some(adopted) => adopted,
-                None => continue,
+                None => return,
             },
             None => (stream, tokio::runtime::Handle::current()),
         };
-        let (builder, handler, watcher) = (builder.clone(), handler.clone(), graceful.watcher());
+        let (builder, handler) = (builder.clone(), handler.clone());
         let open = metrics.connection_opened(name);
         // Only the TLS listener may set the client-certificate headers: no identity here.
         place.spawn(async move {
             let _open = open;
             serve_connection(&builder, stream, peer, None, idle_timeout, handler, watcher).await;
         });
-    };
-    drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("drain timeout passed with connections still open");
-    }
+    })
+    .await;
 }

@@ -1,10 +1,29 @@
-//! What every kind of call returns: the response, or the failure to answer with — the error plus
-//! the headers already earned on the way (allowed backend metadata, the attempt count).
+//! The interface of the call kinds: what a transcoded call starts from ([`HttpCall`]), and what
+//! every kind of call returns — the response, or the failure to answer with: the error plus the
+//! headers already earned on the way (allowed backend metadata, the attempt count).
 
-use http::{HeaderMap, Response};
+use std::sync::Arc;
+
+use http::{HeaderMap, Request, Response};
 
 use crate::body::ResponseBody;
+use crate::edge::Admitted;
 use crate::error::GatewayError;
+use crate::runtime::{Binding, Runtime};
+
+/// An admitted HTTP/JSON call: what every transcoded call kind works from.
+pub(crate) struct HttpCall<'r, B> {
+    /// The snapshot the request is served with.
+    pub(crate) runtime: &'r Runtime,
+    /// The HTTP rule the path selected.
+    pub(crate) binding: Arc<Binding>,
+    /// The path variables' values.
+    pub(crate) vars: Vec<(&'r str, String)>,
+    /// The request, body unread.
+    pub(crate) request: Request<B>,
+    /// What the edge let through: deadline, metadata, query.
+    pub(crate) admitted: Admitted,
+}
 
 /// The result of a call: a response, or a failure the error table turns into one.
 pub(crate) type Answer = Result<Response<ResponseBody>, Failure>;

@@ -12,19 +12,18 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, header};
+use http::{HeaderMap, header};
 use http_body::{Body, Frame};
 use http_body_util::combinators::UnsyncBoxBody;
 
-use super::answer::{Answer, Failure};
+use super::answer::{Answer, Failure, HttpCall};
 use super::outcome::{Outcome, UpstreamCall};
 use super::server_stream::{self, ClientPrefs};
 use super::unary;
-use crate::body::RequestBody;
-use crate::edge::Admitted;
+use crate::body::{BodyError, FrameSource, Frames, Polled, RequestBody};
 use crate::edge::metadata::response_headers;
 use crate::error::GatewayError;
-use crate::runtime::{Binding, MethodRoute, Runtime};
+use crate::runtime::{Binding, MethodRoute};
 use crate::transcode::request::{RequestParts, build_request, encode_message};
 use crate::transcode::split::{Framing, SplitError, Splitter};
 use crate::upstream::codec;
@@ -52,19 +51,20 @@ fn framing(headers: &HeaderMap) -> Result<Framing, GatewayError> {
 type FailureSlot = Arc<Mutex<Option<GatewayError>>>;
 
 /// Runs the call; the response head waits for the backend's first message (or its status).
-pub(crate) async fn call<B: RequestBody>(
-    runtime: &Runtime,
-    binding: &Arc<Binding>,
-    vars: &[(&str, String)],
-    request: Request<B>,
-    admitted: Admitted,
-    outcome: &mut Outcome,
-) -> Answer {
+pub(crate) async fn call<B: RequestBody>(call: HttpCall<'_, B>, outcome: &mut Outcome) -> Answer {
+    let (runtime, binding, admitted) = (call.runtime, &call.binding, call.admitted);
     let route = &binding.method;
     let slot: FailureSlot = Arc::default();
-    let (parts, body) = request.into_parts();
+    let (parts, body) = call.request.into_parts();
     let prefs = ClientPrefs::of(&parts.headers);
-    let requests = Requests::new(binding, vars, admitted.query, &parts.headers, body, &slot)?;
+    let requests = Requests::new(
+        binding,
+        &call.vars,
+        admitted.query,
+        &parts.headers,
+        body,
+        &slot,
+    )?;
     let options = CallOptions {
         deadline: admitted.deadline,
         per_try_timeout: None,
@@ -72,7 +72,7 @@ pub(crate) async fn call<B: RequestBody>(
         retry_on: None,
     };
     let started = tokio::time::Instant::now();
-    let body = UpstreamBody::Stream(UnsyncBoxBody::new(requests));
+    let body = UpstreamBody::Stream(UnsyncBoxBody::new(Frames(requests)));
     let (result, attempts) = route
         .upstream
         .forward(&route.grpc_path, admitted.metadata, body, &options)
@@ -245,19 +245,11 @@ impl<B> Requests<B> {
     }
 }
 
-impl<B> Body for Requests<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    type Data = Bytes;
+impl<B: Body<Data = Bytes, Error: Into<BodyError>> + Unpin> FrameSource for Requests<B> {
     type Error = ForwardError;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, ForwardError>>> {
-        let this = self.get_mut();
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Polled<ForwardError> {
+        let this = self;
         loop {
             if this.done {
                 return Poll::Ready(None);

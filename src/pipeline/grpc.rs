@@ -20,7 +20,7 @@ use super::answer::Answer;
 use super::grpc_web::{Base64Decode, WebResponse};
 use super::outcome::{Outcome, UpstreamCall};
 use super::protocol::Protocol;
-use crate::body::{BodyError, RequestBody, ResponseBody};
+use crate::body::{BodyError, Frames, RequestBody, ResponseBody};
 use crate::edge::Admitted;
 use crate::runtime::GrpcMethod;
 use crate::upstream::stream::{ForwardError, UpstreamBody};
@@ -39,7 +39,7 @@ pub(crate) async fn forward<B: RequestBody>(
         .into_body()
         .map_err(|e| ForwardError(e.into().to_string()));
     let body = match protocol {
-        Protocol::GrpcWeb { text: true } => UnsyncBoxBody::new(Base64Decode::new(body)),
+        Protocol::GrpcWeb { text: true } => UnsyncBoxBody::new(Frames(Base64Decode::new(body))),
         _ => UnsyncBoxBody::new(body),
     };
     let options = CallOptions {
@@ -70,7 +70,7 @@ pub(crate) async fn forward<B: RequestBody>(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(protocol.content_type()),
             );
-            ResponseBody::stream(WebResponse::new(body, text))
+            ResponseBody::stream(Frames(WebResponse::new(body, text)))
         }
         _ => ResponseBody::stream(body.map_err(|e| Box::new(e) as BodyError)),
     };

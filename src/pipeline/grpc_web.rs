@@ -13,7 +13,7 @@ use http::HeaderMap;
 use http::HeaderValue;
 use http_body::{Body, Frame};
 
-use crate::body::BodyError;
+use crate::body::{BodyError, FrameSource, Polled};
 use crate::upstream::stream::ForwardError;
 
 /// A gRPC-Web-text request body, base64-decoded as it arrives (4-character groups; a group
@@ -33,18 +33,11 @@ impl<B> Base64Decode<B> {
     }
 }
 
-impl<B> Body for Base64Decode<B>
-where
-    B: Body<Data = Bytes, Error = ForwardError> + Unpin,
-{
-    type Data = Bytes;
+impl<B: Body<Data = Bytes, Error = ForwardError> + Unpin> FrameSource for Base64Decode<B> {
     type Error = ForwardError;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, ForwardError>>> {
-        let this = self.get_mut();
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Polled<ForwardError> {
+        let this = self;
         loop {
             let Some(frame) = ready!(Pin::new(&mut this.inner).poll_frame(cx)) else {
                 if this.carry.is_empty() {
@@ -128,26 +121,18 @@ fn trailer_frame(trailers: &HeaderMap) -> Vec<u8> {
     frame.to_vec()
 }
 
-impl<B> Body for WebResponse<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: std::error::Error + Send + Sync + 'static,
-{
-    type Data = Bytes;
+impl<B: Body<Data = Bytes, Error: Into<BodyError>> + Unpin> FrameSource for WebResponse<B> {
     type Error = BodyError;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let this = self.get_mut();
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Polled<BodyError> {
+        let this = self;
         loop {
             if this.done {
                 return Poll::Ready(None);
             }
             let frame = match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
                 Some(Ok(frame)) => frame,
-                Some(Err(e)) => return Poll::Ready(Some(Err(Box::new(e)))),
+                Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
                 None => {
                     // Ended without trailers (trailers-only answers carry the status in headers).
                     this.done = true;

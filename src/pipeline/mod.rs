@@ -39,7 +39,7 @@ use crate::edge::metadata::Forwarding;
 use crate::edge::{self, Admitted, RequestHead, cors};
 use crate::metrics::Metrics;
 use crate::runtime::{GrpcMethod, Runtime};
-use answer::{Answer, Failure};
+use answer::{Answer, Failure, HttpCall};
 use outcome::Outcome;
 use protocol::Protocol;
 use route::{Found, Target};
@@ -164,19 +164,25 @@ async fn call<B: RequestBody>(
     admitted: Admitted,
     outcome: &mut Outcome,
 ) -> Answer {
-    let (binding, vars) = match target {
+    let call = match target {
         Target::Grpc(method) => {
             return grpc::forward(&method, request, protocol, admitted, outcome).await;
         }
-        Target::Http(binding, vars) => (binding, vars),
+        Target::Http(binding, vars) => HttpCall {
+            runtime,
+            binding,
+            vars,
+            request,
+            admitted,
+        },
     };
-    let (rt, kind) = (runtime, &binding.method);
+    let kind = &call.binding.method;
     if kind.client_streaming {
-        client_stream::call(rt, &binding, &vars, request, admitted, outcome).await
+        client_stream::call(call, outcome).await
     } else if kind.server_streaming {
-        server_stream::call(rt, &binding, &vars, request, admitted, outcome).await
+        server_stream::call(call, outcome).await
     } else {
-        unary::call(rt, &binding, &vars, request, admitted, outcome).await
+        unary::call(call, outcome).await
     }
 }
 

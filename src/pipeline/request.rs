@@ -6,22 +6,28 @@ use bytes::Bytes;
 use http::{Request, header};
 use http_body_util::{BodyExt, Limited};
 
+use super::outcome::Outcome;
 use crate::body::RequestBody;
+use crate::edge::Admitted;
 use crate::error::GatewayError;
-use crate::runtime::Binding;
+use crate::runtime::{Binding, Runtime};
 use crate::transcode::request::{RequestParts, encode_request};
 
-/// The encoded request message of `request` for `binding`; `query` is the query string the
-/// edge left (without the token), `vars` the path-variable values. The body's size is noted in
-/// `request_bytes` as soon as it is read.
+/// The encoded request message of `request` for `binding`, from the path variables `vars`, the
+/// query the edge left (without the token), and the body. The body's size is noted in the
+/// outcome as soon as it is read.
 pub(crate) async fn read_message<B: RequestBody>(
+    runtime: &Runtime,
     binding: &Binding,
     vars: &[(&str, String)],
-    query: Option<&str>,
+    admitted: &Admitted,
     request: Request<B>,
-    body_read_timeout: std::time::Duration,
-    request_bytes: &mut u64,
+    outcome: &mut Outcome,
 ) -> Result<Bytes, GatewayError> {
+    let (query, body_read_timeout) = (
+        admitted.query.as_deref(),
+        runtime.config.limits.body_read_timeout,
+    );
     let route = &binding.method;
     // A content type describes a body; clients that send one on a bodiless GET or DELETE must
     // not be refused for it.
@@ -32,7 +38,7 @@ pub(crate) async fn read_message<B: RequestBody>(
     };
     let limit = route.options.max_request_bytes;
     let body = read_body(request.into_body(), limit, body_read_timeout).await?;
-    *request_bytes = body.len() as u64;
+    outcome.request_bytes = body.len() as u64;
     let parts = RequestParts {
         path_bindings: vars,
         query,

@@ -16,20 +16,20 @@
 //! resets the upstream HTTP/2 stream and cancels the call at the backend.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, header};
-use http_body::{Body, Frame};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, header};
+use http_body::Frame;
 use prost_reflect::{DescriptorPool, FieldDescriptor, MessageDescriptor};
 
-use super::answer::{Answer, Failure};
+use super::answer::{Answer, Failure, HttpCall};
 use super::outcome::{Outcome, UpstreamCall};
 use super::request::read_message;
-use crate::body::{BodyError, RequestBody, ResponseBody, StreamStatus};
+use crate::body::{
+    BodyError, FrameSource, Frames, Polled, RequestBody, ResponseBody, StreamStatus,
+};
 use crate::config::StreamFormat;
-use crate::edge::Admitted;
 use crate::edge::metadata::response_headers;
 use crate::error::{GatewayError, percent_encode};
 use crate::runtime::{Binding, Runtime};
@@ -40,20 +40,19 @@ use crate::upstream::{CallOptions, CallOutcome, UpstreamError};
 
 /// Reads and transcodes the request, opens the backend's stream (the route's retries apply
 /// until its first message), and answers with the stream.
-pub(crate) async fn call<B: RequestBody>(
-    runtime: &Runtime,
-    binding: &Binding,
-    vars: &[(&str, String)],
-    request: Request<B>,
-    admitted: Admitted,
-    outcome: &mut Outcome,
-) -> Answer {
+pub(crate) async fn call<B: RequestBody>(call: HttpCall<'_, B>, outcome: &mut Outcome) -> Answer {
+    let (runtime, binding, admitted) = (call.runtime, call.binding.clone(), call.admitted);
     let route = &binding.method;
-    let prefs = ClientPrefs::of(request.headers());
-    let query = admitted.query.as_deref();
-    let read_timeout = runtime.config.limits.body_read_timeout;
-    let bytes = &mut outcome.request_bytes;
-    let payload = read_message(binding, vars, query, request, read_timeout, bytes).await?;
+    let prefs = ClientPrefs::of(call.request.headers());
+    let payload = read_message(
+        runtime,
+        &binding,
+        &call.vars,
+        &admitted,
+        call.request,
+        outcome,
+    )
+    .await?;
     let options = CallOptions::for_route(
         &route.options.retry,
         &binding.http_method,
@@ -65,13 +64,8 @@ pub(crate) async fn call<B: RequestBody>(
         .open_stream(&route.grpc_path, payload, admitted.metadata, &options)
         .await;
     outcome.call = Some(UpstreamCall::new(&route.upstream, started, attempts));
-    respond(
-        runtime,
-        binding,
-        opened,
-        CallOutcome::attempts_only(attempts),
-        prefs,
-    )
+    let attempts = CallOutcome::attempts_only(attempts);
+    respond(runtime, &binding, opened, attempts, prefs)
 }
 
 /// What the client asked of a stream, read before its request is consumed.
@@ -160,7 +154,7 @@ pub(crate) fn respond(
         stream.finish(None);
     }
     let status = stream.writer.status.clone();
-    let mut response = Response::new(ResponseBody::stream(stream));
+    let mut response = Response::new(ResponseBody::stream(Frames(stream)));
     response.extensions_mut().insert(status);
     set_head(
         &mut response,
@@ -338,15 +332,11 @@ impl Transcoded {
     }
 }
 
-impl Body for Transcoded {
-    type Data = Bytes;
+impl FrameSource for Transcoded {
     type Error = BodyError;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let this = self.get_mut();
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Polled<BodyError> {
+        let this = self;
         loop {
             if let Some(frame) = this.pending.pop_front() {
                 return Poll::Ready(Some(Ok(frame)));

@@ -2,35 +2,33 @@
 //! one answer becomes the JSON (or `HttpBody`) response.
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Request, Response, header};
+use http::{HeaderMap, HeaderValue, Response, header};
 use http_body_util::Full;
 
-use super::answer::{Answer, Failure};
+use super::answer::{Answer, Failure, HttpCall};
 use super::outcome::{Outcome, UpstreamCall};
 use super::request::read_message;
 use crate::body::RequestBody;
-use crate::edge::Admitted;
 use crate::edge::metadata::response_headers;
 use crate::error::GatewayError;
-use crate::runtime::{Binding, Runtime};
+use crate::runtime::Binding;
 use crate::transcode::response::decode_and_encode;
 use crate::upstream::CallOptions;
 
 /// Reads and transcodes the request, calls the backend (with the route's retries), and
 /// transcodes its answer.
-pub(crate) async fn call<B: RequestBody>(
-    runtime: &Runtime,
-    binding: &Binding,
-    vars: &[(&str, String)],
-    request: Request<B>,
-    admitted: Admitted,
-    outcome: &mut Outcome,
-) -> Answer {
+pub(crate) async fn call<B: RequestBody>(call: HttpCall<'_, B>, outcome: &mut Outcome) -> Answer {
+    let (binding, admitted) = (call.binding.clone(), call.admitted);
     let route = &binding.method;
-    let query = admitted.query.as_deref();
-    let read_timeout = runtime.config.limits.body_read_timeout;
-    let bytes = &mut outcome.request_bytes;
-    let payload = read_message(binding, vars, query, request, read_timeout, bytes).await?;
+    let payload = read_message(
+        call.runtime,
+        &binding,
+        &call.vars,
+        &admitted,
+        call.request,
+        outcome,
+    )
+    .await?;
     let options = CallOptions::for_route(
         &route.options.retry,
         &binding.http_method,
@@ -55,7 +53,7 @@ pub(crate) async fn call<B: RequestBody>(
             headers,
         });
     };
-    respond(binding, &message, headers)
+    respond(&binding, &message, headers)
 }
 
 /// The answer to a call whose one response message arrived: transcoded, with `headers`.

@@ -602,20 +602,10 @@ mod tests {
     #[test]
     fn debug_output_never_shows_the_shared_secret() {
         let config = ProviderConfig {
-            name: "hs".to_owned(),
-            issuer: "hs".to_owned(),
-            audiences: Vec::new(),
             algorithms: vec![Algorithm::HS256],
             keys: KeySource::SecretOnly,
-            kid: None,
             shared_secret: Some(Secret::new("super-secret-value-of-32-bytes!!".to_owned())),
-            clock_skew: Duration::from_secs(60),
-            jwks_timeout: Duration::from_secs(5),
-            jwks_refresh_interval: Duration::from_secs(600),
-            jwks_min_refetch_interval: Duration::from_secs(30),
-            claims_to_metadata: Vec::new(),
-            payload_to_metadata: None,
-            place: crate::config::Place::default(),
+            ..remote("hs", "http://127.0.0.1:9/jwks", 0)
         };
         let auth = AuthConfig {
             providers: vec![config],
