@@ -2,21 +2,61 @@
 //! methods): the body's media type checked, the body read within its size and time limits, and
 //! path variables, query and body turned into one protobuf message.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::{Request, header};
 use http_body_util::{BodyExt, Limited};
 
+use super::answer::HttpCall;
 use super::outcome::Outcome;
 use crate::body::RequestBody;
 use crate::edge::Admitted;
 use crate::error::GatewayError;
 use crate::runtime::{Binding, Runtime};
 use crate::transcode::request::{RequestParts, encode_request};
+use crate::upstream::CallOptions;
 
-/// The encoded request message of `request` for `binding`, from the path variables `vars`, the
-/// query the edge left (without the token), and the body. The body's size is noted in the
-/// outcome as soon as it is read.
+/// A transcoded call's request, read: the message and what its backend call needs.
+pub(crate) struct Message {
+    /// The HTTP rule the call came through.
+    pub(crate) binding: Arc<Binding>,
+    /// The encoded request message.
+    pub(crate) payload: Bytes,
+    /// Deadline, metadata and query from the edge.
+    pub(crate) admitted: Admitted,
+}
+
+/// Deadline and retries of a call through `binding`, as its route sets them.
+pub(crate) fn call_options(binding: &Binding, deadline: Duration) -> CallOptions<'_> {
+    let retry = &binding.method.options.retry;
+    CallOptions::for_route(retry, &binding.http_method, deadline)
+}
+
+/// Reads the call's body and encodes its request message from the path variables, the query the
+/// edge left (without the token), and the body. The body's size is noted in the outcome as soon
+/// as it is read.
 pub(crate) async fn read_message<B: RequestBody>(
+    call: HttpCall<'_, B>,
+    outcome: &mut Outcome,
+) -> Result<Message, GatewayError> {
+    let HttpCall {
+        runtime,
+        binding,
+        vars,
+        request,
+        admitted,
+    } = call;
+    let payload = encode(runtime, &binding, &vars, &admitted, request, outcome).await?;
+    Ok(Message {
+        binding,
+        payload,
+        admitted,
+    })
+}
+
+async fn encode<B: RequestBody>(
     runtime: &Runtime,
     binding: &Binding,
     vars: &[(&str, String)],
@@ -24,10 +64,8 @@ pub(crate) async fn read_message<B: RequestBody>(
     request: Request<B>,
     outcome: &mut Outcome,
 ) -> Result<Bytes, GatewayError> {
-    let (query, body_read_timeout) = (
-        admitted.query.as_deref(),
-        runtime.config.limits.body_read_timeout,
-    );
+    let query = admitted.query.as_deref();
+    let body_read_timeout = runtime.config.limits.body_read_timeout;
     let route = &binding.method;
     // A content type describes a body; clients that send one on a bodiless GET or DELETE must
     // not be refused for it.

@@ -25,7 +25,7 @@ use prost_reflect::{DescriptorPool, FieldDescriptor, MessageDescriptor};
 
 use super::answer::{Answer, Failure, HttpCall};
 use super::outcome::{Outcome, UpstreamCall};
-use super::request::read_message;
+use super::request::{call_options, read_message};
 use crate::body::{
     BodyError, FrameSource, Frames, Polled, RequestBody, ResponseBody, StreamStatus,
 };
@@ -36,36 +36,28 @@ use crate::runtime::{Binding, Runtime};
 use crate::transcode::json::EncodeOptions;
 use crate::transcode::response::decode_and_encode;
 use crate::upstream::stream::{MessageStream, OpenedStream, StreamItem};
-use crate::upstream::{CallOptions, CallOutcome, UpstreamError};
+use crate::upstream::{CallOutcome, UpstreamError};
 
 /// Reads and transcodes the request, opens the backend's stream (the route's retries apply
 /// until its first message), and answers with the stream.
 pub(crate) async fn call<B: RequestBody>(call: HttpCall<'_, B>, outcome: &mut Outcome) -> Answer {
-    let (runtime, binding, admitted) = (call.runtime, call.binding.clone(), call.admitted);
-    let route = &binding.method;
-    let prefs = ClientPrefs::of(call.request.headers());
-    let payload = read_message(
-        runtime,
-        &binding,
-        &call.vars,
-        &admitted,
-        call.request,
-        outcome,
-    )
-    .await?;
-    let options = CallOptions::for_route(
-        &route.options.retry,
-        &binding.http_method,
-        admitted.deadline,
-    );
+    let (runtime, prefs) = (call.runtime, ClientPrefs::of(call.request.headers()));
+    let message = read_message(call, outcome).await?;
+    let (binding, route) = (&message.binding, &message.binding.method);
+    let options = call_options(binding, message.admitted.deadline);
     let started = tokio::time::Instant::now();
     let (opened, attempts) = route
         .upstream
-        .open_stream(&route.grpc_path, payload, admitted.metadata, &options)
+        .open_stream(
+            &route.grpc_path,
+            message.payload,
+            message.admitted.metadata,
+            &options,
+        )
         .await;
     outcome.call = Some(UpstreamCall::new(&route.upstream, started, attempts));
     let attempts = CallOutcome::attempts_only(attempts);
-    respond(runtime, &binding, opened, attempts, prefs)
+    respond(runtime, binding, opened, attempts, prefs)
 }
 
 /// What the client asked of a stream, read before its request is consumed.

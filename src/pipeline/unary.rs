@@ -7,37 +7,28 @@ use http_body_util::Full;
 
 use super::answer::{Answer, Failure, HttpCall};
 use super::outcome::{Outcome, UpstreamCall};
-use super::request::read_message;
+use super::request::{call_options, read_message};
 use crate::body::RequestBody;
 use crate::edge::metadata::response_headers;
 use crate::error::GatewayError;
 use crate::runtime::Binding;
 use crate::transcode::response::decode_and_encode;
-use crate::upstream::CallOptions;
 
 /// Reads and transcodes the request, calls the backend (with the route's retries), and
 /// transcodes its answer.
 pub(crate) async fn call<B: RequestBody>(call: HttpCall<'_, B>, outcome: &mut Outcome) -> Answer {
-    let (binding, admitted) = (call.binding.clone(), call.admitted);
-    let route = &binding.method;
-    let payload = read_message(
-        call.runtime,
-        &binding,
-        &call.vars,
-        &admitted,
-        call.request,
-        outcome,
-    )
-    .await?;
-    let options = CallOptions::for_route(
-        &route.options.retry,
-        &binding.http_method,
-        admitted.deadline,
-    );
+    let message = read_message(call, outcome).await?;
+    let (binding, route) = (&message.binding, &message.binding.method);
+    let options = call_options(binding, message.admitted.deadline);
     let started = tokio::time::Instant::now();
     let called = route
         .upstream
-        .call(&route.grpc_path, payload, admitted.metadata, &options)
+        .call(
+            &route.grpc_path,
+            message.payload,
+            message.admitted.metadata,
+            &options,
+        )
         .await;
     outcome.call = Some(UpstreamCall {
         endpoint: called.endpoint.as_ref().map(|e| e.authority.clone()),
@@ -47,13 +38,13 @@ pub(crate) async fn call<B: RequestBody>(call: HttpCall<'_, B>, outcome: &mut Ou
     let reply = called.result.map_err(|e| Failure::with(e, &attempts))?;
     let mut headers = response_headers(&reply.metadata, &route.options.headers);
     headers.extend(attempts);
-    let Some(message) = reply.message else {
+    let Some(reply_message) = reply.message else {
         return Err(Failure {
             error: GatewayError::Backend(reply.status),
             headers,
         });
     };
-    respond(&binding, &message, headers)
+    respond(binding, &reply_message, headers)
 }
 
 /// The answer to a call whose one response message arrived: transcoded, with `headers`.
