@@ -421,6 +421,60 @@ pub fn error_json(code: i32, message: &str, field: Option<&str>) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    fn grpc_answer(error: &GatewayError) -> http::HeaderMap {
+        let pool = DescriptorPool::new();
+        let response = error.to_response(
+            Protocol::Grpc,
+            &pool,
+            &EncodeOptions::default(),
+            HeaderMap::new(),
+        );
+        assert_eq!(response.status(), StatusCode::OK);
+        response.headers().clone()
+    }
+
+    #[test]
+    fn a_grpc_client_gets_a_trailers_only_status_from_the_same_table() {
+        let headers = grpc_answer(&GatewayError::UnknownGrpcMethod {
+            path: "/pkg.S/Gone".to_owned(),
+        });
+        assert_eq!(headers["content-type"], "application/grpc");
+        assert_eq!(headers["grpc-status"], "12");
+        assert_eq!(headers["grpc-message"], "unknown method /pkg.S/Gone");
+        assert!(headers.get("grpc-status-details-bin").is_none());
+        let headers = grpc_answer(&GatewayError::PayloadTooLarge { limit: 10 });
+        assert_eq!(headers["grpc-status"], "8");
+        assert_eq!(
+            headers["grpc-message"],
+            "request body exceeds the limit of 10 bytes"
+        );
+    }
+
+    #[test]
+    fn a_field_at_fault_reaches_a_grpc_client_as_a_bad_request_detail() {
+        let error = GatewayError::BadRequest(RequestError::UnknownQueryParameter {
+            name: "colour".to_owned(),
+        });
+        let headers = grpc_answer(&error);
+        assert_eq!(headers["grpc-status"], "3");
+        let text = headers["grpc-status-details-bin"].as_bytes();
+        let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(text)
+            .expect("base64");
+        let status = RpcStatus::decode(&bytes[..]).expect("google.rpc.Status");
+        assert_eq!(status.code, 3);
+        assert_eq!(status.message, "unknown query parameter `colour`");
+        let detail = &status.details[0];
+        assert_eq!(detail.type_url, "type.googleapis.com/google.rpc.BadRequest");
+        let bad = BadRequest::decode(&detail.value[..]).expect("BadRequest");
+        assert_eq!(bad.field_violations[0].field, "colour");
+    }
+
+    #[test]
+    fn grpc_message_is_percent_encoded_outside_printable_ascii() {
+        assert_eq!(percent_encode("50% — ok"), "50%25 %E2%80%94 ok");
+    }
+
     #[test]
     fn maps_every_grpc_code_to_its_http_status() {
         let expected = [

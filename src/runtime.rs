@@ -271,68 +271,12 @@ impl Builder<'_> {
                 }
                 continue;
             }
-            let full_name = format!("{}/{}", method.parent_service().full_name(), method.name());
-            // Protobuf identifiers are always valid path characters; this guards hand-made descriptor sets.
-            let Ok(grpc_path) = PathAndQuery::try_from(format!("/{full_name}")) else {
-                self.error(
-                    place,
-                    &key,
-                    format!("`{full_name}` cannot be used as an HTTP/2 path"),
-                );
+            let Some(method_route) = self.method_route(&method, upstream, &options, place, &key)
+            else {
                 continue;
             };
-            let method_route = Arc::new(MethodRoute {
-                grpc_path,
-                full_name,
-                input: method.input(),
-                output: method.output(),
-                upstream: upstream.clone(),
-                options: options.clone(),
-                server_streaming: method.is_server_streaming(),
-                client_streaming: method.is_client_streaming(),
-            });
             for rule in rules {
-                let (place, key) = rule.config.clone().unwrap_or((place, key.clone()));
-                let origin = match rule.config {
-                    Some(_) => format!(
-                        "{}:{}:{}",
-                        self.config.source.display(),
-                        place.line,
-                        place.column
-                    ),
-                    None => proto_origin(&method),
-                };
-                if let Some(binding) = self.binding(&method_route, &rule, place, &key, origin) {
-                    let template = match PathTemplate::parse(&rule.template) {
-                        Ok(t) => t,
-                        Err(e) => {
-                            self.error(place, &key, format!("{}: {e}", method_route.full_name));
-                            continue;
-                        }
-                    };
-                    let binding = Arc::new(binding);
-                    // The rule already holding this method + template, named in a conflict.
-                    let held = router
-                        .get(&rule.http_method, &template)
-                        .map(|h| format!(" of {} ({})", h.method.full_name, h.origin));
-                    // A config rule's own place already starts the error line.
-                    let own = match rule.config {
-                        Some(_) => String::new(),
-                        None => format!(" ({})", binding.origin),
-                    };
-                    if let Err(c) = router.insert(&rule.http_method, template, binding) {
-                        let reason = format!(
-                            "{}: route `{} {}`{own} conflicts with `{} {}`{}: both match the paths `{}`",
-                            method_route.full_name,
-                            c.method,
-                            c.new,
-                            c.method,
-                            c.existing,
-                            held.unwrap_or_default(),
-                            c.canonical,
-                        );
-                        self.error(place, &key, reason);
-                    }
+                if self.add_binding(&method, &method_route, &rule, (place, &key), router) {
                     exposed += 1;
                 }
             }
@@ -344,6 +288,90 @@ impl Builder<'_> {
                 "exposes no method with an HTTP rule".to_owned(),
             );
         }
+    }
+
+    /// The route of one gRPC method: what every binding of it shares.
+    fn method_route(
+        &mut self,
+        method: &MethodDescriptor,
+        upstream: &Arc<Upstream>,
+        options: &Arc<RouteOptions>,
+        place: Place,
+        key: &str,
+    ) -> Option<Arc<MethodRoute>> {
+        let full_name = format!("{}/{}", method.parent_service().full_name(), method.name());
+        // Protobuf identifiers are always valid path characters; this guards hand-made descriptor sets.
+        let Ok(grpc_path) = PathAndQuery::try_from(format!("/{full_name}")) else {
+            let reason = format!("`{full_name}` cannot be used as an HTTP/2 path");
+            self.error(place, key, reason);
+            return None;
+        };
+        Some(Arc::new(MethodRoute {
+            grpc_path,
+            full_name,
+            input: method.input(),
+            output: method.output(),
+            upstream: upstream.clone(),
+            options: options.clone(),
+            server_streaming: method.is_server_streaming(),
+            client_streaming: method.is_client_streaming(),
+        }))
+    }
+
+    /// Adds one HTTP rule of a method to the route table; false when it could not be (the
+    /// reason is recorded, naming the rule that already holds its method and template).
+    fn add_binding(
+        &mut self,
+        method: &MethodDescriptor,
+        method_route: &Arc<MethodRoute>,
+        rule: &RuleSpec,
+        (place, key): (Place, &str),
+        router: &mut RouterBuilder<Arc<Binding>>,
+    ) -> bool {
+        let (place, key) = rule.config.clone().unwrap_or((place, key.to_owned()));
+        let origin = match rule.config {
+            Some(_) => format!(
+                "{}:{}:{}",
+                self.config.source.display(),
+                place.line,
+                place.column
+            ),
+            None => proto_origin(method),
+        };
+        let Some(binding) = self.binding(method_route, rule, place, &key, origin) else {
+            return false;
+        };
+        let template = match PathTemplate::parse(&rule.template) {
+            Ok(t) => t,
+            Err(e) => {
+                self.error(place, &key, format!("{}: {e}", method_route.full_name));
+                return false;
+            }
+        };
+        let binding = Arc::new(binding);
+        // The rule already holding this method + template, named in a conflict.
+        let held = router
+            .get(&rule.http_method, &template)
+            .map(|h| format!(" of {} ({})", h.method.full_name, h.origin));
+        // A config rule's own place already starts the error line.
+        let own = match rule.config {
+            Some(_) => String::new(),
+            None => format!(" ({})", binding.origin),
+        };
+        if let Err(c) = router.insert(&rule.http_method, template, binding) {
+            let reason = format!(
+                "{}: route `{} {}`{own} conflicts with `{} {}`{}: both match the paths `{}`",
+                method_route.full_name,
+                c.method,
+                c.new,
+                c.method,
+                c.existing,
+                held.unwrap_or_default(),
+                c.canonical,
+            );
+            self.error(place, &key, reason);
+        }
+        true
     }
 
     fn select_methods(&mut self, route: &RouteConfig) -> Vec<(MethodDescriptor, Place, String)> {
