@@ -82,50 +82,8 @@ pub fn load_with_problems(
     config_file: &Path,
 ) -> (Option<DescriptorPool>, Vec<ConfigError>) {
     let mut errors = Vec::new();
-    let mut resolver = ChainFileResolver::new();
-    let mut roots: Vec<PathBuf> = Vec::new();
-    for root in sources.proto_dirs.iter().chain(&sources.include_paths) {
-        if root.value.is_dir() {
-            roots.push(root.value.clone());
-            resolver.add(IncludeFileResolver::new(root.value.clone()));
-        } else {
-            errors.push(config_error(
-                config_file,
-                root,
-                format!("`{}` is not a folder", root.value.display()),
-            ));
-        }
-    }
-    resolver.add(BuiltinResolver);
-    resolver.add(GoogleFileResolver::new());
-    let mut compiler = protox::Compiler::with_file_resolver(resolver);
-    // Source info lets config errors point at the `rpc` line of a proto rule (route collisions).
-    compiler.include_imports(true).include_source_info(true);
-
-    let mut names: Vec<(String, Option<&Located<PathBuf>>)> = Vec::new();
-    for dir in &sources.proto_dirs {
-        if !dir.value.is_dir() {
-            continue;
-        }
-        match proto_files_under(&dir.value) {
-            Ok(found) => names.extend(found.into_iter().map(|n| (n, Some(dir)))),
-            Err(reason) => errors.push(config_error(config_file, dir, reason)),
-        }
-    }
-    for file in &sources.proto_files {
-        match file_name_under_roots(&file.value, &roots) {
-            Some(name) => names.push((name, Some(file))),
-            None => errors.push(config_error(
-                config_file,
-                file,
-                format!(
-                    "`{}` is not under any proto_dirs or include_paths folder",
-                    file.value.display()
-                ),
-            )),
-        }
-    }
-    names.extend(ALWAYS_COMPILED.iter().map(|n| ((*n).to_owned(), None)));
+    let (mut compiler, roots) = compiler(sources, config_file, &mut errors);
+    let names = files_to_compile(sources, &roots, config_file, &mut errors);
     let mut compiled = true;
     for (name, origin) in &names {
         if let Err(e) = compiler.open_file(name) {
@@ -139,30 +97,89 @@ pub fn load_with_problems(
     let mut pool = match DescriptorPool::decode(compiler.encode_file_descriptor_set().as_slice()) {
         Ok(pool) => pool,
         Err(e) => {
-            errors.push(plain_error(
-                config_file,
-                format!("descriptors do not form a valid pool: {e}"),
-            ));
+            let reason = format!("descriptors do not form a valid pool: {e}");
+            errors.push(plain_error(config_file, reason));
             return (None, errors);
         }
     };
     for set in &sources.descriptor_sets {
-        let added = std::fs::read(&set.value)
-            .map_err(|e| format!("cannot read `{}`: {e}", set.value.display()))
-            .and_then(|bytes| {
-                pool.decode_file_descriptor_set(bytes.as_slice())
-                    .map_err(|e| {
-                        format!(
-                            "`{}` is not a usable FileDescriptorSet: {e}",
-                            set.value.display()
-                        )
-                    })
-            });
-        if let Err(reason) = added {
+        if let Err(reason) = add_descriptor_set(&mut pool, &set.value) {
             errors.push(config_error(config_file, set, reason));
         }
     }
     (Some(pool), errors)
+}
+
+/// A compiler that resolves imports in the `proto_dirs` and `include_paths` folders that exist
+/// (returned as the roots), then the built-in files; a missing folder is an error.
+fn compiler(
+    sources: &DescriptorSources,
+    config_file: &Path,
+    errors: &mut Vec<ConfigError>,
+) -> (protox::Compiler, Vec<PathBuf>) {
+    let mut resolver = ChainFileResolver::new();
+    let mut roots: Vec<PathBuf> = Vec::new();
+    for root in sources.proto_dirs.iter().chain(&sources.include_paths) {
+        if root.value.is_dir() {
+            roots.push(root.value.clone());
+            resolver.add(IncludeFileResolver::new(root.value.clone()));
+        } else {
+            let reason = format!("`{}` is not a folder", root.value.display());
+            errors.push(config_error(config_file, root, reason));
+        }
+    }
+    resolver.add(BuiltinResolver);
+    resolver.add(GoogleFileResolver::new());
+    let mut compiler = protox::Compiler::with_file_resolver(resolver);
+    // Source info lets config errors point at the `rpc` line of a proto rule (route collisions).
+    compiler.include_imports(true).include_source_info(true);
+    (compiler, roots)
+}
+
+/// The import names of every file to compile, with the setting that named it: each `.proto`
+/// under `proto_dirs`, each of `proto_files`, and the files the gateway always needs.
+fn files_to_compile<'s>(
+    sources: &'s DescriptorSources,
+    roots: &[PathBuf],
+    config_file: &Path,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<(String, Option<&'s Located<PathBuf>>)> {
+    let mut names = Vec::new();
+    for dir in &sources.proto_dirs {
+        if !dir.value.is_dir() {
+            continue;
+        }
+        match proto_files_under(&dir.value) {
+            Ok(found) => names.extend(found.into_iter().map(|n| (n, Some(dir)))),
+            Err(reason) => errors.push(config_error(config_file, dir, reason)),
+        }
+    }
+    for file in &sources.proto_files {
+        match file_name_under_roots(&file.value, roots) {
+            Some(name) => names.push((name, Some(file))),
+            None => {
+                let shown = file.value.display();
+                let reason =
+                    format!("`{shown}` is not under any proto_dirs or include_paths folder");
+                errors.push(config_error(config_file, file, reason));
+            }
+        }
+    }
+    names.extend(ALWAYS_COMPILED.iter().map(|n| ((*n).to_owned(), None)));
+    names
+}
+
+/// Adds the files of a binary `FileDescriptorSet` to `pool`.
+fn add_descriptor_set(pool: &mut DescriptorPool, path: &Path) -> Result<(), String> {
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    pool.decode_file_descriptor_set(bytes.as_slice())
+        .map_err(|e| {
+            format!(
+                "`{}` is not a usable FileDescriptorSet: {e}",
+                path.display()
+            )
+        })
 }
 
 /// Every `*.proto` below `dir`, as import names relative to it, sorted for a stable build.

@@ -492,6 +492,8 @@ impl Builder<'_> {
         rules
     }
 
+    /// One HTTP rule of a method as a binding; `None` (with every reason recorded) when its
+    /// body, response body or path variables do not fit the method's messages.
     fn binding(
         &mut self,
         method: &Arc<MethodRoute>,
@@ -500,29 +502,23 @@ impl Builder<'_> {
         key: &str,
         origin: String,
     ) -> Option<Binding> {
+        let body = body_rule(method, &rule.body);
+        let response_body = response_field(method, &rule.response_body);
+        let mut problems: Vec<String> = [body.as_ref().err(), response_body.as_ref().err()]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        problems.extend(template_problems(method, &rule.template));
         let label = format!(
             "{} ({} {})",
             method.full_name, rule.http_method, rule.template
         );
-        let mut ok = true;
-        let body = match rule.body.as_str() {
-            "" => BodyRule::None,
-            "*" => BodyRule::Whole,
-            name => match method.input.get_field_by_name(name) {
-                Some(field) => BodyRule::Field(field),
-                None => {
-                    self.error(
-                        place,
-                        key,
-                        format!(
-                            "{label}: body field `{name}` is not a field of {}",
-                            method.input.full_name()
-                        ),
-                    );
-                    ok = false;
-                    BodyRule::None
-                }
-            },
+        for problem in &problems {
+            self.error(place, key, format!("{label}: {problem}"));
+        }
+        let (Ok(body), Ok(response_body), true) = (body, response_body, problems.is_empty()) else {
+            return None;
         };
         let raw_body = match &body {
             BodyRule::None => false,
@@ -531,43 +527,7 @@ impl Builder<'_> {
                 matches!(f.kind(), Kind::Message(m) if m.full_name() == HTTP_BODY) && !f.is_list()
             }
         };
-        let response_body = match rule.response_body.as_str() {
-            "" => None,
-            name => match method.output.get_field_by_name(name) {
-                Some(field) => Some(field),
-                None => {
-                    self.error(
-                        place,
-                        key,
-                        format!(
-                            "{label}: response_body `{name}` is not a field of {}",
-                            method.output.full_name()
-                        ),
-                    );
-                    ok = false;
-                    None
-                }
-            },
-        };
-        match PathTemplate::parse(&rule.template) {
-            Ok(template) => {
-                for variable in template.variables() {
-                    if let Err(reason) = resolve_field_path(&method.input, variable) {
-                        self.error(
-                            place,
-                            key,
-                            format!("{label}: path variable `{variable}`: {reason}"),
-                        );
-                        ok = false;
-                    }
-                }
-            }
-            Err(e) => {
-                self.error(place, key, format!("{label}: {e}"));
-                ok = false;
-            }
-        }
-        ok.then(|| Binding {
+        Some(Binding {
             method: method.clone(),
             http_method: rule.http_method.clone(),
             template: rule.template.clone(),
@@ -576,6 +536,50 @@ impl Builder<'_> {
             response_body,
             origin,
         })
+    }
+}
+
+/// The rule's `body`: none, the whole message, or one field of the request message.
+fn body_rule(method: &MethodRoute, body: &str) -> Result<BodyRule, String> {
+    match body {
+        "" => Ok(BodyRule::None),
+        "*" => Ok(BodyRule::Whole),
+        name => method
+            .input
+            .get_field_by_name(name)
+            .map(BodyRule::Field)
+            .ok_or_else(|| {
+                let input = method.input.full_name();
+                format!("body field `{name}` is not a field of {input}")
+            }),
+    }
+}
+
+/// The rule's `response_body`: the field of the response message sent as the answer.
+fn response_field(method: &MethodRoute, name: &str) -> Result<Option<FieldDescriptor>, String> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    match method.output.get_field_by_name(name) {
+        Some(field) => Ok(Some(field)),
+        None => {
+            let output = method.output.full_name();
+            Err(format!("response_body `{name}` is not a field of {output}"))
+        }
+    }
+}
+
+/// What is wrong with a rule's path template: its syntax, or variables naming no request field.
+fn template_problems(method: &MethodRoute, template: &str) -> Vec<String> {
+    match PathTemplate::parse(template) {
+        Ok(template) => template
+            .variables()
+            .filter_map(|variable| {
+                let reason = resolve_field_path(&method.input, variable).err()?;
+                Some(format!("path variable `{variable}`: {reason}"))
+            })
+            .collect(),
+        Err(e) => vec![e.to_string()],
     }
 }
 

@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 
 use crate::access_log::AccessLog;
 use crate::admin::{Admin, Lifecycle};
-use crate::config::ListenerLimits;
+use crate::config::{Config, ListenerLimits};
 use crate::listener::tls::TlsTerminator;
 use crate::listener::{Handler, https, plain};
 use crate::metrics::Metrics;
@@ -53,15 +53,7 @@ impl ServerHandle {
     /// Binds the listeners named in the runtime's config (port 0 allowed) and starts serving.
     /// A TLS certificate, key or CA file that is missing or broken fails the start, naming the file.
     pub async fn start(runtime: Runtime) -> std::io::Result<ServerHandle> {
-        let tls = match runtime.config.tls_listener.clone() {
-            Some(settings) => Some(Arc::new(TlsTerminator::load(settings).map_err(|e| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("TLS listener: {e}"),
-                )
-            })?)),
-            None => None,
-        };
+        let tls = load_tls(&runtime.config)?;
         let access_log = match &runtime.config.ops.access_log {
             Some(target) => Some(AccessLog::start(target)?),
             None => None,
@@ -96,6 +88,7 @@ impl ServerHandle {
             reloader: reloader.clone(),
             lifecycle: lifecycle.clone(),
         };
+        // The admin server has tasks of its own: it stops after the public listeners drained.
         let mut admin_tasks = JoinSet::new();
         let admin_addr = match config.admin {
             Some(addr) => Some(
@@ -105,10 +98,7 @@ impl ServerHandle {
             ),
             None => None,
         };
-        let stop = wait_for(started.stop.clone());
-        started.tasks.spawn(maintain(gateway.clone(), async move {
-            stop.await;
-        }));
+        started.maintain(&gateway);
         lifecycle.set_ready();
         Ok(ServerHandle {
             http_addr,
@@ -142,6 +132,20 @@ impl ServerHandle {
         // The last requests' lines reach the file before the process ends.
         self.gateway.flush_access_log(Duration::from_secs(5)).await;
     }
+}
+
+/// The HTTPS listener's certificates, loaded now so a broken file fails the start.
+fn load_tls(config: &Config) -> std::io::Result<Option<Arc<TlsTerminator>>> {
+    let Some(settings) = config.tls_listener.clone() else {
+        return Ok(None);
+    };
+    let tls = TlsTerminator::load(settings).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("TLS listener: {e}"),
+        )
+    })?;
+    Ok(Some(Arc::new(tls)))
 }
 
 async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -236,6 +240,16 @@ impl Started {
             },
         ));
         Ok(bound)
+    }
+}
+
+impl Started {
+    /// The maintenance task, until shutdown.
+    fn maintain(&mut self, gateway: &Arc<Gateway>) {
+        let stop = wait_for(self.stop.clone());
+        self.tasks.spawn(maintain(gateway.clone(), async move {
+            stop.await;
+        }));
     }
 }
 

@@ -3,11 +3,13 @@
 //! request.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
 use super::tls::TlsTerminator;
 use super::tls::identity::ClientIdentity;
@@ -42,34 +44,10 @@ pub(crate) async fn serve_tls<H: Handler>(
         let metrics = metrics.clone();
         worker.spawn(async move {
             let _open = open;
-            let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await;
-            // The one place handshakes are counted.
-            metrics.record_tls_handshake(
-                name,
-                match &handshake {
-                    Ok(Ok(_)) => "ok",
-                    Ok(Err(_)) => "failed",
-                    Err(_) => "timeout",
-                },
-            );
-            let stream = match handshake {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => {
-                    tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(peer = %peer, "TLS handshake timed out");
-                    return;
-                }
+            let shake = handshake(acceptor, stream, peer, handshake_timeout, (&metrics, name));
+            let Some((stream, identity)) = shake.await else {
+                return;
             };
-            let identity: Option<Arc<ClientIdentity>> = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|chain| chain.first())
-                .and_then(ClientIdentity::from_certificate)
-                .map(Arc::new);
             serve_connection(
                 &builder,
                 stream,
@@ -83,4 +61,44 @@ pub(crate) async fn serve_tls<H: Handler>(
         });
     })
     .await;
+}
+
+/// The TLS handshake of one connection, bounded by `timeout` and counted in `metrics` under
+/// `name`: the encrypted stream and the client certificate's identity, or `None` when it failed.
+async fn handshake(
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    timeout: Duration,
+    (metrics, name): (&Metrics, &'static str),
+) -> Option<(TlsStream<TcpStream>, Option<Arc<ClientIdentity>>)> {
+    let handshake = tokio::time::timeout(timeout, acceptor.accept(stream)).await;
+    // The one place handshakes are counted.
+    metrics.record_tls_handshake(
+        name,
+        match &handshake {
+            Ok(Ok(_)) => "ok",
+            Ok(Err(_)) => "failed",
+            Err(_) => "timeout",
+        },
+    );
+    let stream = match handshake {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+            return None;
+        }
+        Err(_) => {
+            tracing::debug!(peer = %peer, "TLS handshake timed out");
+            return None;
+        }
+    };
+    let identity = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(ClientIdentity::from_certificate)
+        .map(Arc::new);
+    Some((stream, identity))
 }

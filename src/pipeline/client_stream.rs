@@ -10,11 +10,13 @@
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, header};
 use http_body::{Body, Frame};
 use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Incoming;
 
 use super::answer::{Answer, Failure, HttpCall};
 use super::outcome::{Outcome, UpstreamCall};
@@ -84,35 +86,8 @@ pub(crate) async fn call<B: RequestBody>(call: HttpCall<'_, B>, outcome: &mut Ou
         let element = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
         Failure::with(element.unwrap_or(error), headers)
     };
-    let response = result.map_err(|e| fail(e.into(), &extra))?;
-    let (parts, body) = response.into_parts();
-    let mut head = parts.headers;
-    if let Some(status) = GrpcStatus::from_headers(&head) {
-        let error = if status.is_ok() {
-            GatewayError::Upstream(invalid(route, "trailers-only OK without a message"))
-        } else {
-            GatewayError::Backend(status)
-        };
-        return Err(fail(error, &extra));
-    }
-    let limit = route.upstream.max_response_bytes();
-    let mut rest = MessageStream::new(body, limit, route.upstream.name.clone());
-    let first = tokio::time::timeout(admitted.deadline, rest.next())
-        .await
-        .unwrap_or_else(|_| {
-            Err(UpstreamError::DeadlineExceeded {
-                upstream: route.upstream.name.clone(),
-                timeout: admitted.deadline,
-            })
-        })
-        .map_err(|e| fail(e.into(), &extra))?;
-    let first = match first {
-        StreamItem::Message(message) => Some(message),
-        StreamItem::End(status, _) if !status.is_ok() => {
-            return Err(fail(GatewayError::Backend(status), &extra));
-        }
-        StreamItem::End(..) => None,
-    };
+    let opened = first_message(route, result, admitted.deadline).await;
+    let (mut head, first, mut rest) = opened.map_err(|e| fail(e, &extra))?;
     if route.server_streaming {
         let opened = OpenedStream {
             rest: first.is_some().then_some(rest),
@@ -124,24 +99,66 @@ pub(crate) async fn call<B: RequestBody>(call: HttpCall<'_, B>, outcome: &mut Ou
         };
         return server_stream::respond(runtime, binding, Ok(opened), extra, prefs);
     }
-    let Some(message) = first else {
-        let error = invalid(
-            route,
-            "client-streaming call ended without a response message",
-        );
-        return Err(fail(error.into(), &extra));
-    };
-    match rest.next().await.map_err(|e| fail(e.into(), &extra))? {
-        StreamItem::End(status, trailers) if status.is_ok() => head.extend(trailers),
-        StreamItem::End(status, _) => return Err(fail(GatewayError::Backend(status), &extra)),
-        StreamItem::Message(_) => {
-            let error = invalid(route, "a second response message on a unary response");
-            return Err(fail(error.into(), &extra));
-        }
-    }
+    let message = only_message(route, first, &mut rest, &mut head).await;
+    let message = message.map_err(|e| fail(e, &extra))?;
     let mut headers = extra;
     headers.extend(response_headers(&head, &route.options.headers));
     unary::respond(binding, &message, headers)
+}
+
+/// The backend's response head and its first message (`None` for an empty OK stream), waited
+/// for at most `deadline`, and the rest of its stream.
+async fn first_message(
+    route: &MethodRoute,
+    response: Result<http::Response<Incoming>, UpstreamError>,
+    deadline: Duration,
+) -> Result<(HeaderMap, Option<Bytes>, MessageStream), GatewayError> {
+    let (parts, body) = response?.into_parts();
+    if let Some(status) = GrpcStatus::from_headers(&parts.headers) {
+        return Err(if status.is_ok() {
+            GatewayError::Upstream(invalid(route, "trailers-only OK without a message"))
+        } else {
+            GatewayError::Backend(status)
+        });
+    }
+    let limit = route.upstream.max_response_bytes();
+    let mut rest = MessageStream::new(body, limit, route.upstream.name.clone());
+    let first = tokio::time::timeout(deadline, rest.next())
+        .await
+        .unwrap_or_else(|_| {
+            Err(UpstreamError::DeadlineExceeded {
+                upstream: route.upstream.name.clone(),
+                timeout: deadline,
+            })
+        })?;
+    match first {
+        StreamItem::Message(message) => Ok((parts.headers, Some(message), rest)),
+        StreamItem::End(status, _) if !status.is_ok() => Err(GatewayError::Backend(status)),
+        StreamItem::End(..) => Ok((parts.headers, None, rest)),
+    }
+}
+
+/// The one message of a client-streaming call's answer, which must end right after it; its
+/// trailers join the response head.
+async fn only_message(
+    route: &MethodRoute,
+    first: Option<Bytes>,
+    rest: &mut MessageStream,
+    head: &mut HeaderMap,
+) -> Result<Bytes, GatewayError> {
+    let Some(message) = first else {
+        let reason = "client-streaming call ended without a response message";
+        return Err(invalid(route, reason).into());
+    };
+    match rest.next().await? {
+        StreamItem::End(status, trailers) if status.is_ok() => head.extend(trailers),
+        StreamItem::End(status, _) => return Err(GatewayError::Backend(status)),
+        StreamItem::Message(_) => {
+            let reason = "a second response message on a unary response";
+            return Err(invalid(route, reason).into());
+        }
+    }
+    Ok(message)
 }
 
 fn ok() -> GrpcStatus {

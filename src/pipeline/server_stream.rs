@@ -110,28 +110,9 @@ pub(crate) fn respond(
                 headers: extra,
             });
         }
-        // An empty stream: complete at once.
-        let format = prefs.format.unwrap_or(route.options.stream_format);
-        let empty: &'static [u8] = match format {
-            StreamFormat::JsonArray if !is_raw(binding) => b"[]",
-            _ => b"",
-        };
-        let mut response =
-            Response::new(http_body_util::Full::new(Bytes::from_static(empty)).into());
-        set_head(&mut response, content_type(binding, format, None), extra);
-        return Ok(response);
+        return Ok(empty(binding, prefs, extra));
     };
-    let mut writer = Writer {
-        format: prefs.format.unwrap_or(route.options.stream_format),
-        raw: is_raw(binding),
-        output: route.output.clone(),
-        response_body: binding.response_body.clone(),
-        encode: route.options.encode.clone(),
-        pool: runtime.pool.clone(),
-        trailers: prefs.trailers,
-        wrote: false,
-        status: StreamStatus::default(),
-    };
+    let mut writer = Writer::new(runtime, binding, prefs);
     let encoded = writer
         .message(&first)
         .map_err(|error| Failure::with(error, &extra))?;
@@ -160,6 +141,18 @@ pub(crate) fn respond(
         );
     }
     Ok(response)
+}
+
+/// The answer to a stream that ended OK without a message: complete at once.
+fn empty(binding: &Binding, prefs: ClientPrefs, extra: HeaderMap) -> Response<ResponseBody> {
+    let format = prefs.format.unwrap_or(binding.method.options.stream_format);
+    let empty: &'static [u8] = match format {
+        StreamFormat::JsonArray if !is_raw(binding) => b"[]",
+        _ => b"",
+    };
+    let mut response = Response::new(http_body_util::Full::new(Bytes::from_static(empty)).into());
+    set_head(&mut response, content_type(binding, format, None), extra);
+    response
 }
 
 /// The binding's responses are `google.api.HttpBody`, sent raw.
@@ -214,6 +207,22 @@ struct Writer {
 }
 
 impl Writer {
+    /// The writer of `binding`'s stream in the format the client asked for (or the route's).
+    fn new(runtime: &Runtime, binding: &Binding, prefs: ClientPrefs) -> Writer {
+        let route = &binding.method;
+        Writer {
+            format: prefs.format.unwrap_or(route.options.stream_format),
+            raw: is_raw(binding),
+            output: route.output.clone(),
+            response_body: binding.response_body.clone(),
+            encode: route.options.encode.clone(),
+            pool: runtime.pool.clone(),
+            trailers: prefs.trailers,
+            wrote: false,
+            status: StreamStatus::default(),
+        }
+    }
+
     fn message(&mut self, payload: &[u8]) -> Result<Encoded, GatewayError> {
         let encoded = decode_and_encode(
             &self.output,
