@@ -430,11 +430,7 @@ impl AuthRuntime {
                 None => "no key for this algorithm",
             }));
         }
-        let mut validation = Validation::new(seen.alg);
-        validation.leeway = provider.config.clock_skew.as_secs();
-        validation.validate_nbf = true;
-        validation.validate_aud = false;
-        validation.set_issuer(&[&provider.config.issuer]);
+        let validation = validation(&provider.config, seen.alg);
         let mut last = self.invalid("bad signature");
         for key in &keys {
             match jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation) {
@@ -444,22 +440,27 @@ impl AuthRuntime {
                         claims: Arc::new(data.claims),
                         payload: Arc::from(seen.payload),
                     };
-                    if let Some(cache) = &self.verified
-                        && let Some(entry) = CachedToken::new(
-                            provider.clone(),
-                            key_set.clone(),
-                            verified.claims.clone(),
-                            verified.payload.clone(),
-                        )
-                    {
-                        cache.insert(token, entry);
-                    }
+                    self.remember(token, &verified, key_set);
                     return Ok(verified);
                 }
                 Err(e) => last = self.invalid(reason(e.kind())),
             }
         }
         Err(last)
+    }
+
+    /// Keeps a verified token in the cache, with the key set that verified it.
+    fn remember(&self, token: &str, verified: &Verified, key_set: Arc<Vec<VerifyKey>>) {
+        if let Some(cache) = &self.verified
+            && let Some(entry) = CachedToken::new(
+                verified.provider.clone(),
+                key_set,
+                verified.claims.clone(),
+                verified.payload.clone(),
+            )
+        {
+            cache.insert(token, entry);
+        }
     }
 
     fn authorize(&self, policy: &RoutePolicy, verified: &Verified) -> Result<(), AuthError> {
@@ -542,6 +543,17 @@ impl AuthRuntime {
             metadata.insert(name, value);
         }
     }
+}
+
+/// What a signature check accepts for `provider`: its issuer, `nbf` and `exp` with its clock
+/// skew; audiences are checked afterwards, with a 403 of their own.
+fn validation(provider: &ProviderConfig, alg: Algorithm) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.leeway = provider.clock_skew.as_secs();
+    validation.validate_nbf = true;
+    validation.validate_aud = false;
+    validation.set_issuer(&[&provider.issuer]);
+    validation
 }
 
 /// One of ten kinds for the reason of an invalid token (the texts are all written in this module
