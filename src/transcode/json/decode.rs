@@ -318,13 +318,20 @@ impl<'de> Visitor<'de> for KeySeed<'_, '_> {
             return Ok(Some((field, false)));
         }
         if self.ctx.opts().ignore_unknown_fields {
-            Ok(None)
-        } else {
-            Err(self.ctx.fail(format!(
-                "unknown field `{key}` in {}",
-                self.desc.full_name()
-            )))
+            return Ok(None);
         }
+        let err = self.ctx.fail(format!(
+            "unknown field `{key}` in {}",
+            self.desc.full_name()
+        ));
+        // Inside a field the error is placed at that field, like any bad value there; in the
+        // outermost object nothing encloses the key, so the key itself is what a
+        // `google.rpc.BadRequest` names.
+        Err(if self.ctx.in_outermost_object() {
+            self.ctx.at(key, err)
+        } else {
+            err
+        })
     }
 }
 

@@ -202,6 +202,11 @@ impl<'o> Ctx<'o> {
         Ok(())
     }
 
+    /// True while the outermost JSON object (or array) of the document is being read.
+    fn in_outermost_object(&self) -> bool {
+        self.depth.get() == 1
+    }
+
     /// Leaves one level of nesting entered with [`Ctx::enter`].
     fn leave(&self) {
         self.depth.set(self.depth.get().saturating_sub(1));

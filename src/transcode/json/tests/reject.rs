@@ -200,7 +200,7 @@ fn rejects_ill_formed_documents() {
         ),
         (
             r#"{"auth":"y"}"#,
-            "",
+            "auth",
             "unknown field `auth` in tai.EchoMessage",
         ),
         (
