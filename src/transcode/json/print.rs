@@ -1,7 +1,7 @@
 //! Prints JSON straight from protobuf wire bytes, walking the descriptor: the reply path's fast
 //! path, which skips building (and dropping) a `DynamicMessage`.
 //!
-//! Its output must be byte-for-byte what [`super::encode_message_json`] prints for the decoded
+//! Its output must be byte-for-byte what [`super::encode::encode_message_json`] prints for the decoded
 //! message, so it covers only the common shapes and *declines* everything else, letting the
 //! caller take the `DynamicMessage` path:
 //! - fields must arrive in non-decreasing field-number order (what every mainstream encoder
@@ -21,15 +21,13 @@ use base64::prelude::BASE64_STANDARD;
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 
 use super::encode::EncodeOptions;
+use super::key_order::SortKey;
+use super::time::{self, MAX_DURATION_SECONDS, MAX_TIMESTAMP_SECONDS, MIN_TIMESTAMP_SECONDS};
 use super::wkt::{self, Wkt};
 use crate::transcode::wire::{Malformed, WireReader, WireValue, zigzag32, zigzag64};
 
 /// Nesting beyond this is left to prost-reflect (its own limit is 100).
 const MAX_DEPTH: usize = 64;
-/// Timestamp range of the proto3 JSON mapping: 0001-01-01 to 9999-12-31 (as prost-reflect).
-const TIMESTAMP_SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
-/// Duration bound of the proto3 JSON mapping, about 10,000 years (as prost-reflect).
-const MAX_DURATION_SECONDS: u64 = 315_576_000_000;
 /// Largest nanosecond part of a Duration.
 const MAX_DURATION_NANOS: u32 = 999_999_999;
 
@@ -52,35 +50,6 @@ struct Printer<'o> {
     opts: &'o EncodeOptions,
     out: Vec<u8>,
     depth: usize,
-}
-
-/// A decoded map key, ordered the way keys are printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum SortKey<'a> {
-    Bool(bool),
-    Int(i64),
-    Uint(u64),
-    Str(&'a str),
-}
-
-impl<'a> SortKey<'a> {
-    /// The order of a map key already printed as JSON object key `text`.
-    pub(super) fn of_printed(kind: &Kind, text: &'a str) -> SortKey<'a> {
-        let parsed = match kind {
-            Kind::Bool => Some(SortKey::Bool(text == "true")),
-            Kind::Int32
-            | Kind::Int64
-            | Kind::Sint32
-            | Kind::Sint64
-            | Kind::Sfixed32
-            | Kind::Sfixed64 => text.parse().ok().map(SortKey::Int),
-            Kind::Uint32 | Kind::Uint64 | Kind::Fixed32 | Kind::Fixed64 => {
-                text.parse().ok().map(SortKey::Uint)
-            }
-            _ => None,
-        };
-        parsed.unwrap_or(SortKey::Str(text))
-    }
 }
 
 impl Printer<'_> {
@@ -275,7 +244,7 @@ impl Printer<'_> {
                     _ => {}
                 }
             }
-            let key = sort_key(&key_kind, key.unwrap_or_else(|| default_wire(&key_kind)))?;
+            let key = SortKey::of_wire(&key_kind, key.unwrap_or_else(|| default_wire(&key_kind)))?;
             decoded.push((key, value));
         }
         // Stable: among equal keys the wire order survives, so the last is the one kept.
@@ -448,11 +417,11 @@ impl Printer<'_> {
 
     fn timestamp(&mut self, bytes: &[u8]) -> Result<(), Malformed> {
         let (seconds, nanos) = seconds_and_nanos(bytes)?;
-        if !TIMESTAMP_SECONDS.contains(&seconds) {
+        if !(MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS).contains(&seconds) {
             return Err(Malformed);
         }
         self.out.push(b'"');
-        if !wkt::write_timestamp(seconds, nanos, &mut self.out) {
+        if !time::write_timestamp(seconds, nanos, &mut self.out) {
             // Unnormalized nanos: rare enough for prost-types' general formatter.
             let _ = self.out.pop();
             self.display(&prost_types::Timestamp { seconds, nanos });
@@ -464,7 +433,7 @@ impl Printer<'_> {
 
     fn duration(&mut self, bytes: &[u8]) -> Result<(), Malformed> {
         let (seconds, nanos) = seconds_and_nanos(bytes)?;
-        if seconds.unsigned_abs() > MAX_DURATION_SECONDS
+        if seconds.unsigned_abs() > MAX_DURATION_SECONDS.unsigned_abs()
             || nanos.unsigned_abs() > MAX_DURATION_NANOS
         {
             return Err(Malformed);
@@ -527,29 +496,6 @@ fn default_wire(kind: &Kind) -> WireValue<'static> {
         5 => WireValue::Fixed32(0),
         _ => WireValue::Len(&[]),
     }
-}
-
-/// Decodes a map key of `kind` for sorting and printing.
-fn sort_key<'a>(kind: &Kind, value: WireValue<'a>) -> Result<SortKey<'a>, Malformed> {
-    Ok(match (kind, value) {
-        (Kind::String, WireValue::Len(bytes)) => {
-            SortKey::Str(std::str::from_utf8(bytes).map_err(|_| Malformed)?)
-        }
-        (Kind::Bool, WireValue::Varint(v)) => SortKey::Bool(v != 0),
-        (Kind::Int32, WireValue::Varint(v)) => SortKey::Int(i64::from(v as i32)),
-        (Kind::Sint32, WireValue::Varint(v)) => SortKey::Int(i64::from(zigzag32(v as u32))),
-        (Kind::Sfixed32, WireValue::Fixed32(v)) => SortKey::Int(i64::from(v as i32)),
-        (Kind::Int64, WireValue::Varint(v)) | (Kind::Sfixed64, WireValue::Fixed64(v)) => {
-            SortKey::Int(v as i64)
-        }
-        (Kind::Sint64, WireValue::Varint(v)) => SortKey::Int(zigzag64(v)),
-        (Kind::Uint32, WireValue::Varint(v)) => SortKey::Uint(u64::from(v as u32)),
-        (Kind::Fixed32, WireValue::Fixed32(v)) => SortKey::Uint(u64::from(v)),
-        (Kind::Uint64, WireValue::Varint(v)) | (Kind::Fixed64, WireValue::Fixed64(v)) => {
-            SortKey::Uint(v)
-        }
-        _ => return Err(Malformed),
-    })
 }
 
 /// Fields 1 (int64 seconds) and 2 (int32 nanos) of a Timestamp or Duration, last one winning.
