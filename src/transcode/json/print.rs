@@ -86,19 +86,7 @@ impl Printer<'_> {
             self.key(&field);
             let keep = match next {
                 Some((n, value)) if n == number => {
-                    if let Some(oneof) = field.containing_oneof() {
-                        // Members are visited in number order, so an earlier member that was
-                        // present is already recorded; numbers past 127 are simply declined.
-                        let bit = 1u128.checked_shl(number).ok_or(Malformed)?;
-                        let bits = |f: FieldDescriptor| 1u128.checked_shl(f.number());
-                        if oneof
-                            .fields()
-                            .any(|f| bits(f).is_none_or(|b| oneof_members & b != 0))
-                        {
-                            return Err(Malformed);
-                        }
-                        oneof_members |= bit;
-                    }
+                    claim_oneof(&field, &mut oneof_members)?;
                     self.present_field(&field, value, &mut reader, &mut next)?
                 }
                 _ if self.opts.emit_defaults && !field.supports_presence() => {
@@ -121,9 +109,7 @@ impl Printer<'_> {
 
     /// Writes `,"name":` (no comma right after the opening brace).
     fn key(&mut self, field: &FieldDescriptor) {
-        if self.out.last() != Some(&b'{') {
-            self.out.push(b',');
-        }
+        self.separator();
         self.string(self.opts.key(field));
         self.out.push(b':');
     }
@@ -140,36 +126,25 @@ impl Printer<'_> {
         let number = field.number();
         let kind = field.kind();
         if field.is_map() {
+            let Kind::Message(entry_desc) = &kind else {
+                return Err(Malformed);
+            };
             let mut entries = Vec::new();
-            let mut value = first;
-            loop {
+            for_each_occurrence(number, first, reader, next, |value| {
                 let WireValue::Len(entry) = value else {
                     return Err(Malformed);
                 };
                 entries.push(entry);
-                *next = advance(reader, number)?;
-                match *next {
-                    Some((n, v)) if n == number => value = v,
-                    _ => break,
-                }
-            }
-            let Kind::Message(entry_desc) = &kind else {
-                return Err(Malformed);
-            };
+                Ok(())
+            })?;
             self.map(entry_desc, &entries)?;
             return Ok(true);
         }
         if field.is_list() {
             self.out.push(b'[');
-            let mut value = first;
-            loop {
-                self.list_chunk(&kind, value)?;
-                *next = advance(reader, number)?;
-                match *next {
-                    Some((n, v)) if n == number => value = v,
-                    _ => break,
-                }
-            }
+            for_each_occurrence(number, first, reader, next, |value| {
+                self.list_chunk(&kind, value)
+            })?;
             let empty = self.out.last() == Some(&b'[');
             self.out.push(b']');
             return Ok(!empty || self.opts.emit_defaults);
@@ -203,7 +178,7 @@ impl Printer<'_> {
             _ => None,
         };
         let Some(run) = packed else {
-            self.element_separator();
+            self.separator();
             self.value(kind, value, false)?;
             return Ok(());
         };
@@ -214,14 +189,16 @@ impl Printer<'_> {
                 1 => WireValue::Fixed64(reader.fixed64()?),
                 _ => WireValue::Fixed32(reader.fixed32()?),
             };
-            self.element_separator();
+            self.separator();
             self.value(kind, element, false)?;
         }
         Ok(())
     }
 
-    fn element_separator(&mut self) {
-        if self.out.last() != Some(&b'[') {
+    /// Writes the comma between members or elements: none right after an opening bracket (no
+    /// value ends in one, so the last byte tells).
+    fn separator(&mut self) {
+        if self.out.last().is_some_and(|b| !b"{[".contains(b)) {
             self.out.push(b',');
         }
     }
@@ -250,11 +227,12 @@ impl Printer<'_> {
         // Stable: among equal keys the wire order survives, so the last is the one kept.
         decoded.sort_by_key(|(key, _)| *key);
         self.out.push(b'{');
+        let mut first = true;
         for (i, (key, value)) in decoded.iter().enumerate() {
             if decoded.get(i + 1).is_some_and(|(later, _)| later == key) {
                 continue;
             }
-            if self.out.last() != Some(&b'{') {
+            if !std::mem::take(&mut first) {
                 self.out.push(b',');
             }
             self.map_key(*key);
@@ -293,24 +271,11 @@ impl Printer<'_> {
                 self.float(f64::from_bits(bits), wrapper)?
             }
             (Kind::Float, WireValue::Fixed32(bits)) => {
-                let f = f32::from_bits(bits);
-                if f.is_finite() {
-                    // Writing into a Vec cannot fail.
-                    let _ = super::number::write_f32(&mut self.out, f);
-                    f == 0.0
-                } else {
-                    self.float(f64::from(f), wrapper)?
-                }
+                self.float32(f32::from_bits(bits), wrapper)?
             }
-            (Kind::Int32 | Kind::Enum(_), WireValue::Varint(v)) => {
-                // Truncation is the protobuf rule for int32 and enums.
-                let i = v as i32;
-                match kind {
-                    Kind::Enum(e) => self.enum_value(e, i),
-                    _ => self.number(i),
-                }
-                i == 0
-            }
+            // Truncation is the protobuf rule for int32 and enums.
+            (Kind::Enum(e), WireValue::Varint(v)) => self.enum_value(e, v as i32),
+            (Kind::Int32, WireValue::Varint(v)) => self.small(v as i32),
             (Kind::Sint32, WireValue::Varint(v)) => self.small(zigzag32(v as u32)),
             (Kind::Uint32, WireValue::Varint(v)) => self.small(v as u32),
             (Kind::Fixed32, WireValue::Fixed32(v)) => self.small(v),
@@ -332,20 +297,33 @@ impl Printer<'_> {
                 self.string(text);
                 text.is_empty()
             }
-            (Kind::Bytes, WireValue::Len(bytes)) => {
-                self.out.push(b'"');
-                let mut encoded = String::with_capacity(bytes.len().div_ceil(3) * 4);
-                BASE64_STANDARD.encode_string(bytes, &mut encoded);
-                self.out.extend_from_slice(encoded.as_bytes());
-                self.out.push(b'"');
-                bytes.is_empty()
-            }
+            (Kind::Bytes, WireValue::Len(bytes)) => self.bytes(bytes),
             (Kind::Message(desc), WireValue::Len(bytes)) => {
                 self.message(desc, bytes)?;
                 false
             }
             _ => return Err(Malformed),
         })
+    }
+
+    /// A `float`: finite values keep their `f32` digits; the rest print as doubles do.
+    fn float32(&mut self, f: f32, wrapper: bool) -> Result<bool, Malformed> {
+        if !f.is_finite() {
+            return self.float(f64::from(f), wrapper);
+        }
+        // Writing into a Vec cannot fail.
+        let _ = super::number::write_f32(&mut self.out, f);
+        Ok(f == 0.0)
+    }
+
+    /// Bytes as standard, padded base64; true when empty.
+    fn bytes(&mut self, bytes: &[u8]) -> bool {
+        self.out.push(b'"');
+        let mut encoded = String::with_capacity(bytes.len().div_ceil(3) * 4);
+        BASE64_STANDARD.encode_string(bytes, &mut encoded);
+        self.out.extend_from_slice(encoded.as_bytes());
+        self.out.push(b'"');
+        bytes.is_empty()
     }
 
     fn float(&mut self, f: f64, wrapper: bool) -> Result<bool, Malformed> {
@@ -366,7 +344,8 @@ impl Printer<'_> {
         Ok(false)
     }
 
-    fn enum_value(&mut self, desc: &prost_reflect::EnumDescriptor, number: i32) {
+    /// An enum by name (or number, when asked or unknown); true for number 0.
+    fn enum_value(&mut self, desc: &prost_reflect::EnumDescriptor, number: i32) -> bool {
         if desc.full_name() == "google.protobuf.NullValue" {
             self.out.extend_from_slice(b"null");
         } else if self.opts.enums_as_ints {
@@ -376,6 +355,7 @@ impl Printer<'_> {
         } else {
             self.number(number);
         }
+        number == 0
     }
 
     /// A 32-bit integer; true when zero.
@@ -464,6 +444,46 @@ impl Printer<'_> {
         self.value(&kind, value, true)?;
         Ok(())
     }
+}
+
+/// Hands `first` and every directly following occurrence of field `number` to `each`, leaving
+/// `next` at the first other field.
+fn for_each_occurrence<'a>(
+    number: u32,
+    first: WireValue<'a>,
+    reader: &mut WireReader<'a>,
+    next: &mut Option<(u32, WireValue<'a>)>,
+    mut each: impl FnMut(WireValue<'a>) -> Result<(), Malformed>,
+) -> Result<(), Malformed> {
+    let mut value = first;
+    loop {
+        each(value)?;
+        *next = advance(reader, number)?;
+        match *next {
+            Some((n, v)) if n == number => value = v,
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// Records that `field` is present; declines a second member of one oneof (last-one-wins is left
+/// to prost-reflect).
+fn claim_oneof(field: &FieldDescriptor, members: &mut u128) -> Result<(), Malformed> {
+    let Some(oneof) = field.containing_oneof() else {
+        return Ok(());
+    };
+    // Members are visited in number order, so an earlier member that was present is already
+    // recorded; numbers past 127 are simply declined.
+    let bit = 1u128.checked_shl(field.number()).ok_or(Malformed)?;
+    let bits = |f: FieldDescriptor| 1u128.checked_shl(f.number());
+    if oneof
+        .fields()
+        .any(|f| bits(f).is_none_or(|b| *members & b != 0))
+    {
+        return Err(Malformed);
+    }
+    *members |= bit;
+    Ok(())
 }
 
 /// Reads the next field, declining when field numbers go backwards.
