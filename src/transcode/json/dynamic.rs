@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use prost_reflect::{DynamicMessage, MapKey, MessageDescriptor, Value};
+use prost_reflect::{DynamicMessage, FieldDescriptor, MapKey, MessageDescriptor, Value};
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::ctx::Ctx;
@@ -37,13 +37,8 @@ pub(crate) fn struct_from_map<'de, A: MapAccess<'de>>(
     ctx: &Ctx<'_>,
 ) -> Result<DynamicMessage, A::Error> {
     ctx.enter()?;
-    let (field, value_desc) = desc
-        .get_field(1)
-        .and_then(|f| {
-            let value = f.kind().as_message()?.map_entry_value_field().kind();
-            Some((f, value.as_message()?.clone()))
-        })
-        .ok_or_else(|| ctx.fail("google.protobuf.Struct has no `fields` map"))?;
+    let (field, value_desc) =
+        values_field(desc).ok_or_else(|| ctx.fail("google.protobuf.Struct has no `fields` map"))?;
     let mut entries = HashMap::new();
     while let Some(key) = map.next_key::<String>()? {
         let value = map
@@ -56,10 +51,7 @@ pub(crate) fn struct_from_map<'de, A: MapAccess<'de>>(
         entries.insert(key, value);
     }
     ctx.leave();
-    let mut msg = DynamicMessage::new(desc.clone());
-    msg.try_set_field(&field, Value::Map(entries))
-        .map_err(|err| ctx.fail(err.to_string()))?;
-    Ok(msg)
+    with_values(desc, &field, Value::Map(entries), ctx)
 }
 
 fn key_str(key: &MapKey) -> &str {
@@ -76,12 +68,7 @@ pub(crate) fn list_from_seq<'de, A: SeqAccess<'de>>(
     ctx: &Ctx<'_>,
 ) -> Result<DynamicMessage, A::Error> {
     ctx.enter()?;
-    let (field, value_desc) = desc
-        .get_field(1)
-        .and_then(|f| {
-            let value = f.kind().as_message()?.clone();
-            Some((f, value))
-        })
+    let (field, value_desc) = values_field(desc)
         .ok_or_else(|| ctx.fail("google.protobuf.ListValue has no `values` field"))?;
     let mut items = Vec::new();
     loop {
@@ -95,8 +82,32 @@ pub(crate) fn list_from_seq<'de, A: SeqAccess<'de>>(
         }
     }
     ctx.leave();
+    with_values(desc, &field, Value::List(items), ctx)
+}
+
+/// Field 1 of a Struct (`fields`, a map) or a ListValue (`values`, a list), and the `Value`
+/// type its entries or elements have.
+fn values_field(desc: &MessageDescriptor) -> Option<(FieldDescriptor, MessageDescriptor)> {
+    let field = desc.get_field(1)?;
+    let kind = field.kind();
+    let holder = kind.as_message()?;
+    let value = if field.is_map() {
+        holder.map_entry_value_field().kind().as_message()?.clone()
+    } else {
+        holder.clone()
+    };
+    Some((field, value))
+}
+
+/// A Struct or ListValue of type `desc` holding `values` in its field 1.
+fn with_values<E: serde::de::Error>(
+    desc: &MessageDescriptor,
+    field: &FieldDescriptor,
+    values: Value,
+    ctx: &Ctx<'_>,
+) -> Result<DynamicMessage, E> {
     let mut msg = DynamicMessage::new(desc.clone());
-    msg.try_set_field(&field, Value::List(items))
+    msg.try_set_field(field, values)
         .map_err(|err| ctx.fail(err.to_string()))?;
     Ok(msg)
 }
