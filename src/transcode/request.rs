@@ -341,14 +341,7 @@ fn set_along(
     chain: &[FieldDescriptor],
     value: Value,
 ) -> Result<Option<Value>, String> {
-    let (last, parents) = chain.split_last().ok_or("empty field path")?;
-    let mut target = msg;
-    for field in parents {
-        target = match target.get_field_mut(field) {
-            Value::Message(inner) => inner,
-            _ => return Err(format!("`{}` is not a message field", field.name())),
-        };
-    }
+    let (target, last) = parent_along(msg, chain)?;
     // Setting one member of a oneof clears the others: refuse instead of dropping a value the
     // client sent, as the JSON decoder does for two members in one body.
     if let Some(oneof) = last.containing_oneof().filter(|o| !o.is_synthetic())
@@ -374,4 +367,20 @@ fn set_along(
             .map_err(|err| err.to_string())?;
     }
     Ok(previous)
+}
+
+/// The message holding the last field of `chain` (created on the way if unset), and that field.
+fn parent_along<'m, 'c>(
+    msg: &'m mut DynamicMessage,
+    chain: &'c [FieldDescriptor],
+) -> Result<(&'m mut DynamicMessage, &'c FieldDescriptor), String> {
+    let (last, parents) = chain.split_last().ok_or("empty field path")?;
+    let mut target = msg;
+    for field in parents {
+        target = match target.get_field_mut(field) {
+            Value::Message(inner) => inner,
+            _ => return Err(format!("`{}` is not a message field", field.name())),
+        };
+    }
+    Ok((target, last))
 }

@@ -11,9 +11,9 @@
 //! Verb      = ":" LITERAL ;
 //! ```
 //!
-//! It knows nothing about HTTP methods or request paths; matching lives in [`super::router`].
-//! Like Envoy (`http_template.cc`), a literal may follow `**` (`/v1/{name=**}/versions`), but no
-//! wildcard may.
+//! It knows nothing about HTTP methods or request paths: matching them is the router's job, a
+//! layer above this one. Like Envoy (`http_template.cc`), a literal may follow `**`
+//! (`/v1/{name=**}/versions`), but no wildcard may.
 
 use std::fmt;
 

@@ -4,11 +4,14 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, Value};
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::Ctx;
-use super::dynamic;
+use super::any;
+use super::ctx::Ctx;
+use super::dynamic::{self, ValueSeed};
+use super::map_key::{MapKeySeed, key_text};
+use super::object::for_each_field;
 use super::scalar::{Number, TextMode, kind_name, value_from_number, value_from_text};
 use super::wkt::{self, Wkt};
 
@@ -81,7 +84,9 @@ impl<'a, 'o> SingularSeed<'a, 'o> {
     fn number<E: serde::de::Error>(self, n: Number) -> Result<Option<Value>, E> {
         let result = match self.wkt() {
             Some((m, Wkt::Wrapper)) => wkt::wrap(m, |k| value_from_number(k, n)),
-            Some((m, Wkt::Value)) => dynamic::value_message(m, 2, Value::F64(n.as_f64())),
+            Some((m, Wkt::Value)) => {
+                return ValueSeed::new(m, self.ctx).number(n.as_f64()).map(Some);
+            }
             _ => value_from_number(self.kind, n),
         };
         result.map(Some).map_err(|r| self.ctx.fail(r))
@@ -105,9 +110,7 @@ impl<'de> Visitor<'de> for SingularSeed<'_, '_> {
 
     fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
         match (self.kind, self.wkt()) {
-            (_, Some((m, Wkt::Value))) => dynamic::value_message(m, 1, Value::EnumNumber(0))
-                .map(Some)
-                .map_err(|r| self.ctx.fail(r)),
+            (_, Some((m, Wkt::Value))) => ValueSeed::new(m, self.ctx).visit_unit().map(Some),
             (Kind::Enum(e), _) if e.full_name() == "google.protobuf.NullValue" => {
                 Ok(Some(Value::EnumNumber(0)))
             }
@@ -121,7 +124,9 @@ impl<'de> Visitor<'de> for SingularSeed<'_, '_> {
             (_, Some((m, Wkt::Wrapper))) if m.full_name() == "google.protobuf.BoolValue" => {
                 wkt::wrap(m, |_| Ok(Value::Bool(b)))
             }
-            (_, Some((m, Wkt::Value))) => dynamic::value_message(m, 4, Value::Bool(b)),
+            (_, Some((m, Wkt::Value))) => {
+                return ValueSeed::new(m, self.ctx).visit_bool(b).map(Some);
+            }
             _ => return Err(self.found("boolean")),
         };
         result.map(Some).map_err(|r| self.ctx.fail(r))
@@ -152,14 +157,13 @@ impl<'de> Visitor<'de> for SingularSeed<'_, '_> {
         let msg = match wkt::classify(desc) {
             None => message_from_map(desc, map, self.ctx)?,
             Some(Wkt::Struct) => dynamic::struct_from_map(desc, map, self.ctx)?,
-            Some(Wkt::Any) => dynamic::any_from_map(desc, map, self.ctx)?,
-            Some(Wkt::Value) => {
-                let inner = dynamic::struct_desc(desc, 5).map_err(|r| self.ctx.fail(r))?;
-                let s = dynamic::struct_from_map(&inner, map, self.ctx)?;
-                return dynamic::value_message(desc, 5, Value::Message(s))
-                    .map(Some)
-                    .map_err(|r| self.ctx.fail(r));
+            Some(Wkt::Any) => {
+                let ctx = self.ctx;
+                any::any_from_map(desc, map, ctx, |kind, json| {
+                    SingularSeed::new(kind, ctx).deserialize(json)
+                })?
             }
+            Some(Wkt::Value) => return ValueSeed::new(desc, self.ctx).visit_map(map).map(Some),
             Some(_) => return Err(self.found("object")),
         };
         Ok(Some(Value::Message(msg)))
@@ -170,13 +174,7 @@ impl<'de> Visitor<'de> for SingularSeed<'_, '_> {
             Some((desc, Wkt::ListValue)) => {
                 dynamic::list_from_seq(desc, seq, self.ctx).map(|l| Some(Value::Message(l)))
             }
-            Some((desc, Wkt::Value)) => {
-                let inner = dynamic::struct_desc(desc, 6).map_err(|r| self.ctx.fail(r))?;
-                let list = dynamic::list_from_seq(&inner, seq, self.ctx)?;
-                dynamic::value_message(desc, 6, Value::Message(list))
-                    .map(Some)
-                    .map_err(|r| self.ctx.fail(r))
-            }
+            Some((desc, Wkt::Value)) => ValueSeed::new(desc, self.ctx).visit_seq(seq).map(Some),
             _ => Err(self.found("array")),
         }
     }
@@ -201,131 +199,6 @@ pub(crate) fn message_from_map<'de, A: MapAccess<'de>>(
         Ok(true)
     })?;
     Ok(msg)
-}
-
-/// Walks the keys of one JSON object for message `desc` with every check both decoders share:
-/// depth, unknown keys (skipped or rejected), duplicates (proto and JSON name alike) and oneof
-/// conflicts. `value` consumes the value of `field` (sent under `name`) and says whether it was
-/// non-null; errors it returns are placed at `name`.
-pub(crate) fn for_each_field<'de, A: MapAccess<'de>>(
-    desc: &MessageDescriptor,
-    map: &mut A,
-    ctx: &Ctx<'_>,
-    mut value: impl FnMut(&FieldDescriptor, &str, &mut A) -> Result<bool, A::Error>,
-) -> Result<(), A::Error> {
-    ctx.enter()?;
-    let mut seen = FieldSet::default();
-    let mut set = FieldSet::default();
-    let mut next = 1;
-    while let Some(key) = map.next_key_seed(KeySeed { desc, next, ctx })? {
-        let Some((field, by_json_name)) = key else {
-            map.next_value_seed(SkipSeed { ctx })?;
-            continue;
-        };
-        next = field.number().saturating_add(1);
-        let name = if by_json_name {
-            field.json_name()
-        } else {
-            field.name()
-        };
-        if !seen.insert(field.number()) {
-            return Err(ctx.fail(format!("duplicate field `{name}`")));
-        }
-        if !value(&field, name, map).map_err(|e| ctx.at(name, e))? {
-            continue;
-        }
-        if let Some(oneof) = field.containing_oneof().filter(|o| !o.is_synthetic()) {
-            if oneof.fields().any(|other| set.contains(other.number())) {
-                return Err(ctx.fail(format!(
-                    "`{name}` and another member of oneof `{}` are both set",
-                    oneof.name()
-                )));
-            }
-            set.insert(field.number());
-        }
-    }
-    ctx.leave();
-    Ok(())
-}
-
-/// Field numbers seen in one object; numbers below 128 (nearly all) live in a bit mask so the
-/// common case never allocates.
-#[derive(Default)]
-struct FieldSet {
-    low: u128,
-    high: Vec<u32>,
-}
-
-impl FieldSet {
-    /// Adds `n`; false when it was already present.
-    fn insert(&mut self, n: u32) -> bool {
-        if self.contains(n) {
-            return false;
-        }
-        if n < 128 {
-            self.low |= 1 << n;
-        } else {
-            self.high.push(n);
-        }
-        true
-    }
-
-    fn contains(&self, n: u32) -> bool {
-        if n < 128 {
-            self.low & (1 << n) != 0
-        } else {
-            self.high.contains(&n)
-        }
-    }
-}
-
-/// Resolves an object key to a field (by JSON name, then proto name); `None` for an unknown key
-/// when unknown fields are ignored. The bool says whether the JSON name matched.
-struct KeySeed<'a, 'o> {
-    desc: &'a MessageDescriptor,
-    /// The field number likely to come next: clients mostly send fields in declaration order,
-    /// and checking that one field's JSON name first skips the (SipHash) name look-up.
-    next: u32,
-    ctx: &'a Ctx<'o>,
-}
-
-impl<'de> DeserializeSeed<'de> for KeySeed<'_, '_> {
-    type Value = Option<(FieldDescriptor, bool)>;
-
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
-        de.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed<'_, '_> {
-    type Value = Option<(FieldDescriptor, bool)>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a field name")
-    }
-
-    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Self::Value, E> {
-        // Same answer as the look-up below: JSON names are unique within a message.
-        if let Some(field) = self.desc.get_field(self.next)
-            && field.json_name() == key
-        {
-            return Ok(Some((field, true)));
-        }
-        if let Some(field) = self.desc.get_field_by_json_name(key) {
-            return Ok(Some((field, true)));
-        }
-        if let Some(field) = self.desc.get_field_by_name(key) {
-            return Ok(Some((field, false)));
-        }
-        if self.ctx.opts().ignore_unknown_fields {
-            Ok(None)
-        } else {
-            Err(self.ctx.fail(format!(
-                "unknown field `{key}` in {}",
-                self.desc.full_name()
-            )))
-        }
-    }
 }
 
 /// A JSON array for a repeated field; `null` elements are rejected.
@@ -408,115 +281,5 @@ impl<'de> Visitor<'de> for MapVisitor<'_, '_> {
         }
         self.ctx.leave();
         Ok(Some(Value::Map(entries)))
-    }
-}
-
-/// The text of a map key as a path segment.
-pub(super) fn key_text(key: &MapKey) -> String {
-    match key {
-        MapKey::Bool(b) => b.to_string(),
-        MapKey::I32(i) => i.to_string(),
-        MapKey::I64(i) => i.to_string(),
-        MapKey::U32(u) => u.to_string(),
-        MapKey::U64(u) => u.to_string(),
-        MapKey::String(s) => s.clone(),
-    }
-}
-
-/// Parses an object key into a map key: JSON keys are always strings, so bool and integer keys
-/// arrive as text.
-pub(super) struct MapKeySeed<'a, 'o> {
-    pub(super) kind: &'a Kind,
-    pub(super) ctx: &'a Ctx<'o>,
-}
-
-impl<'de> DeserializeSeed<'de> for MapKeySeed<'_, '_> {
-    type Value = MapKey;
-
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
-        de.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for MapKeySeed<'_, '_> {
-    type Value = MapKey;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "a {} map key", kind_name(self.kind))
-    }
-
-    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Self::Value, E> {
-        let value = match self.kind {
-            Kind::String => return Ok(MapKey::String(key.to_owned())),
-            Kind::Bool => value_from_text(self.kind, key, TextMode::Binding),
-            _ => value_from_text(self.kind, key, TextMode::Json),
-        };
-        value.ok().and_then(Value::into_map_key).ok_or_else(|| {
-            self.ctx.fail(format!(
-                "`{key}` is not a valid {} map key",
-                kind_name(self.kind)
-            ))
-        })
-    }
-}
-
-/// Skips the value of an ignored unknown field while still enforcing the depth limit.
-struct SkipSeed<'a, 'o> {
-    ctx: &'a Ctx<'o>,
-}
-
-impl<'de> DeserializeSeed<'de> for SkipSeed<'_, '_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
-        de.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for SkipSeed<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        self.ctx.enter()?;
-        while seq.next_element_seed(SkipSeed { ctx: self.ctx })?.is_some() {}
-        self.ctx.leave();
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        self.ctx.enter()?;
-        while map.next_key::<IgnoredAny>()?.is_some() {
-            map.next_value_seed(SkipSeed { ctx: self.ctx })?;
-        }
-        self.ctx.leave();
-        Ok(())
     }
 }

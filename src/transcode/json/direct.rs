@@ -1,13 +1,14 @@
 //! JSON straight to protobuf wire bytes, without building a `DynamicMessage` first.
 //!
-//! Same strictness, same error texts as [`super::decode_message`], by construction rather than
-//! by copy: objects go through the decoder's `for_each_field` (unknown, duplicate and oneof
-//! checks, depth), map keys through its `MapKeySeed`, and every scalar, enum and dynamic
-//! well-known type (`Any`, `Struct`, `Value`, `ListValue`, `FieldMask`, wrappers) is turned
-//! into a `Value` by the decoder's own `SingularSeed` visitor methods before it is written with
-//! the request encoder's `single`. Only three things are written without a `Value`: ordinary
-//! nested messages (streamed into the buffer, length prefix spliced in afterwards), strings
-//! (no copy) and Timestamp/Duration strings (two varints instead of a `DynamicMessage`).
+//! Same strictness, same error texts as the [`DynamicMessage` decoder](super::decode), by
+//! construction rather than by copy: objects go through the shared [`for_each_field`]
+//! (unknown, duplicate and oneof checks, depth), map keys through [`MapKeySeed`], and every
+//! scalar, enum and dynamic well-known type (`Any`, `Struct`, `Value`, `ListValue`,
+//! `FieldMask`, wrappers) is turned into a `Value` by the decoder's own `SingularSeed` visitor
+//! methods before it is written with the request encoder's `single`. Only three things are
+//! written without a `Value`: ordinary nested messages (streamed into the buffer, length prefix
+//! spliced in afterwards), strings (no copy) and Timestamp/Duration strings (two varints
+//! instead of a `DynamicMessage`).
 //!
 //! Output bytes equal `encode_message(&decode_message(..))` except for field order: fields come
 //! in the order the client sent them, which protobuf parsers accept. Defaults of fields without
@@ -22,10 +23,13 @@ use std::fmt;
 use prost_reflect::{FieldDescriptor, Kind, MapKey, MessageDescriptor, Value};
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::decode::{MapKeySeed, SingularSeed, for_each_field, key_text};
+use super::ctx::{Ctx, DecodeOptions, JsonError};
+use super::decode::SingularSeed;
+use super::map_key::{MapKeySeed, key_text};
+use super::object::for_each_field;
 use super::scalar::kind_name;
+use super::time::{parse_duration, parse_timestamp};
 use super::wkt::{self, Wkt};
-use super::{Ctx, DecodeOptions, JsonError};
 use crate::transcode::request::encode::{
     LEN, Unsupported, VARINT, key, length_delimited, map_key, message, prefix_length, scalar,
     single, varint,
@@ -34,7 +38,7 @@ use crate::transcode::request::encode::{
 /// Encodes one JSON document as the wire bytes of a message of type `desc`.
 ///
 /// `Ok(None)` means the input needs the `DynamicMessage` path (it sets a group field); errors
-/// are exactly those of [`super::decode_message`].
+/// are exactly those of decoding into a `DynamicMessage`.
 pub(crate) fn encode_wire(
     desc: &MessageDescriptor,
     json: &[u8],
@@ -65,7 +69,7 @@ fn encode_from<'de, R: serde_json::de::Read<'de>>(
     };
     match seed.deserialize(&mut de).and_then(|_| de.end()) {
         Ok(()) => Ok(Some(out)),
-        Err(_) if ctx.unsupported.get() => Ok(None),
+        Err(_) if ctx.is_unsupported() => Ok(None),
         Err(err) => Err(ctx.into_error(&err)),
     }
 }
@@ -282,11 +286,11 @@ impl<'de> Visitor<'de> for ItemSeed<'_, '_> {
             }
             (Kind::Message(m), _) => match wkt::classify(m) {
                 Some(Wkt::Timestamp) => {
-                    let parsed = wkt::parse_timestamp(s).map_err(|r| self.ctx.fail(r))?;
+                    let parsed = parse_timestamp(s).map_err(|r| self.ctx.fail(r))?;
                     return Ok(self.seconds_and_nanos(parsed));
                 }
                 Some(Wkt::Duration) => {
-                    let parsed = wkt::parse_duration(s).map_err(|r| self.ctx.fail(r))?;
+                    let parsed = parse_duration(s).map_err(|r| self.ctx.fail(r))?;
                     return Ok(self.seconds_and_nanos(parsed));
                 }
                 _ => {}

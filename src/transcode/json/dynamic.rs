@@ -1,21 +1,16 @@
-//! The dynamic well-known types: `Struct`, `Value`, `ListValue` (any JSON) and `Any` (a message
-//! named by its `@type` key).
+//! `Struct`, `Value` and `ListValue`: any JSON at all, as the `google.protobuf.Value` family.
 //!
-//! `Any` is the one place that buffers: `@type` may come after the fields it describes, so the
-//! object is first read into a `serde_json::Value` tree (by our own visitor, which rejects
-//! duplicate keys and enforces depth) and then decoded from that tree by the same strict seeds
-//! as everything else, so range checks hold inside `Any` too.
+//! The family is closed (a `Struct` holds `Value`s, a `Value` holds a `Struct`, a `ListValue` or a
+//! scalar), so its one seed, [`ValueSeed`], recurses only into itself.
 
 use std::collections::HashMap;
 use std::fmt;
 
-use prost::Message as _;
-use prost_reflect::{DynamicMessage, Kind, MapKey, MessageDescriptor, Value};
+use prost_reflect::{DynamicMessage, FieldDescriptor, MapKey, MessageDescriptor, Value};
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::Ctx;
-use super::decode::SingularSeed;
-use super::wkt::{any_uses_value_key, set};
+use super::ctx::Ctx;
+use super::wkt::set;
 
 /// Builds a `google.protobuf.Value` with the one member `number` set to `value`.
 pub(crate) fn value_message(
@@ -29,10 +24,7 @@ pub(crate) fn value_message(
 }
 
 /// The message type of field `number` of `desc` (Value's `struct_value` / `list_value`).
-pub(crate) fn struct_desc(
-    desc: &MessageDescriptor,
-    number: u32,
-) -> Result<MessageDescriptor, String> {
+fn struct_desc(desc: &MessageDescriptor, number: u32) -> Result<MessageDescriptor, String> {
     desc.get_field(number)
         .and_then(|f| f.kind().as_message().cloned())
         .ok_or_else(|| format!("{} has no message field {number}", desc.full_name()))
@@ -45,19 +37,13 @@ pub(crate) fn struct_from_map<'de, A: MapAccess<'de>>(
     ctx: &Ctx<'_>,
 ) -> Result<DynamicMessage, A::Error> {
     ctx.enter()?;
-    let (field, value_kind) = desc
-        .get_field(1)
-        .and_then(|f| {
-            let kind = f.kind().as_message()?.map_entry_value_field().kind();
-            Some((f, kind))
-        })
-        .ok_or_else(|| ctx.fail("google.protobuf.Struct has no `fields` map"))?;
+    let (field, value_desc) =
+        values_field(desc).ok_or_else(|| ctx.fail("google.protobuf.Struct has no `fields` map"))?;
     let mut entries = HashMap::new();
     while let Some(key) = map.next_key::<String>()? {
         let value = map
-            .next_value_seed(SingularSeed::new(&value_kind, ctx))
-            .map_err(|e| ctx.at(key.as_str(), e))?
-            .ok_or_else(|| ctx.fail("a Struct value cannot be missing"))?;
+            .next_value_seed(ValueSeed::new(&value_desc, ctx))
+            .map_err(|e| ctx.at(key.as_str(), e))?;
         let key = MapKey::String(key);
         if entries.contains_key(&key) {
             return Err(ctx.fail(format!("duplicate key `{}`", key_str(&key))));
@@ -65,10 +51,7 @@ pub(crate) fn struct_from_map<'de, A: MapAccess<'de>>(
         entries.insert(key, value);
     }
     ctx.leave();
-    let mut msg = DynamicMessage::new(desc.clone());
-    msg.try_set_field(&field, Value::Map(entries))
-        .map_err(|err| ctx.fail(err.to_string()))?;
-    Ok(msg)
+    with_values(desc, &field, Value::Map(entries), ctx)
 }
 
 fn key_str(key: &MapKey) -> &str {
@@ -85,172 +68,121 @@ pub(crate) fn list_from_seq<'de, A: SeqAccess<'de>>(
     ctx: &Ctx<'_>,
 ) -> Result<DynamicMessage, A::Error> {
     ctx.enter()?;
-    let (field, kind) = desc
-        .get_field(1)
-        .map(|f| {
-            let kind = f.kind();
-            (f, kind)
-        })
+    let (field, value_desc) = values_field(desc)
         .ok_or_else(|| ctx.fail("google.protobuf.ListValue has no `values` field"))?;
     let mut items = Vec::new();
     loop {
         let index = items.len();
         match seq
-            .next_element_seed(SingularSeed::new(&kind, ctx))
+            .next_element_seed(ValueSeed::new(&value_desc, ctx))
             .map_err(|e| ctx.at(format!("[{index}]"), e))?
         {
             None => break,
-            Some(Some(value)) => items.push(value),
-            Some(None) => return Err(ctx.fail("a ListValue element cannot be missing")),
+            Some(value) => items.push(value),
         }
     }
     ctx.leave();
+    with_values(desc, &field, Value::List(items), ctx)
+}
+
+/// Field 1 of a Struct (`fields`, a map) or a ListValue (`values`, a list), and the `Value`
+/// type its entries or elements have.
+fn values_field(desc: &MessageDescriptor) -> Option<(FieldDescriptor, MessageDescriptor)> {
+    let field = desc.get_field(1)?;
+    let kind = field.kind();
+    let holder = kind.as_message()?;
+    let value = if field.is_map() {
+        holder.map_entry_value_field().kind().as_message()?.clone()
+    } else {
+        holder.clone()
+    };
+    Some((field, value))
+}
+
+/// A Struct or ListValue of type `desc` holding `values` in its field 1.
+fn with_values<E: serde::de::Error>(
+    desc: &MessageDescriptor,
+    field: &FieldDescriptor,
+    values: Value,
+    ctx: &Ctx<'_>,
+) -> Result<DynamicMessage, E> {
     let mut msg = DynamicMessage::new(desc.clone());
-    msg.try_set_field(&field, Value::List(items))
+    msg.try_set_field(field, values)
         .map_err(|err| ctx.fail(err.to_string()))?;
     Ok(msg)
 }
 
-/// Builds a `google.protobuf.Any` from `{"@type": "type.googleapis.com/pkg.Msg", ...}`,
-/// resolving the type in the descriptor pool of `desc`.
-pub(crate) fn any_from_map<'de, A: MapAccess<'de>>(
-    desc: &MessageDescriptor,
-    mut map: A,
-    ctx: &Ctx<'_>,
-) -> Result<DynamicMessage, A::Error> {
-    ctx.enter()?;
-    let mut object = serde_json::Map::new();
-    while let Some(key) = map.next_key::<String>()? {
-        if object.contains_key(&key) {
-            return Err(ctx.fail(format!("duplicate field `{key}`")));
-        }
-        let value = map
-            .next_value_seed(TreeSeed { ctx })
-            .map_err(|e| ctx.at(key.as_str(), e))?;
-        object.insert(key, value);
-    }
-    // The payload's own object is this same JSON object: decoding it re-enters this level.
-    ctx.leave();
-    any_from_object(desc, object, ctx).map_err(|err| ctx.rethrow(err))
-}
-
-fn any_from_object(
-    desc: &MessageDescriptor,
-    mut object: serde_json::Map<String, serde_json::Value>,
-    ctx: &Ctx<'_>,
-) -> Result<DynamicMessage, serde_json::Error> {
-    let mut any = DynamicMessage::new(desc.clone());
-    let type_url = match object.remove("@type") {
-        Some(serde_json::Value::String(url)) => url,
-        Some(_) => return Err(ctx.fail("`@type` must be a string")),
-        None if object.is_empty() => return Ok(any),
-        None => return Err(ctx.fail("missing `@type` in Any")),
-    };
-    let name = match type_url.rsplit_once('/') {
-        Some((_, name)) if !name.is_empty() => name,
-        _ => {
-            return Err(ctx.fail(format!(
-                "`@type` `{type_url}` is not of the form type.googleapis.com/package.Message"
-            )));
-        }
-    };
-    let payload_desc = desc
-        .parent_pool()
-        .get_message_by_name(name)
-        .ok_or_else(|| ctx.fail(format!("unknown type `{name}` in `@type`")))?;
-    let kind = Kind::Message(payload_desc.clone());
-    let payload = if any_uses_value_key(&payload_desc) {
-        let value = object
-            .remove("value")
-            .ok_or_else(|| ctx.fail(format!("missing `value` for {name} in Any")))?;
-        if let Some(extra) = object.keys().next() {
-            return Err(ctx.fail(format!("unknown field `{extra}` in Any of {name}")));
-        }
-        SingularSeed::new(&kind, ctx)
-            .deserialize(value)
-            .map_err(|e| ctx.at("value", e))?
-    } else {
-        SingularSeed::new(&kind, ctx).deserialize(serde_json::Value::Object(object))?
-    };
-    let bytes = match payload {
-        Some(Value::Message(msg)) => msg.encode_to_vec(),
-        _ => Vec::new(),
-    };
-    set(&mut any, 1, Value::String(type_url)).map_err(|r| ctx.fail(r))?;
-    set(&mut any, 2, Value::Bytes(bytes.into())).map_err(|r| ctx.fail(r))?;
-    Ok(any)
-}
-
-/// Reads any JSON into a `serde_json::Value`, rejecting duplicate keys and excess depth (which
-/// serde_json's own `Value` would accept silently).
-struct TreeSeed<'a, 'o> {
+/// Decodes any JSON into a `google.protobuf.Value` of type `desc` (JSON `null` included, as
+/// `null_value`).
+pub(crate) struct ValueSeed<'a, 'o> {
+    desc: &'a MessageDescriptor,
     ctx: &'a Ctx<'o>,
 }
 
-impl<'de> DeserializeSeed<'de> for TreeSeed<'_, '_> {
-    type Value = serde_json::Value;
+impl<'a, 'o> ValueSeed<'a, 'o> {
+    pub(crate) fn new(desc: &'a MessageDescriptor, ctx: &'a Ctx<'o>) -> Self {
+        Self { desc, ctx }
+    }
+
+    /// The `Value` with member `number` set, failing the decode on a descriptor mismatch.
+    fn member<E: serde::de::Error>(&self, number: u32, value: Value) -> Result<Value, E> {
+        value_message(self.desc, number, value).map_err(|r| self.ctx.fail(r))
+    }
+
+    /// A JSON number: Value holds every number as a double.
+    pub(crate) fn number<E: serde::de::Error>(self, n: f64) -> Result<Value, E> {
+        self.member(2, Value::F64(n))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
+    type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
         de.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for TreeSeed<'_, '_> {
-    type Value = serde_json::Value;
+impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
+    type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
+        f.write_str(self.desc.full_name())
     }
 
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(serde_json::Value::Null)
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Value, E> {
+        self.member(1, Value::EnumNumber(0))
     }
 
-    fn visit_bool<E>(self, b: bool) -> Result<Self::Value, E> {
-        Ok(b.into())
+    fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Value, E> {
+        self.member(4, Value::Bool(b))
     }
 
-    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(v.into())
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Value, E> {
+        self.number(v as f64)
     }
 
-    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(v.into())
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Value, E> {
+        self.number(v as f64)
     }
 
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        serde_json::Number::from_f64(v)
-            .map(serde_json::Value::Number)
-            .ok_or_else(|| self.ctx.fail("number is not finite"))
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        self.number(v)
     }
 
-    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
-        Ok(s.into())
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Value, E> {
+        self.member(3, Value::String(s.to_owned()))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        self.ctx.enter()?;
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(TreeSeed { ctx: self.ctx })? {
-            items.push(item);
-        }
-        self.ctx.leave();
-        Ok(serde_json::Value::Array(items))
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
+        let inner = struct_desc(self.desc, 5).map_err(|r| self.ctx.fail(r))?;
+        let s = struct_from_map(&inner, map, self.ctx)?;
+        self.member(5, Value::Message(s))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        self.ctx.enter()?;
-        let mut object = serde_json::Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if object.contains_key(&key) {
-                return Err(self.ctx.fail(format!("duplicate field `{key}`")));
-            }
-            let value = map
-                .next_value_seed(TreeSeed { ctx: self.ctx })
-                .map_err(|e| self.ctx.at(key.as_str(), e))?;
-            object.insert(key, value);
-        }
-        self.ctx.leave();
-        Ok(serde_json::Value::Object(object))
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
+        let inner = struct_desc(self.desc, 6).map_err(|r| self.ctx.fail(r))?;
+        let list = list_from_seq(&inner, seq, self.ctx)?;
+        self.member(6, Value::Message(list))
     }
 }

@@ -18,7 +18,7 @@ use prost_reflect::{
 };
 use serde_json::value::RawValue;
 
-use super::print::SortKey;
+use super::key_order::SortKey;
 
 /// How responses are printed.
 #[derive(Debug, Clone, PartialEq, Eq)]

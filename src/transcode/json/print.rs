@@ -1,7 +1,7 @@
 //! Prints JSON straight from protobuf wire bytes, walking the descriptor: the reply path's fast
 //! path, which skips building (and dropping) a `DynamicMessage`.
 //!
-//! Its output must be byte-for-byte what [`super::encode_message_json`] prints for the decoded
+//! Its output must be byte-for-byte what [`super::encode::encode_message_json`] prints for the decoded
 //! message, so it covers only the common shapes and *declines* everything else, letting the
 //! caller take the `DynamicMessage` path:
 //! - fields must arrive in non-decreasing field-number order (what every mainstream encoder
@@ -21,15 +21,13 @@ use base64::prelude::BASE64_STANDARD;
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 
 use super::encode::EncodeOptions;
+use super::key_order::SortKey;
+use super::time::{self, MAX_DURATION_SECONDS, MAX_TIMESTAMP_SECONDS, MIN_TIMESTAMP_SECONDS};
 use super::wkt::{self, Wkt};
 use crate::transcode::wire::{Malformed, WireReader, WireValue, zigzag32, zigzag64};
 
 /// Nesting beyond this is left to prost-reflect (its own limit is 100).
 const MAX_DEPTH: usize = 64;
-/// Timestamp range of the proto3 JSON mapping: 0001-01-01 to 9999-12-31 (as prost-reflect).
-const TIMESTAMP_SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
-/// Duration bound of the proto3 JSON mapping, about 10,000 years (as prost-reflect).
-const MAX_DURATION_SECONDS: u64 = 315_576_000_000;
 /// Largest nanosecond part of a Duration.
 const MAX_DURATION_NANOS: u32 = 999_999_999;
 
@@ -52,35 +50,6 @@ struct Printer<'o> {
     opts: &'o EncodeOptions,
     out: Vec<u8>,
     depth: usize,
-}
-
-/// A decoded map key, ordered the way keys are printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum SortKey<'a> {
-    Bool(bool),
-    Int(i64),
-    Uint(u64),
-    Str(&'a str),
-}
-
-impl<'a> SortKey<'a> {
-    /// The order of a map key already printed as JSON object key `text`.
-    pub(super) fn of_printed(kind: &Kind, text: &'a str) -> SortKey<'a> {
-        let parsed = match kind {
-            Kind::Bool => Some(SortKey::Bool(text == "true")),
-            Kind::Int32
-            | Kind::Int64
-            | Kind::Sint32
-            | Kind::Sint64
-            | Kind::Sfixed32
-            | Kind::Sfixed64 => text.parse().ok().map(SortKey::Int),
-            Kind::Uint32 | Kind::Uint64 | Kind::Fixed32 | Kind::Fixed64 => {
-                text.parse().ok().map(SortKey::Uint)
-            }
-            _ => None,
-        };
-        parsed.unwrap_or(SortKey::Str(text))
-    }
 }
 
 impl Printer<'_> {
@@ -117,19 +86,7 @@ impl Printer<'_> {
             self.key(&field);
             let keep = match next {
                 Some((n, value)) if n == number => {
-                    if let Some(oneof) = field.containing_oneof() {
-                        // Members are visited in number order, so an earlier member that was
-                        // present is already recorded; numbers past 127 are simply declined.
-                        let bit = 1u128.checked_shl(number).ok_or(Malformed)?;
-                        let bits = |f: FieldDescriptor| 1u128.checked_shl(f.number());
-                        if oneof
-                            .fields()
-                            .any(|f| bits(f).is_none_or(|b| oneof_members & b != 0))
-                        {
-                            return Err(Malformed);
-                        }
-                        oneof_members |= bit;
-                    }
+                    claim_oneof(&field, &mut oneof_members)?;
                     self.present_field(&field, value, &mut reader, &mut next)?
                 }
                 _ if self.opts.emit_defaults && !field.supports_presence() => {
@@ -152,9 +109,7 @@ impl Printer<'_> {
 
     /// Writes `,"name":` (no comma right after the opening brace).
     fn key(&mut self, field: &FieldDescriptor) {
-        if self.out.last() != Some(&b'{') {
-            self.out.push(b',');
-        }
+        self.separator();
         self.string(self.opts.key(field));
         self.out.push(b':');
     }
@@ -171,36 +126,25 @@ impl Printer<'_> {
         let number = field.number();
         let kind = field.kind();
         if field.is_map() {
+            let Kind::Message(entry_desc) = &kind else {
+                return Err(Malformed);
+            };
             let mut entries = Vec::new();
-            let mut value = first;
-            loop {
+            for_each_occurrence(number, first, reader, next, |value| {
                 let WireValue::Len(entry) = value else {
                     return Err(Malformed);
                 };
                 entries.push(entry);
-                *next = advance(reader, number)?;
-                match *next {
-                    Some((n, v)) if n == number => value = v,
-                    _ => break,
-                }
-            }
-            let Kind::Message(entry_desc) = &kind else {
-                return Err(Malformed);
-            };
+                Ok(())
+            })?;
             self.map(entry_desc, &entries)?;
             return Ok(true);
         }
         if field.is_list() {
             self.out.push(b'[');
-            let mut value = first;
-            loop {
-                self.list_chunk(&kind, value)?;
-                *next = advance(reader, number)?;
-                match *next {
-                    Some((n, v)) if n == number => value = v,
-                    _ => break,
-                }
-            }
+            for_each_occurrence(number, first, reader, next, |value| {
+                self.list_chunk(&kind, value)
+            })?;
             let empty = self.out.last() == Some(&b'[');
             self.out.push(b']');
             return Ok(!empty || self.opts.emit_defaults);
@@ -234,7 +178,7 @@ impl Printer<'_> {
             _ => None,
         };
         let Some(run) = packed else {
-            self.element_separator();
+            self.separator();
             self.value(kind, value, false)?;
             return Ok(());
         };
@@ -245,14 +189,16 @@ impl Printer<'_> {
                 1 => WireValue::Fixed64(reader.fixed64()?),
                 _ => WireValue::Fixed32(reader.fixed32()?),
             };
-            self.element_separator();
+            self.separator();
             self.value(kind, element, false)?;
         }
         Ok(())
     }
 
-    fn element_separator(&mut self) {
-        if self.out.last() != Some(&b'[') {
+    /// Writes the comma between members or elements: none right after an opening bracket (no
+    /// value ends in one, so the last byte tells).
+    fn separator(&mut self) {
+        if self.out.last().is_some_and(|b| !b"{[".contains(b)) {
             self.out.push(b',');
         }
     }
@@ -275,17 +221,18 @@ impl Printer<'_> {
                     _ => {}
                 }
             }
-            let key = sort_key(&key_kind, key.unwrap_or_else(|| default_wire(&key_kind)))?;
+            let key = SortKey::of_wire(&key_kind, key.unwrap_or_else(|| default_wire(&key_kind)))?;
             decoded.push((key, value));
         }
         // Stable: among equal keys the wire order survives, so the last is the one kept.
         decoded.sort_by_key(|(key, _)| *key);
         self.out.push(b'{');
+        let mut first = true;
         for (i, (key, value)) in decoded.iter().enumerate() {
             if decoded.get(i + 1).is_some_and(|(later, _)| later == key) {
                 continue;
             }
-            if self.out.last() != Some(&b'{') {
+            if !std::mem::take(&mut first) {
                 self.out.push(b',');
             }
             self.map_key(*key);
@@ -324,24 +271,11 @@ impl Printer<'_> {
                 self.float(f64::from_bits(bits), wrapper)?
             }
             (Kind::Float, WireValue::Fixed32(bits)) => {
-                let f = f32::from_bits(bits);
-                if f.is_finite() {
-                    // Writing into a Vec cannot fail.
-                    let _ = super::number::write_f32(&mut self.out, f);
-                    f == 0.0
-                } else {
-                    self.float(f64::from(f), wrapper)?
-                }
+                self.float32(f32::from_bits(bits), wrapper)?
             }
-            (Kind::Int32 | Kind::Enum(_), WireValue::Varint(v)) => {
-                // Truncation is the protobuf rule for int32 and enums.
-                let i = v as i32;
-                match kind {
-                    Kind::Enum(e) => self.enum_value(e, i),
-                    _ => self.number(i),
-                }
-                i == 0
-            }
+            // Truncation is the protobuf rule for int32 and enums.
+            (Kind::Enum(e), WireValue::Varint(v)) => self.enum_value(e, v as i32),
+            (Kind::Int32, WireValue::Varint(v)) => self.small(v as i32),
             (Kind::Sint32, WireValue::Varint(v)) => self.small(zigzag32(v as u32)),
             (Kind::Uint32, WireValue::Varint(v)) => self.small(v as u32),
             (Kind::Fixed32, WireValue::Fixed32(v)) => self.small(v),
@@ -363,20 +297,33 @@ impl Printer<'_> {
                 self.string(text);
                 text.is_empty()
             }
-            (Kind::Bytes, WireValue::Len(bytes)) => {
-                self.out.push(b'"');
-                let mut encoded = String::with_capacity(bytes.len().div_ceil(3) * 4);
-                BASE64_STANDARD.encode_string(bytes, &mut encoded);
-                self.out.extend_from_slice(encoded.as_bytes());
-                self.out.push(b'"');
-                bytes.is_empty()
-            }
+            (Kind::Bytes, WireValue::Len(bytes)) => self.bytes(bytes),
             (Kind::Message(desc), WireValue::Len(bytes)) => {
                 self.message(desc, bytes)?;
                 false
             }
             _ => return Err(Malformed),
         })
+    }
+
+    /// A `float`: finite values keep their `f32` digits; the rest print as doubles do.
+    fn float32(&mut self, f: f32, wrapper: bool) -> Result<bool, Malformed> {
+        if !f.is_finite() {
+            return self.float(f64::from(f), wrapper);
+        }
+        // Writing into a Vec cannot fail.
+        let _ = super::number::write_f32(&mut self.out, f);
+        Ok(f == 0.0)
+    }
+
+    /// Bytes as standard, padded base64; true when empty.
+    fn bytes(&mut self, bytes: &[u8]) -> bool {
+        self.out.push(b'"');
+        let mut encoded = String::with_capacity(bytes.len().div_ceil(3) * 4);
+        BASE64_STANDARD.encode_string(bytes, &mut encoded);
+        self.out.extend_from_slice(encoded.as_bytes());
+        self.out.push(b'"');
+        bytes.is_empty()
     }
 
     fn float(&mut self, f: f64, wrapper: bool) -> Result<bool, Malformed> {
@@ -397,7 +344,8 @@ impl Printer<'_> {
         Ok(false)
     }
 
-    fn enum_value(&mut self, desc: &prost_reflect::EnumDescriptor, number: i32) {
+    /// An enum by name (or number, when asked or unknown); true for number 0.
+    fn enum_value(&mut self, desc: &prost_reflect::EnumDescriptor, number: i32) -> bool {
         if desc.full_name() == "google.protobuf.NullValue" {
             self.out.extend_from_slice(b"null");
         } else if self.opts.enums_as_ints {
@@ -407,6 +355,7 @@ impl Printer<'_> {
         } else {
             self.number(number);
         }
+        number == 0
     }
 
     /// A 32-bit integer; true when zero.
@@ -448,11 +397,11 @@ impl Printer<'_> {
 
     fn timestamp(&mut self, bytes: &[u8]) -> Result<(), Malformed> {
         let (seconds, nanos) = seconds_and_nanos(bytes)?;
-        if !TIMESTAMP_SECONDS.contains(&seconds) {
+        if !(MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS).contains(&seconds) {
             return Err(Malformed);
         }
         self.out.push(b'"');
-        if !wkt::write_timestamp(seconds, nanos, &mut self.out) {
+        if !time::write_timestamp(seconds, nanos, &mut self.out) {
             // Unnormalized nanos: rare enough for prost-types' general formatter.
             let _ = self.out.pop();
             self.display(&prost_types::Timestamp { seconds, nanos });
@@ -464,7 +413,7 @@ impl Printer<'_> {
 
     fn duration(&mut self, bytes: &[u8]) -> Result<(), Malformed> {
         let (seconds, nanos) = seconds_and_nanos(bytes)?;
-        if seconds.unsigned_abs() > MAX_DURATION_SECONDS
+        if seconds.unsigned_abs() > MAX_DURATION_SECONDS.unsigned_abs()
             || nanos.unsigned_abs() > MAX_DURATION_NANOS
         {
             return Err(Malformed);
@@ -497,6 +446,46 @@ impl Printer<'_> {
     }
 }
 
+/// Hands `first` and every directly following occurrence of field `number` to `each`, leaving
+/// `next` at the first other field.
+fn for_each_occurrence<'a>(
+    number: u32,
+    first: WireValue<'a>,
+    reader: &mut WireReader<'a>,
+    next: &mut Option<(u32, WireValue<'a>)>,
+    mut each: impl FnMut(WireValue<'a>) -> Result<(), Malformed>,
+) -> Result<(), Malformed> {
+    let mut value = first;
+    loop {
+        each(value)?;
+        *next = advance(reader, number)?;
+        match *next {
+            Some((n, v)) if n == number => value = v,
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// Records that `field` is present; declines a second member of one oneof (last-one-wins is left
+/// to prost-reflect).
+fn claim_oneof(field: &FieldDescriptor, members: &mut u128) -> Result<(), Malformed> {
+    let Some(oneof) = field.containing_oneof() else {
+        return Ok(());
+    };
+    // Members are visited in number order, so an earlier member that was present is already
+    // recorded; numbers past 127 are simply declined.
+    let bit = 1u128.checked_shl(field.number()).ok_or(Malformed)?;
+    let bits = |f: FieldDescriptor| 1u128.checked_shl(f.number());
+    if oneof
+        .fields()
+        .any(|f| bits(f).is_none_or(|b| *members & b != 0))
+    {
+        return Err(Malformed);
+    }
+    *members |= bit;
+    Ok(())
+}
+
 /// Reads the next field, declining when field numbers go backwards.
 fn advance<'a>(
     reader: &mut WireReader<'a>,
@@ -527,29 +516,6 @@ fn default_wire(kind: &Kind) -> WireValue<'static> {
         5 => WireValue::Fixed32(0),
         _ => WireValue::Len(&[]),
     }
-}
-
-/// Decodes a map key of `kind` for sorting and printing.
-fn sort_key<'a>(kind: &Kind, value: WireValue<'a>) -> Result<SortKey<'a>, Malformed> {
-    Ok(match (kind, value) {
-        (Kind::String, WireValue::Len(bytes)) => {
-            SortKey::Str(std::str::from_utf8(bytes).map_err(|_| Malformed)?)
-        }
-        (Kind::Bool, WireValue::Varint(v)) => SortKey::Bool(v != 0),
-        (Kind::Int32, WireValue::Varint(v)) => SortKey::Int(i64::from(v as i32)),
-        (Kind::Sint32, WireValue::Varint(v)) => SortKey::Int(i64::from(zigzag32(v as u32))),
-        (Kind::Sfixed32, WireValue::Fixed32(v)) => SortKey::Int(i64::from(v as i32)),
-        (Kind::Int64, WireValue::Varint(v)) | (Kind::Sfixed64, WireValue::Fixed64(v)) => {
-            SortKey::Int(v as i64)
-        }
-        (Kind::Sint64, WireValue::Varint(v)) => SortKey::Int(zigzag64(v)),
-        (Kind::Uint32, WireValue::Varint(v)) => SortKey::Uint(u64::from(v as u32)),
-        (Kind::Fixed32, WireValue::Fixed32(v)) => SortKey::Uint(u64::from(v)),
-        (Kind::Uint64, WireValue::Varint(v)) | (Kind::Fixed64, WireValue::Fixed64(v)) => {
-            SortKey::Uint(v)
-        }
-        _ => return Err(Malformed),
-    })
 }
 
 /// Fields 1 (int64 seconds) and 2 (int32 nanos) of a Timestamp or Duration, last one winning.

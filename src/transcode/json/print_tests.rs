@@ -237,7 +237,7 @@ fn formats_timestamps_like_prost_types() {
             999_999_999,
         ] {
             let mut ours = Vec::new();
-            assert!(super::wkt::write_timestamp(s, nanos, &mut ours));
+            assert!(super::time::write_timestamp(s, nanos, &mut ours));
             let theirs = prost_types::Timestamp { seconds: s, nanos }.to_string();
             assert_eq!(
                 String::from_utf8(ours).expect("utf-8"),
@@ -246,6 +246,6 @@ fn formats_timestamps_like_prost_types() {
             );
         }
     }
-    assert!(!super::wkt::write_timestamp(0, -1, &mut Vec::new()));
-    assert!(!super::wkt::write_timestamp(max + 1, 0, &mut Vec::new()));
+    assert!(!super::time::write_timestamp(0, -1, &mut Vec::new()));
+    assert!(!super::time::write_timestamp(max + 1, 0, &mut Vec::new()));
 }

@@ -7,9 +7,10 @@
 use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use prost_reflect::{EnumDescriptor, Kind, Syntax, Value};
+use prost_reflect::{DynamicMessage, EnumDescriptor, Kind, MessageDescriptor, Syntax, Value};
 
-use super::wkt;
+use super::time::{parse_duration, parse_timestamp};
+use super::wkt::{self, Wkt, parse_field_mask, set, wrap};
 
 /// Float literals for integer fields must stay below this magnitude (2^53): from there on
 /// 2^53 an `f64` no longer represents every integer, so `9007199254740993.0` would silently
@@ -89,9 +90,51 @@ pub(crate) fn value_from_text(kind: &Kind, text: &str, mode: TextMode) -> Result
             (TextMode::Json, _) => Err("expected bool, found string".into()),
         },
         Kind::Enum(e) => enum_from_text(e, text, mode),
-        Kind::Message(m) => wkt::message_from_text(m, text, mode),
+        Kind::Message(m) => message_from_text(m, text, mode),
         _ => int_value(kind, integer_from_text(text)?),
     }
+}
+
+/// Parses a message-typed value from its string form (Timestamp, Duration, FieldMask, wrappers).
+fn message_from_text(
+    desc: &MessageDescriptor,
+    text: &str,
+    mode: TextMode,
+) -> Result<Value, String> {
+    let mut msg = DynamicMessage::new(desc.clone());
+    match wkt::classify(desc) {
+        Some(Wkt::Timestamp) => set_seconds_and_nanos(&mut msg, parse_timestamp(text)?)?,
+        Some(Wkt::Duration) => set_seconds_and_nanos(&mut msg, parse_duration(text)?)?,
+        Some(Wkt::FieldMask) => {
+            let paths = parse_field_mask(text)?;
+            set(
+                &mut msg,
+                1,
+                Value::List(paths.into_iter().map(Value::String).collect()),
+            )?;
+        }
+        Some(Wkt::Wrapper) => return wrap(desc, |kind| value_from_text(kind, text, mode)),
+        Some(Wkt::Value) if mode == TextMode::Json => {
+            set(&mut msg, 3, Value::String(text.to_owned()))?;
+        }
+        _ => return Err(format!("expected {}, found string", desc.full_name())),
+    }
+    Ok(Value::Message(msg))
+}
+
+/// Sets Timestamp/Duration fields; zeros are left unset, which encodes and prints the same and
+/// saves two descriptor look-ups per value on the hot path.
+fn set_seconds_and_nanos(
+    msg: &mut DynamicMessage,
+    (seconds, nanos): (i64, i32),
+) -> Result<(), String> {
+    if seconds != 0 {
+        set(msg, 1, Value::I64(seconds))?;
+    }
+    if nanos != 0 {
+        set(msg, 2, Value::I32(nanos))?;
+    }
+    Ok(())
 }
 
 fn is_integer(kind: &Kind) -> bool {

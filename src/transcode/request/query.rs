@@ -2,9 +2,14 @@
 
 use std::borrow::Cow;
 
-use prost_reflect::{DynamicMessage, FieldDescriptor, ReflectMessage as _, Value};
+use prost_reflect::{
+    DynamicMessage, FieldDescriptor, MessageDescriptor, ReflectMessage as _, Value,
+};
 
-use super::{BodyRule, RequestError, check_leaf_kind, leaf, parse_binding_value, set_along, walk};
+use super::{
+    BodyRule, RequestError, check_leaf_kind, leaf, parent_along, parse_binding_value, set_along,
+    walk,
+};
 
 /// How query parameters are read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,53 +44,95 @@ pub(super) fn bind_query(
         if opts.ignored.iter().any(|ignored| *ignored == name) {
             continue;
         }
-        let invalid = |reason: String| RequestError::InvalidQueryParameter {
-            name: name.clone().into_owned(),
-            reason,
-        };
-        let chain = match walk(&input, &name) {
-            Ok(chain) => chain,
-            Err(err) if err.unknown && opts.ignore_unknown => continue,
-            Err(err) if err.unknown => {
-                return Err(RequestError::UnknownQueryParameter {
-                    name: name.into_owned(),
-                });
-            }
-            Err(err) => return Err(invalid(err.reason)),
-        };
-        if in_body(body_rule, &chain) {
-            return Err(RequestError::QueryParameterInBody {
-                name: name.into_owned(),
-            });
-        }
-        let last = leaf(&chain).map_err(invalid)?;
-        if last.is_map() {
-            return Err(invalid("map fields cannot be set from the query".into()));
-        }
-        check_leaf_kind(last, &name).map_err(invalid)?;
-        let text = percent_decode(raw_value, opts.unescape_plus).map_err(invalid)?;
-        let element = parse_binding_value(last, &text).map_err(invalid)?;
-        if last.is_list() {
-            append_along(msg, &chain, element).map_err(invalid)?;
+        let Some(chain) = parameter_field(&input, body_rule, &name, opts)? else {
             continue;
-        }
-        let key: Vec<u32> = chain.iter().map(FieldDescriptor::number).collect();
-        if query_bound.contains(&key) {
-            return Err(RequestError::RepeatedScalarQueryParameter {
-                name: name.into_owned(),
-            });
-        }
-        if set_along(msg, &chain, element).map_err(invalid)?.is_some() {
-            let reason = if path_bound.contains(&key) {
-                "the URL path sets this field to a different value"
-            } else {
-                "the field already has a different value"
-            };
-            return Err(invalid(reason.into()));
-        }
-        query_bound.push(key);
+        };
+        let invalid = |reason: String| invalid_parameter(&name, reason);
+        let text = percent_decode(raw_value, opts.unescape_plus).map_err(invalid)?;
+        let element =
+            parse_binding_value(leaf(&chain).map_err(invalid)?, &text).map_err(invalid)?;
+        let bound = Bound {
+            path: path_bound,
+            query: &mut query_bound,
+        };
+        bind_element(msg, &chain, element, &name, bound)?;
     }
     Ok(())
+}
+
+/// The fields already set by path and query, as number chains.
+struct Bound<'a> {
+    path: &'a [Vec<u32>],
+    query: &'a mut Vec<Vec<u32>>,
+}
+
+/// The field chain parameter `name` binds; `None` for an unknown name the options ignore.
+fn parameter_field(
+    input: &MessageDescriptor,
+    body_rule: &BodyRule,
+    name: &str,
+    opts: &QueryOptions,
+) -> Result<Option<Vec<FieldDescriptor>>, RequestError> {
+    let invalid = |reason: String| invalid_parameter(name, reason);
+    let chain = match walk(input, name) {
+        Ok(chain) => chain,
+        Err(err) if err.unknown && opts.ignore_unknown => return Ok(None),
+        Err(err) if err.unknown => {
+            return Err(RequestError::UnknownQueryParameter {
+                name: name.to_owned(),
+            });
+        }
+        Err(err) => return Err(invalid(err.reason)),
+    };
+    if in_body(body_rule, &chain) {
+        return Err(RequestError::QueryParameterInBody {
+            name: name.to_owned(),
+        });
+    }
+    let last = leaf(&chain).map_err(invalid)?;
+    if last.is_map() {
+        return Err(invalid("map fields cannot be set from the query".into()));
+    }
+    check_leaf_kind(last, name).map_err(invalid)?;
+    Ok(Some(chain))
+}
+
+/// Appends `element` to a repeated field, or sets a singular one that neither the path nor an
+/// earlier parameter set.
+fn bind_element(
+    msg: &mut DynamicMessage,
+    chain: &[FieldDescriptor],
+    element: Value,
+    name: &str,
+    bound: Bound<'_>,
+) -> Result<(), RequestError> {
+    let invalid = |reason: String| invalid_parameter(name, reason);
+    if leaf(chain).map_err(invalid)?.is_list() {
+        return append_along(msg, chain, element).map_err(invalid);
+    }
+    let key: Vec<u32> = chain.iter().map(FieldDescriptor::number).collect();
+    if bound.query.contains(&key) {
+        return Err(RequestError::RepeatedScalarQueryParameter {
+            name: name.to_owned(),
+        });
+    }
+    if set_along(msg, chain, element).map_err(invalid)?.is_some() {
+        let reason = if bound.path.contains(&key) {
+            "the URL path sets this field to a different value"
+        } else {
+            "the field already has a different value"
+        };
+        return Err(invalid(reason.into()));
+    }
+    bound.query.push(key);
+    Ok(())
+}
+
+fn invalid_parameter(name: &str, reason: String) -> RequestError {
+    RequestError::InvalidQueryParameter {
+        name: name.to_owned(),
+        reason,
+    }
 }
 
 /// True when the body carries the field `chain` leads to.
@@ -105,14 +152,7 @@ fn append_along(
     chain: &[FieldDescriptor],
     element: Value,
 ) -> Result<(), String> {
-    let (last, parents) = chain.split_last().ok_or("empty field path")?;
-    let mut target = msg;
-    for field in parents {
-        target = match target.get_field_mut(field) {
-            Value::Message(inner) => inner,
-            _ => return Err(format!("`{}` is not a message field", field.name())),
-        };
-    }
+    let (target, last) = parent_along(msg, chain)?;
     match target.get_field_mut(last) {
         Value::List(items) => {
             items.push(element);

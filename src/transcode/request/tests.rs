@@ -3,7 +3,8 @@
 use prost_reflect::{DynamicMessage, Value};
 
 use super::{
-    BodyRule, QueryOptions, RequestError, RequestParts, build_request, resolve_field_path,
+    BodyRule, QueryOptions, RequestError, RequestParts, build_request, encode_request,
+    resolve_field_path,
 };
 use crate::transcode::json::test_pool::{field, message};
 use crate::transcode::json::{DecodeOptions, EncodeOptions, JsonError, encode_message_json};
@@ -228,6 +229,30 @@ fn applies_body_rules_and_path_bindings() {
             expected.map(str::to_owned),
             "{input} {rule:?} body {body}"
         );
+    }
+}
+
+#[test]
+fn names_an_unknown_field_on_both_json_paths() {
+    // At the top level the unknown key is all there is to name; inside a field, that field.
+    let cases = [
+        ("tai.Policy", r#"{"policyName":"x","bogus":1}"#, "bogus"),
+        ("tai.EchoMessage", r#"{"nested":{"bogus":1}}"#, "nested"),
+    ];
+    let (json, query) = (DecodeOptions::default(), QueryOptions::default());
+    for (input, body, field) in cases {
+        let desc = message(input);
+        let parts = RequestParts {
+            path_bindings: &[],
+            query: None,
+            body: body.as_bytes(),
+            content_type: None,
+        };
+        let direct = encode_request(&desc, &BodyRule::Whole, &parts, &json, &query);
+        let dynamic = build_request(&desc, &BodyRule::Whole, &parts, &json, &query);
+        let err = direct.expect_err(body);
+        assert_eq!(Err(err.clone()), dynamic.map(|_| ()), "{body}");
+        assert_eq!(err.field().as_deref(), Some(field), "{body}");
     }
 }
 

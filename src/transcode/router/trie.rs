@@ -146,12 +146,22 @@ impl Trie {
         {
             return true;
         }
-        let Some(double) = here.double else {
-            return false;
-        };
-        // `**` takes zero or more segments, fewest first. Only literals can follow it (the
-        // grammar forbids wildcards there), so at most one split fits a given template and the
-        // order does not change any template's bindings.
+        here.double
+            .is_some_and(|double| self.walk_double(double, rest, verb, visit))
+    }
+
+    /// Tries the `**` child `double` on `rest` (at least one segment).
+    ///
+    /// `**` takes zero or more segments, fewest first. Only literals can follow it (the grammar
+    /// forbids wildcards there), so at most one split fits a given template and the order does
+    /// not change any template's bindings.
+    fn walk_double<'t>(
+        &'t self,
+        double: NodeId,
+        rest: &str,
+        verb: Option<&str>,
+        visit: &mut impl FnMut(&'t [usize]) -> bool,
+    ) -> bool {
         let mut remaining = Some(rest);
         loop {
             if self.walk_from(double, remaining, verb, visit) {
