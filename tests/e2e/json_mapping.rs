@@ -97,8 +97,8 @@ async fn accepts_a_custom_json_name_and_the_proto_name_but_not_the_default_camel
     assert_error(
         &echo(&env, r#"{"jsonNamed":"c"}"#).await,
         StatusCode::BAD_REQUEST,
-        "invalid JSON: unknown field `jsonNamed` in tai.EchoMessage",
-        None,
+        "invalid JSON at `jsonNamed`: unknown field `jsonNamed` in tai.EchoMessage",
+        Some("jsonNamed"),
     );
 }
 
@@ -277,11 +277,13 @@ async fn rejects_nesting_beyond_max_json_depth() {
 #[tokio::test]
 async fn rejects_an_unknown_field_naming_it() {
     let env = TestEnv::start().await;
+    // An unknown top-level field is named in a `google.rpc.BadRequest` like a nested one
+    // (issue 11: its `details` used to be empty).
     assert_error(
         &echo(&env, r#"{"stringValue":"a","bogus":1}"#).await,
         StatusCode::BAD_REQUEST,
-        "invalid JSON: unknown field `bogus` in tai.EchoMessage",
-        None,
+        "invalid JSON at `bogus`: unknown field `bogus` in tai.EchoMessage",
+        Some("bogus"),
     );
     assert_error(
         &echo(&env, r#"{"nested":{"bogus":1}}"#).await,

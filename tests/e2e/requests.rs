@@ -162,8 +162,8 @@ async fn body_field_body_cannot_set_fields_outside_that_field() {
     assert_error(
         &reply,
         StatusCode::BAD_REQUEST,
-        "invalid JSON: unknown field `stringValue` in tai.EchoNested",
-        None,
+        "invalid JSON at `stringValue`: unknown field `stringValue` in tai.EchoNested",
+        Some("stringValue"),
     );
 }
 
