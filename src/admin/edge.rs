@@ -5,15 +5,12 @@
 
 use serde_json::{Value, json};
 
+use super::format::duration;
 use crate::config::{
     AuthConfig, AuthMode, ClientAuthMode, Config, KeySource, LimitKey, RateLimitConfig, RouteAuth,
     TlsListenerConfig,
 };
 use crate::runtime::Binding;
-
-fn duration(d: std::time::Duration) -> String {
-    format!("{d:?}")
-}
 
 fn mode(mode: AuthMode) -> &'static str {
     match mode {

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{header, label_text};
+use super::text::{header, label_text};
 use crate::edge::rate_limit::Limiters;
 
 /// Appends `tai_gateway_rate_limit_keys{limit}` for every named limit, sorted by name.

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::time::Instant;
 
-use super::{header, label_text};
+use super::text::{header, label_text};
 use crate::upstream::Upstream;
 use crate::upstream::breaker::BreakerState;
 use crate::upstream::endpoint::Endpoint;
@@ -40,11 +40,93 @@ fn endpoint_labels(upstream: &str, endpoint: &Endpoint) -> Vec<(&'static str, St
     ]
 }
 
+/// Name, help text and type of one family.
+type Described = (&'static str, &'static str, &'static str);
+
+const BREAKER_STATE: Described = (
+    "tai_gateway_upstream_circuit_breaker_state",
+    "Circuit breaker state by endpoint: 0 closed, 1 open, 2 half-open.",
+    "gauge",
+);
+const BREAKER_TRANSITIONS: Described = (
+    "tai_gateway_upstream_circuit_breaker_transitions_total",
+    "Circuit breaker state changes by endpoint and state entered.",
+    "counter",
+);
+const ENDPOINT_HEALTHY: Described = (
+    "tai_gateway_upstream_endpoint_healthy",
+    "1 while health checks keep the endpoint in rotation, 0 while they eject it.",
+    "gauge",
+);
+const ENDPOINT_EJECTIONS: Described = (
+    "tai_gateway_upstream_endpoint_ejections_total",
+    "Endpoints taken out of rotation by failed health checks.",
+    "counter",
+);
+const ENDPOINT_RESTORATIONS: Described = (
+    "tai_gateway_upstream_endpoint_restorations_total",
+    "Endpoints put back into rotation by passed health checks.",
+    "counter",
+);
+const ENDPOINTS: Described = (
+    "tai_gateway_upstream_endpoints",
+    "Endpoints of the upstream (configured, or resolved from host names).",
+    "gauge",
+);
+const IN_FLIGHT: Described = (
+    "tai_gateway_upstream_requests_in_flight",
+    "Calls in progress to the upstream, over all its endpoints.",
+    "gauge",
+);
+const REQUESTS: Described = (
+    "tai_gateway_upstream_requests_total",
+    "Calls made through the upstream (one per client request, retries not counted).",
+    "counter",
+);
+const RETRIES: Described = (
+    "tai_gateway_upstream_retries_total",
+    "Retries made to the upstream.",
+    "counter",
+);
+const BUDGET_EXHAUSTED: Described = (
+    "tai_gateway_upstream_retry_budget_exhausted_total",
+    "Retries not made because the upstream's retry budget was spent.",
+    "counter",
+);
+
+/// Appends the upstream families to `out` (Prometheus text), upstreams sorted by name.
+pub fn render_upstreams(out: &mut String, upstreams: &HashMap<String, Arc<Upstream>>) {
+    let mut all: Vec<Scraped> = upstreams
+        .values()
+        .map(|u| (u.clone(), u.endpoints()))
+        .collect();
+    all.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    let now = Instant::now();
+    per_endpoint(out, &all, BREAKER_STATE, |e| {
+        u64::from(state_value(e.breaker.state(now)))
+    });
+    breaker_transitions(out, &all);
+    per_endpoint(out, &all, ENDPOINT_HEALTHY, |e| u64::from(e.is_healthy()));
+    per_endpoint(out, &all, ENDPOINT_EJECTIONS, |e| read(&e.events.ejected));
+    per_endpoint(out, &all, ENDPOINT_RESTORATIONS, |e| {
+        read(&e.events.restored)
+    });
+    per_upstream(out, &all, ENDPOINTS, |_, endpoints| endpoints.len() as u64);
+    per_upstream(out, &all, IN_FLIGHT, |_, endpoints| {
+        endpoints.iter().map(|e| e.in_flight() as u64).sum()
+    });
+    per_upstream(out, &all, REQUESTS, |u, _| read(&u.stats.requests));
+    per_upstream(out, &all, RETRIES, |u, _| read(&u.stats.retries));
+    per_upstream(out, &all, BUDGET_EXHAUSTED, |u, _| {
+        read(&u.stats.budget_exhausted)
+    });
+}
+
 /// Writes one family with one value per endpoint.
 fn per_endpoint(
     out: &mut String,
     all: &[Scraped],
-    (name, help, kind): (&str, &str, &str),
+    (name, help, kind): Described,
     value: impl Fn(&Endpoint) -> u64,
 ) {
     header(out, name, help, kind);
@@ -60,7 +142,7 @@ fn per_endpoint(
 fn per_upstream(
     out: &mut String,
     all: &[Scraped],
-    (name, help, kind): (&str, &str, &str),
+    (name, help, kind): Described,
     value: impl Fn(&Upstream, &[Arc<Endpoint>]) -> u64,
 ) {
     header(out, name, help, kind);
@@ -70,32 +152,11 @@ fn per_upstream(
     }
 }
 
-/// Appends the upstream families to `out` (Prometheus text), upstreams sorted by name.
-pub fn render_upstreams(out: &mut String, upstreams: &HashMap<String, Arc<Upstream>>) {
-    let mut all: Vec<Scraped> = upstreams
-        .values()
-        .map(|u| (u.clone(), u.endpoints()))
-        .collect();
-    all.sort_by(|a, b| a.0.name.cmp(&b.0.name));
-    let now = Instant::now();
-    per_endpoint(
-        out,
-        &all,
-        (
-            "tai_gateway_upstream_circuit_breaker_state",
-            "Circuit breaker state by endpoint: 0 closed, 1 open, 2 half-open.",
-            "gauge",
-        ),
-        |e| u64::from(state_value(e.breaker.state(now))),
-    );
-    let name = "tai_gateway_upstream_circuit_breaker_transitions_total";
-    header(
-        out,
-        name,
-        "Circuit breaker state changes by endpoint and state entered.",
-        "counter",
-    );
-    for (upstream, endpoints) in &all {
+/// Writes the breaker transition counters: three per endpoint, by state entered.
+fn breaker_transitions(out: &mut String, all: &[Scraped]) {
+    let (name, help, kind) = BREAKER_TRANSITIONS;
+    header(out, name, help, kind);
+    for (upstream, endpoints) in all {
         for endpoint in endpoints.iter() {
             let events = &endpoint.events;
             for (to_state, counter) in [
@@ -109,86 +170,6 @@ pub fn render_upstreams(out: &mut String, upstreams: &HashMap<String, Arc<Upstre
             }
         }
     }
-    per_endpoint(
-        out,
-        &all,
-        (
-            "tai_gateway_upstream_endpoint_healthy",
-            "1 while health checks keep the endpoint in rotation, 0 while they eject it.",
-            "gauge",
-        ),
-        |e| u64::from(e.is_healthy()),
-    );
-    per_endpoint(
-        out,
-        &all,
-        (
-            "tai_gateway_upstream_endpoint_ejections_total",
-            "Endpoints taken out of rotation by failed health checks.",
-            "counter",
-        ),
-        |e| read(&e.events.ejected),
-    );
-    per_endpoint(
-        out,
-        &all,
-        (
-            "tai_gateway_upstream_endpoint_restorations_total",
-            "Endpoints put back into rotation by passed health checks.",
-            "counter",
-        ),
-        |e| read(&e.events.restored),
-    );
-    per_upstream(
-        out,
-        &all,
-        (
-            "tai_gateway_upstream_endpoints",
-            "Endpoints of the upstream (configured, or resolved from host names).",
-            "gauge",
-        ),
-        |_, endpoints| endpoints.len() as u64,
-    );
-    per_upstream(
-        out,
-        &all,
-        (
-            "tai_gateway_upstream_requests_in_flight",
-            "Calls in progress to the upstream, over all its endpoints.",
-            "gauge",
-        ),
-        |_, endpoints| endpoints.iter().map(|e| e.in_flight() as u64).sum(),
-    );
-    per_upstream(
-        out,
-        &all,
-        (
-            "tai_gateway_upstream_requests_total",
-            "Calls made through the upstream (one per client request, retries not counted).",
-            "counter",
-        ),
-        |u, _| read(&u.stats.requests),
-    );
-    per_upstream(
-        out,
-        &all,
-        (
-            "tai_gateway_upstream_retries_total",
-            "Retries made to the upstream.",
-            "counter",
-        ),
-        |u, _| read(&u.stats.retries),
-    );
-    per_upstream(
-        out,
-        &all,
-        (
-            "tai_gateway_upstream_retry_budget_exhausted_total",
-            "Retries not made because the upstream's retry budget was spent.",
-            "counter",
-        ),
-        |u, _| read(&u.stats.budget_exhausted),
-    );
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::breaker::{Admission, Transition};
 use super::endpoint::Endpoint;
-use super::random_u64;
+use super::random::random_u64;
 
 /// The balancer's choice.
 #[derive(Debug)]

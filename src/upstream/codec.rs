@@ -51,6 +51,15 @@ impl GrpcStatus {
         })
     }
 
+    /// Status OK, with no message or details.
+    pub fn ok() -> GrpcStatus {
+        GrpcStatus {
+            code: 0,
+            message: String::new(),
+            details: None,
+        }
+    }
+
     /// True for code 0.
     pub fn is_ok(&self) -> bool {
         self.code == 0

@@ -5,7 +5,7 @@
 //!
 //! One task per endpoint, holding only `Weak` references: it ends when the upstream is dropped
 //! (a config reload that no longer uses it) or the endpoint leaves it (DNS no longer names it).
-//! [`start`] also starts the upstreams' DNS re-resolution ([`super::resolve`]).
+//! [`start`] also starts the upstreams' DNS re-resolution, and has it check the endpoints it adds.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -16,8 +16,9 @@ use http::HeaderMap;
 use http::uri::PathAndQuery;
 use tokio::time::MissedTickBehavior;
 
-use super::Upstream;
+use super::backend::Upstream;
 use super::endpoint::Endpoint;
+use super::resolve;
 use super::stats::bump;
 use crate::config::HealthCheckConfig;
 
@@ -51,12 +52,12 @@ pub fn start(upstreams: &HashMap<String, Arc<Upstream>>) {
                 spawn_check(upstream, endpoint);
             }
         }
-        super::resolve::start(upstream);
+        resolve::start(upstream, spawn_check);
     }
 }
 
 /// Starts checking `endpoint` if its upstream has health checks running.
-pub(super) fn spawn_check(upstream: &Arc<Upstream>, endpoint: &Arc<Endpoint>) {
+fn spawn_check(upstream: &Arc<Upstream>, endpoint: &Arc<Endpoint>) {
     if let Some(config) = upstream.health_check.clone()
         && upstream.health_started.load(Ordering::SeqCst)
     {
@@ -77,7 +78,7 @@ async fn check_loop(upstream: Weak<Upstream>, endpoint: Weak<Endpoint>, config: 
     }));
     let mut ticks = tokio::time::interval(config.interval);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let (mut passes, mut fails) = (0u32, 0u32);
+    let mut streak = Streak::default();
     loop {
         ticks.tick().await;
         let (Some(upstream), Some(endpoint)) = (upstream.upgrade(), endpoint.upgrade()) else {
@@ -90,35 +91,71 @@ async fn check_loop(upstream: Weak<Upstream>, endpoint: Weak<Endpoint>, config: 
         {
             return;
         }
-        let passed = match endpoint
-            .attempt(&path, request.clone(), HeaderMap::new(), config.timeout)
-            .await
-        {
-            Ok(reply) => {
-                reply.status.is_ok()
-                    && reply
-                        .message
-                        .and_then(|m| <HealthCheckResponse as prost::Message>::decode(m).ok())
-                        .is_some_and(|r| r.status == SERVING)
-            }
-            Err(_) => false,
-        };
-        if passed {
-            passes += 1;
-            fails = 0;
-            if passes >= config.healthy_threshold && endpoint.set_healthy(true) {
-                bump(&upstream.stats.restored);
-                bump(&endpoint.events.restored);
-                tracing::info!(upstream = %upstream.name, endpoint = %endpoint.authority, "endpoint passed its health checks: back in rotation");
-            }
-        } else {
-            fails += 1;
-            passes = 0;
-            if fails >= config.unhealthy_threshold && endpoint.set_healthy(false) {
-                bump(&upstream.stats.ejected);
-                bump(&endpoint.events.ejected);
-                tracing::warn!(upstream = %upstream.name, endpoint = %endpoint.authority, "endpoint failed its health checks: out of rotation");
-            }
+        let passed = check(&endpoint, &path, &request, &config).await;
+        if let Some(healthy) = streak.record(passed, &config) {
+            set_health(&upstream, &endpoint, healthy);
         }
+    }
+}
+
+/// One check: whether `endpoint` answered `SERVING` within the timeout.
+async fn check(
+    endpoint: &Endpoint,
+    path: &PathAndQuery,
+    request: &Bytes,
+    config: &HealthCheckConfig,
+) -> bool {
+    match endpoint
+        .attempt(path, request.clone(), HeaderMap::new(), config.timeout)
+        .await
+    {
+        Ok(reply) => {
+            reply.status.is_ok()
+                && reply
+                    .message
+                    .and_then(|m| <HealthCheckResponse as prost::Message>::decode(m).ok())
+                    .is_some_and(|r| r.status == SERVING)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Consecutive passed or failed checks of one endpoint.
+#[derive(Debug, Default)]
+struct Streak {
+    passes: u32,
+    fails: u32,
+}
+
+impl Streak {
+    /// Counts one check; returns the verdict (healthy or not) while the streak reaches its
+    /// threshold.
+    fn record(&mut self, passed: bool, config: &HealthCheckConfig) -> Option<bool> {
+        if passed {
+            self.passes += 1;
+            self.fails = 0;
+            (self.passes >= config.healthy_threshold).then_some(true)
+        } else {
+            self.fails += 1;
+            self.passes = 0;
+            (self.fails >= config.unhealthy_threshold).then_some(false)
+        }
+    }
+}
+
+/// Puts `endpoint` in or out of rotation; counts and logs a change.
+fn set_health(upstream: &Upstream, endpoint: &Endpoint, healthy: bool) {
+    if !endpoint.set_healthy(healthy) {
+        return;
+    }
+    let (name, authority) = (&upstream.name, &endpoint.authority);
+    if healthy {
+        bump(&upstream.stats.restored);
+        bump(&endpoint.events.restored);
+        tracing::info!(upstream = %name, endpoint = %authority, "endpoint passed its health checks: back in rotation");
+    } else {
+        bump(&upstream.stats.ejected);
+        bump(&endpoint.events.ejected);
+        tracing::warn!(upstream = %name, endpoint = %authority, "endpoint failed its health checks: out of rotation");
     }
 }

@@ -9,7 +9,8 @@
 //! drain. New addresses are added. A failed or empty resolution changes nothing (a DNS outage
 //! must not take a working upstream down).
 //!
-//! The task holds only a `Weak` reference: it ends when a reload drops the upstream.
+//! The task holds only a `Weak` reference: it ends when a reload drops the upstream. Whoever
+//! starts it says what happens to the endpoints it adds (health checks start on them).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -17,7 +18,7 @@ use std::sync::{Arc, Weak};
 
 use tokio::time::MissedTickBehavior;
 
-use super::Upstream;
+use super::backend::Upstream;
 use super::endpoint::Endpoint;
 
 /// What to do with one host name's endpoints after a resolution.
@@ -60,8 +61,12 @@ pub fn is_host_name(authority: &str) -> bool {
     authority.parse::<SocketAddr>().is_err()
 }
 
-/// Starts the re-resolution task of `upstream` if some endpoint is a host name (once).
-pub(super) fn start(upstream: &Arc<Upstream>) {
+/// What to do with an endpoint a resolution added.
+pub(super) type OnAdded = fn(&Arc<Upstream>, &Arc<Endpoint>);
+
+/// Starts the re-resolution task of `upstream` if some endpoint is a host name (once); each
+/// endpoint it adds is given to `on_added`.
+pub(super) fn start(upstream: &Arc<Upstream>, on_added: OnAdded) {
     if !upstream.config.endpoints.iter().any(|e| is_host_name(e)) {
         return;
     }
@@ -71,10 +76,11 @@ pub(super) fn start(upstream: &Arc<Upstream>) {
     tokio::spawn(resolve_loop(
         Arc::downgrade(upstream),
         upstream.config.resolve_interval,
+        on_added,
     ));
 }
 
-async fn resolve_loop(upstream: Weak<Upstream>, interval: std::time::Duration) {
+async fn resolve_loop(upstream: Weak<Upstream>, interval: std::time::Duration, on_added: OnAdded) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -103,12 +109,18 @@ async fn resolve_loop(upstream: Weak<Upstream>, interval: std::time::Duration) {
         let Some(upstream) = upstream.upgrade() else {
             return;
         };
-        apply(&upstream, &resolved);
+        for endpoint in apply(&upstream, &resolved) {
+            on_added(&upstream, &endpoint);
+        }
     }
 }
 
 /// Replaces the endpoints of each resolved name by the plan's result; other endpoints stay.
-pub(super) fn apply(upstream: &Arc<Upstream>, resolved: &[(String, Vec<SocketAddr>)]) {
+/// Returns the endpoints added.
+pub(super) fn apply(
+    upstream: &Upstream,
+    resolved: &[(String, Vec<SocketAddr>)],
+) -> Vec<Arc<Endpoint>> {
     let current = upstream.endpoints();
     let mut next: Vec<Arc<Endpoint>> = current
         .iter()
@@ -138,12 +150,11 @@ pub(super) fn apply(upstream: &Arc<Upstream>, resolved: &[(String, Vec<SocketAdd
             .iter()
             .zip(current.iter())
             .any(|(a, b)| !Arc::ptr_eq(a, b));
-    if changed {
-        upstream.endpoints.store(Arc::new(next));
-        for endpoint in &added {
-            super::health::spawn_check(upstream, endpoint);
-        }
+    if !changed {
+        return Vec::new();
     }
+    upstream.endpoints.store(Arc::new(next));
+    added
 }
 
 #[cfg(test)]

@@ -1,36 +1,11 @@
-//! Tests of the call loop on tokio's paused clock (attempts scripted, timing real), and of the
-//! small helpers beside it.
+//! Tests of the call loop on tokio's paused clock (attempts scripted, timing real).
+
+use std::sync::atomic::Ordering;
 
 use super::*;
-
-#[test]
-fn retry_after_rounds_up_to_whole_seconds_at_least_one() {
-    assert_eq!(retry_after_secs(Duration::ZERO), 1);
-    assert_eq!(retry_after_secs(Duration::from_millis(300)), 1);
-    assert_eq!(retry_after_secs(Duration::from_secs(30)), 30);
-    assert_eq!(retry_after_secs(Duration::from_millis(29_001)), 30);
-}
-
-#[test]
-fn get_routes_are_retryable_by_default_and_others_only_when_configured() {
-    let deadline = Duration::from_secs(10);
-    let default = RouteRetryConfig::default();
-    assert!(CallOptions::for_route(&default, "GET", deadline).retryable);
-    assert!(!CallOptions::for_route(&default, "POST", deadline).retryable);
-    let on = RouteRetryConfig {
-        retryable: Some(true),
-        ..RouteRetryConfig::default()
-    };
-    assert!(CallOptions::for_route(&on, "POST", deadline).retryable);
-    let off = RouteRetryConfig {
-        retryable: Some(false),
-        ..RouteRetryConfig::default()
-    };
-    assert!(!CallOptions::for_route(&off, "GET", deadline).retryable);
-}
-
-use crate::config::{BreakerConfig, Ratio};
-use endpoint::AttemptError;
+use crate::config::{BreakerConfig, Ratio, RetryConfig, UpstreamConfig};
+use crate::upstream::codec::GrpcStatus;
+use crate::upstream::resolve;
 
 fn upstream(retry: RetryConfig) -> Upstream {
     Upstream::new(&UpstreamConfig {
@@ -192,13 +167,6 @@ async fn an_open_breaker_fails_fast_until_the_probe() {
     tokio::time::advance(Duration::from_secs(30)).await;
     assert_eq!(call().await.attempts, 1, "the half-open probe goes through");
     assert_eq!(u.stats().endpoints_open, 1, "the failed probe reopened it");
-}
-
-#[test]
-fn random_numbers_stay_in_range_and_vary() {
-    let draws: Vec<f64> = (0..100).map(|_| random_unit()).collect();
-    assert!(draws.iter().all(|x| (0.0..1.0).contains(x)));
-    assert!(draws.windows(2).any(|w| w[0] != w[1]));
 }
 
 /// An upstream whose one endpoint is the host name `backend:80` (never dialed: attempts are

@@ -11,282 +11,29 @@
 //! ~250 lines, no new dependency, and the request path costs one read-locked map lookup. Another
 //! component adds a family by adding a [`CounterFamily`]/[`HistogramFamily`] field and one line
 //! in [`Metrics::render`].
+//!
+//! Layout, each module using only those listed before it (and this file only naming them):
+//! `series` (counter, gauge, histogram values), `family` (series keyed by labels), `request`
+//! (what one request records), `text` (the exposition format), `upstreams` and `edge` (state
+//! other components keep, formatted at scrape time).
 
 mod edge;
+mod family;
+mod request;
+mod series;
+mod text;
 mod upstreams;
 
 pub use edge::render_rate_limit_keys;
+pub use family::{CounterFamily, Family, GaugeFamily, HistogramFamily, LabelPair, Labels};
+pub use request::{RequestLabels, RequestRecord, RequestSeries, UNMATCHED_ROUTE, UpstreamSeries};
+pub use series::{Counter, Gauge, Histogram};
+pub use text::{counters, gauges, histograms};
 pub use upstreams::render_upstreams;
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::hash::Hash;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
+use std::sync::Arc;
 
-/// Request and upstream durations, in milliseconds (Istio's default buckets, trimmed).
-const DURATION_BUCKETS_MS: &[f64] = &[
-    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
-    60000.0,
-];
-/// Request and response sizes, in bytes (Istio's `istio_request_bytes` buckets).
-const BYTES_BUCKETS: &[f64] = &[
-    1.0,
-    10.0,
-    100.0,
-    1000.0,
-    10000.0,
-    100000.0,
-    1000000.0,
-    10000000.0,
-    100000000.0,
-];
-
-/// Route label of requests that matched no route.
-pub const UNMATCHED_ROUTE: &str = "unmatched";
-
-/// A monotonically increasing count.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    /// Adds `n`.
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// The current value.
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// A value that goes up and down.
-#[derive(Debug, Default)]
-pub struct Gauge(AtomicI64);
-
-impl Gauge {
-    /// Adds `n` (negative to subtract).
-    pub fn add(&self, n: i64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Sets the value.
-    pub fn set(&self, n: i64) {
-        self.0.store(n, Ordering::Relaxed);
-    }
-
-    /// The current value.
-    pub fn get(&self) -> i64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// A fixed-bucket histogram.
-#[derive(Debug)]
-pub struct Histogram {
-    bounds: &'static [f64],
-    /// Per-bucket (not cumulative) counts; the last is `+Inf`.
-    buckets: Vec<AtomicU64>,
-    count: AtomicU64,
-    /// Sum of observations, as `f64` bits.
-    sum: AtomicU64,
-}
-
-impl Histogram {
-    fn new(bounds: &'static [f64]) -> Histogram {
-        Histogram {
-            bounds,
-            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
-            sum: AtomicU64::new(0f64.to_bits()),
-        }
-    }
-
-    /// Records one observation.
-    pub fn observe(&self, value: f64) {
-        let index = self
-            .bounds
-            .iter()
-            .position(|b| value <= *b)
-            .unwrap_or(self.bounds.len());
-        self.buckets[index].fetch_add(1, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let _ = self
-            .sum
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
-                Some((f64::from_bits(bits) + value).to_bits())
-            });
-    }
-
-    /// How many observations were recorded.
-    pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-}
-
-/// Label names and values of one series.
-pub trait Labels: Eq + Hash + Clone + Ord {
-    /// `name="value"` pairs, in order.
-    fn pairs(&self) -> Vec<(&'static str, String)>;
-}
-
-/// Two labels: `(name, value)` twice.
-pub type LabelPair = ((&'static str, String), (&'static str, String));
-
-impl Labels for LabelPair {
-    fn pairs(&self) -> Vec<(&'static str, String)> {
-        vec![(self.0.0, self.0.1.clone()), (self.1.0, self.1.1.clone())]
-    }
-}
-
-impl Labels for (&'static str, String) {
-    fn pairs(&self) -> Vec<(&'static str, String)> {
-        vec![(self.0, self.1.clone())]
-    }
-}
-
-/// Labels of the per-request families.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RequestLabels {
-    /// Route name, or [`UNMATCHED_ROUTE`].
-    pub route: String,
-    /// HTTP status.
-    pub response_code: u16,
-    /// gRPC status code (the backend's, or the one the gateway's error maps to).
-    pub grpc_response_status: i32,
-}
-
-impl Labels for RequestLabels {
-    fn pairs(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("route", self.route.clone()),
-            ("response_code", self.response_code.to_string()),
-            (
-                "grpc_response_status",
-                self.grpc_response_status.to_string(),
-            ),
-        ]
-    }
-}
-
-/// The four per-request series of one label set, found with one map lookup per request.
-#[derive(Debug)]
-pub struct RequestSeries {
-    count: Counter,
-    duration: Histogram,
-    request_bytes: Histogram,
-    response_bytes: Histogram,
-}
-
-impl RequestSeries {
-    fn new() -> RequestSeries {
-        RequestSeries {
-            count: Counter::default(),
-            duration: Histogram::new(DURATION_BUCKETS_MS),
-            request_bytes: Histogram::new(BYTES_BUCKETS),
-            response_bytes: Histogram::new(BYTES_BUCKETS),
-        }
-    }
-}
-
-/// The per-upstream call series, found with one map lookup per call.
-#[derive(Debug)]
-pub struct UpstreamSeries {
-    duration: Histogram,
-    attempts: Counter,
-}
-
-impl UpstreamSeries {
-    fn new() -> UpstreamSeries {
-        UpstreamSeries {
-            duration: Histogram::new(DURATION_BUCKETS_MS),
-            attempts: Counter::default(),
-        }
-    }
-}
-
-/// Series keyed by labels, created on first use.
-#[derive(Debug)]
-pub struct Family<K, V> {
-    series: RwLock<HashMap<K, Arc<V>>>,
-    make: fn() -> V,
-}
-
-impl<K: Labels, V> Family<K, V> {
-    fn new(make: fn() -> V) -> Family<K, V> {
-        Family {
-            series: RwLock::new(HashMap::new()),
-            make,
-        }
-    }
-
-    /// The series for `labels`.
-    pub fn get(&self, labels: &K) -> Arc<V> {
-        if let Some(v) = self
-            .series
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(labels)
-        {
-            return v.clone();
-        }
-        let mut map = self.series.write().unwrap_or_else(PoisonError::into_inner);
-        map.entry(labels.clone())
-            .or_insert_with(|| Arc::new((self.make)()))
-            .clone()
-    }
-
-    /// Runs `record` on the series for `labels` (created on first use) under the read lock,
-    /// without touching the series' reference count (shared by every worker thread).
-    pub fn with<R>(&self, labels: &K, record: impl FnOnce(&V) -> R) -> R {
-        {
-            let map = self.series.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(v) = map.get(labels) {
-                return record(v);
-            }
-        }
-        record(&self.get(labels))
-    }
-
-    fn sorted(&self) -> Vec<(K, Arc<V>)> {
-        let map = self.series.read().unwrap_or_else(PoisonError::into_inner);
-        let mut all: Vec<(K, Arc<V>)> = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all
-    }
-}
-
-/// Counters by labels.
-pub type CounterFamily<K> = Family<K, Counter>;
-/// Gauges by labels.
-pub type GaugeFamily<K> = Family<K, Gauge>;
-/// Histograms by labels.
-pub type HistogramFamily<K> = Family<K, Histogram>;
-
-/// What one finished request contributes to the metrics.
-#[derive(Debug)]
-pub struct RequestRecord<'a> {
-    /// The request's labels.
-    pub labels: RequestLabels,
-    /// Time from arrival to response.
-    pub duration: Duration,
-    /// Request body bytes read.
-    pub request_bytes: u64,
-    /// Response body bytes sent.
-    pub response_bytes: u64,
-    /// The upstream called, with the call's duration and attempts, if a call was made.
-    pub upstream: Option<(&'a str, Duration, u32)>,
-    /// The transcoding failure, if one happened (`request_json`, `response`, ...).
-    pub transcode_error: Option<&'static str>,
-    /// Why the upstream call produced no gRPC answer, if it did not (`unavailable`, ...).
-    pub upstream_failure: Option<&'static str>,
-    /// The rate limit that refused the request, if one did.
-    pub rate_limited: Option<&'a str>,
-    /// Why authentication refused the request (a bounded set: `missing`, `expired`, ...).
-    pub auth_failure: Option<&'static str>,
-}
+use text::{histograms_of, samples};
 
 /// Every metric family of the gateway.
 #[derive(Debug)]
@@ -391,9 +138,17 @@ impl Metrics {
     /// The Prometheus text exposition of every family.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
+        self.render_requests(&mut out);
+        self.render_upstream_calls(&mut out);
+        self.render_events(&mut out);
+        out
+    }
+
+    /// The per-request families: count, duration, request and response sizes.
+    fn render_requests(&self, out: &mut String) {
         let requests = self.requests.sorted();
         samples(
-            &mut out,
+            out,
             "tai_gateway_requests_total",
             "Requests by route, HTTP status and gRPC status.",
             "counter",
@@ -401,91 +156,98 @@ impl Metrics {
             |s| s.count.get(),
         );
         histograms_of(
-            &mut out,
+            out,
             "tai_gateway_request_duration_milliseconds",
             "Time from request arrival to response.",
             &requests,
             |s| &s.duration,
         );
         histograms_of(
-            &mut out,
+            out,
             "tai_gateway_request_bytes",
             "Request body sizes.",
             &requests,
             |s| &s.request_bytes,
         );
         histograms_of(
-            &mut out,
+            out,
             "tai_gateway_response_bytes",
             "Response body sizes.",
             &requests,
             |s| &s.response_bytes,
         );
+    }
+
+    /// The per-upstream call families: duration and attempts.
+    fn render_upstream_calls(&self, out: &mut String) {
         let calls = self.upstream_calls.sorted();
         histograms_of(
-            &mut out,
+            out,
             "tai_gateway_upstream_request_duration_milliseconds",
             "Duration of gRPC calls to upstreams (all attempts).",
             &calls,
             |s| &s.duration,
         );
         samples(
-            &mut out,
+            out,
             "tai_gateway_upstream_attempts_total",
             "gRPC call attempts sent to upstreams.",
             "counter",
             &calls,
             |s| s.attempts.get(),
         );
+    }
+
+    /// The event counters (and the open-connections gauge), in registration order.
+    fn render_events(&self, out: &mut String) {
         counters(
-            &mut out,
+            out,
             "tai_gateway_upstream_failures_total",
             "Upstream calls that produced no gRPC answer, by upstream and reason.",
             &self.upstream_failures,
         );
         counters(
-            &mut out,
+            out,
             "tai_gateway_transcoding_errors_total",
             "Requests or responses that could not be transcoded, by kind.",
             &self.transcode_errors,
         );
         counters(
-            &mut out,
+            out,
             "tai_gateway_config_reloads_total",
             "Config reload attempts by result.",
             &self.reloads,
         );
         gauges(
-            &mut out,
+            out,
             "tai_gateway_connections_open",
             "Open client connections by listener.",
             &self.connections_open,
         );
         counters(
-            &mut out,
+            out,
             "tai_gateway_connections_total",
             "Client connections accepted by listener.",
             &self.connections,
         );
         counters(
-            &mut out,
+            out,
             "tai_gateway_rate_limited_total",
             "Requests refused with 429, by rate limit name.",
             &self.rate_limited,
         );
         counters(
-            &mut out,
+            out,
             "tai_gateway_auth_failures_total",
             "Requests refused by authentication (401) or authorisation (403), by reason.",
             &self.auth_failures,
         );
         counters(
-            &mut out,
+            out,
             "tai_gateway_tls_handshakes_total",
             "TLS handshakes by listener and result (ok, failed, timeout).",
             &self.tls_handshakes,
         );
-        out
     }
 }
 
@@ -499,105 +261,10 @@ impl Drop for ConnectionGuard {
     }
 }
 
-fn header(out: &mut String, name: &str, help: &str, kind: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-/// `{a="1",b="2"}` (empty when there are no labels), values escaped per the exposition format.
-fn label_text(pairs: &[(&'static str, String)], extra: Option<(&str, &str)>) -> String {
-    let mut parts: Vec<String> = pairs
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-        .collect();
-    if let Some((k, v)) = extra {
-        parts.push(format!("{k}=\"{v}\""));
-    }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("{{{}}}", parts.join(","))
-    }
-}
-
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// Writes a counter family.
-pub fn counters<K: Labels>(out: &mut String, name: &str, help: &str, family: &CounterFamily<K>) {
-    samples(out, name, help, "counter", &family.sorted(), Counter::get);
-}
-
-/// Writes a gauge family.
-pub fn gauges<K: Labels>(out: &mut String, name: &str, help: &str, family: &GaugeFamily<K>) {
-    samples(out, name, help, "gauge", &family.sorted(), Gauge::get);
-}
-
-/// Writes one sample per series of a family, the value `read` takes from it, as a metric of
-/// type `kind`.
-fn samples<K: Labels, V, N: std::fmt::Display>(
-    out: &mut String,
-    name: &str,
-    help: &str,
-    kind: &str,
-    series: &[(K, Arc<V>)],
-    read: impl Fn(&V) -> N,
-) {
-    header(out, name, help, kind);
-    for (labels, value) in series {
-        let _ = writeln!(
-            out,
-            "{name}{} {}",
-            label_text(&labels.pairs(), None),
-            read(value)
-        );
-    }
-}
-
-/// Writes a histogram family (cumulative buckets, `+Inf`, `_sum`, `_count`).
-pub fn histograms<K: Labels>(
-    out: &mut String,
-    name: &str,
-    help: &str,
-    family: &HistogramFamily<K>,
-) {
-    histograms_of(out, name, help, &family.sorted(), |h| h);
-}
-
-/// Writes the histogram `pick` selects from each series of a family.
-fn histograms_of<K: Labels, V>(
-    out: &mut String,
-    name: &str,
-    help: &str,
-    series: &[(K, Arc<V>)],
-    pick: fn(&V) -> &Histogram,
-) {
-    header(out, name, help, "histogram");
-    for (labels, value) in series {
-        let h = pick(value);
-        let pairs = labels.pairs();
-        let mut cumulative = 0;
-        for (i, bucket) in h.buckets.iter().enumerate() {
-            cumulative += bucket.load(Ordering::Relaxed);
-            let le = h.bounds.get(i).map_or("+Inf".to_owned(), |b| b.to_string());
-            let _ = writeln!(
-                out,
-                "{name}_bucket{} {cumulative}",
-                label_text(&pairs, Some(("le", &le)))
-            );
-        }
-        let plain = label_text(&pairs, None);
-        let sum = f64::from_bits(h.sum.load(Ordering::Relaxed));
-        let _ = writeln!(out, "{name}_sum{plain} {sum}");
-        let _ = writeln!(out, "{name}_count{plain} {}", h.count());
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn record(metrics: &Metrics, route: &str, status: u16, grpc: i32, ms: u64) {

@@ -1,0 +1,177 @@
+//! The HTTP/2 bodies of upstream calls: the request body ([`UpstreamBody`]: one framed message,
+//! or a client's body streamed through), and a response body read as a sequence of gRPC
+//! messages ([`MessageStream`]), decoded incrementally as DATA frames arrive, then the status
+//! from the trailers.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::HeaderMap;
+use http_body::Body as _;
+use http_body_util::Full;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Incoming;
+
+use super::codec::{self, GrpcStatus};
+use super::reply::UpstreamError;
+
+/// The request body type of upstream connections: a whole buffer for transcoded calls, or a
+/// client's body streamed through for gRPC pass-through.
+#[derive(Debug)]
+pub enum UpstreamBody {
+    /// The framed request message(s), all at once.
+    Full(Full<Bytes>),
+    /// A body written as the client sends it.
+    Stream(UnsyncBoxBody<Bytes, ForwardError>),
+}
+
+/// Why a streamed request body broke off (the client's connection failed, or its framing was
+/// invalid); the upstream stream is reset.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ForwardError(pub String);
+
+impl UpstreamBody {
+    /// One framed message.
+    pub fn message(message: &[u8]) -> UpstreamBody {
+        UpstreamBody::Full(Full::new(codec::frame(message)))
+    }
+}
+
+impl http_body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = ForwardError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, ForwardError>>> {
+        match self.get_mut() {
+            UpstreamBody::Full(full) => Pin::new(full)
+                .poll_frame(cx)
+                .map(|f| f.map(|f| f.map_err(|never| match never {}))),
+            UpstreamBody::Stream(stream) => Pin::new(stream).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Full(full) => full.is_end_stream(),
+            UpstreamBody::Stream(stream) => stream.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            UpstreamBody::Full(full) => full.size_hint(),
+            UpstreamBody::Stream(stream) => stream.size_hint(),
+        }
+    }
+}
+
+/// One item of a server stream.
+#[derive(Debug)]
+pub enum StreamItem {
+    /// A message (unframed protobuf bytes).
+    Message(Bytes),
+    /// The stream ended with this status; the trailers it came in.
+    End(GrpcStatus, HeaderMap),
+}
+
+/// The rest of a server stream, after its first message.
+#[derive(Debug)]
+pub struct MessageStream {
+    body: Incoming,
+    buffer: BytesMut,
+    /// Largest message accepted (the upstream's `max_response_bytes`).
+    limit: usize,
+    upstream: String,
+}
+
+impl MessageStream {
+    /// Reads messages from a gRPC response `body`.
+    pub fn new(body: Incoming, limit: usize, upstream: String) -> MessageStream {
+        MessageStream {
+            body,
+            buffer: BytesMut::new(),
+            limit,
+            upstream,
+        }
+    }
+
+    /// The next item; after [`StreamItem::End`] or an error the stream must not be polled again.
+    pub fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Result<StreamItem, UpstreamError>> {
+        loop {
+            if let Some(message) = self.take_message()? {
+                return Poll::Ready(Ok(StreamItem::Message(message)));
+            }
+            let frame = match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
+                Some(Ok(frame)) => frame,
+                Some(Err(e)) => {
+                    return Poll::Ready(Err(UpstreamError::Unavailable {
+                        upstream: self.upstream.clone(),
+                        reason: format!("response stream failed: {e}"),
+                    }));
+                }
+                None => return Poll::Ready(Err(self.invalid("stream ended without trailers"))),
+            };
+            match frame.into_data() {
+                Ok(data) => self.buffer.extend_from_slice(&data),
+                Err(frame) => {
+                    let trailers = frame.into_trailers().unwrap_or_default();
+                    if !self.buffer.is_empty() {
+                        return Poll::Ready(Err(self.invalid("stream ended inside a message")));
+                    }
+                    let status = GrpcStatus::from_headers(&trailers)
+                        .ok_or_else(|| self.invalid("no grpc-status in trailers"))?;
+                    return Poll::Ready(Ok(StreamItem::End(status, trailers)));
+                }
+            }
+        }
+    }
+
+    /// The next item (see [`MessageStream::poll_item`]).
+    pub async fn next(&mut self) -> Result<StreamItem, UpstreamError> {
+        poll_fn(|cx| self.poll_item(cx)).await
+    }
+
+    /// A complete message from the buffer, if one is there.
+    fn take_message(&mut self) -> Result<Option<Bytes>, UpstreamError> {
+        if self.buffer.len() < 5 {
+            return Ok(None);
+        }
+        let flag = self.buffer[0];
+        let length = u32::from_be_bytes([
+            self.buffer[1],
+            self.buffer[2],
+            self.buffer[3],
+            self.buffer[4],
+        ]) as usize;
+        if flag != 0 {
+            return Err(self.invalid(&format!(
+                "message frame flag {flag} (compression was not offered)"
+            )));
+        }
+        if length > self.limit {
+            return Err(self.invalid(&format!(
+                "stream message of {length} bytes is larger than {} bytes",
+                self.limit
+            )));
+        }
+        if self.buffer.len() < 5 + length {
+            self.buffer.reserve(5 + length - self.buffer.len());
+            return Ok(None);
+        }
+        self.buffer.advance(5);
+        Ok(Some(self.buffer.split_to(length).freeze()))
+    }
+
+    fn invalid(&self, reason: &str) -> UpstreamError {
+        UpstreamError::InvalidResponse {
+            upstream: self.upstream.clone(),
+            reason: reason.to_owned(),
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! The call loop of [`Upstream`]: pick an endpoint, run one attempt within its timeout, classify
+//! the result, feed the endpoint's breaker, and decide on a retry — the retry policy, the retry
+//! budget and the deadline must all allow it, and the backoff must end before the deadline.
+//!
+//! The steps are methods of [`Call`], the state one call carries across its attempts, so the
+//! loop in [`Upstream::call_with`] reads in the order things happen.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http::uri::PathAndQuery;
+use tokio::time::Instant;
+
+use super::backend::Upstream;
+use super::balancer::{self, Pick};
+use super::breaker::{Breaker, Transition};
+use super::endpoint::Endpoint;
+use super::options::{CallOptions, CallOutcome};
+use super::random::random_unit;
+use super::reply::{AttemptError, GrpcReply, UpstreamError};
+use super::retry::{self, AttemptOutcome, Retry, Verdict};
+use super::stats::bump;
+
+/// Releases a half-open probe slot when an attempt ends without an outcome (client went away).
+struct ProbeGuard<'a>(Option<&'a Breaker>);
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(breaker) = self.0 {
+            breaker.release_probe();
+        }
+    }
+}
+
+/// One call in progress: its bounds, and what its attempts so far ended with.
+struct Call<'a> {
+    upstream: &'a Upstream,
+    options: CallOptions<'a>,
+    /// Codes retried: the route's `retry_on`, else the upstream's `retryable_codes`.
+    retry_codes: &'a [i32],
+    deadline_at: Instant,
+    attempts: u32,
+    /// The answer given if no further attempt is made.
+    last: Option<Result<GrpcReply, UpstreamError>>,
+    /// The endpoint of the latest attempt, reported with the outcome (access log).
+    used: Option<Arc<Endpoint>>,
+}
+
+impl Upstream {
+    /// Sends one request message to `grpc_path` (`/pkg.Service/Method`), retrying as `options`
+    /// allow, and never past `options.deadline`.
+    pub async fn call(
+        &self,
+        grpc_path: &PathAndQuery,
+        message: Bytes,
+        metadata: HeaderMap,
+        options: &CallOptions<'_>,
+    ) -> CallOutcome {
+        self.call_with(options, |endpoint: Arc<Endpoint>, timeout| {
+            let (message, metadata) = (message.clone(), metadata.clone());
+            async move {
+                endpoint
+                    .attempt(grpc_path, message, metadata, timeout)
+                    .await
+            }
+        })
+        .await
+    }
+
+    /// The call loop, with the attempt itself given by the caller (the network in [`Upstream::call`];
+    /// scripted outcomes in the paused-clock tests of the loop's timing).
+    pub(super) async fn call_with<F, Fut>(
+        &self,
+        options: &CallOptions<'_>,
+        attempt: F,
+    ) -> CallOutcome
+    where
+        F: Fn(Arc<Endpoint>, Duration) -> Fut,
+        Fut: Future<Output = Result<GrpcReply, AttemptError>>,
+    {
+        let mut call = Call::start(self, options);
+        // The endpoint that just failed, avoided by the retry when another one exists.
+        let mut avoid: Option<Arc<Endpoint>> = None;
+        loop {
+            let now = Instant::now();
+            let Some(remaining) = call.remaining(now) else {
+                return call.deadline_exceeded();
+            };
+            // Each attempt sees the endpoints now: one that DNS dropped takes no new attempts.
+            let endpoints = self.endpoints();
+            let (index, probe) = match self.pick(&endpoints, avoid.as_ref(), now) {
+                Pick::Endpoint { index, probe } => (index, probe),
+                Pick::AllOpen { retry_after } => return call.all_open(retry_after),
+            };
+            let endpoint = &endpoints[index];
+            let probe = ProbeGuard(probe.then_some(&endpoint.breaker));
+            let result = call.attempt(endpoint, remaining, &attempt).await;
+            let (outcome, verdict) = call.classify(&result);
+            self.feed_breaker(endpoint, outcome, verdict, probe);
+            if outcome == AttemptOutcome::TimedOut && Instant::now() >= call.deadline_at {
+                return call.deadline_exceeded();
+            }
+            call.keep(outcome, result);
+            let Some(wait) = call.retry_wait(verdict) else {
+                break;
+            };
+            tokio::time::sleep(wait).await;
+            avoid = Some(endpoint.clone());
+        }
+        call.finish()
+    }
+
+    /// The balancer's choice among `endpoints`, avoiding `avoid` when it is still one of them.
+    fn pick(
+        &self,
+        endpoints: &[Arc<Endpoint>],
+        avoid: Option<&Arc<Endpoint>>,
+        now: Instant,
+    ) -> Pick {
+        let avoid_index = avoid.and_then(|a| endpoints.iter().position(|e| Arc::ptr_eq(e, a)));
+        balancer::pick(endpoints, avoid_index, now, |i, t| {
+            self.note(&endpoints[i], t);
+        })
+    }
+
+    /// Tells the endpoint's breaker how the attempt went; a refusal during reconnect backoff is
+    /// no news to it (and releases a probe slot the attempt held, through `probe`'s drop).
+    fn feed_breaker(
+        &self,
+        endpoint: &Endpoint,
+        outcome: AttemptOutcome,
+        verdict: Verdict,
+        mut probe: ProbeGuard<'_>,
+    ) {
+        if outcome == AttemptOutcome::Backoff {
+            return;
+        }
+        probe.0 = None;
+        let transition = if verdict.failure {
+            endpoint.breaker.on_failure(Instant::now())
+        } else {
+            endpoint.breaker.on_success()
+        };
+        if let Some(t) = transition {
+            self.note(endpoint, t);
+        }
+    }
+
+    /// Counts and logs a breaker's state change.
+    fn note(&self, endpoint: &Endpoint, transition: Transition) {
+        let events = &endpoint.events;
+        let endpoint = &endpoint.authority;
+        match transition {
+            Transition::Opened => {
+                bump(&events.opened);
+                bump(&self.stats.breaker_opened);
+                tracing::warn!(upstream = %self.name, %endpoint, "circuit breaker opened");
+            }
+            Transition::HalfOpened => {
+                bump(&events.half_opened);
+                bump(&self.stats.breaker_half_opened);
+                tracing::info!(upstream = %self.name, %endpoint, "circuit breaker half-open: probing");
+            }
+            Transition::Closed => {
+                bump(&events.closed);
+                bump(&self.stats.breaker_closed);
+                tracing::info!(upstream = %self.name, %endpoint, "circuit breaker closed");
+            }
+        }
+    }
+}
+
+impl<'a> Call<'a> {
+    /// Starts a call through `upstream` now (it counts as a request, for stats and the budget).
+    fn start(upstream: &'a Upstream, options: &CallOptions<'a>) -> Call<'a> {
+        let started = Instant::now();
+        upstream.budget.record_request(started);
+        bump(&upstream.stats.requests);
+        Call {
+            upstream,
+            options: *options,
+            retry_codes: options.retry_on.unwrap_or(&upstream.retry.retryable_codes),
+            deadline_at: started + options.deadline,
+            attempts: 0,
+            last: None,
+            used: None,
+        }
+    }
+
+    /// The time the next attempt may take; `None` once the deadline has passed.
+    fn remaining(&self, now: Instant) -> Option<Duration> {
+        // The first attempt starts the call: it gets the whole deadline, as sent by the client.
+        let remaining = if self.attempts == 0 {
+            self.options.deadline
+        } else {
+            self.deadline_at.saturating_duration_since(now)
+        };
+        (!remaining.is_zero()).then_some(remaining)
+    }
+
+    /// Runs one attempt on `endpoint`, bounded by the per-try timeout and `remaining`.
+    async fn attempt<F, Fut>(
+        &mut self,
+        endpoint: &Arc<Endpoint>,
+        remaining: Duration,
+        attempt: &F,
+    ) -> Result<GrpcReply, AttemptError>
+    where
+        F: Fn(Arc<Endpoint>, Duration) -> Fut,
+        Fut: Future<Output = Result<GrpcReply, AttemptError>>,
+    {
+        let try_timeout = self
+            .options
+            .per_try_timeout
+            .map_or(remaining, |t| t.min(remaining));
+        self.attempts += 1;
+        self.used = Some(endpoint.clone());
+        bump(&self.upstream.stats.attempts);
+        attempt(endpoint.clone(), try_timeout).await
+    }
+
+    /// How the attempt ended, and what that means for the breaker and for retrying.
+    fn classify(&self, result: &Result<GrpcReply, AttemptError>) -> (AttemptOutcome, Verdict) {
+        let outcome = match result {
+            Ok(reply) => AttemptOutcome::Status(reply.status.code),
+            Err(e) => e.outcome,
+        };
+        (outcome, retry::classify(outcome, self.retry_codes))
+    }
+
+    /// Keeps the attempt's result as the call's answer, unless it is a fast refusal during
+    /// reconnect backoff, which says less than the dial error before it.
+    fn keep(&mut self, outcome: AttemptOutcome, result: Result<GrpcReply, AttemptError>) {
+        if outcome != AttemptOutcome::Backoff || self.last.is_none() {
+            self.last = Some(result.map_err(|e| e.error));
+        }
+    }
+
+    /// The wait before another attempt, or `None` when there is none: the verdict and the route
+    /// must allow a retry, retries must be left, the wait must end before the deadline, and the
+    /// upstream's retry budget must have one (taken here).
+    fn retry_wait(&self, verdict: Verdict) -> Option<Duration> {
+        let may_retry = match verdict.retry {
+            Retry::Never => false,
+            Retry::IfRetryable => self.options.retryable,
+            Retry::Always => true,
+        };
+        let upstream = self.upstream;
+        if !may_retry || self.attempts > upstream.retry.max_retries {
+            return None;
+        }
+        let now = Instant::now();
+        let wait = retry::backoff(&upstream.retry, self.attempts - 1, random_unit());
+        if now + wait >= self.deadline_at {
+            return None;
+        }
+        if !upstream.budget.try_retry(now) {
+            bump(&upstream.stats.budget_exhausted);
+            tracing::debug!(upstream = %upstream.name, "retry budget spent; not retrying");
+            return None;
+        }
+        bump(&upstream.stats.retries);
+        Some(wait)
+    }
+
+    /// Ends the call because every endpoint's breaker is open: the last answer if there was an
+    /// attempt, else a fast refusal.
+    fn all_open(self, retry_after: Duration) -> CallOutcome {
+        let upstream = self.upstream;
+        let result = self.last.unwrap_or_else(|| {
+            bump(&upstream.stats.rejected_open);
+            Err(UpstreamError::CircuitOpen {
+                upstream: upstream.name.clone(),
+                retry_after,
+            })
+        });
+        CallOutcome {
+            result,
+            attempts: self.attempts,
+            endpoint: self.used,
+        }
+    }
+
+    /// Ends the call because its deadline passed.
+    fn deadline_exceeded(self) -> CallOutcome {
+        CallOutcome {
+            result: Err(self.deadline_error()),
+            attempts: self.attempts,
+            endpoint: self.used,
+        }
+    }
+
+    /// Ends the call with the last answer (no attempt made: the deadline passed).
+    fn finish(self) -> CallOutcome {
+        let result = match self.last {
+            Some(result) => result,
+            None => Err(self.deadline_error()),
+        };
+        CallOutcome {
+            result,
+            attempts: self.attempts,
+            endpoint: self.used,
+        }
+    }
+
+    fn deadline_error(&self) -> UpstreamError {
+        UpstreamError::DeadlineExceeded {
+            upstream: self.upstream.name.clone(),
+            timeout: self.options.deadline,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
