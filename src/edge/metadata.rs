@@ -100,7 +100,9 @@ fn forward_request_headers(headers: &HeaderMap, rules: &HeaderRules) -> HeaderMa
     if !rules.request_to_metadata.is_empty() {
         for (name, value) in headers {
             let binary = name.as_str().ends_with("-bin");
-            if allowed(&rules.request_to_metadata, name.as_str()) && name.as_str() != REQUEST_ID {
+            // The connection's own headers never cross, whatever a wildcard allows.
+            let own = NOT_PASSED_THROUGH.contains(&name.as_str());
+            if allowed(&rules.request_to_metadata, name.as_str()) && !own {
                 if binary || is_metadata_safe(value) {
                     out.append(name.clone(), value.clone());
                 } else {

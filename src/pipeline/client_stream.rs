@@ -67,12 +67,7 @@ pub(crate) async fn call<B: RequestBody>(call: HttpCall<'_, B>, outcome: &mut Ou
         body,
         &slot,
     )?;
-    let options = CallOptions {
-        deadline: admitted.deadline,
-        per_try_timeout: None,
-        retryable: false,
-        retry_on: None,
-    };
+    let options = CallOptions::streamed(admitted.deadline);
     let started = tokio::time::Instant::now();
     let body = UpstreamBody::Stream(UnsyncBoxBody::new(Frames(requests)));
     let (result, attempts) = route
@@ -92,7 +87,7 @@ pub(crate) async fn call<B: RequestBody>(call: HttpCall<'_, B>, outcome: &mut Ou
         let opened = OpenedStream {
             rest: first.is_some().then_some(rest),
             reply: GrpcReply {
-                status: ok(),
+                status: GrpcStatus::ok(),
                 message: first,
                 metadata: head,
             },
@@ -159,14 +154,6 @@ async fn only_message(
         }
     }
     Ok(message)
-}
-
-fn ok() -> GrpcStatus {
-    GrpcStatus {
-        code: 0,
-        message: String::new(),
-        details: None,
-    }
 }
 
 fn invalid(route: &MethodRoute, reason: &str) -> UpstreamError {

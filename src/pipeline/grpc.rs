@@ -42,12 +42,7 @@ pub(crate) async fn forward<B: RequestBody>(
         Protocol::GrpcWeb { text: true } => UnsyncBoxBody::new(Frames(Base64Decode::new(body))),
         _ => UnsyncBoxBody::new(body),
     };
-    let options = CallOptions {
-        deadline: admitted.deadline,
-        per_try_timeout: None,
-        retryable: false,
-        retry_on: None,
-    };
+    let options = CallOptions::streamed(admitted.deadline);
     let started = tokio::time::Instant::now();
     let (result, attempts) = method
         .upstream

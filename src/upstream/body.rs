@@ -63,11 +63,10 @@ impl http_body::Body for UpstreamBody {
         }
     }
 
+    /// Unknown, on purpose: hyper's HTTP/2 client turns an exact size into a `content-length`
+    /// header, which the backend would see as gRPC metadata (gRPC frames carry their own lengths).
     fn size_hint(&self) -> http_body::SizeHint {
-        match self {
-            UpstreamBody::Full(full) => full.size_hint(),
-            UpstreamBody::Stream(stream) => stream.size_hint(),
-        }
+        http_body::SizeHint::default()
     }
 }
 

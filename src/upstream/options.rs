@@ -41,6 +41,17 @@ impl<'a> CallOptions<'a> {
             retry_on: route.retry_on.as_deref(),
         }
     }
+
+    /// The options of a call whose request body is streamed through and so cannot be sent
+    /// twice: bounded by `deadline`, tried again only when an attempt never sent it.
+    pub fn streamed(deadline: Duration) -> CallOptions<'static> {
+        CallOptions {
+            deadline,
+            per_try_timeout: None,
+            retryable: false,
+            retry_on: None,
+        }
+    }
 }
 
 /// What a call ended with, and how many attempts it took.

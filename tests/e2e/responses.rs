@@ -47,11 +47,10 @@ async fn metadata_seen(env: &TestEnv, headers: &[(&str, &str)]) -> serde_json::V
     reply.json()["receivedMetadata"].clone()
 }
 
-/// `extra` plus the protocol headers every gRPC call carries (tonic keeps them in its metadata):
-/// an empty message is 5 bytes framed.
+/// `extra` plus the protocol headers every gRPC call carries (tonic keeps them in its metadata).
+/// No `content-length`: neither the client's nor one for the gRPC frame reaches the backend.
 fn with_protocol_headers(extra: serde_json::Value, grpc_timeout: &str) -> serde_json::Value {
     let mut all = json!({
-        "content-length": "5",
         "content-type": "application/grpc",
         "te": "trailers",
         "user-agent": concat!("tai-gateway/", env!("CARGO_PKG_VERSION")),
@@ -152,6 +151,27 @@ async fn prefix_entry_forwards_every_header_with_that_prefix() {
         with_protocol_headers(
             json!({"x-request-id": "req-2", "x-stub-note": "one", "x-stub-other": "two"}),
             "5000000u"
+        )
+    );
+}
+
+/// Issue 11: the request's `content-length` reached the backend as metadata. Connection-level
+/// headers never cross, even when a wildcard allowlist names them.
+#[tokio::test]
+async fn connection_headers_never_reach_the_backend_even_through_a_wildcard() {
+    let env = TestEnv::start_with(|c| {
+        c.replace(
+            "request_to_metadata: [x-tenant-id, x-stub-*]",
+            "request_to_metadata: [x-*, c*, h*, t*]",
+        )
+    })
+    .await;
+    let seen = metadata_seen(&env, &[("x-request-id", "req-9"), ("x-tenant-id", "acme")]).await;
+    assert_eq!(
+        seen,
+        with_protocol_headers(
+            json!({"x-request-id": "req-9", "x-tenant-id": "acme"}),
+            "10000000u"
         )
     );
 }
