@@ -4,108 +4,12 @@
 //! The raw serde shapes live here too (not in `raw.rs`) so the security settings read in one place;
 //! `raw.rs` and `validate.rs` only hook them in. Keys are loaded later, when the runtime is built.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
-
-use super::raw::At;
+use super::raw::{At, RawAuth, RawProvider, RawRateLimits, RawRouteAuth};
 use super::{ConfigError, Place, parse_duration, parse_size};
-
-/// `auth:` JWT providers and where tokens are read from.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawAuth {
-    #[serde(default)]
-    realm: Option<String>,
-    #[serde(default)]
-    max_token_bytes: Option<At<String>>,
-    #[serde(default)]
-    verified_cache_size: Option<At<u32>>,
-    #[serde(default)]
-    token: Option<RawTokenSource>,
-    #[serde(default)]
-    providers: BTreeMap<String, RawProvider>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTokenSource {
-    #[serde(default)]
-    header: Option<At<String>>,
-    #[serde(default)]
-    prefix: Option<String>,
-    #[serde(default)]
-    query_parameter: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawProvider {
-    issuer: At<String>,
-    #[serde(default)]
-    audiences: Vec<String>,
-    algorithms: Vec<At<String>>,
-    #[serde(default)]
-    pem_file: Option<At<String>>,
-    #[serde(default)]
-    kid: Option<String>,
-    #[serde(default)]
-    jwks_file: Option<At<String>>,
-    #[serde(default)]
-    jwks_url: Option<At<String>>,
-    #[serde(default)]
-    shared_secret: Option<At<String>>,
-    #[serde(default)]
-    clock_skew: Option<At<String>>,
-    #[serde(default)]
-    jwks_timeout: Option<At<String>>,
-    #[serde(default)]
-    jwks_refresh_interval: Option<At<String>>,
-    #[serde(default)]
-    jwks_min_refetch_interval: Option<At<String>>,
-    #[serde(default)]
-    claims_to_metadata: BTreeMap<String, At<String>>,
-    #[serde(default)]
-    payload_to_metadata: Option<At<String>>,
-}
-
-/// `routes[].auth:` what a route requires of a request's token.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawRouteAuth {
-    mode: At<String>,
-    #[serde(default)]
-    providers: Vec<At<String>>,
-    #[serde(default)]
-    require_scopes: Vec<String>,
-    #[serde(default)]
-    require_claims: BTreeMap<String, String>,
-    #[serde(default)]
-    forward_authorization: bool,
-}
-
-/// `rate_limits:` named limits routes refer to.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawRateLimits {
-    #[serde(default)]
-    trusted_proxy_hops: u32,
-    #[serde(default)]
-    prune_interval: Option<At<String>>,
-    #[serde(default)]
-    limits: BTreeMap<String, RawLimit>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLimit {
-    rate: At<String>,
-    burst: At<u32>,
-    key: At<String>,
-}
 
 /// A value that must never reach logs: `Debug` prints `<redacted>`.
 #[derive(Clone, PartialEq, Eq)]

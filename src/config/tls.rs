@@ -8,49 +8,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
-
-use super::raw::At;
+use super::raw::{At, RawTlsListener};
 use super::validate::{Checker, place};
 use super::{Located, Place};
 
 const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
-
-/// `listeners.tls:` HTTPS (HTTP/1.1 and HTTP/2 by ALPN).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawTlsListener {
-    pub(crate) address: At<String>,
-    pub(crate) certificates: Vec<RawCertificate>,
-    #[serde(default)]
-    pub(crate) default_certificate: Option<At<String>>,
-    #[serde(default)]
-    pub(crate) client_auth: Option<RawClientAuth>,
-    #[serde(default)]
-    pub(crate) handshake_timeout: Option<At<String>>,
-    #[serde(default)]
-    pub(crate) reload_interval: Option<At<String>>,
-}
-
-/// `listeners.tls.certificates[]:` one certificate chain and its key.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawCertificate {
-    pub(crate) cert: At<String>,
-    pub(crate) key: At<String>,
-    #[serde(default)]
-    pub(crate) server_names: Vec<At<String>>,
-}
-
-/// `listeners.tls.client_auth:` mutual TLS.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawClientAuth {
-    pub(crate) ca: At<String>,
-    #[serde(default)]
-    pub(crate) mode: Option<At<String>>,
-}
 
 /// The validated TLS listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
