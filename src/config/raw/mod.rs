@@ -3,8 +3,8 @@
 //!
 //! Every struct denies unknown keys so a typo is an error with a line number, never a silently ignored
 //! setting. Values that later checks must point at are wrapped in [`Spanned`] to keep their location.
-//! Nothing here is interpreted and nothing here knows the checked types: `validate` reads these into
-//! the typed config. This folder is a leaf: it imports no other config module.
+//! Nothing here is interpreted and nothing here knows the checked types: the validation reads these
+//! into the typed config. This folder is a leaf: it imports no other config module.
 
 mod edge;
 mod listeners;
@@ -12,8 +12,10 @@ mod ops;
 mod route;
 mod upstream;
 
-pub(crate) use edge::{RawAuth, RawProvider, RawRateLimits, RawRouteAuth};
-pub(crate) use listeners::{RawAdmin, RawListeners, RawTlsListener};
+pub(crate) use edge::{
+    RawAuth, RawLimit, RawProvider, RawRateLimits, RawRouteAuth, RawTokenSource,
+};
+pub(crate) use listeners::{RawAdmin, RawCertificate, RawClientAuth, RawListeners, RawTlsListener};
 pub(crate) use ops::{RawAccessLog, RawLimits, RawReload, RawShutdown};
 pub(crate) use route::{RawCors, RawHeaders, RawHttpRule, RawRoute, RawTranscoding};
 pub(crate) use upstream::{RawCircuitBreaker, RawHealthCheck, RawRetry, RawUpstream};
