@@ -32,8 +32,8 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Protocol bounds of the public listener.
     pub limits: ListenerLimits,
-    /// Worker threads serving the public listeners' connections (`auto` resolved to the CPU count).
-    pub workers: usize,
+    /// Worker threads serving the public listeners' connections, as written (`auto` or a count).
+    pub workers: WorkerCount,
     /// How multi-segment path variables are percent-decoded (one router, so one mode).
     pub path_unescape: UnescapeMode,
     /// The HTTPS listener, if any.
@@ -44,6 +44,26 @@ pub struct Config {
     pub rate_limits: RateLimitConfig,
     /// Operations: reload, access log, log level, shutdown.
     pub ops: OpsConfig,
+}
+
+/// `workers:` as written: how many threads serve the public listeners' connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WorkerCount {
+    /// One per CPU (`auto`, the default); the count is resolved where the threads are started.
+    #[default]
+    Auto,
+    /// Exactly this many (1 to 1024, checked when the config is read).
+    Threads(usize),
+}
+
+impl WorkerCount {
+    /// The number of threads to run on a machine with `cpus` CPUs.
+    pub fn threads(self, cpus: usize) -> usize {
+        match self {
+            WorkerCount::Auto => cpus,
+            WorkerCount::Threads(n) => n,
+        }
+    }
 }
 
 /// Descriptor sources, already resolved against the config file's folder.

@@ -32,7 +32,7 @@ pub use edge::{
     RouteAuth, Secret,
 };
 pub use error::{ConfigError, ConfigErrors, Located, Place};
-pub use gateway::{Config, DescriptorSources, ListenerLimits};
+pub use gateway::{Config, DescriptorSources, ListenerLimits, WorkerCount};
 pub use ops::{AccessLogTarget, OpsConfig};
 pub use resilience::code_name;
 pub use resilience::{

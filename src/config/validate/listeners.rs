@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use super::checker::{Checker, place};
-use crate::config::gateway::ListenerLimits;
+use crate::config::gateway::{ListenerLimits, WorkerCount};
 use crate::config::raw::{At, RawConfig, RawLimits};
 use crate::config::tls::TlsListenerConfig;
 
@@ -82,24 +82,25 @@ pub(super) fn limits(c: &mut Checker<'_>, raw: &RawLimits) -> ListenerLimits {
     limits
 }
 
-/// `workers:` `auto` (one per CPU, the default) or a count from 1 to [`MAX_WORKERS`].
-pub(super) fn workers(c: &mut Checker<'_>, raw: Option<&At<String>>) -> usize {
+/// `workers:` `auto` (one per CPU, the default) or a count from 1 to [`MAX_WORKERS`]. Kept as
+/// written: the CPU count is looked up where the threads are started, not here.
+pub(super) fn workers(c: &mut Checker<'_>, raw: Option<&At<String>>) -> WorkerCount {
     let Some(value) = raw else {
-        return crate::workers::available();
+        return WorkerCount::Auto;
     };
     let text = value.value.trim();
     if text == "auto" {
-        return crate::workers::available();
+        return WorkerCount::Auto;
     }
     match text.parse::<usize>() {
-        Ok(n) if (1..=MAX_WORKERS).contains(&n) => n,
+        Ok(n) if (1..=MAX_WORKERS).contains(&n) => WorkerCount::Threads(n),
         _ => {
             c.error(
                 place(value),
                 "workers",
                 format!("`{text}`: use auto or a number of threads from 1 to {MAX_WORKERS}"),
             );
-            crate::workers::available()
+            WorkerCount::Auto
         }
     }
 }

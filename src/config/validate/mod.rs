@@ -160,6 +160,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
 mod tests {
     use super::route::DEFAULT_ROUTE_TIMEOUT;
     use super::*;
+    use crate::config::WorkerCount;
 
     #[test]
     fn yaml_reason_drops_the_location_prefix_only() {
@@ -174,14 +175,18 @@ mod tests {
     #[test]
     fn workers_are_auto_by_default_or_a_count_and_bad_counts_are_placed() {
         let base = "listeners:\n  http:\n    address: 127.0.0.1:0\ndescriptors:\n  proto_dirs: [p]\nupstreams:\n  a:\n    address: 127.0.0.1:1\nroutes:\n  - service: s.A\n    upstream: a\n";
-        let auto = crate::workers::available();
         let workers = |text: &str| parse(Path::new("g.yaml"), text).map(|c| c.workers);
-        assert_eq!(workers(base).expect("valid"), auto);
+        assert_eq!(workers(base).expect("valid"), WorkerCount::Auto);
         assert_eq!(
             workers(&format!("{base}workers: auto\n")).expect("valid"),
-            auto
+            WorkerCount::Auto
         );
-        assert_eq!(workers(&format!("{base}workers: 3\n")).expect("valid"), 3);
+        assert_eq!(
+            workers(&format!("{base}workers: 3\n")).expect("valid"),
+            WorkerCount::Threads(3)
+        );
+        assert_eq!(WorkerCount::Auto.threads(6), 6);
+        assert_eq!(WorkerCount::Threads(3).threads(6), 3);
         for bad in ["0", "many", "-2", "1025"] {
             let errors = workers(&format!("{base}workers: {bad}\n")).expect_err(bad);
             assert_eq!(
