@@ -58,7 +58,8 @@ impl ServerHandle {
             Some(target) => Some(AccessLog::start(target)?),
             None => None,
         };
-        let workers = Arc::new(Workers::start(runtime.config.workers)?);
+        let threads = runtime.config.workers.threads(crate::workers::available());
+        let workers = Arc::new(Workers::start(threads)?);
         let config = runtime.config.clone();
         let metrics = Arc::new(Metrics::new());
         let gateway = Arc::new(Gateway::with_ops(runtime, metrics.clone(), access_log));

@@ -25,7 +25,7 @@ pub fn config_json(config: &Config) -> Value {
             "max_header_bytes": config.limits.max_header_bytes,
             "header_read_timeout": duration(config.limits.header_read_timeout),
         },
-        "workers": config.workers,
+        "workers": config.workers.threads(crate::workers::available()),
         "path_unescape": format!("{:?}", config.path_unescape),
         "reload": { "watch": ops.watch, "poll_interval": duration(ops.poll_interval) },
         "access_log": access_log_json(ops.access_log.as_ref()),

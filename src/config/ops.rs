@@ -1,112 +1,40 @@
-//! The operational sections of `gateway.yaml` (`reload`, `access_log`, `log_level`, `shutdown`),
-//! checked into [`OpsConfig`].
+//! The validated operational settings (`reload`, `access_log`, `log_level`, `shutdown`).
 
-use std::path::Path;
+use std::path::PathBuf;
+use std::time::Duration;
 
-use super::raw::RawConfig;
-use super::validate::{Checker, place};
-use super::{AccessLogTarget, OpsConfig};
-
-/// Log levels `log_level` accepts as a bare word; anything with `=` or `,` is a full filter.
-const LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace", "off"];
-
-pub(super) fn ops(c: &mut Checker<'_>, base: &Path, raw: &RawConfig) -> OpsConfig {
-    let mut ops = OpsConfig::default();
-    if let Some(watch) = raw.reload.watch {
-        ops.watch = watch;
-    }
-    if let Some(v) = &raw.reload.poll_interval
-        && let Some(d) = c.duration(v, "reload.poll_interval")
-    {
-        ops.poll_interval = d;
-    }
-    let log = &raw.access_log;
-    ops.access_log = match (log.enabled, &log.path) {
-        (Some(false), _) => None,
-        (_, None) => Some(AccessLogTarget::Stdout),
-        (_, Some(p)) if p.value == "stdout" => Some(AccessLogTarget::Stdout),
-        (_, Some(p)) if p.value.trim().is_empty() => {
-            c.error(
-                place(p),
-                "access_log.path",
-                "must be `stdout` or a file path",
-            );
-            None
-        }
-        (_, Some(p)) => Some(AccessLogTarget::File(base.join(&p.value))),
-    };
-    if let Some(v) = &raw.log_level {
-        let text = v.value.trim();
-        let filter = (text.contains('=') || text.contains(','))
-            && tracing_subscriber::EnvFilter::try_new(text).is_ok();
-        if filter || LEVELS.contains(&text.to_ascii_lowercase().as_str()) {
-            ops.log_level = text.to_owned();
-        } else {
-            c.error(
-                place(v),
-                "log_level",
-                format!("`{text}`: use error, warn, info, debug, trace, off or a RUST_LOG filter"),
-            );
-        }
-    }
-    if let Some(v) = &raw.shutdown.drain_timeout
-        && let Some(d) = c.duration(v, "shutdown.drain_timeout")
-    {
-        ops.drain_timeout = d;
-    }
-    ops
+/// Operational settings: how the process is watched, logged and stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpsConfig {
+    /// Poll the config file and descriptor sources for changes and reload them.
+    pub watch: bool,
+    /// How often they are polled (a change is applied once it has been stable for one period).
+    pub poll_interval: Duration,
+    /// Access log: `None` when off.
+    pub access_log: Option<AccessLogTarget>,
+    /// `tracing` filter when `RUST_LOG` is not set (`info`, `debug`, `tai_gateway=debug`, ...).
+    pub log_level: String,
+    /// How long in-flight requests get to finish after SIGTERM / SIGINT.
+    pub drain_timeout: Duration,
 }
 
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use crate::config::{AccessLogTarget, Config, OpsConfig};
-
-    const BASE: &str = "listeners:\n  http:\n    address: 127.0.0.1:0\ndescriptors:\n  proto_dirs: [p]\nupstreams:\n  a:\n    address: 127.0.0.1:1\nroutes:\n  - service: s.A\n    upstream: a\n";
-
-    fn parse(extra: &str) -> Result<Config, String> {
-        Config::parse(
-            std::path::Path::new("/etc/tai/g.yaml"),
-            &format!("{BASE}{extra}"),
-        )
-        .map_err(|e| e.to_string())
+impl Default for OpsConfig {
+    fn default() -> Self {
+        OpsConfig {
+            watch: true,
+            poll_interval: Duration::from_secs(1),
+            access_log: Some(AccessLogTarget::Stdout),
+            log_level: "info".to_owned(),
+            drain_timeout: Duration::from_secs(30),
+        }
     }
+}
 
-    #[test]
-    fn ops_sections_default_to_watching_and_logging_to_stdout() {
-        let config = parse("").expect("valid");
-        assert_eq!(config.ops, OpsConfig::default());
-        assert!(config.ops.watch);
-        assert_eq!(config.ops.access_log, Some(AccessLogTarget::Stdout));
-    }
-
-    #[test]
-    fn ops_sections_are_read() {
-        let config = parse(
-            "reload:\n  watch: false\n  poll_interval: 200ms\naccess_log:\n  path: logs/access.log\nlog_level: debug\nshutdown:\n  drain_timeout: 5s\n",
-        )
-        .expect("valid");
-        assert!(!config.ops.watch);
-        assert_eq!(config.ops.poll_interval, Duration::from_millis(200));
-        assert_eq!(
-            config.ops.access_log,
-            Some(AccessLogTarget::File("/etc/tai/logs/access.log".into()))
-        );
-        assert_eq!(config.ops.log_level, "debug");
-        assert_eq!(config.ops.drain_timeout, Duration::from_secs(5));
-        let filter = parse("log_level: info,tai_gateway=debug\n").expect("valid");
-        assert_eq!(filter.ops.log_level, "info,tai_gateway=debug");
-        let off = parse("access_log:\n  enabled: false\n").expect("valid");
-        assert_eq!(off.ops.access_log, None);
-    }
-
-    #[test]
-    fn bad_ops_values_are_reported_with_their_line() {
-        let errors = parse("log_level: loud\nshutdown:\n  drain_timeout: 0s\n").expect_err("bad");
-        assert_eq!(
-            errors,
-            "/etc/tai/g.yaml:12:12: log_level: `loud`: use error, warn, info, debug, trace, off or a RUST_LOG filter\n/etc/tai/g.yaml:14:18: shutdown.drain_timeout: must be greater than zero"
-        );
-    }
+/// Where access log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    /// Standard output.
+    Stdout,
+    /// Appended to this file (created if missing).
+    File(PathBuf),
 }

@@ -1,52 +1,11 @@
-//! Checks of the resilience keys: `upstreams.<name>.{address,endpoints,retry,circuit_breaker,
-//! health_check}` and `routes[].{retryable,retry_on,per_try_timeout}`.
+//! Checks of the resilience keys: `upstreams.<name>.{retry,circuit_breaker,health_check}` and
+//! `routes[].{retryable,retry_on,per_try_timeout}`.
 
-use super::super::raw::{At, RawCircuitBreaker, RawHealthCheck, RawRetry, RawRoute, RawUpstream};
-use super::super::{
-    BreakerConfig, HealthCheckConfig, Place, Ratio, RetryConfig, RouteRetryConfig, parse_code,
+use super::checker::{Checker, place};
+use crate::config::raw::{At, RawCircuitBreaker, RawHealthCheck, RawRetry, RawRoute};
+use crate::config::resilience::{
+    BreakerConfig, HealthCheckConfig, Ratio, RetryConfig, RouteRetryConfig, parse_code,
 };
-use super::{Checker, place, upstream_authority};
-
-/// Every endpoint of an upstream: `address` (shorthand) or `endpoints`, exactly one of them.
-pub(super) fn endpoints(c: &mut Checker<'_>, u: &RawUpstream, key: &str) -> Option<Vec<String>> {
-    match (&u.address, &u.endpoints) {
-        (Some(address), None) => {
-            upstream_authority(c, address, &format!("{key}.address")).map(|a| vec![a])
-        }
-        (None, Some(list)) if !list.is_empty() => {
-            let mut out = Vec::new();
-            let mut valid = true;
-            for (i, item) in list.iter().enumerate() {
-                let item_key = format!("{key}.endpoints[{i}]");
-                match upstream_authority(c, item, &item_key) {
-                    Some(a) if out.contains(&a) => {
-                        c.error(place(item), item_key, format!("`{a}` is listed twice"));
-                        valid = false;
-                    }
-                    Some(a) => out.push(a),
-                    None => valid = false,
-                }
-            }
-            valid.then_some(out)
-        }
-        (None, Some(_)) => {
-            c.error(Place::default(), format!("{key}.endpoints"), "is empty");
-            None
-        }
-        (Some(address), Some(_)) => {
-            c.error(
-                place(address),
-                format!("{key}.address"),
-                "give either `address` or `endpoints`, not both",
-            );
-            None
-        }
-        (None, None) => {
-            c.error(Place::default(), key, "needs `address` or `endpoints`");
-            None
-        }
-    }
-}
 
 fn ratio(c: &mut Checker<'_>, value: &At<f64>, key: &str) -> Option<Ratio> {
     if (0.0..=1.0).contains(&value.value) {

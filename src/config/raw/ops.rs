@@ -1,0 +1,40 @@
+//! The YAML shape of the operational sections: `limits`, `reload`, `access_log`, `shutdown`.
+
+use serde::Deserialize;
+
+use super::At;
+
+/// `limits:` protocol-level bounds of the public listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    pub(crate) max_header_bytes: Option<At<String>>,
+    pub(crate) header_read_timeout: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) body_read_timeout: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) idle_timeout: Option<At<String>>,
+}
+
+/// `reload:` how config and descriptor changes are picked up while running.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReload {
+    pub(crate) watch: Option<bool>,
+    pub(crate) poll_interval: Option<At<String>>,
+}
+
+/// `access_log:` one JSON line per request.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAccessLog {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) path: Option<At<String>>,
+}
+
+/// `shutdown:` what happens on SIGTERM / SIGINT.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawShutdown {
+    pub(crate) drain_timeout: Option<At<String>>,
+}

@@ -1,0 +1,109 @@
+//! Checks of `rate_limits:` (named limits: rate, burst, what they count by) and of the limits each
+//! route applies (`routes[].rate_limits`).
+
+use std::time::Duration;
+
+use super::checker::{Checker, place};
+use crate::config::edge::{LimitConfig, LimitKey, RateLimitConfig};
+use crate::config::raw::{At, RawLimit, RawRateLimits};
+use crate::config::units::parse_duration;
+
+/// The `rate_limits:` section, defaults filled in; invalid limits are left out.
+pub(super) fn rate_limits(c: &mut Checker<'_>, raw: Option<&RawRateLimits>) -> RateLimitConfig {
+    let mut config = RateLimitConfig::default();
+    let Some(raw) = raw else { return config };
+    config.trusted_proxy_hops = raw.trusted_proxy_hops;
+    config.prune_interval = c.duration_or(
+        raw.prune_interval.as_ref(),
+        "rate_limits.prune_interval",
+        config.prune_interval,
+    );
+    for (name, l) in &raw.limits {
+        if let Some(limit) = limit(c, name, l) {
+            config.limits.push(limit);
+        }
+    }
+    config
+}
+
+/// `rate_limits.limits.<name>`; `None` when its rate, burst or key is unusable.
+fn limit(c: &mut Checker<'_>, name: &str, l: &RawLimit) -> Option<LimitConfig> {
+    let key = format!("rate_limits.limits.{name}");
+    let rate = parse_rate(&l.rate.value);
+    if let Err(reason) = &rate {
+        c.error(place(&l.rate), format!("{key}.rate"), reason.clone());
+    }
+    if l.burst.value == 0 {
+        c.error(place(&l.burst), format!("{key}.burst"), "must be > 0");
+    }
+    let limit_key = match l.key.value.split_once(':') {
+        None if l.key.value == "ip" => Some(LimitKey::Ip),
+        None if l.key.value == "global" => Some(LimitKey::Global),
+        Some(("claim", claim)) if !claim.is_empty() => Some(LimitKey::Claim(claim.to_owned())),
+        Some(("header", header)) if http::HeaderName::try_from(header).is_ok() => {
+            Some(LimitKey::Header(header.to_ascii_lowercase()))
+        }
+        _ => {
+            let reason = "use ip, global, claim:<name> or header:<name>";
+            c.error(place(&l.key), format!("{key}.key"), reason);
+            None
+        }
+    };
+    let (per_period, period) = rate.ok()?;
+    let counted_by = limit_key?;
+    (l.burst.value > 0).then(|| LimitConfig {
+        name: name.to_owned(),
+        per_period,
+        period,
+        burst: l.burst.value,
+        key: counted_by,
+    })
+}
+
+/// `routes[i].rate_limits`, checked against the declared limits.
+pub(super) fn route_limits(
+    c: &mut Checker<'_>,
+    key: &str,
+    names: &[At<String>],
+    limits: Option<&RawRateLimits>,
+) -> Vec<String> {
+    for (i, n) in names.iter().enumerate() {
+        if !limits.is_some_and(|l| l.limits.contains_key(&n.value)) {
+            let reason = format!("unknown rate limit `{}`", n.value);
+            c.error(place(n), format!("{key}.rate_limits[{i}]"), reason);
+        }
+    }
+    names.iter().map(|n| n.value.clone()).collect()
+}
+
+/// `100/s`, `600/m`, `3600/h`, or `5/10s`: requests per period.
+fn parse_rate(text: &str) -> Result<(u32, Duration), String> {
+    let bad = || format!("`{text}` is not a rate: use N/s, N/m, N/h or N/<duration>");
+    let (count, period) = text.split_once('/').ok_or_else(bad)?;
+    let count: u32 = count.trim().parse().map_err(|_| bad())?;
+    let period = match period.trim() {
+        "s" => Duration::from_secs(1),
+        "m" => Duration::from_secs(60),
+        "h" => Duration::from_secs(3600),
+        other => parse_duration(other).map_err(|_| bad())?,
+    };
+    if count == 0 || period.is_zero() {
+        return Err(bad());
+    }
+    Ok((count, period))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_take_a_count_and_a_period() {
+        assert_eq!(parse_rate("10/s"), Ok((10, Duration::from_secs(1))));
+        assert_eq!(parse_rate("600/m"), Ok((600, Duration::from_secs(60))));
+        assert_eq!(parse_rate("5/10s"), Ok((5, Duration::from_secs(10))));
+        assert!(parse_rate("0/s").is_err());
+        assert!(parse_rate("ten/s").is_err());
+        assert!(parse_rate("10").is_err());
+    }
+}

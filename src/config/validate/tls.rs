@@ -1,0 +1,221 @@
+//! Checks of `listeners.tls`: the HTTPS listener's address, certificates, default certificate,
+//! mutual TLS and timeouts.
+//!
+//! Only the shape and the values are checked here (addresses, durations, that every certificate has
+//! a cert and a key, that the default names a certificate). The PEM files are read when the
+//! listener starts, so a missing or broken file is a startup error naming that file.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::checker::{Checker, located_path, place};
+use crate::config::error::Place;
+use crate::config::raw::{At, RawCertificate, RawClientAuth, RawTlsListener};
+use crate::config::tls::{CertificateConfig, ClientAuthConfig, ClientAuthMode, TlsListenerConfig};
+
+const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Checks `listeners.tls`; `None` when a value is unusable (the problem is recorded in `c`).
+pub(super) fn tls_listener(
+    c: &mut Checker<'_>,
+    base: &Path,
+    raw: &RawTlsListener,
+) -> Option<TlsListenerConfig> {
+    let address = c.socket_addr(&raw.address, "listeners.tls.address");
+    if raw.certificates.is_empty() {
+        c.error(
+            place(&raw.address),
+            "listeners.tls.certificates",
+            "at least one certificate is required",
+        );
+    }
+    let certificates: Vec<CertificateConfig> = raw
+        .certificates
+        .iter()
+        .enumerate()
+        .map(|(i, cert)| certificate(c, base, cert, &format!("listeners.tls.certificates[{i}]")))
+        .collect();
+    let default_certificate = raw
+        .default_certificate
+        .as_ref()
+        .map(|name| default_certificate(c, &certificates, name));
+    let client_auth = raw
+        .client_auth
+        .as_ref()
+        .and_then(|auth| client_auth(c, base, auth));
+    let handshake_timeout = raw
+        .handshake_timeout
+        .as_ref()
+        .and_then(|v| c.duration(v, "listeners.tls.handshake_timeout"))
+        .unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT);
+    let reload_interval = raw
+        .reload_interval
+        .as_ref()
+        .and_then(|v| c.duration(v, "listeners.tls.reload_interval"))
+        .unwrap_or(DEFAULT_RELOAD_INTERVAL);
+    if certificates.is_empty() {
+        return None;
+    }
+    Some(TlsListenerConfig {
+        address: address?,
+        certificates,
+        default_certificate,
+        client_auth,
+        handshake_timeout,
+        reload_interval,
+    })
+}
+
+/// `listeners.tls.certificates[i]`: paths resolved, server names checked.
+fn certificate(
+    c: &mut Checker<'_>,
+    base: &Path,
+    cert: &RawCertificate,
+    key: &str,
+) -> CertificateConfig {
+    let server_names = cert
+        .server_names
+        .iter()
+        .enumerate()
+        .filter_map(|(j, name)| server_name(c, name, &format!("{key}.server_names[{j}]")))
+        .collect();
+    CertificateConfig {
+        cert: located_path(base, &cert.cert, format!("{key}.cert")),
+        key: located_path(base, &cert.key, format!("{key}.key")),
+        server_names,
+    }
+}
+
+/// `listeners.tls.default_certificate`, lower-cased.
+///
+/// Names of certificates without `server_names` come from the certificate files, so a default
+/// naming none of the written names can only be refused here when every certificate lists some.
+fn default_certificate(
+    c: &mut Checker<'_>,
+    certificates: &[CertificateConfig],
+    name: &At<String>,
+) -> String {
+    let wanted = name.value.to_ascii_lowercase();
+    let listed = certificates
+        .iter()
+        .any(|cert| cert.server_names.contains(&wanted));
+    let all_listed = certificates
+        .iter()
+        .all(|cert| !cert.server_names.is_empty());
+    if !listed && all_listed {
+        c.error(
+            place(name),
+            "listeners.tls.default_certificate",
+            format!(
+                "`{}` is not a server_names entry of any certificate",
+                name.value
+            ),
+        );
+    }
+    wanted
+}
+
+/// `listeners.tls.client_auth`: mutual TLS; `None` when the mode is unknown.
+fn client_auth(c: &mut Checker<'_>, base: &Path, auth: &RawClientAuth) -> Option<ClientAuthConfig> {
+    let mode = match auth.mode.as_ref().map(|m| m.value.as_str()) {
+        None | Some("required") => ClientAuthMode::Required,
+        Some("optional") => ClientAuthMode::Optional,
+        Some(other) => {
+            let at = auth.mode.as_ref().map_or(Place::default(), place);
+            c.error(
+                at,
+                "listeners.tls.client_auth.mode",
+                format!("`{other}`: use required or optional"),
+            );
+            return None;
+        }
+    };
+    Some(ClientAuthConfig {
+        ca: located_path(base, &auth.ca, "listeners.tls.client_auth.ca".to_owned()),
+        mode,
+    })
+}
+
+/// A server name as SNI carries it: a DNS name, optionally with one leading `*.` label.
+fn server_name(c: &mut Checker<'_>, value: &At<String>, key: &str) -> Option<String> {
+    let name = value.value.trim().to_ascii_lowercase();
+    let bare = name.strip_prefix("*.").unwrap_or(&name);
+    let valid = !bare.is_empty()
+        && bare.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if valid {
+        Some(name)
+    } else {
+        c.error(
+            place(value),
+            key,
+            format!("`{}` is not a DNS name (or *.name)", value.value),
+        );
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::{ClientAuthMode, Config};
+
+    fn parse(tls: &str) -> Result<Config, crate::config::ConfigErrors> {
+        let text = format!(
+            "listeners:\n  tls:\n    address: 127.0.0.1:8443\n{tls}descriptors:\n  proto_dirs: [proto]\n\
+             upstreams:\n  u:\n    address: 127.0.0.1:1\nroutes:\n  - service: s.S\n    upstream: u\n"
+        );
+        Config::parse(Path::new("conf/gateway.yaml"), &text)
+    }
+
+    #[test]
+    fn defaults_and_paths_relative_to_the_config_folder() {
+        let config = parse(
+            "    certificates:\n      - cert: c.pem\n        key: k.pem\n        server_names: [A.Example, '*.b.example']\n    client_auth:\n      ca: ca.pem\n",
+        )
+        .expect("valid");
+        let tls = config.tls_listener.expect("tls");
+        assert_eq!(tls.certificates[0].cert.value, Path::new("conf/c.pem"));
+        assert_eq!(
+            tls.certificates[0].server_names,
+            ["a.example", "*.b.example"]
+        );
+        assert_eq!(tls.default_certificate, None);
+        let auth = tls.client_auth.expect("client auth");
+        assert_eq!(auth.mode, ClientAuthMode::Required);
+        assert_eq!(auth.ca.value, Path::new("conf/ca.pem"));
+        assert_eq!(tls.handshake_timeout, DEFAULT_HANDSHAKE_TIMEOUT);
+        assert_eq!(tls.reload_interval, DEFAULT_RELOAD_INTERVAL);
+    }
+
+    #[test]
+    fn rejects_bad_names_empty_lists_and_zero_timeouts() {
+        let errors = parse(
+            "    certificates:\n      - cert: c.pem\n        key: k.pem\n        server_names: ['a..b', 'x_y.test']\n    handshake_timeout: 0s\n",
+        )
+        .expect_err("invalid")
+        .0;
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "listeners.tls.certificates[0].server_names[0]",
+                "listeners.tls.certificates[0].server_names[1]",
+                "listeners.tls.handshake_timeout"
+            ]
+        );
+        let errors = parse("    certificates: []\n").expect_err("invalid").0;
+        assert_eq!(errors[0].key, "listeners.tls.certificates");
+        let errors = parse("    certificates: []\n    verify: none\n")
+            .expect_err("unknown key")
+            .0;
+        assert!(errors[0].reason.contains("verify"), "{}", errors[0].reason);
+    }
+}
