@@ -99,6 +99,22 @@ impl ResponseBody {
         matches!(self.0, Kind::Stream(_))
     }
 
+    /// The bytes of a whole body; `None` for a stream.
+    pub(crate) fn into_whole(self) -> Option<Bytes> {
+        match self.0 {
+            Kind::Full(full) => {
+                let mut full = std::pin::pin!(full);
+                let waker = std::task::Waker::noop();
+                let polled = full.as_mut().poll_frame(&mut Context::from_waker(waker));
+                match polled {
+                    Poll::Ready(Some(Ok(frame))) => frame.into_data().ok(),
+                    _ => Some(Bytes::new()),
+                }
+            }
+            Kind::Stream(_) => None,
+        }
+    }
+
     /// A body whose frames come from `body` as it produces them.
     pub fn stream<B>(body: B) -> ResponseBody
     where

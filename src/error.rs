@@ -19,6 +19,7 @@ use crate::edge::EdgeError;
 use crate::edge::auth::AuthError;
 use crate::edge::metadata::DeadlineError;
 use crate::edge::rate_limit::Exceeded;
+use crate::listener::connection::Refused;
 use crate::pipeline::protocol::Protocol;
 use crate::transcode::json::EncodeOptions;
 use crate::transcode::request::RequestError;
@@ -119,6 +120,9 @@ pub enum GatewayError {
     /// A rate limit refused the request (429).
     #[error(transparent)]
     RateLimited(#[from] Exceeded),
+    /// The answer is large and too many answer bytes already wait for clients to take them.
+    #[error(transparent)]
+    AnswerRefused(#[from] Refused),
 }
 
 impl From<EdgeError> for GatewayError {
@@ -218,6 +222,9 @@ impl GatewayError {
             GatewayError::RateLimited(_) => {
                 row(StatusCode::TOO_MANY_REQUESTS, code::RESOURCE_EXHAUSTED)
             }
+            GatewayError::AnswerRefused(_) => {
+                row(StatusCode::SERVICE_UNAVAILABLE, code::RESOURCE_EXHAUSTED)
+            }
             GatewayError::Backend(status) => row(http_status_for(status.code), status.code),
         }
     }
@@ -281,6 +288,9 @@ impl GatewayError {
             }
             GatewayError::Auth(e) => headers.push((header::WWW_AUTHENTICATE, e.challenge())),
             GatewayError::RateLimited(e) => headers.extend(e.headers()),
+            GatewayError::AnswerRefused(_) => {
+                headers.push((header::RETRY_AFTER, HeaderValue::from(1)));
+            }
             _ => {}
         }
         headers

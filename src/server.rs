@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use crate::access_log::AccessLog;
 use crate::admin::{Admin, Lifecycle};
 use crate::config::{Config, ListenerLimits};
+use crate::listener::table::{Budget, Table};
 use crate::listener::tls::TlsTerminator;
 use crate::listener::{Handler, https, plain};
 use crate::metrics::Metrics;
@@ -69,6 +70,7 @@ impl ServerHandle {
         let (shutdown_admin, watch_admin) = watch::channel(None);
         let mut started = Started {
             limits: config.limits.clone(),
+            table: public_table(&config.limits),
             metrics,
             stop: watch_shutdown,
             tasks: JoinSet::new(),
@@ -135,6 +137,38 @@ impl ServerHandle {
     }
 }
 
+/// The table of the public listeners' connections (cleartext and HTTPS share its caps and
+/// its budget of held answer bytes).
+fn public_table(limits: &ListenerLimits) -> Arc<Table> {
+    let budget = Budget {
+        total: limits.max_buffered_response_bytes,
+        per_connection: limits.max_buffered_response_bytes_per_connection,
+    };
+    let table = Table::new(
+        limits.max_connections,
+        limits.max_connections_per_ip,
+        budget,
+    );
+    tracing::debug!(
+        max_connections = table.max_connections(),
+        "public connection cap"
+    );
+    Arc::new(table)
+}
+
+/// The admin listener's own small table: operators' connections never compete with the
+/// public ones, and the public cap keeps descriptors in reserve for them.
+fn admin_table() -> Arc<Table> {
+    let budget = Budget {
+        total: 64 << 20,
+        per_connection: 16 << 20,
+    };
+    Arc::new(Table::new(ADMIN_CONNECTIONS, 0, budget))
+}
+
+/// Open admin connections at most.
+const ADMIN_CONNECTIONS: usize = 32;
+
 /// The HTTPS listener's certificates, loaded now so a broken file fails the start.
 fn load_tls(config: &Config) -> std::io::Result<Option<Arc<TlsTerminator>>> {
     let Some(settings) = config.tls_listener.clone() else {
@@ -164,9 +198,11 @@ async fn wait_for(mut flag: Stop) -> Duration {
     }
 }
 
-/// What the listeners being started share: their limits, metrics, shutdown signal and tasks.
+/// What the listeners being started share: their limits, the public connection table, metrics,
+/// shutdown signal and tasks.
 struct Started {
     limits: ListenerLimits,
+    table: Arc<Table>,
     metrics: Arc<Metrics>,
     stop: Stop,
     tasks: JoinSet<()>,
@@ -184,7 +220,7 @@ impl Started {
         let bound = listener.local_addr()?;
         self.tasks.spawn(plain::serve(
             listener,
-            self.limits.clone(),
+            (self.limits.clone(), self.table.clone()),
             wait_for(self.stop.clone()),
             (self.metrics.clone(), "http"),
             Some(workers.clone()),
@@ -205,7 +241,7 @@ impl Started {
         self.tasks.spawn(https::serve_tls(
             listener,
             tls.clone(),
-            self.limits.clone(),
+            (self.limits.clone(), self.table.clone()),
             wait_for(self.stop.clone()),
             (self.metrics.clone(), "https"),
             workers.clone(),
@@ -231,7 +267,7 @@ impl Started {
         let bound = listener.local_addr()?;
         tasks.spawn(plain::serve(
             listener,
-            self.limits.clone(),
+            (self.limits.clone(), admin_table()),
             wait_for(stop),
             (self.metrics.clone(), "admin"),
             None,

@@ -88,8 +88,22 @@ pub struct ListenerLimits {
     pub header_read_timeout: Duration,
     /// Time a client has to send a request body once the route reads it (408 after).
     pub body_read_timeout: Duration,
-    /// A connection with no request being handled and no bytes moving for this long is closed.
+    /// A connection with no request being handled and no answer being written for this long is
+    /// closed (bytes alone, such as HTTP/2 PINGs, do not keep it open).
     pub idle_timeout: Duration,
+    /// A connection whose client has not taken any of an answer's bytes for this long is closed.
+    pub write_timeout: Duration,
+    /// Open public connections at most (further ones are closed at once, idle ones first make
+    /// room); also bounded by the process' file descriptor limit less a reserve.
+    pub max_connections: usize,
+    /// Open public connections per client address at most; 0: no per-address bound.
+    pub max_connections_per_ip: usize,
+    /// Concurrent HTTP/2 streams a client may open on one connection.
+    pub max_concurrent_streams: u32,
+    /// Answer bytes the gateway holds for clients that have not read them, over all connections.
+    pub max_buffered_response_bytes: usize,
+    /// The same, per connection.
+    pub max_buffered_response_bytes_per_connection: usize,
 }
 
 impl Default for ListenerLimits {
@@ -99,6 +113,12 @@ impl Default for ListenerLimits {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(300),
+            write_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            max_connections_per_ip: 0,
+            max_concurrent_streams: 100,
+            max_buffered_response_bytes: 128 << 20,
+            max_buffered_response_bytes_per_connection: 16 << 20,
         }
     }
 }

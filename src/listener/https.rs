@@ -11,9 +11,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
+use super::table::Table;
 use super::tls::TlsTerminator;
 use super::tls::identity::ClientIdentity;
-use super::{Handler, accept_loop, http_builder, serve_connection};
+use super::{Handler, accept_loop, http_builder, serve_connection, timeouts};
 use crate::config::ListenerLimits;
 use crate::metrics::Metrics;
 use crate::workers::Workers;
@@ -24,42 +25,40 @@ use crate::workers::Workers;
 pub(crate) async fn serve_tls<H: Handler>(
     listener: TcpListener,
     tls: Arc<TlsTerminator>,
-    limits: ListenerLimits,
+    (limits, table): (ListenerLimits, Arc<Table>),
     stop: impl Future<Output = Duration>,
     (metrics, name): (Arc<Metrics>, &'static str),
     workers: Arc<Workers>,
     handler: H,
 ) {
     let builder = Arc::new(http_builder(&limits));
-    let idle_timeout = limits.idle_timeout;
     let handshake_timeout = tls.settings().handshake_timeout;
-    accept_loop(listener, stop, name, |stream, peer, watcher| {
-        // The handshake and the connection run on one worker, start to end.
-        let Some((stream, worker)) = workers.adopt(stream, peer) else {
-            return;
-        };
-        let acceptor = TlsAcceptor::from(tls.server_config());
-        let (builder, handler) = (builder.clone(), handler.clone());
-        let open = metrics.connection_opened(name);
-        let metrics = metrics.clone();
-        worker.spawn(async move {
-            let _open = open;
-            let shake = handshake(acceptor, stream, peer, handshake_timeout, (&metrics, name));
-            let Some((stream, identity)) = shake.await else {
+    let seating = (table, timeouts(&limits));
+    accept_loop(
+        listener,
+        stop,
+        name,
+        seating,
+        |stream, connection, seat, watcher| {
+            let peer = connection.peer();
+            // The handshake and the connection run on one worker, start to end.
+            let Some((stream, worker)) = workers.adopt(stream, peer) else {
                 return;
             };
-            serve_connection(
-                &builder,
-                stream,
-                peer,
-                identity,
-                idle_timeout,
-                handler,
-                watcher,
-            )
-            .await;
-        });
-    })
+            let acceptor = TlsAcceptor::from(tls.server_config());
+            let (builder, handler) = (builder.clone(), handler.clone());
+            let open = metrics.connection_opened(name);
+            let metrics = metrics.clone();
+            worker.spawn(async move {
+                let (_open, _seat) = (open, seat);
+                let shake = handshake(acceptor, stream, peer, handshake_timeout, (&metrics, name));
+                let Some((stream, identity)) = shake.await else {
+                    return;
+                };
+                serve_connection(&builder, stream, connection, identity, handler, watcher).await;
+            });
+        },
+    )
     .await;
 }
 

@@ -3,6 +3,7 @@
 
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::{HeaderValue, Request, Response, header};
@@ -10,6 +11,7 @@ use tokio::time::Instant;
 
 use super::protocol::Protocol;
 use crate::edge::metadata::REQUEST_ID;
+use crate::listener::connection::Connection;
 
 /// Longest client-supplied request id that is propagated; longer ones are replaced.
 const MAX_REQUEST_ID_LEN: usize = 128;
@@ -69,6 +71,9 @@ pub struct RequestCtx {
     pub protocol: Protocol,
     /// The request's `Origin`, for the CORS grant on its answer.
     pub origin: Option<HeaderValue>,
+    /// The connection it came on (absent when the pipeline is called directly), which delivers
+    /// the answer.
+    pub connection: Option<Arc<Connection>>,
 }
 
 impl RequestCtx {
@@ -88,6 +93,7 @@ impl RequestCtx {
             uri: request.uri().clone(),
             protocol: Protocol::of(request.method(), request.headers()),
             origin: request.headers().get(header::ORIGIN).cloned(),
+            connection: request.extensions().get::<Arc<Connection>>().cloned(),
         }
     }
 

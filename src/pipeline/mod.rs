@@ -195,15 +195,23 @@ fn forwarding(protocol: Protocol) -> Forwarding {
     }
 }
 
-/// The respond phase: a failure becomes its response through the one error table; every
-/// answer then gets the request's rate-limit budget (JSON), CORS grant (gRPC-Web) and id.
+/// The respond phase: the answer is handed to the client's connection (which refuses a large one
+/// when too many answer bytes wait for clients already); a failure becomes its response through
+/// the one error table; every answer then gets the request's rate-limit budget (JSON), CORS grant
+/// (gRPC-Web) and id.
 fn respond(
     runtime: &Runtime,
     ctx: &RequestCtx,
     outcome: &mut Outcome,
     answer: Answer,
 ) -> Response<ResponseBody> {
-    let mut response = answer.unwrap_or_else(|Failure { error, headers }| {
+    let delivered = match (answer, &ctx.connection) {
+        (Ok(response), Some(connection)) => {
+            connection.deliver_response(response).map_err(Failure::from)
+        }
+        (answer, _) => answer,
+    };
+    let mut response = delivered.unwrap_or_else(|Failure { error, headers }| {
         let route = outcome.route.as_ref();
         let encode = route.map_or(&runtime.default_encode, |r| &r.encode);
         let response = error.to_response(ctx.protocol, &runtime.pool, encode, headers);

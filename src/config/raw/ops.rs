@@ -14,6 +14,18 @@ pub(crate) struct RawLimits {
     pub(crate) body_read_timeout: Option<At<String>>,
     #[serde(default)]
     pub(crate) idle_timeout: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) write_timeout: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) max_connections: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) max_connections_per_ip: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) max_concurrent_streams: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) max_buffered_response_bytes: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) max_buffered_response_bytes_per_connection: Option<At<String>>,
 }
 
 /// `reload:` how config and descriptor changes are picked up while running.

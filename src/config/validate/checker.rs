@@ -80,6 +80,18 @@ impl Checker<'_> {
         }
     }
 
+    /// A whole number from 0 to `max`; `None` (problem recorded) when it is not one.
+    pub(super) fn count(&mut self, value: &At<String>, key: &str, max: usize) -> Option<usize> {
+        match value.value.trim().parse::<usize>() {
+            Ok(n) if n <= max => Some(n),
+            _ => {
+                let reason = format!("`{}`: use a whole number from 0 to {max}", value.value);
+                self.error(place(value), key, reason);
+                None
+            }
+        }
+    }
+
     /// An `ip:port` socket address.
     pub(super) fn socket_addr(&mut self, value: &At<String>, key: &str) -> Option<SocketAddr> {
         match value.value.parse() {

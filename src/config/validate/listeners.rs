@@ -79,7 +79,54 @@ pub(super) fn limits(c: &mut Checker<'_>, raw: &RawLimits) -> ListenerLimits {
     {
         limits.idle_timeout = d;
     }
+    if let Some(v) = &raw.write_timeout
+        && let Some(d) = c.duration(v, "limits.write_timeout")
+    {
+        limits.write_timeout = d;
+    }
+    connection_limits(c, raw, &mut limits);
     limits
+}
+
+/// Most connections and streams a setting may name.
+const MAX_CONNECTIONS: usize = 1 << 20;
+
+/// The connection, stream and buffered-answer bounds of `limits:`.
+fn connection_limits(c: &mut Checker<'_>, raw: &RawLimits, limits: &mut ListenerLimits) {
+    if let Some(v) = &raw.max_connections {
+        match c.count(v, "limits.max_connections", MAX_CONNECTIONS) {
+            Some(0) => c.error(
+                place(v),
+                "limits.max_connections",
+                "must be greater than zero",
+            ),
+            Some(n) => limits.max_connections = n,
+            None => {}
+        }
+    }
+    if let Some(v) = &raw.max_connections_per_ip
+        && let Some(n) = c.count(v, "limits.max_connections_per_ip", MAX_CONNECTIONS)
+    {
+        limits.max_connections_per_ip = n;
+    }
+    if let Some(v) = &raw.max_concurrent_streams {
+        let key = "limits.max_concurrent_streams";
+        match c.count(v, key, 65_536) {
+            Some(0) => c.error(place(v), key, "must be greater than zero"),
+            Some(n) => limits.max_concurrent_streams = n as u32,
+            None => {}
+        }
+    }
+    if let Some(v) = &raw.max_buffered_response_bytes
+        && let Some(n) = c.size(v, "limits.max_buffered_response_bytes")
+    {
+        limits.max_buffered_response_bytes = n;
+    }
+    if let Some(v) = &raw.max_buffered_response_bytes_per_connection
+        && let Some(n) = c.size(v, "limits.max_buffered_response_bytes_per_connection")
+    {
+        limits.max_buffered_response_bytes_per_connection = n;
+    }
 }
 
 /// `workers:` `auto` (one per CPU, the default) or a count from 1 to [`MAX_WORKERS`]. Kept as

@@ -1,0 +1,516 @@
+//! One client connection's state, shared by its transport watchdog ([`super::watch`]) and the
+//! requests it carries, so that one slow or hostile client costs bounded memory and time:
+//!
+//! - **idle**: no request being handled and no answer being delivered for `idle_timeout` closes
+//!   the connection. Bytes alone do not count (HTTP/2 PINGs keep nothing open).
+//! - **head**: a request head that started arriving must be complete within
+//!   `header_read_timeout` (HTTP/1.1 from its first byte; HTTP/2: a half-received frame or an
+//!   unfinished header block).
+//! - **write**: an answer the client has not taken a byte of for `write_timeout` closes the
+//!   connection (a zero-window HTTP/2 client, an HTTP/1.1 socket that is never read), which
+//!   drops its upstream streams and frees what they hold.
+//! - **buffered answers**: the bytes of large answers not yet taken by the client count against
+//!   a per-connection and a process-wide budget; an answer that would pass either is refused
+//!   (503) instead of being held.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Response;
+use http_body::{Body, Frame};
+use tokio::time::Instant;
+
+use super::table::Table;
+use crate::body::{BodyError, FrameSource, Frames, Polled, ResponseBody};
+
+/// Sentinel for "no time recorded".
+const NEVER: u64 = u64::MAX;
+
+/// Answers up to this size are never refused for the budget nor tracked: they cost little, and
+/// the hot path of small JSON answers stays as cheap as before.
+pub const SMALL_ANSWER: usize = 64 * 1024;
+
+/// The timeouts a connection's watchdog enforces.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    /// No request and no answer in progress for this long: closed.
+    pub(crate) idle: Duration,
+    /// A request head half-received for this long: closed.
+    pub(crate) head: Duration,
+    /// An answer not taken by the client for this long: closed.
+    pub(crate) write: Duration,
+}
+
+/// What one connection is doing.
+#[derive(Debug)]
+pub struct Connection {
+    epoch: Instant,
+    peer: SocketAddr,
+    timeouts: Timeouts,
+    /// Requests being handled and answers being delivered.
+    in_flight: AtomicUsize,
+    /// Milliseconds since `epoch` of the last request start or end, or answer progress.
+    last_active_ms: AtomicU64,
+    /// Since when a request head has been half-received (`NEVER`: none is).
+    head_since_ms: AtomicU64,
+    /// Answers waiting for the client to take their next bytes: (id, since when).
+    waiting: Mutex<Vec<(u64, u64)>>,
+    next_answer: AtomicU64,
+    /// Bytes of tracked answers not yet taken by the client.
+    held: AtomicUsize,
+    /// Asked to close, to make room for a new connection.
+    evicted: AtomicBool,
+    /// The transport's read waker, to act on an eviction at once.
+    waker: Mutex<Option<Waker>>,
+    table: Arc<Table>,
+}
+
+/// Why a connection must close now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expired {
+    /// Nothing in progress for the idle timeout.
+    Idle,
+    /// A request head was not completed in time.
+    Head,
+    /// The client took none of an answer's bytes in time.
+    Write,
+    /// Closed to make room for a new connection.
+    Evicted,
+}
+
+impl Expired {
+    /// How the transport reports it.
+    pub(crate) fn message(self) -> &'static str {
+        match self {
+            Expired::Idle => "connection idle timeout",
+            Expired::Head => "request head not received within header_read_timeout",
+            Expired::Write => "client took no answer bytes within write_timeout",
+            Expired::Evicted => "idle connection closed to make room for a new one",
+        }
+    }
+}
+
+impl Connection {
+    /// A new connection from `peer`, counted in `table`.
+    pub(crate) fn new(peer: SocketAddr, timeouts: Timeouts, table: Arc<Table>) -> Connection {
+        Connection {
+            epoch: Instant::now(),
+            peer,
+            timeouts,
+            in_flight: AtomicUsize::new(0),
+            last_active_ms: AtomicU64::new(0),
+            head_since_ms: AtomicU64::new(NEVER),
+            waiting: Mutex::new(Vec::new()),
+            next_answer: AtomicU64::new(0),
+            held: AtomicUsize::new(0),
+            evicted: AtomicBool::new(false),
+            waker: Mutex::new(None),
+            table,
+        }
+    }
+
+    /// The client's address.
+    pub(crate) fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(NEVER - 1)
+    }
+
+    fn at(&self, ms: u64) -> Instant {
+        self.epoch + Duration::from_millis(ms)
+    }
+
+    fn touch(&self) {
+        self.last_active_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Marks a request as being handled until the returned guard drops; its head is complete.
+    pub(crate) fn begin(self: &Arc<Self>) -> Busy {
+        self.head_since_ms.store(NEVER, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.touch();
+        Busy(self.clone())
+    }
+
+    /// Handles one request with the connection busy from now until `handling` is done (the
+    /// shape hyper's `service_fn` wants).
+    pub(crate) fn serve<F: std::future::Future>(
+        self: &Arc<Self>,
+        handling: F,
+    ) -> impl std::future::Future<Output = Result<F::Output, std::convert::Infallible>> + use<F>
+    {
+        let busy = self.begin();
+        // A request's future is several KiB; boxed once here, hyper and the async blocks around
+        // it move a pointer instead of copying it at every layer (~8 k instructions a request).
+        let handling = Box::pin(handling);
+        async move {
+            let response = handling.await;
+            drop(busy);
+            Ok(response)
+        }
+    }
+
+    /// True while nothing is being handled or delivered (the next bytes start a request head).
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) == 0
+    }
+
+    /// Notes whether a request head is half-received now.
+    pub(crate) fn head_pending(&self, pending: bool) {
+        let since = self.head_since_ms.load(Ordering::Relaxed);
+        if pending && since == NEVER {
+            self.head_since_ms.store(self.now_ms(), Ordering::Relaxed);
+        } else if !pending && since != NEVER {
+            self.head_since_ms.store(NEVER, Ordering::Relaxed);
+        }
+    }
+
+    /// Asks the connection to close as soon as its transport is polled (woken now).
+    pub(crate) fn evict(&self) {
+        self.evicted.store(true, Ordering::Relaxed);
+        let waker = self
+            .waker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Where the transport parks: woken on eviction.
+    pub(crate) fn park(&self, waker: &Waker) {
+        let mut slot = self.waker.lock().unwrap_or_else(PoisonError::into_inner);
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+    }
+
+    /// Since when the connection has been idle, if it is (for the table's eviction choice).
+    pub(crate) fn idle_since(&self) -> Option<Instant> {
+        let quiet = self.is_quiet() && self.held.load(Ordering::Relaxed) == 0;
+        quiet.then(|| self.at(self.last_active_ms.load(Ordering::Relaxed)))
+    }
+
+    /// Why the connection must close now, if it must; else the next moment it could have to.
+    pub(crate) fn check(&self) -> Result<Instant, Expired> {
+        if self.evicted.load(Ordering::Relaxed) {
+            return Err(Expired::Evicted);
+        }
+        let now = Instant::now();
+        let mut next = now + self.timeouts.idle;
+        let head = self.head_since_ms.load(Ordering::Relaxed);
+        if head != NEVER {
+            let due = self.at(head) + self.timeouts.head;
+            if now >= due {
+                return Err(Expired::Head);
+            }
+            next = next.min(due);
+        }
+        if let Some(since) = self.oldest_waiting() {
+            let due = self.at(since) + self.timeouts.write;
+            if now >= due {
+                return Err(Expired::Write);
+            }
+            next = next.min(due);
+        }
+        if let Some(idle) = self.idle_since() {
+            let due = idle + self.timeouts.idle;
+            if now >= due {
+                return Err(Expired::Idle);
+            }
+            next = next.min(due);
+        }
+        Ok(next)
+    }
+
+    fn oldest_waiting(&self) -> Option<u64> {
+        let waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        waiting.iter().map(|(_, since)| *since).min()
+    }
+
+    /// Registers an answer of `size` bytes held for the client (0 for a stream, whose bytes
+    /// are made as the client takes them); refused when they would pass this connection's or the
+    /// process' budget of held answer bytes.
+    pub(crate) fn deliver(self: &Arc<Self>, size: usize) -> Result<Delivery, Refused> {
+        let limits = self.table.budget();
+        if size > 0 {
+            let held = self.held.load(Ordering::Relaxed);
+            if held + size > limits.per_connection {
+                return Err(Refused::Connection(limits.per_connection));
+            }
+            if !self.table.hold(size) {
+                return Err(Refused::Process(limits.total));
+            }
+            self.held.fetch_add(size, Ordering::Relaxed);
+        }
+        let id = self.next_answer.fetch_add(1, Ordering::Relaxed);
+        let delivery = Delivery {
+            connection: self.clone(),
+            id,
+            held: size,
+            _busy: self.begin(),
+        };
+        // Nothing taken yet: the answer waits for the client from the start.
+        delivery.waiting(true);
+        Ok(delivery)
+    }
+}
+
+/// An answer refused because too many answer bytes are held already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// This connection's budget (the limit in bytes).
+    #[error(
+        "answer refused: this connection already has more than {0} bytes of answers it has not read; read them first"
+    )]
+    Connection(usize),
+    /// The process-wide budget (the limit in bytes).
+    #[error(
+        "answer refused: the gateway holds {0} bytes of answers clients have not read; try again shortly"
+    )]
+    Process(usize),
+}
+
+/// Held while a request is being handled; the connection is not idle meanwhile.
+#[derive(Debug)]
+pub(crate) struct Busy(Arc<Connection>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One answer being delivered: keeps the connection busy, tracks whether it waits for the
+/// client, and releases its held bytes as the client takes them.
+#[derive(Debug)]
+pub struct Delivery {
+    connection: Arc<Connection>,
+    id: u64,
+    /// Bytes still held for the client.
+    held: usize,
+    _busy: Busy,
+}
+
+impl Delivery {
+    /// The answer has bytes ready for the client (`true`) or is waiting for its source.
+    pub(crate) fn waiting(&self, for_client: bool) {
+        let now = self.connection.now_ms();
+        let mut waiting = self
+            .connection
+            .waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match waiting.iter().position(|(id, _)| *id == self.id) {
+            Some(at) if !for_client => {
+                waiting.swap_remove(at);
+            }
+            Some(at) => waiting[at].1 = now,
+            None if for_client => waiting.push((self.id, now)),
+            None => {}
+        }
+        drop(waiting);
+        self.connection.touch();
+    }
+
+    /// The client took `bytes` of the held answer.
+    pub(crate) fn taken(&mut self, bytes: usize) {
+        let released = bytes.min(self.held);
+        if released > 0 {
+            self.held -= released;
+            self.connection.held.fetch_sub(released, Ordering::Relaxed);
+            self.connection.table.release(released);
+        }
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        let rest = self.held;
+        self.taken(rest);
+        self.waiting(false);
+    }
+}
+
+/// Bytes a held answer yields per poll: the client's pace, not the answer's size, decides how
+/// much the HTTP layer buffers.
+const CHUNK: usize = 64 * 1024;
+
+impl Connection {
+    /// Hands an answer over for delivery on this connection. Streams and answers larger than
+    /// [`SMALL_ANSWER`] are tracked (write timeout, held bytes); a large answer that would pass
+    /// a budget is refused. Small whole answers pass untouched.
+    pub fn deliver_response(
+        self: &Arc<Self>,
+        response: Response<ResponseBody>,
+    ) -> Result<Response<ResponseBody>, Refused> {
+        let (parts, body) = response.into_parts();
+        let delivered = if body.is_stream() {
+            Delivered::Stream(body, self.deliver(0)?)
+        } else {
+            let size = usize::try_from(body.size_hint().exact().unwrap_or(0)).unwrap_or(usize::MAX);
+            if size <= SMALL_ANSWER {
+                return Ok(Response::from_parts(parts, body));
+            }
+            let delivery = self.deliver(size)?;
+            let bytes = body.into_whole().unwrap_or_default();
+            Delivered::Whole(bytes, delivery)
+        };
+        Ok(Response::from_parts(
+            parts,
+            ResponseBody::stream(Frames(delivered)),
+        ))
+    }
+}
+
+/// An answer being delivered, as the client takes it.
+#[derive(Debug)]
+enum Delivered {
+    /// A whole answer held in memory, handed out a chunk at a time.
+    Whole(Bytes, Delivery),
+    /// A streamed answer.
+    Stream(ResponseBody, Delivery),
+}
+
+impl FrameSource for Delivered {
+    type Error = BodyError;
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Polled<BodyError> {
+        match self {
+            Delivered::Whole(rest, delivery) => {
+                if rest.is_empty() {
+                    return Poll::Ready(None);
+                }
+                let chunk = rest.split_to(rest.len().min(CHUNK));
+                delivery.taken(chunk.len());
+                delivery.waiting(true);
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+            Delivered::Stream(body, delivery) => {
+                let polled = Pin::new(body).poll_frame(cx);
+                delivery.waiting(matches!(polled, Poll::Ready(Some(Ok(_)))));
+                polled
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Delivered::Whole(rest, _) => rest.is_empty(),
+            Delivered::Stream(body, _) => body.is_end_stream(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::listener::table::Budget;
+
+    fn connection(budget: Budget) -> Arc<Connection> {
+        let table = Arc::new(Table::new(100, 0, budget));
+        let timeouts = Timeouts {
+            idle: Duration::from_secs(300),
+            head: Duration::from_secs(10),
+            write: Duration::from_secs(30),
+        };
+        Arc::new(Connection::new(
+            "127.0.0.1:1".parse().expect("addr"),
+            timeouts,
+            table,
+        ))
+    }
+
+    fn budget() -> Budget {
+        Budget {
+            total: 1000,
+            per_connection: 600,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connection_expires_after_the_idle_timeout_and_a_request_holds_it() {
+        let conn = connection(budget());
+        assert!(conn.check().is_ok());
+        let busy = conn.begin();
+        tokio::time::advance(Duration::from_secs(400)).await;
+        assert!(conn.check().is_ok(), "a request in flight is not idle");
+        drop(busy);
+        tokio::time::advance(Duration::from_secs(299)).await;
+        assert!(conn.check().is_ok());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(conn.check(), Err(Expired::Idle));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_half_received_head_expires_after_the_head_timeout() {
+        let conn = connection(budget());
+        conn.head_pending(true);
+        tokio::time::advance(Duration::from_secs(9)).await;
+        conn.head_pending(true);
+        assert!(
+            conn.check().is_ok(),
+            "more bytes do not restart the head clock"
+        );
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(conn.check(), Err(Expired::Head));
+        conn.head_pending(false);
+        assert!(conn.check().is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_the_client_does_not_take_expires_after_the_write_timeout() {
+        let conn = connection(budget());
+        let answer = conn.deliver(100).expect("within budget");
+        tokio::time::advance(Duration::from_secs(20)).await;
+        answer.waiting(true);
+        tokio::time::advance(Duration::from_secs(29)).await;
+        assert!(
+            conn.check().is_ok(),
+            "taking bytes restarts the write clock"
+        );
+        answer.waiting(false);
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert!(
+            conn.check().is_ok(),
+            "an answer waiting for its source is not stalled"
+        );
+        answer.waiting(true);
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(conn.check(), Err(Expired::Write));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn held_answer_bytes_are_bounded_per_connection_and_per_process() {
+        let first = connection(budget());
+        let a = first.deliver(500).expect("fits");
+        assert_eq!(first.deliver(200).err(), Some(Refused::Connection(600)));
+        let second = Arc::new(Connection::new(
+            "127.0.0.1:2".parse().expect("addr"),
+            first.timeouts,
+            first.table.clone(),
+        ));
+        let mut b = second.deliver(400).expect("fits");
+        assert_eq!(second.deliver(150).err(), Some(Refused::Process(1000)));
+        b.taken(300);
+        assert!(second.deliver(150).is_ok(), "taken bytes are released");
+        drop(a);
+        assert_eq!(first.held.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_evicted_connection_expires_at_once() {
+        let conn = connection(budget());
+        conn.evict();
+        assert_eq!(conn.check(), Err(Expired::Evicted));
+    }
+}
