@@ -11,6 +11,15 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use hyper::client::conn::http2::{self, SendRequest};
+
+/// What one upstream stream may have in flight before its reader (the client the answer goes
+/// to) takes some: the most a stalled client makes the gateway hold per stream.
+const STREAM_WINDOW: u32 = 1 << 20;
+
+/// The connection-wide window, far above the streams': streams whose clients stall fill at most
+/// their own windows, and the connection stays open for every other stream on it (with hyper's
+/// default of 5 MiB, three stalled 2 MiB streams stopped every other call on the connection).
+const CONNECTION_WINDOW: u32 = 1 << 30;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -159,6 +168,8 @@ impl Connections {
             .map_err(|e| not_sent(format!("connect failed: {e}")))?;
         let _ = stream.set_nodelay(true);
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
             .timer(TokioTimer::new())
             .keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(10))
