@@ -12,6 +12,14 @@ use std::time::Duration;
 
 use hyper::client::conn::http2::{self, SendRequest};
 
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::body::UpstreamBody;
+use super::reply::AttemptError;
+use super::retry::AttemptOutcome;
+
 /// What one upstream stream may have in flight before its reader (the client the answer goes
 /// to) takes some: the most a stalled client makes the gateway hold per stream.
 const STREAM_WINDOW: u32 = 1 << 20;
@@ -20,13 +28,6 @@ const STREAM_WINDOW: u32 = 1 << 20;
 /// their own windows, and the connection stays open for every other stream on it (with hyper's
 /// default of 5 MiB, three stalled 2 MiB streams stopped every other call on the connection).
 const CONNECTION_WINDOW: u32 = 1 << 30;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpStream;
-use tokio::time::Instant;
-
-use super::body::UpstreamBody;
-use super::reply::AttemptError;
-use super::retry::AttemptOutcome;
 
 /// First wait after a failed dial; doubles per further failure.
 const RECONNECT_BASE: Duration = Duration::from_millis(50);
