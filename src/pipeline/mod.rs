@@ -25,7 +25,9 @@ mod unary;
 
 pub use ctx::{RequestCtx, RequestIds};
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -155,18 +157,24 @@ fn preflight(grpc: &GrpcMethod, headers: &http::HeaderMap) -> Response<ResponseB
     cors::preflight(grpc.options.cors.as_ref(), headers)
 }
 
+/// The call of one kind, boxed: each kind's future is several KiB, and an `async fn` choosing
+/// among them laid them out side by side (12 KiB copied into every request's future).
+type CallFuture<'a> = Pin<Box<dyn Future<Output = Answer> + Send + 'a>>;
+
 /// The call phase: the backend call for the target's kind.
-async fn call<B: RequestBody>(
-    runtime: &Runtime,
-    target: Target<'_>,
+fn call<'a, B: RequestBody>(
+    runtime: &'a Runtime,
+    target: Target<'a>,
     request: Request<B>,
     protocol: Protocol,
     admitted: Admitted,
-    outcome: &mut Outcome,
-) -> Answer {
+    outcome: &'a mut Outcome,
+) -> CallFuture<'a> {
     let call = match target {
         Target::Grpc(method) => {
-            return grpc::forward(&method, request, protocol, admitted, outcome).await;
+            return Box::pin(async move {
+                grpc::forward(&method, request, protocol, admitted, outcome).await
+            });
         }
         Target::Http(binding, vars) => HttpCall {
             runtime,
@@ -178,11 +186,11 @@ async fn call<B: RequestBody>(
     };
     let kind = &call.binding.method;
     if kind.client_streaming {
-        client_stream::call(call, outcome).await
+        Box::pin(client_stream::call(call, outcome))
     } else if kind.server_streaming {
-        server_stream::call(call, outcome).await
+        Box::pin(server_stream::call(call, outcome))
     } else {
-        unary::call(call, outcome).await
+        Box::pin(unary::call(call, outcome))
     }
 }
 
