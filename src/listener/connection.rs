@@ -6,12 +6,13 @@
 //! - **head**: a request head that started arriving must be complete within
 //!   `header_read_timeout` (HTTP/1.1 from its first byte; HTTP/2: a half-received frame or an
 //!   unfinished header block).
-//! - **write**: an answer the client has not taken a byte of for `write_timeout` closes the
+//! - **write**: answer bytes the client has not taken any of for `write_timeout` close the
 //!   connection (a zero-window HTTP/2 client, an HTTP/1.1 socket that is never read), which
 //!   drops its upstream streams and frees what they hold.
-//! - **buffered answers**: the bytes of large answers not yet taken by the client count against
-//!   a per-connection and a process-wide budget; an answer that would pass either is refused
-//!   (503) instead of being held.
+//! - **held answer bytes**: every answer's bytes are held for the client from the moment it is
+//!   handed over until they are written to its socket (HTTP/2 and HTTP/1.1 buffer them in
+//!   between, out of sight of the answer's body); they count against a per-connection and a
+//!   process-wide budget, and a large answer that would pass either is refused (503) instead.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -58,11 +59,13 @@ pub struct Connection {
     last_active_ms: AtomicU64,
     /// Since when a request head has been half-received (`NEVER`: none is).
     head_since_ms: AtomicU64,
-    /// Answers waiting for the client to take their next bytes: (id, since when).
+    /// Streamed answers waiting for the client to take their next bytes: (id, since when).
     waiting: Mutex<Vec<(u64, u64)>>,
     next_answer: AtomicU64,
-    /// Bytes of tracked answers not yet taken by the client.
+    /// Answer bytes handed over (or reserved) and not yet written to the socket.
     held: AtomicUsize,
+    /// Milliseconds since `epoch` of the last socket write, or of `held` becoming non-zero.
+    last_write_ms: AtomicU64,
     /// Asked to close, to make room for a new connection.
     evicted: AtomicBool,
     /// The transport's read waker, to act on an eviction at once.
@@ -108,6 +111,7 @@ impl Connection {
             waiting: Mutex::new(Vec::new()),
             next_answer: AtomicU64::new(0),
             held: AtomicUsize::new(0),
+            last_write_ms: AtomicU64::new(0),
             evicted: AtomicBool::new(false),
             waker: Mutex::new(None),
             table,
@@ -214,7 +218,11 @@ impl Connection {
             }
             next = next.min(due);
         }
-        if let Some(since) = self.oldest_waiting() {
+        let stalled = self.oldest_waiting().or_else(|| {
+            (self.held.load(Ordering::Relaxed) > 0)
+                .then(|| self.last_write_ms.load(Ordering::Relaxed))
+        });
+        if let Some(since) = stalled {
             let due = self.at(since) + self.timeouts.write;
             if now >= due {
                 return Err(Expired::Write);
@@ -236,31 +244,64 @@ impl Connection {
         waiting.iter().map(|(_, since)| *since).min()
     }
 
-    /// Registers an answer of `size` bytes held for the client (0 for a stream, whose bytes
-    /// are made as the client takes them); refused when they would pass this connection's or the
-    /// process' budget of held answer bytes.
-    pub(crate) fn deliver(self: &Arc<Self>, size: usize) -> Result<Delivery, Refused> {
-        let limits = self.table.budget();
-        if size > 0 {
-            let held = self.held.load(Ordering::Relaxed);
-            if held + size > limits.per_connection {
-                return Err(Refused::Connection(limits.per_connection));
-            }
-            if !self.table.hold(size) {
-                return Err(Refused::Process(limits.total));
-            }
-            self.held.fetch_add(size, Ordering::Relaxed);
+    /// Holds `bytes` of answers for the client until they are written.
+    fn hold(&self, bytes: usize) {
+        if bytes == 0 {
+            return;
         }
-        let id = self.next_answer.fetch_add(1, Ordering::Relaxed);
-        let delivery = Delivery {
+        self.table.hold(bytes);
+        if self.held.fetch_add(bytes, Ordering::Relaxed) == 0 {
+            // The write clock starts when bytes start waiting.
+            self.last_write_ms.store(self.now_ms(), Ordering::Relaxed);
+        }
+    }
+
+    /// Lets go of up to `bytes` held bytes (written to the socket, or never to be sent).
+    fn release(&self, bytes: usize) {
+        let update = |held: usize| Some(held - held.min(bytes));
+        if let Ok(before) = self
+            .held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, update)
+        {
+            self.table.release(before.min(bytes));
+        }
+    }
+
+    /// The transport wrote `bytes` to the client's socket.
+    pub(crate) fn wrote(&self, bytes: usize) {
+        if bytes > 0 && self.held.load(Ordering::Relaxed) > 0 {
+            self.release(bytes);
+            self.last_write_ms.store(self.now_ms(), Ordering::Relaxed);
+        }
+    }
+
+    /// Admits an answer of `size` bytes, refused when it would pass this connection's or the
+    /// process' budget of held answer bytes.
+    fn admit(&self, size: usize) -> Result<(), Refused> {
+        let limits = self.table.budget();
+        if self.held.load(Ordering::Relaxed) + size > limits.per_connection {
+            return Err(Refused::Connection(limits.per_connection));
+        }
+        if !self.table.fits(size) {
+            return Err(Refused::Process(limits.total));
+        }
+        Ok(())
+    }
+
+    /// Starts delivering an answer: the connection is busy until it ends.
+    fn deliver(self: &Arc<Self>) -> Delivery {
+        Delivery {
             connection: self.clone(),
-            id,
-            held: size,
+            id: self.next_answer.fetch_add(1, Ordering::Relaxed),
             _busy: self.begin(),
-        };
-        // Nothing taken yet: the answer waits for the client from the start.
-        delivery.waiting(true);
-        Ok(delivery)
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // Bytes never written leave the process-wide budget with their connection.
+        self.table.release(*self.held.get_mut());
     }
 }
 
@@ -290,19 +331,17 @@ impl Drop for Busy {
     }
 }
 
-/// One answer being delivered: keeps the connection busy, tracks whether it waits for the
-/// client, and releases its held bytes as the client takes them.
+/// One answer being delivered: keeps the connection busy and, for a stream, tracks whether it
+/// waits for the client.
 #[derive(Debug)]
 pub struct Delivery {
     connection: Arc<Connection>,
     id: u64,
-    /// Bytes still held for the client.
-    held: usize,
     _busy: Busy,
 }
 
 impl Delivery {
-    /// The answer has bytes ready for the client (`true`) or is waiting for its source.
+    /// The stream has bytes ready for the client (`true`) or waits for its source.
     pub(crate) fn waiting(&self, for_client: bool) {
         let now = self.connection.now_ms();
         let mut waiting = self
@@ -321,29 +360,17 @@ impl Delivery {
         drop(waiting);
         self.connection.touch();
     }
-
-    /// The client took `bytes` of the held answer.
-    pub(crate) fn taken(&mut self, bytes: usize) {
-        let released = bytes.min(self.held);
-        if released > 0 {
-            self.held -= released;
-            self.connection.held.fetch_sub(released, Ordering::Relaxed);
-            self.connection.table.release(released);
-        }
-    }
 }
 
 impl Drop for Delivery {
     fn drop(&mut self) {
-        let rest = self.held;
-        self.taken(rest);
         self.waiting(false);
     }
 }
 
 /// Bytes a held answer yields per poll: the client's pace, not the answer's size, decides how
 /// much the HTTP layer buffers.
-const CHUNK: usize = 64 * 1024;
+pub(crate) const CHUNK: usize = 64 * 1024;
 
 impl Connection {
     /// Hands an answer over for delivery on this connection. Streams and answers larger than
@@ -355,15 +382,20 @@ impl Connection {
     ) -> Result<Response<ResponseBody>, Refused> {
         let (parts, body) = response.into_parts();
         let delivered = if body.is_stream() {
-            Delivered::Stream(body, self.deliver(0)?)
+            let delivery = self.deliver();
+            // Nothing taken yet: a stream waits for the client from the start.
+            delivery.waiting(true);
+            Delivered::Stream(body, delivery)
         } else {
             let size = usize::try_from(body.size_hint().exact().unwrap_or(0)).unwrap_or(usize::MAX);
             if size <= SMALL_ANSWER {
+                self.hold(size);
                 return Ok(Response::from_parts(parts, body));
             }
-            let delivery = self.deliver(size)?;
+            self.admit(size)?;
+            self.hold(size);
             let bytes = body.into_whole().unwrap_or_default();
-            Delivered::Whole(bytes, delivery)
+            Delivered::Whole(bytes, self.deliver())
         };
         Ok(Response::from_parts(
             parts,
@@ -375,10 +407,20 @@ impl Connection {
 /// An answer being delivered, as the client takes it.
 #[derive(Debug)]
 enum Delivered {
-    /// A whole answer held in memory, handed out a chunk at a time.
+    /// A whole answer held in memory (all of it counted as held from the start), handed out a
+    /// chunk at a time.
     Whole(Bytes, Delivery),
     /// A streamed answer.
     Stream(ResponseBody, Delivery),
+}
+
+impl Drop for Delivered {
+    fn drop(&mut self) {
+        // An answer ended early (the client went away): its unsent bytes are not held.
+        if let Delivered::Whole(rest, delivery) = self {
+            delivery.connection.release(rest.len());
+        }
+    }
 }
 
 impl FrameSource for Delivered {
@@ -386,17 +428,19 @@ impl FrameSource for Delivered {
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Polled<BodyError> {
         match self {
-            Delivered::Whole(rest, delivery) => {
+            Delivered::Whole(rest, _) => {
                 if rest.is_empty() {
                     return Poll::Ready(None);
                 }
                 let chunk = rest.split_to(rest.len().min(CHUNK));
-                delivery.taken(chunk.len());
-                delivery.waiting(true);
                 Poll::Ready(Some(Ok(Frame::data(chunk))))
             }
             Delivered::Stream(body, delivery) => {
                 let polled = Pin::new(body).poll_frame(cx);
+                if let Poll::Ready(Some(Ok(frame))) = &polled {
+                    let size = frame.data_ref().map_or(0, |data| data.len());
+                    delivery.connection.hold(size);
+                }
                 delivery.waiting(matches!(polled, Poll::Ready(Some(Ok(_)))));
                 polled
             }
@@ -468,9 +512,10 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn an_answer_the_client_does_not_take_expires_after_the_write_timeout() {
+    async fn a_stream_the_client_does_not_take_expires_after_the_write_timeout() {
         let conn = connection(budget());
-        let answer = conn.deliver(100).expect("within budget");
+        let answer = conn.deliver();
+        answer.waiting(true);
         tokio::time::advance(Duration::from_secs(20)).await;
         answer.waiting(true);
         tokio::time::advance(Duration::from_secs(29)).await;
@@ -482,7 +527,7 @@ mod tests {
         tokio::time::advance(Duration::from_secs(60)).await;
         assert!(
             conn.check().is_ok(),
-            "an answer waiting for its source is not stalled"
+            "a stream waiting for its source is not stalled"
         );
         answer.waiting(true);
         tokio::time::advance(Duration::from_secs(30)).await;
@@ -490,21 +535,36 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn held_bytes_the_socket_does_not_take_expire_after_the_write_timeout() {
+        let conn = connection(budget());
+        conn.hold(300);
+        tokio::time::advance(Duration::from_secs(25)).await;
+        conn.wrote(100);
+        tokio::time::advance(Duration::from_secs(29)).await;
+        assert!(conn.check().is_ok(), "a write restarts the write clock");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(conn.check(), Err(Expired::Write));
+        conn.wrote(500);
+        assert!(conn.check().is_ok(), "nothing held: nothing stalled");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn held_answer_bytes_are_bounded_per_connection_and_per_process() {
         let first = connection(budget());
-        let a = first.deliver(500).expect("fits");
-        assert_eq!(first.deliver(200).err(), Some(Refused::Connection(600)));
+        assert!(first.admit(500).is_ok());
+        first.hold(500);
+        assert_eq!(first.admit(200), Err(Refused::Connection(600)));
         let second = Arc::new(Connection::new(
             "127.0.0.1:2".parse().expect("addr"),
             first.timeouts,
             first.table.clone(),
         ));
-        let mut b = second.deliver(400).expect("fits");
-        assert_eq!(second.deliver(150).err(), Some(Refused::Process(1000)));
-        b.taken(300);
-        assert!(second.deliver(150).is_ok(), "taken bytes are released");
-        drop(a);
-        assert_eq!(first.held.load(Ordering::Relaxed), 0);
+        second.hold(400);
+        assert_eq!(second.admit(150), Err(Refused::Process(1000)));
+        second.wrote(300);
+        assert!(second.admit(150).is_ok(), "written bytes are released");
+        drop(first);
+        assert_eq!(second.table.held.load(Ordering::Relaxed), 100);
     }
 
     #[tokio::test(start_paused = true)]

@@ -131,7 +131,10 @@ pub(crate) fn http_builder(limits: &ListenerLimits) -> auto::Builder<TokioExecut
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-        .max_concurrent_streams(limits.max_concurrent_streams);
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        // What HTTP/2 buffers per stream ahead of the client's window: one answer chunk, so the
+        // bytes a stalled client holds are counted where the answer is delivered (`connection`).
+        .max_send_buf_size(connection::CHUNK);
     builder
 }
 

@@ -33,7 +33,7 @@ pub(crate) struct Table {
     max_connections: usize,
     max_per_ip: usize,
     budget: Budget,
-    held: AtomicUsize,
+    pub(super) held: AtomicUsize,
     open: Mutex<Open>,
 }
 
@@ -87,13 +87,14 @@ impl Table {
         self.budget
     }
 
-    /// Takes `bytes` from the process-wide budget; false when they do not fit.
-    pub(crate) fn hold(&self, bytes: usize) -> bool {
-        self.held
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
-                (held + bytes <= self.budget.total).then_some(held + bytes)
-            })
-            .is_ok()
+    /// True when `bytes` more fit the process-wide budget now.
+    pub(crate) fn fits(&self, bytes: usize) -> bool {
+        self.held.load(Ordering::Relaxed) + bytes <= self.budget.total
+    }
+
+    /// Counts `bytes` more held for clients.
+    pub(crate) fn hold(&self, bytes: usize) {
+        self.held.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// Gives `bytes` back to the process-wide budget.

@@ -11,6 +11,7 @@ mod errors;
 mod grpc_passthrough;
 #[allow(dead_code)] // shared helpers; not every module uses every one
 mod harness;
+mod hostile;
 mod json_mapping;
 mod operations;
 mod query_params;
