@@ -36,9 +36,11 @@ use http_body_util::Full;
 use crate::access_log::AccessLog;
 use crate::body::{RequestBody, ResponseBody};
 use crate::edge::metadata::Forwarding;
+use crate::edge::rate_limit::client_ip;
 use crate::edge::{self, Admitted, RequestHead, cors};
 use crate::metrics::Metrics;
 use crate::runtime::{GrpcMethod, Runtime};
+use crate::upstream::ClientId;
 use answer::{Answer, Failure, HttpCall};
 use outcome::Outcome;
 use protocol::Protocol;
@@ -112,11 +114,13 @@ impl Gateway {
             let admission = &mut outcome.admission;
             let (forwarding, options) = (forwarding(ctx.protocol), target.options());
             let admitted = edge::admit(&runtime.auth, options, head, forwarding, admission).await?;
+            let client = client(&runtime, &request, peer);
             call(
                 &runtime,
                 target,
                 request,
                 ctx.protocol,
+                client,
                 admitted,
                 &mut outcome,
             )
@@ -155,18 +159,27 @@ fn preflight(grpc: &GrpcMethod, headers: &http::HeaderMap) -> Response<ResponseB
     cors::preflight(grpc.options.cors.as_ref(), headers)
 }
 
-/// The call phase: the backend call for the target's kind.
+/// Who a request is for, as upstream breakers tell clients apart: its address as rate limits
+/// read it (the socket peer, or behind `trusted_proxy_hops` proxies their `X-Forwarded-For`
+/// entry), so one client behind a trusted proxy is one client.
+fn client<B>(runtime: &Runtime, request: &Request<B>, peer: SocketAddr) -> ClientId {
+    let hops = runtime.config.rate_limits.trusted_proxy_hops;
+    ClientId::of(client_ip(request.headers(), peer, hops))
+}
+
+/// The call phase: the backend call for the target's kind, for `client`.
 async fn call<B: RequestBody>(
     runtime: &Runtime,
     target: Target<'_>,
     request: Request<B>,
     protocol: Protocol,
+    client: ClientId,
     admitted: Admitted,
     outcome: &mut Outcome,
 ) -> Answer {
     let call = match target {
         Target::Grpc(method) => {
-            return grpc::forward(&method, request, protocol, admitted, outcome).await;
+            return grpc::forward(&method, request, protocol, client, admitted, outcome).await;
         }
         Target::Http(binding, vars) => HttpCall {
             runtime,
@@ -174,6 +187,7 @@ async fn call<B: RequestBody>(
             vars,
             request,
             admitted,
+            client,
         },
     };
     let kind = &call.binding.method;
