@@ -102,7 +102,11 @@ impl Upstream {
             let result = call.attempt(endpoint, remaining, &attempt).await;
             let (outcome, verdict) = call.classify(&result);
             self.feed_breaker(endpoint, verdict, options, probe);
-            if outcome == AttemptOutcome::TimedOut && Instant::now() >= call.deadline_at {
+            let timed_out = matches!(
+                outcome,
+                AttemptOutcome::TimedOut | AttemptOutcome::RequestStalled
+            );
+            if timed_out && Instant::now() >= call.deadline_at {
                 return call.deadline_exceeded();
             }
             call.keep(outcome, result);

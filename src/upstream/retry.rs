@@ -35,7 +35,8 @@ pub enum Evidence {
     /// client shortened passing. Counts only when the run of failures comes from
     /// `distinct_clients` clients.
     ClientFailure,
-    /// Nothing learnt: the attempt was refused during reconnect backoff.
+    /// Nothing learnt: the attempt was refused during reconnect backoff, or the client's own
+    /// request body broke off.
     None,
 }
 
@@ -74,6 +75,11 @@ pub enum AttemptOutcome {
     TimedOut,
     /// The backend answered with something that is not gRPC.
     Invalid,
+    /// The client's streamed request body broke off (its connection failed, or an element of
+    /// its stream was malformed), which reset the call: the client's doing, not the endpoint's.
+    RequestAborted,
+    /// The attempt's timeout passed while the client was still sending its streamed request body.
+    RequestStalled,
 }
 
 /// Classifies one attempt: `retry_codes` are the codes the route retries, `breaker` says which
@@ -86,11 +92,14 @@ pub fn classify(
     client_deadline: bool,
 ) -> Verdict {
     let retry = match outcome {
-        AttemptOutcome::Status(0) | AttemptOutcome::Invalid => Retry::Never,
+        AttemptOutcome::Status(0) | AttemptOutcome::Invalid | AttemptOutcome::RequestAborted => {
+            Retry::Never
+        }
         AttemptOutcome::Status(code) if retry_codes.contains(&code) => Retry::IfRetryable,
         AttemptOutcome::Status(_) => Retry::Never,
         AttemptOutcome::NotSent | AttemptOutcome::Backoff => Retry::Always,
         AttemptOutcome::Reset | AttemptOutcome::TimedOut => Retry::IfRetryable,
+        AttemptOutcome::RequestStalled => Retry::Never,
     };
     Verdict {
         evidence: evidence(outcome, breaker, client_deadline),
@@ -114,11 +123,12 @@ fn evidence(outcome: AttemptOutcome, breaker: &BreakerConfig, client_deadline: b
         }
         AttemptOutcome::Status(_) => Evidence::Healthy,
         AttemptOutcome::TimedOut if client_deadline => Evidence::ClientFailure,
+        AttemptOutcome::RequestStalled => Evidence::ClientFailure,
         AttemptOutcome::NotSent
         | AttemptOutcome::Reset
         | AttemptOutcome::TimedOut
         | AttemptOutcome::Invalid => Evidence::Failure,
-        AttemptOutcome::Backoff => Evidence::None,
+        AttemptOutcome::Backoff | AttemptOutcome::RequestAborted => Evidence::None,
     }
 }
 
@@ -234,6 +244,14 @@ mod tests {
         assert_eq!(verdict(Invalid, &codes), (Failure, Retry::Never));
         assert_eq!(verdict(Status(0), &codes), (Healthy, Retry::Never));
         assert_eq!(verdict(Backoff, &codes), (Evidence::None, Retry::Always));
+        assert_eq!(
+            verdict(RequestAborted, &codes),
+            (Evidence::None, Retry::Never)
+        );
+        assert_eq!(
+            verdict(RequestStalled, &codes),
+            (ClientFailure, Retry::Never)
+        );
     }
 
     #[test]

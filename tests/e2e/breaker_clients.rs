@@ -249,3 +249,71 @@ async fn the_routes_own_deadline_passing_still_opens_the_breaker() {
     }
     assert_eq!(breaker_state(&env, env.stubs.governor_addr).await, "1");
 }
+
+#[tokio::test]
+async fn malformed_stream_elements_from_one_client_never_open_the_breaker() {
+    let env = TestEnv::start().await;
+    for i in 0..10 {
+        let reply = env
+            .send(
+                Method::POST,
+                "/v1/echo:stream",
+                &[("content-type", "application/x-ndjson")],
+                Some("{\"stringValue\":\"a\"}\n{not json\n"),
+            )
+            .await;
+        assert!(
+            reply.status.is_client_error() || reply.status.is_success(),
+            "{i}: {} {}",
+            reply.status,
+            reply.body
+        );
+    }
+    assert_still_closed(&env).await;
+}
+
+/// A request body that never sends anything: a client that opens a call and stalls.
+struct Stalled;
+
+impl http_body::Body for Stalled {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Pending
+    }
+}
+
+#[tokio::test]
+async fn grpc_clients_that_stall_their_request_never_open_the_breaker() {
+    let env = TestEnv::start_with(|c| {
+        c.replace(
+            "  - service: tai.Governor\n    upstream: governor\n",
+            "  - service: tai.Governor\n    upstream: governor\n    timeout: 100ms\n",
+        )
+    })
+    .await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Stalled>();
+    for i in 0..6 {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(format!("{}/{ECHO}", env.base()))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(Stalled)
+            .expect("request");
+        let response = client.request(request).await.expect("send");
+        let status = response.headers().get("grpc-status").cloned();
+        assert_eq!(
+            status.as_ref().map(|s| s.as_bytes()),
+            Some(&b"4"[..]),
+            "{i}"
+        );
+    }
+    assert_still_closed(&env).await;
+}
