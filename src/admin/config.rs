@@ -68,6 +68,9 @@ fn upstream_json(u: &UpstreamConfig) -> Value {
             "consecutive_failures": u.circuit_breaker.consecutive_failures,
             "open_for": duration(u.circuit_breaker.open_for),
             "half_open_successes": u.circuit_breaker.half_open_successes,
+            "failure_codes": code_names(&u.circuit_breaker.failure_codes),
+            "distinct_client_codes": code_names(&u.circuit_breaker.distinct_client_codes),
+            "distinct_clients": u.circuit_breaker.distinct_clients,
         },
         "health_check": u.health_check.as_ref().map(|h| json!({
             "interval": duration(h.interval),

@@ -9,7 +9,7 @@ use super::edge;
 use super::format::{code_names, duration};
 use crate::runtime::{Binding, Runtime};
 use crate::upstream::breaker::BreakerState;
-use crate::upstream::{CallOptions, Upstream};
+use crate::upstream::{CallOptions, Caller, Upstream};
 
 /// Every HTTP binding of the runtime, in the router's order.
 pub fn routes_json(runtime: &Runtime) -> Value {
@@ -39,7 +39,7 @@ pub fn routes_json(runtime: &Runtime) -> Value {
 fn route_retry_json(binding: &Binding) -> Value {
     let route = &binding.method.options.retry;
     let upstream = &binding.method.upstream.config().retry;
-    let call = CallOptions::for_route(route, &binding.http_method, Duration::ZERO);
+    let call = CallOptions::for_route(route, &binding.http_method, Duration::ZERO, Caller::UNKNOWN);
     json!({
         "retryable": call.retryable,
         "retry_on": code_names(route.retry_on.as_deref().unwrap_or(&upstream.retryable_codes)),

@@ -36,7 +36,8 @@ pub use gateway::{Config, DescriptorSources, ListenerLimits, WorkerCount};
 pub use ops::{AccessLogTarget, OpsConfig};
 pub use resilience::code_name;
 pub use resilience::{
-    BreakerConfig, HealthCheckConfig, Ratio, RetryConfig, RouteRetryConfig, parse_code,
+    BreakerConfig, HealthCheckConfig, MAX_DISTINCT_CLIENTS, Ratio, RetryConfig, RouteRetryConfig,
+    parse_code,
 };
 pub use route::{ConfigHttpRule, HeaderRules, MethodSelector, RouteConfig, TranscodingOptions};
 pub use streaming::StreamFormat;

@@ -42,7 +42,16 @@ impl Default for RetryConfig {
     }
 }
 
+/// Largest `circuit_breaker.distinct_clients`: a breaker holds at most this many client hashes.
+pub const MAX_DISTINCT_CLIENTS: u32 = 16;
+
 /// `upstreams.<name>.circuit_breaker`: one breaker per endpoint.
+///
+/// What counts as a failure: transport failures (refused or reset connections, answers that are
+/// not gRPC, the gateway's own timeouts) always; `failure_codes` from any client; and
+/// `distinct_client_codes` only while the current run of failures comes from at least
+/// `distinct_clients` clients, because a backend answers one caller's bad input with them too.
+/// Every other code is an answer, not a failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BreakerConfig {
     /// Consecutive failures that open the breaker.
@@ -51,6 +60,13 @@ pub struct BreakerConfig {
     pub open_for: Duration,
     /// Consecutive probe successes that close it again.
     pub half_open_successes: u32,
+    /// gRPC codes that are failures whoever called (`UNAVAILABLE`, `DEADLINE_EXCEEDED`).
+    pub failure_codes: Vec<i32>,
+    /// gRPC codes that are failures only when several clients get them (`INTERNAL`, `UNKNOWN`,
+    /// `DATA_LOSS`); a `DEADLINE_EXCEEDED` under a deadline the client shortened is one too.
+    pub distinct_client_codes: Vec<i32>,
+    /// Distinct clients a run of failures must come from before `distinct_client_codes` count.
+    pub distinct_clients: u32,
 }
 
 impl Default for BreakerConfig {
@@ -59,6 +75,9 @@ impl Default for BreakerConfig {
             consecutive_failures: 5,
             open_for: Duration::from_secs(30),
             half_open_successes: 2,
+            failure_codes: vec![14, 4],
+            distinct_client_codes: vec![13, 2, 15],
+            distinct_clients: 3,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! One client connection's state, shared by its transport watchdog ([`super::watch`]) and the
+//! One client connection's state, shared by its transport watchdog and the
 //! requests it carries, so that one slow or hostile client costs bounded memory and time:
 //!
 //! - **idle**: no request being handled and no answer being delivered for `idle_timeout` closes
@@ -26,7 +26,7 @@ use http::Response;
 use http_body::{Body, Frame};
 use tokio::time::Instant;
 
-use super::table::Table;
+use super::budget::Held;
 use crate::body::{BodyError, FrameSource, Frames, Polled, ResponseBody};
 
 /// Sentinel for "no time recorded".
@@ -70,7 +70,8 @@ pub struct Connection {
     evicted: AtomicBool,
     /// The transport's read waker, to act on an eviction at once.
     waker: Mutex<Option<Waker>>,
-    table: Arc<Table>,
+    /// The process-wide count of held answer bytes.
+    all_held: Arc<Held>,
 }
 
 /// Why a connection must close now.
@@ -99,8 +100,8 @@ impl Expired {
 }
 
 impl Connection {
-    /// A new connection from `peer`, counted in `table`.
-    pub(crate) fn new(peer: SocketAddr, timeouts: Timeouts, table: Arc<Table>) -> Connection {
+    /// A new connection from `peer`, its held answer bytes counted in `all_held` too.
+    pub(crate) fn new(peer: SocketAddr, timeouts: Timeouts, all_held: Arc<Held>) -> Connection {
         Connection {
             epoch: Instant::now(),
             peer,
@@ -114,7 +115,7 @@ impl Connection {
             last_write_ms: AtomicU64::new(0),
             evicted: AtomicBool::new(false),
             waker: Mutex::new(None),
-            table,
+            all_held,
         }
     }
 
@@ -249,7 +250,7 @@ impl Connection {
         if bytes == 0 {
             return;
         }
-        self.table.hold(bytes);
+        self.all_held.hold(bytes);
         if self.held.fetch_add(bytes, Ordering::Relaxed) == 0 {
             // The write clock starts when bytes start waiting.
             self.last_write_ms.store(self.now_ms(), Ordering::Relaxed);
@@ -263,7 +264,7 @@ impl Connection {
             .held
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, update)
         {
-            self.table.release(before.min(bytes));
+            self.all_held.release(before.min(bytes));
         }
     }
 
@@ -278,11 +279,11 @@ impl Connection {
     /// Admits an answer of `size` bytes, refused when it would pass this connection's or the
     /// process' budget of held answer bytes.
     fn admit(&self, size: usize) -> Result<(), Refused> {
-        let limits = self.table.budget();
+        let limits = self.all_held.budget();
         if self.held.load(Ordering::Relaxed) + size > limits.per_connection {
             return Err(Refused::Connection(limits.per_connection));
         }
-        if !self.table.fits(size) {
+        if !self.all_held.fits(size) {
             return Err(Refused::Process(limits.total));
         }
         Ok(())
@@ -301,7 +302,7 @@ impl Connection {
 impl Drop for Connection {
     fn drop(&mut self) {
         // Bytes never written leave the process-wide budget with their connection.
-        self.table.release(*self.held.get_mut());
+        self.all_held.release(*self.held.get_mut());
     }
 }
 
@@ -458,10 +459,10 @@ impl FrameSource for Delivered {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::listener::table::Budget;
+    use crate::listener::budget::Budget;
 
     fn connection(budget: Budget) -> Arc<Connection> {
-        let table = Arc::new(Table::new(100, 0, budget));
+        let all_held = Arc::new(Held::new(budget));
         let timeouts = Timeouts {
             idle: Duration::from_secs(300),
             head: Duration::from_secs(10),
@@ -470,7 +471,7 @@ mod tests {
         Arc::new(Connection::new(
             "127.0.0.1:1".parse().expect("addr"),
             timeouts,
-            table,
+            all_held,
         ))
     }
 
@@ -557,14 +558,14 @@ mod tests {
         let second = Arc::new(Connection::new(
             "127.0.0.1:2".parse().expect("addr"),
             first.timeouts,
-            first.table.clone(),
+            first.all_held.clone(),
         ));
         second.hold(400);
         assert_eq!(second.admit(150), Err(Refused::Process(1000)));
         second.wrote(300);
         assert!(second.admit(150).is_ok(), "written bytes are released");
         drop(first);
-        assert_eq!(second.table.held.load(Ordering::Relaxed), 100);
+        assert_eq!(second.all_held.now(), 100);
     }
 
     #[tokio::test(start_paused = true)]

@@ -11,9 +11,10 @@
 //! - [`connection`]: one connection's state — idle, head and write timeouts, answers being
 //!   delivered and the bytes they hold; [`watch`] enforces it in the transport, with
 //!   [`h2frames`] to see half-received HTTP/2 heads.
-//! - [`table`]: the open connections — caps in all and per address, idle ones closed first,
-//!   the process-wide budget of held answer bytes.
+//! - [`table`]: the open connections — caps in all and per address, idle ones closed first;
+//!   [`budget`]: the process-wide count of held answer bytes.
 
+pub(crate) mod budget;
 pub mod connection;
 mod h2frames;
 pub(crate) mod https;

@@ -1,15 +1,15 @@
 //! The public listeners' connection table: how many connections are open (in all, and per client
-//! address), which are idle (the first to close when room is needed), and how many answer bytes
-//! are held for clients that have not taken them, across the process.
+//! address), and which are idle (the first to close when room is needed); its connections share
+//! one count of held answer bytes ([`Held`]).
 //!
 //! The connection cap is also bounded by the process' file-descriptor limit less a reserve, so
 //! the admin listener, upstream connections and files always find a descriptor.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
+use super::budget::{Budget, Held};
 use super::connection::{Connection, Timeouts};
 
 /// Descriptors kept out of the public listeners' reach (admin, upstreams, files, logs).
@@ -18,22 +18,12 @@ const RESERVED_DESCRIPTORS: usize = 64;
 /// From this share of the cap on, each new connection closes the longest-idle one.
 const EVICT_FROM_PERCENT: usize = 90;
 
-/// Bounds on answer bytes held for clients.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Budget {
-    /// Over all connections.
-    pub(crate) total: usize,
-    /// Per connection.
-    pub(crate) per_connection: usize,
-}
-
 /// The open connections and what they hold.
 #[derive(Debug)]
 pub(crate) struct Table {
     max_connections: usize,
     max_per_ip: usize,
-    budget: Budget,
-    pub(super) held: AtomicUsize,
+    held: Arc<Held>,
     open: Mutex<Open>,
 }
 
@@ -71,8 +61,7 @@ impl Table {
         Table {
             max_connections: max_connections.min(by_descriptors),
             max_per_ip,
-            budget,
-            held: AtomicUsize::new(0),
+            held: Arc::new(Held::new(budget)),
             open: Mutex::new(Open::default()),
         }
     }
@@ -80,26 +69,6 @@ impl Table {
     /// The effective connection cap.
     pub(crate) fn max_connections(&self) -> usize {
         self.max_connections
-    }
-
-    /// The answer-byte budget.
-    pub(crate) fn budget(&self) -> Budget {
-        self.budget
-    }
-
-    /// True when `bytes` more fit the process-wide budget now.
-    pub(crate) fn fits(&self, bytes: usize) -> bool {
-        self.held.load(Ordering::Relaxed) + bytes <= self.budget.total
-    }
-
-    /// Counts `bytes` more held for clients.
-    pub(crate) fn hold(&self, bytes: usize) {
-        self.held.fetch_add(bytes, Ordering::Relaxed);
-    }
-
-    /// Gives `bytes` back to the process-wide budget.
-    pub(crate) fn release(&self, bytes: usize) {
-        self.held.fetch_sub(bytes, Ordering::Relaxed);
     }
 
     /// Open connections now.
@@ -136,7 +105,7 @@ impl Table {
                 return Err(Full::Total(self.max_connections));
             }
         }
-        let connection = Arc::new(Connection::new(peer, timeouts, self.clone()));
+        let connection = Arc::new(Connection::new(peer, timeouts, self.held.clone()));
         let id = open.next_id;
         open.next_id += 1;
         open.by_id.insert(id, Arc::downgrade(&connection));

@@ -183,8 +183,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::listener::budget::Budget;
     use crate::listener::connection::Timeouts;
-    use crate::listener::table::{Budget, Table};
+    use crate::listener::table::Table;
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::time::Instant;

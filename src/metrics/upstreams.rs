@@ -200,7 +200,9 @@ mod tests {
     async fn state_is_read_per_endpoint_and_upstreams_are_sorted() {
         let b = upstream("b", &["10.0.0.1:1", "10.0.0.2:1"]);
         let a = upstream("a", &["10.0.0.3:1"]);
-        b.endpoints()[1].breaker.on_failure(Instant::now());
+        b.endpoints()[1]
+            .breaker
+            .on_failure(Instant::now(), crate::upstream::ClientId::UNKNOWN);
         b.endpoints()[0].set_healthy(false);
         let upstreams = HashMap::from([("b".to_owned(), b), ("a".to_owned(), a)]);
         let mut text = String::new();

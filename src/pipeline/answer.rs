@@ -10,6 +10,7 @@ use crate::body::ResponseBody;
 use crate::edge::Admitted;
 use crate::error::GatewayError;
 use crate::runtime::{Binding, Runtime};
+use crate::upstream::ClientId;
 
 /// An admitted HTTP/JSON call: what every transcoded call kind works from.
 pub(crate) struct HttpCall<'r, B> {
@@ -23,6 +24,8 @@ pub(crate) struct HttpCall<'r, B> {
     pub(crate) request: Request<B>,
     /// What the edge let through: deadline, metadata, query.
     pub(crate) admitted: Admitted,
+    /// Who the call is for, as the upstream's breakers tell clients apart.
+    pub(crate) client: ClientId,
 }
 
 /// The result of a call: a response, or a failure the error table turns into one.

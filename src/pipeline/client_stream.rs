@@ -32,7 +32,7 @@ use crate::upstream::codec;
 use crate::upstream::stream::{
     ForwardError, MessageStream, OpenedStream, StreamItem, UpstreamBody,
 };
-use crate::upstream::{CallOptions, CallOutcome, GrpcReply, GrpcStatus, UpstreamError};
+use crate::upstream::{CallOptions, CallOutcome, Caller, GrpcReply, GrpcStatus, UpstreamError};
 
 /// The request stream's framing from its `Content-Type`: NDJSON for `application/x-ndjson`
 /// (or `application/jsonl`), a JSON array for `application/json` or none.
@@ -67,7 +67,8 @@ pub(crate) async fn call<B: RequestBody>(call: HttpCall<'_, B>, outcome: &mut Ou
         body,
         &slot,
     )?;
-    let options = CallOptions::streamed(admitted.deadline);
+    let caller = Caller::new(call.client, admitted.deadline, route.options.timeout);
+    let options = CallOptions::streamed(admitted.deadline, caller);
     let started = tokio::time::Instant::now();
     let body = UpstreamBody::Stream(UnsyncBoxBody::new(Frames(requests)));
     let (result, attempts) = route

@@ -24,14 +24,15 @@ use crate::body::{BodyError, Frames, RequestBody, ResponseBody};
 use crate::edge::Admitted;
 use crate::runtime::GrpcMethod;
 use crate::upstream::stream::{ForwardError, UpstreamBody};
-use crate::upstream::{CallOptions, GrpcStatus};
+use crate::upstream::{CallOptions, Caller, ClientId, GrpcStatus};
 
-/// Forwards one gRPC or gRPC-Web call and returns the backend's answer as the client's
-/// protocol expects it.
+/// Forwards one gRPC or gRPC-Web call of `client` and returns the backend's answer as the
+/// client's protocol expects it.
 pub(crate) async fn forward<B: RequestBody>(
     method: &GrpcMethod,
     request: Request<B>,
     protocol: Protocol,
+    client: ClientId,
     admitted: Admitted,
     outcome: &mut Outcome,
 ) -> Answer {
@@ -42,7 +43,8 @@ pub(crate) async fn forward<B: RequestBody>(
         Protocol::GrpcWeb { text: true } => UnsyncBoxBody::new(Frames(Base64Decode::new(body))),
         _ => UnsyncBoxBody::new(body),
     };
-    let options = CallOptions::streamed(admitted.deadline);
+    let caller = Caller::new(client, admitted.deadline, method.options.timeout);
+    let options = CallOptions::streamed(admitted.deadline, caller);
     let started = tokio::time::Instant::now();
     let (result, attempts) = method
         .upstream

@@ -38,9 +38,11 @@ use http_body_util::Full;
 use crate::access_log::AccessLog;
 use crate::body::{RequestBody, ResponseBody};
 use crate::edge::metadata::Forwarding;
+use crate::edge::rate_limit::client_ip;
 use crate::edge::{self, Admitted, RequestHead, cors};
 use crate::metrics::Metrics;
 use crate::runtime::{GrpcMethod, Runtime};
+use crate::upstream::ClientId;
 use answer::{Answer, Failure, HttpCall};
 use outcome::Outcome;
 use protocol::Protocol;
@@ -114,13 +116,14 @@ impl Gateway {
             let admission = &mut outcome.admission;
             let (forwarding, options) = (forwarding(ctx.protocol), target.options());
             let admitted = edge::admit(&runtime.auth, options, head, forwarding, admission).await?;
+            let out = &mut outcome;
             call(
                 &runtime,
                 target,
                 request,
-                ctx.protocol,
+                (ctx.protocol, peer),
                 admitted,
-                &mut outcome,
+                out,
             )
             .await
         }
@@ -157,23 +160,32 @@ fn preflight(grpc: &GrpcMethod, headers: &http::HeaderMap) -> Response<ResponseB
     cors::preflight(grpc.options.cors.as_ref(), headers)
 }
 
+/// Who a request is for, as upstream breakers tell clients apart: its address as rate limits
+/// read it (the socket peer, or behind `trusted_proxy_hops` proxies their `X-Forwarded-For`
+/// entry), so one client behind a trusted proxy is one client.
+fn client<B>(runtime: &Runtime, request: &Request<B>, peer: SocketAddr) -> ClientId {
+    let hops = runtime.config.rate_limits.trusted_proxy_hops;
+    ClientId::of(client_ip(request.headers(), peer, hops))
+}
+
 /// The call of one kind, boxed: each kind's future is several KiB, and an `async fn` choosing
 /// among them laid them out side by side (12 KiB copied into every request's future).
 type CallFuture<'a> = Pin<Box<dyn Future<Output = Answer> + Send + 'a>>;
 
-/// The call phase: the backend call for the target's kind.
+/// The call phase: the backend call for the target's kind, for the client at `peer`.
 fn call<'a, B: RequestBody>(
     runtime: &'a Runtime,
     target: Target<'a>,
     request: Request<B>,
-    protocol: Protocol,
+    (protocol, peer): (Protocol, SocketAddr),
     admitted: Admitted,
     outcome: &'a mut Outcome,
 ) -> CallFuture<'a> {
+    let client = client(runtime, &request, peer);
     let call = match target {
         Target::Grpc(method) => {
             return Box::pin(async move {
-                grpc::forward(&method, request, protocol, admitted, outcome).await
+                grpc::forward(&method, request, protocol, client, admitted, outcome).await
             });
         }
         Target::Http(binding, vars) => HttpCall {
@@ -182,6 +194,7 @@ fn call<'a, B: RequestBody>(
             vars,
             request,
             admitted,
+            client,
         },
     };
     let kind = &call.binding.method;

@@ -16,7 +16,7 @@ use crate::edge::Admitted;
 use crate::error::GatewayError;
 use crate::runtime::{Binding, Runtime};
 use crate::transcode::request::{RequestParts, encode_request};
-use crate::upstream::CallOptions;
+use crate::upstream::{CallOptions, Caller, ClientId};
 
 /// A transcoded call's request, read: the message and what its backend call needs.
 pub(crate) struct Message {
@@ -26,12 +26,19 @@ pub(crate) struct Message {
     pub(crate) payload: Bytes,
     /// Deadline, metadata and query from the edge.
     pub(crate) admitted: Admitted,
+    /// Who the call is for.
+    pub(crate) client: ClientId,
 }
 
-/// Deadline and retries of a call through `binding`, as its route sets them.
-pub(crate) fn call_options(binding: &Binding, deadline: Duration) -> CallOptions<'_> {
-    let retry = &binding.method.options.retry;
-    CallOptions::for_route(retry, &binding.http_method, deadline)
+/// Deadline and retries of `client`'s call through `binding`, as its route sets them.
+pub(crate) fn call_options(
+    binding: &Binding,
+    deadline: Duration,
+    client: ClientId,
+) -> CallOptions<'_> {
+    let options = &binding.method.options;
+    let caller = Caller::new(client, deadline, options.timeout);
+    CallOptions::for_route(&options.retry, &binding.http_method, deadline, caller)
 }
 
 /// Reads the call's body and encodes its request message from the path variables, the query the
@@ -47,12 +54,14 @@ pub(crate) async fn read_message<B: RequestBody>(
         vars,
         request,
         admitted,
+        client,
     } = call;
     let payload = encode(runtime, &binding, &vars, &admitted, request, outcome).await?;
     Ok(Message {
         binding,
         payload,
         admitted,
+        client,
     })
 }
 

@@ -44,7 +44,7 @@ pub(crate) async fn call<B: RequestBody>(call: HttpCall<'_, B>, outcome: &mut Ou
     let (runtime, prefs) = (call.runtime, ClientPrefs::of(call.request.headers()));
     let message = read_message(call, outcome).await?;
     let (binding, route) = (&message.binding, &message.binding.method);
-    let options = call_options(binding, message.admitted.deadline);
+    let options = call_options(binding, message.admitted.deadline, message.client);
     let started = tokio::time::Instant::now();
     let (opened, attempts) = route
         .upstream

@@ -19,7 +19,7 @@ use crate::transcode::response::decode_and_encode;
 pub(crate) async fn call<B: RequestBody>(call: HttpCall<'_, B>, outcome: &mut Outcome) -> Answer {
     let message = read_message(call, outcome).await?;
     let (binding, route) = (&message.binding, &message.binding.method);
-    let options = call_options(binding, message.admitted.deadline);
+    let options = call_options(binding, message.admitted.deadline, message.client);
     let started = tokio::time::Instant::now();
     let called = route
         .upstream

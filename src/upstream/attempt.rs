@@ -6,7 +6,7 @@
 //! - `open_stream`: a server stream, up to its first item;
 //! - `forward`: a pass-through call, up to the response head.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,7 +15,7 @@ use http::{HeaderMap, HeaderValue, Request, Uri, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use super::body::{MessageStream, StreamItem, UpstreamBody};
+use super::body::{BodyProgress, MessageStream, StreamItem, UpstreamBody};
 use super::codec::{self, GrpcStatus, encode_timeout};
 use super::endpoint::Endpoint;
 use super::reply::{AttemptError, GrpcReply, UpstreamError};
@@ -73,6 +73,11 @@ impl Endpoint {
     /// `body` once a connection is up (so a failed dial leaves it for the next endpoint), sends
     /// it with `metadata`, and waits at most `timeout` for the response head. The body of the
     /// response is left unread; `timeout` also goes to the backend as `grpc-timeout`.
+    ///
+    /// A failure the client's body explains is told apart from the endpoint's: a body that
+    /// broke off (a malformed element, the client gone) resets the call, which is
+    /// [`AttemptOutcome::RequestAborted`]; a timeout while the body is still incomplete is
+    /// [`AttemptOutcome::RequestStalled`].
     pub(super) async fn forward(
         &self,
         grpc_path: &PathAndQuery,
@@ -81,6 +86,7 @@ impl Endpoint {
         timeout: Duration,
     ) -> Result<http::Response<Incoming>, AttemptError> {
         let _in_flight = self.track();
+        let progress = Arc::new(BodyProgress::default());
         let sending = async {
             self.connections.sender().await?;
             let Some(body) = body.lock().unwrap_or_else(PoisonError::into_inner).take() else {
@@ -92,6 +98,7 @@ impl Endpoint {
                     AttemptOutcome::Backoff,
                 ));
             };
+            let body = body.watched(&progress);
             let response = self
                 .exchange(grpc_path, body, metadata, Some(timeout))
                 .await?;
@@ -99,7 +106,10 @@ impl Endpoint {
             self.check_head(&parts)?;
             Ok(http::Response::from_parts(parts, body))
         };
-        self.within(timeout, sending).await
+        self.within(timeout, sending).await.map_err(|mut e| {
+            e.outcome = progress.explain(e.outcome);
+            e
+        })
     }
 
     /// Runs one attempt, failing it as timed out (a breaker failure) once `timeout` has passed.

@@ -133,7 +133,9 @@ mod tests {
 
     fn open(endpoint: &Endpoint) {
         for _ in 0..5 {
-            endpoint.breaker.on_failure(Instant::now());
+            endpoint
+                .breaker
+                .on_failure(Instant::now(), crate::upstream::ClientId::UNKNOWN);
         }
     }
 

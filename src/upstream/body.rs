@@ -5,6 +5,8 @@
 
 use std::future::poll_fn;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -16,6 +18,7 @@ use hyper::body::Incoming;
 
 use super::codec::{self, GrpcStatus};
 use super::reply::UpstreamError;
+use super::retry::AttemptOutcome;
 
 /// The request body type of upstream connections: a whole buffer for transcoded calls, or a
 /// client's body streamed through for gRPC pass-through.
@@ -37,6 +40,94 @@ impl UpstreamBody {
     /// One framed message.
     pub fn message(message: &[u8]) -> UpstreamBody {
         UpstreamBody::Full(Full::new(codec::frame(message)))
+    }
+
+    /// The same body, noting in `progress` how far it got (a whole message is sent at once).
+    pub(super) fn watched(self, progress: &Arc<BodyProgress>) -> UpstreamBody {
+        match self {
+            UpstreamBody::Full(full) => {
+                progress.set(BodyProgress::ENDED);
+                UpstreamBody::Full(full)
+            }
+            UpstreamBody::Stream(inner) => {
+                progress.set(BodyProgress::SENDING);
+                UpstreamBody::Stream(UnsyncBoxBody::new(Watched {
+                    inner,
+                    progress: progress.clone(),
+                }))
+            }
+        }
+    }
+}
+
+/// How far a streamed request body got, shared by the body (polled by the connection's task)
+/// and the attempt that sent it, so the attempt can tell a failure the client's body explains
+/// from the endpoint's.
+#[derive(Debug)]
+pub(super) struct BodyProgress(AtomicU8);
+
+impl Default for BodyProgress {
+    fn default() -> Self {
+        BodyProgress(AtomicU8::new(BodyProgress::NOT_SENT))
+    }
+}
+
+impl BodyProgress {
+    const NOT_SENT: u8 = 0;
+    const SENDING: u8 = 1;
+    const ENDED: u8 = 2;
+    const FAILED: u8 = 3;
+
+    fn set(&self, state: u8) {
+        self.0.store(state, Ordering::Relaxed);
+    }
+
+    /// The outcome of an attempt that failed with `outcome`, given how far its body got: a body
+    /// that broke off explains the reset ([`AttemptOutcome::RequestAborted`]), and one still
+    /// incomplete explains a timeout ([`AttemptOutcome::RequestStalled`]).
+    pub(super) fn explain(&self, outcome: AttemptOutcome) -> AttemptOutcome {
+        match (self.0.load(Ordering::Relaxed), outcome) {
+            (BodyProgress::FAILED, _) => AttemptOutcome::RequestAborted,
+            (BodyProgress::SENDING, AttemptOutcome::TimedOut) => AttemptOutcome::RequestStalled,
+            _ => outcome,
+        }
+    }
+}
+
+/// A streamed request body that reports its end or failure to a [`BodyProgress`].
+struct Watched {
+    inner: UnsyncBoxBody<Bytes, ForwardError>,
+    progress: Arc<BodyProgress>,
+}
+
+impl http_body::Body for Watched {
+    type Data = Bytes;
+    type Error = ForwardError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, ForwardError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.progress.set(BodyProgress::ENDED),
+            Poll::Ready(Some(Err(_))) => self.progress.set(BodyProgress::FAILED),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let ended = self.inner.is_end_stream();
+        if ended {
+            self.progress.set(BodyProgress::ENDED);
+        }
+        ended
+    }
+
+    /// Unknown, like [`UpstreamBody`]'s: no `content-length` reaches the backend.
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::default()
     }
 }
 

@@ -2,6 +2,16 @@
 //! → Open (no traffic) → after `open_for` → HalfOpen (one probe at a time) → `half_open_successes`
 //! successes in a row → Healthy; a failed probe reopens it.
 //!
+//! Failures come in two kinds ([`crate::upstream::retry::Evidence`]): failures of the endpoint
+//! whoever called (refused or reset connections, `UNAVAILABLE`, ...), and failures one client's
+//! request can cause (`INTERNAL` on malformed input, its own short deadline). A run of failures
+//! opens the breaker when it has `consecutive_failures` of the first kind, or that many of both
+//! kinds together coming from at least `distinct_clients` clients. The clients of the run are
+//! kept as a small bounded set of hashes ([`ClientSet`]), cleared by any success, so one client
+//! can never open a breaker on its own, however often it sends bad input. Likewise a half-open
+//! probe that ends with a client's failure reopens the breaker only once `distinct_clients`
+//! clients' probes did; until then it only frees the probe slot.
+//!
 //! Time is `tokio::time::Instant`, passed in by the caller, so the state machine is tested on
 //! tokio's paused clock with the real 30 s numbers.
 
@@ -10,6 +20,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::client::{ClientId, ClientSet};
+use super::retry::Evidence;
 use crate::config::BreakerConfig;
 
 /// Where a breaker stands.
@@ -52,9 +64,36 @@ pub enum Admission {
 
 #[derive(Debug)]
 enum Inner {
-    Closed { failures: u32 },
-    Open { until: Instant },
-    HalfOpen { successes: u32, probing: bool },
+    Closed(Run),
+    Open {
+        until: Instant,
+    },
+    HalfOpen {
+        successes: u32,
+        probing: bool,
+        /// Clients whose probes ended with a client's failure since the last success.
+        clients: ClientSet,
+    },
+}
+
+/// The current run of consecutive failures of a closed breaker.
+#[derive(Debug, Default)]
+struct Run {
+    /// Failures of the endpoint whoever called.
+    failures: u32,
+    /// Failures one client's request can cause.
+    client_failures: u32,
+    /// The clients the run's failures came from.
+    clients: ClientSet,
+}
+
+impl Run {
+    /// Whether the run opens the breaker.
+    fn opens(&self, config: &BreakerConfig) -> bool {
+        let all = self.failures.saturating_add(self.client_failures);
+        self.failures >= config.consecutive_failures
+            || (all >= config.consecutive_failures && self.clients.len() >= config.distinct_clients)
+    }
 }
 
 /// One endpoint's breaker.
@@ -69,7 +108,7 @@ impl Breaker {
     pub fn new(config: BreakerConfig) -> Breaker {
         Breaker {
             config,
-            inner: Mutex::new(Inner::Closed { failures: 0 }),
+            inner: Mutex::new(Inner::Closed(Run::default())),
         }
     }
 
@@ -80,7 +119,7 @@ impl Breaker {
     /// The current state (an open breaker whose interval has passed reads as HalfOpen).
     pub fn state(&self, now: Instant) -> BreakerState {
         match &*self.lock() {
-            Inner::Closed { .. } => BreakerState::Closed,
+            Inner::Closed(_) => BreakerState::Closed,
             Inner::Open { until } if now < *until => BreakerState::Open,
             Inner::Open { .. } | Inner::HalfOpen { .. } => BreakerState::HalfOpen,
         }
@@ -89,7 +128,7 @@ impl Breaker {
     /// Whether the breaker would admit a call now, without taking the probe slot.
     pub fn would_admit(&self, now: Instant) -> bool {
         match &*self.lock() {
-            Inner::Closed { .. } => true,
+            Inner::Closed(_) => true,
             Inner::Open { until } => now >= *until,
             Inner::HalfOpen { probing, .. } => !probing,
         }
@@ -111,11 +150,12 @@ impl Breaker {
             *inner = Inner::HalfOpen {
                 successes: 0,
                 probing: false,
+                clients: ClientSet::new(),
             };
             transition = Some(Transition::HalfOpened);
         }
         let admission = match &mut *inner {
-            Inner::Closed { .. } => Admission::Allowed { probe: false },
+            Inner::Closed(_) => Admission::Allowed { probe: false },
             Inner::HalfOpen { probing, .. } if !*probing => {
                 *probing = true;
                 Admission::Allowed { probe: true }
@@ -136,19 +176,37 @@ impl Breaker {
         }
     }
 
+    /// Feeds an admitted call's outcome: what it says about the endpoint, and who called.
+    pub fn record(&self, evidence: Evidence, client: ClientId, now: Instant) -> Option<Transition> {
+        match evidence {
+            Evidence::Healthy => self.on_success(),
+            Evidence::Failure => self.on_failure(now, client),
+            Evidence::ClientFailure => self.on_client_failure(now, client),
+            Evidence::None => {
+                self.release_probe();
+                None
+            }
+        }
+    }
+
     /// A call that was admitted succeeded (or failed in a way that is not the endpoint's fault).
     pub fn on_success(&self) -> Option<Transition> {
         let mut inner = self.lock();
         match &mut *inner {
-            Inner::Closed { failures } => {
-                *failures = 0;
+            Inner::Closed(run) => {
+                *run = Run::default();
                 None
             }
-            Inner::HalfOpen { successes, probing } => {
+            Inner::HalfOpen {
+                successes,
+                probing,
+                clients,
+            } => {
                 *successes += 1;
                 *probing = false;
+                *clients = ClientSet::new();
                 if *successes >= self.config.half_open_successes {
-                    *inner = Inner::Closed { failures: 0 };
+                    *inner = Inner::Closed(Run::default());
                     Some(Transition::Closed)
                 } else {
                     None
@@ -158,25 +216,53 @@ impl Breaker {
         }
     }
 
-    /// A call that was admitted failed (UNAVAILABLE, INTERNAL, UNKNOWN, deadline, refused/reset).
-    pub fn on_failure(&self, now: Instant) -> Option<Transition> {
+    /// A call from `client` that was admitted failed whoever called (UNAVAILABLE, deadline,
+    /// refused/reset connection, ...).
+    pub fn on_failure(&self, now: Instant, client: ClientId) -> Option<Transition> {
         let mut inner = self.lock();
         let open = match &mut *inner {
-            Inner::Closed { failures } => {
-                *failures += 1;
-                *failures >= self.config.consecutive_failures
+            Inner::Closed(run) => {
+                run.failures = run.failures.saturating_add(1);
+                run.clients.insert(client);
+                run.opens(&self.config)
             }
             Inner::HalfOpen { .. } => true,
             Inner::Open { .. } => false,
         };
-        if open {
-            *inner = Inner::Open {
-                until: now + self.config.open_for,
-            };
-            Some(Transition::Opened)
-        } else {
-            None
+        self.open_if(&mut inner, open, now)
+    }
+
+    /// A call from `client` that was admitted failed in a way its own request can cause
+    /// (INTERNAL, UNKNOWN, ...): counted once the run's failures come from enough clients.
+    pub fn on_client_failure(&self, now: Instant, client: ClientId) -> Option<Transition> {
+        let mut inner = self.lock();
+        let open = match &mut *inner {
+            Inner::Closed(run) => {
+                run.client_failures = run.client_failures.saturating_add(1);
+                run.clients.insert(client);
+                run.opens(&self.config)
+            }
+            Inner::HalfOpen {
+                probing, clients, ..
+            } => {
+                *probing = false;
+                clients.insert(client);
+                clients.len() >= self.config.distinct_clients
+            }
+            Inner::Open { .. } => false,
+        };
+        self.open_if(&mut inner, open, now)
+    }
+
+    /// Opens the breaker for `open_for` from `now` when `open`.
+    fn open_if(&self, inner: &mut Inner, open: bool, now: Instant) -> Option<Transition> {
+        if !open {
+            return None;
         }
+        *inner = Inner::Open {
+            until: now + self.config.open_for,
+        };
+        Some(Transition::Opened)
     }
 
     /// A probe ended without an outcome (the caller went away): let the next one through.
@@ -188,98 +274,4 @@ impl Breaker {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn breaker() -> Breaker {
-        Breaker::new(BreakerConfig::default())
-    }
-
-    fn allowed(b: &Breaker) -> bool {
-        matches!(b.admit(Instant::now()).0, Admission::Allowed { .. })
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn opens_breaker_after_five_consecutive_failures() {
-        let b = breaker();
-        for _ in 0..4 {
-            assert!(allowed(&b));
-            assert_eq!(b.on_failure(Instant::now()), None);
-        }
-        assert_eq!(b.state(Instant::now()), BreakerState::Closed);
-        assert_eq!(b.on_failure(Instant::now()), Some(Transition::Opened));
-        assert_eq!(b.state(Instant::now()), BreakerState::Open);
-        assert_eq!(
-            b.admit(Instant::now()).0,
-            Admission::Rejected {
-                retry_after: Duration::from_secs(30)
-            }
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_success_resets_the_failure_count() {
-        let b = breaker();
-        for _ in 0..4 {
-            b.on_failure(Instant::now());
-        }
-        b.on_success();
-        for _ in 0..4 {
-            assert_eq!(b.on_failure(Instant::now()), None);
-        }
-        assert_eq!(b.state(Instant::now()), BreakerState::Closed);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn full_cycle_open_half_open_closed_on_the_real_numbers() {
-        let b = breaker();
-        for _ in 0..5 {
-            b.on_failure(Instant::now());
-        }
-        tokio::time::advance(Duration::from_secs(29)).await;
-        assert_eq!(b.retry_after(Instant::now()), Duration::from_secs(1));
-        assert!(!allowed(&b));
-        tokio::time::advance(Duration::from_secs(1)).await;
-        let (admission, transition) = b.admit(Instant::now());
-        assert_eq!(admission, Admission::Allowed { probe: true });
-        assert_eq!(transition, Some(Transition::HalfOpened));
-        // One probe at a time.
-        assert!(!allowed(&b));
-        assert_eq!(b.on_success(), None);
-        assert_eq!(
-            b.admit(Instant::now()).0,
-            Admission::Allowed { probe: true }
-        );
-        assert_eq!(b.on_success(), Some(Transition::Closed));
-        assert_eq!(b.state(Instant::now()), BreakerState::Closed);
-        assert_eq!(
-            b.admit(Instant::now()).0,
-            Admission::Allowed { probe: false }
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_failed_probe_reopens_for_a_full_interval() {
-        let b = breaker();
-        for _ in 0..5 {
-            b.on_failure(Instant::now());
-        }
-        tokio::time::advance(Duration::from_secs(30)).await;
-        assert!(allowed(&b));
-        assert_eq!(b.on_failure(Instant::now()), Some(Transition::Opened));
-        assert_eq!(b.retry_after(Instant::now()), Duration::from_secs(30));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_released_probe_lets_the_next_one_through() {
-        let b = breaker();
-        for _ in 0..5 {
-            b.on_failure(Instant::now());
-        }
-        tokio::time::advance(Duration::from_secs(30)).await;
-        assert!(allowed(&b));
-        assert!(!allowed(&b));
-        b.release_probe();
-        assert!(allowed(&b));
-    }
-}
+mod tests;

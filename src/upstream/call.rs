@@ -21,7 +21,7 @@ use super::endpoint::Endpoint;
 use super::options::{CallOptions, CallOutcome};
 use super::random::random_unit;
 use super::reply::{AttemptError, GrpcReply, UpstreamError};
-use super::retry::{self, AttemptOutcome, Retry, Verdict};
+use super::retry::{self, AttemptOutcome, Evidence, Retry, Verdict};
 use super::stats::bump;
 
 /// Releases a half-open probe slot when an attempt ends without an outcome (client went away).
@@ -47,6 +47,8 @@ struct Call<'a> {
     last: Option<Result<GrpcReply, UpstreamError>>,
     /// The endpoint of the latest attempt, reported with the outcome (access log).
     used: Option<Arc<Endpoint>>,
+    /// The latest attempt was bounded by the client's own deadline (not a per-try timeout).
+    client_bound: bool,
 }
 
 impl Upstream {
@@ -99,8 +101,12 @@ impl Upstream {
             let probe = ProbeGuard(probe.then_some(&endpoint.breaker));
             let result = call.attempt(endpoint, remaining, &attempt).await;
             let (outcome, verdict) = call.classify(&result);
-            self.feed_breaker(endpoint, outcome, verdict, probe);
-            if outcome == AttemptOutcome::TimedOut && Instant::now() >= call.deadline_at {
+            self.feed_breaker(endpoint, verdict, options, probe);
+            let timed_out = matches!(
+                outcome,
+                AttemptOutcome::TimedOut | AttemptOutcome::RequestStalled
+            );
+            if timed_out && Instant::now() >= call.deadline_at {
                 return call.deadline_exceeded();
             }
             call.keep(outcome, result);
@@ -126,24 +132,24 @@ impl Upstream {
         })
     }
 
-    /// Tells the endpoint's breaker how the attempt went; a refusal during reconnect backoff is
-    /// no news to it (and releases a probe slot the attempt held, through `probe`'s drop).
+    /// Tells the endpoint's breaker how the attempt went, and for whom; a refusal during
+    /// reconnect backoff is no news to it (and releases a probe slot the attempt held, through
+    /// `probe`'s drop).
     fn feed_breaker(
         &self,
         endpoint: &Endpoint,
-        outcome: AttemptOutcome,
         verdict: Verdict,
+        options: &CallOptions<'_>,
         mut probe: ProbeGuard<'_>,
     ) {
-        if outcome == AttemptOutcome::Backoff {
+        if verdict.evidence == Evidence::None {
             return;
         }
         probe.0 = None;
-        let transition = if verdict.failure {
-            endpoint.breaker.on_failure(Instant::now())
-        } else {
-            endpoint.breaker.on_success()
-        };
+        let client = options.caller.client;
+        let transition = endpoint
+            .breaker
+            .record(verdict.evidence, client, Instant::now());
         if let Some(t) = transition {
             self.note(endpoint, t);
         }
@@ -187,6 +193,7 @@ impl<'a> Call<'a> {
             attempts: 0,
             last: None,
             used: None,
+            client_bound: false,
         }
     }
 
@@ -212,10 +219,10 @@ impl<'a> Call<'a> {
         F: Fn(Arc<Endpoint>, Duration) -> Fut,
         Fut: Future<Output = Result<GrpcReply, AttemptError>>,
     {
-        let try_timeout = self
-            .options
-            .per_try_timeout
-            .map_or(remaining, |t| t.min(remaining));
+        let per_try = self.options.per_try_timeout;
+        let try_timeout = per_try.map_or(remaining, |t| t.min(remaining));
+        self.client_bound =
+            self.options.caller.client_deadline && per_try.is_none_or(|t| t >= remaining);
         self.attempts += 1;
         self.used = Some(endpoint.clone());
         bump(&self.upstream.stats.attempts);
@@ -228,7 +235,9 @@ impl<'a> Call<'a> {
             Ok(reply) => AttemptOutcome::Status(reply.status.code),
             Err(e) => e.outcome,
         };
-        (outcome, retry::classify(outcome, self.retry_codes))
+        let breaker = &self.upstream.config.circuit_breaker;
+        let verdict = retry::classify(outcome, self.retry_codes, breaker, self.client_bound);
+        (outcome, verdict)
     }
 
     /// Keeps the attempt's result as the call's answer, unless it is a fast refusal during

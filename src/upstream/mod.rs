@@ -5,9 +5,11 @@
 //!
 //! Layout, each module using only those listed before it (and this file only naming them):
 //! - [`codec`] frames and unframes gRPC messages and reads status trailers;
+//! - [`client`]: who a call is for, as breakers tell clients apart;
 //! - `reply`: what a call ends with ([`GrpcReply`], [`UpstreamError`]);
 //! - [`retry`]: outcome classification, backoff, retry budget;
-//! - [`breaker`]: the per-endpoint circuit breaker state machine;
+//! - [`breaker`]: the per-endpoint circuit breaker state machine (which failures count, from
+//!   how many clients);
 //! - `body`: request bodies and the response read as a stream of messages;
 //! - `connection`: one HTTP/2 connection per worker thread, dialed lazily, reconnect backoff;
 //! - [`endpoint`]: one `host:port` — its connections, breaker, in-flight count, health flag;
@@ -27,6 +29,7 @@ pub mod balancer;
 mod body;
 pub mod breaker;
 mod call;
+pub mod client;
 pub mod codec;
 mod connection;
 pub mod endpoint;
@@ -40,6 +43,7 @@ pub mod stats;
 pub mod stream;
 
 pub use backend::Upstream;
+pub use client::ClientId;
 pub use codec::{GrpcStatus, encode_timeout, parse_timeout};
-pub use options::{ATTEMPTS_HEADER, CallOptions, CallOutcome};
+pub use options::{ATTEMPTS_HEADER, CallOptions, CallOutcome, Caller};
 pub use reply::{GrpcReply, UpstreamError, retry_after_secs};

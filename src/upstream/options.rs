@@ -1,11 +1,13 @@
-//! What one call may do ([`CallOptions`]: deadline, per-try timeout, which failures are retried)
-//! and what it ended with ([`CallOutcome`]: the answer, the attempts it took, the endpoint).
+//! What one call may do ([`CallOptions`]: deadline, per-try timeout, which failures are retried,
+//! who it is for) and what it ended with ([`CallOutcome`]: the answer, the attempts it took, the
+//! endpoint).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+use super::client::ClientId;
 use super::endpoint::Endpoint;
 use super::reply::{GrpcReply, UpstreamError};
 use crate::config::RouteRetryConfig;
@@ -24,6 +26,36 @@ pub struct CallOptions<'a> {
     pub retryable: bool,
     /// Codes retried instead of the upstream's `retryable_codes`.
     pub retry_on: Option<&'a [i32]>,
+    /// Who the call is for, which the breaker needs to tell one client's bad input from an
+    /// endpoint's failure.
+    pub caller: Caller,
+}
+
+/// Who a call is for, as the endpoint's breaker sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// The client (its address, hashed: no allocation per call).
+    pub client: ClientId,
+    /// The call's deadline is the client's own: its `grpc-timeout` (or `x-request-timeout`) was
+    /// shorter than the route's timeout, so a timeout says as much about the client as about
+    /// the endpoint.
+    pub client_deadline: bool,
+}
+
+impl Caller {
+    /// `client`'s call with `deadline` through a route whose own timeout is `route_timeout`.
+    pub fn new(client: ClientId, deadline: Duration, route_timeout: Duration) -> Caller {
+        Caller {
+            client,
+            client_deadline: deadline < route_timeout,
+        }
+    }
+
+    /// A call with no client to tell apart (tests, the gateway's own calls).
+    pub const UNKNOWN: Caller = Caller {
+        client: ClientId::UNKNOWN,
+        client_deadline: false,
+    };
 }
 
 impl<'a> CallOptions<'a> {
@@ -33,23 +65,26 @@ impl<'a> CallOptions<'a> {
         route: &'a RouteRetryConfig,
         http_method: &str,
         deadline: Duration,
+        caller: Caller,
     ) -> CallOptions<'a> {
         CallOptions {
             deadline,
             per_try_timeout: route.per_try_timeout,
             retryable: route.retryable.unwrap_or(http_method == "GET"),
             retry_on: route.retry_on.as_deref(),
+            caller,
         }
     }
 
     /// The options of a call whose request body is streamed through and so cannot be sent
     /// twice: bounded by `deadline`, tried again only when an attempt never sent it.
-    pub fn streamed(deadline: Duration) -> CallOptions<'static> {
+    pub fn streamed(deadline: Duration, caller: Caller) -> CallOptions<'static> {
         CallOptions {
             deadline,
             per_try_timeout: None,
             retryable: false,
             retry_on: None,
+            caller,
         }
     }
 }
@@ -90,17 +125,25 @@ mod tests {
     fn get_routes_are_retryable_by_default_and_others_only_when_configured() {
         let deadline = Duration::from_secs(10);
         let default = RouteRetryConfig::default();
-        assert!(CallOptions::for_route(&default, "GET", deadline).retryable);
-        assert!(!CallOptions::for_route(&default, "POST", deadline).retryable);
+        assert!(CallOptions::for_route(&default, "GET", deadline, Caller::UNKNOWN).retryable);
+        assert!(!CallOptions::for_route(&default, "POST", deadline, Caller::UNKNOWN).retryable);
         let on = RouteRetryConfig {
             retryable: Some(true),
             ..RouteRetryConfig::default()
         };
-        assert!(CallOptions::for_route(&on, "POST", deadline).retryable);
+        assert!(CallOptions::for_route(&on, "POST", deadline, Caller::UNKNOWN).retryable);
         let off = RouteRetryConfig {
             retryable: Some(false),
             ..RouteRetryConfig::default()
         };
-        assert!(!CallOptions::for_route(&off, "GET", deadline).retryable);
+        assert!(!CallOptions::for_route(&off, "GET", deadline, Caller::UNKNOWN).retryable);
+    }
+
+    #[test]
+    fn a_deadline_shorter_than_the_routes_is_the_clients() {
+        let route = Duration::from_secs(10);
+        let client = ClientId::UNKNOWN;
+        assert!(Caller::new(client, Duration::from_millis(5), route).client_deadline);
+        assert!(!Caller::new(client, route, route).client_deadline);
     }
 }

@@ -1,8 +1,9 @@
 //! When a failed attempt is tried again, and how long to wait first.
 //!
-//! - [`classify`]: what one attempt's outcome means — is it the endpoint's fault (it feeds the
-//!   breaker), and may it be retried always (the request never left: refused connection), only on
-//!   routes marked retryable (it reached the backend: `UNAVAILABLE`, reset, per-try timeout), or never.
+//! - [`classify`]: what one attempt's outcome means — what it says about the endpoint
+//!   ([`Evidence`], fed to its breaker), and may it be retried always (the request never left:
+//!   refused connection), only on routes marked retryable (it reached the backend: `UNAVAILABLE`,
+//!   reset, per-try timeout), or never.
 //! - [`backoff`]: exponential from `base_backoff`, capped at `max_backoff`, with `jitter` of it
 //!   randomised; the call loop never sleeps past the deadline.
 //! - [`RetryBudget`]: retries of an upstream stay below `budget_ratio` of its requests (plus
@@ -13,14 +14,31 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::RetryConfig;
+use crate::config::{BreakerConfig, RetryConfig};
 
 /// The length of one retry-budget window.
 pub const BUDGET_WINDOW: Duration = Duration::from_secs(10);
 
-/// gRPC codes that count as the endpoint failing (UNKNOWN, DEADLINE_EXCEEDED, INTERNAL,
-/// UNAVAILABLE). Client-side codes (INVALID_ARGUMENT, NOT_FOUND, ...) are answers, not failures.
-const FAILURE_CODES: [i32; 4] = [2, 4, 13, 14];
+/// `DEADLINE_EXCEEDED` (`google/rpc/code.proto`).
+const DEADLINE_EXCEEDED: i32 = 4;
+
+/// What one attempt says about the endpoint's health: what its breaker is fed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evidence {
+    /// The endpoint answered (an error code a client's request explains, such as
+    /// `INVALID_ARGUMENT` or `NOT_FOUND`, is an answer too): ends a run of failures.
+    Healthy,
+    /// The endpoint failed whoever called: a transport failure, an answer that is not gRPC, the
+    /// gateway's own timeout, or one of `failure_codes`.
+    Failure,
+    /// A failure one client's request can cause: one of `distinct_client_codes`, or a deadline the
+    /// client shortened passing. Counts only when the run of failures comes from
+    /// `distinct_clients` clients.
+    ClientFailure,
+    /// Nothing learnt: the attempt was refused during reconnect backoff, or the client's own
+    /// request body broke off.
+    None,
+}
 
 /// May this outcome be retried?
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,8 +54,8 @@ pub enum Retry {
 /// What one attempt's outcome means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict {
-    /// The endpoint failed (counts toward opening its breaker).
-    pub failure: bool,
+    /// What it says about the endpoint (fed to its breaker).
+    pub evidence: Evidence,
     /// Whether to try again.
     pub retry: Retry,
 }
@@ -57,39 +75,60 @@ pub enum AttemptOutcome {
     TimedOut,
     /// The backend answered with something that is not gRPC.
     Invalid,
+    /// The client's streamed request body broke off (its connection failed, or an element of
+    /// its stream was malformed), which reset the call: the client's doing, not the endpoint's.
+    RequestAborted,
+    /// The attempt's timeout passed while the client was still sending its streamed request body.
+    RequestStalled,
 }
 
-/// Classifies one attempt; `retry_codes` are the codes the route retries.
-pub fn classify(outcome: AttemptOutcome, retry_codes: &[i32]) -> Verdict {
+/// Classifies one attempt: `retry_codes` are the codes the route retries, `breaker` says which
+/// codes are failures, and `client_deadline` is set when the attempt was bounded by a deadline
+/// the client shortened (its `grpc-timeout`), not by the route's own timeouts.
+pub fn classify(
+    outcome: AttemptOutcome,
+    retry_codes: &[i32],
+    breaker: &BreakerConfig,
+    client_deadline: bool,
+) -> Verdict {
+    let retry = match outcome {
+        AttemptOutcome::Status(0) | AttemptOutcome::Invalid | AttemptOutcome::RequestAborted => {
+            Retry::Never
+        }
+        AttemptOutcome::Status(code) if retry_codes.contains(&code) => Retry::IfRetryable,
+        AttemptOutcome::Status(_) => Retry::Never,
+        AttemptOutcome::NotSent | AttemptOutcome::Backoff => Retry::Always,
+        AttemptOutcome::Reset | AttemptOutcome::TimedOut => Retry::IfRetryable,
+        AttemptOutcome::RequestStalled => Retry::Never,
+    };
+    Verdict {
+        evidence: evidence(outcome, breaker, client_deadline),
+        retry,
+    }
+}
+
+/// What `outcome` says about the endpoint (see [`classify`]).
+fn evidence(outcome: AttemptOutcome, breaker: &BreakerConfig, client_deadline: bool) -> Evidence {
     match outcome {
-        AttemptOutcome::Status(0) => Verdict {
-            failure: false,
-            retry: Retry::Never,
-        },
-        AttemptOutcome::Status(code) => Verdict {
-            failure: FAILURE_CODES.contains(&code),
-            retry: if retry_codes.contains(&code) {
-                Retry::IfRetryable
+        AttemptOutcome::Status(0) => Evidence::Healthy,
+        AttemptOutcome::Status(code) if breaker.failure_codes.contains(&code) => {
+            if code == DEADLINE_EXCEEDED && client_deadline {
+                Evidence::ClientFailure
             } else {
-                Retry::Never
-            },
-        },
-        AttemptOutcome::NotSent => Verdict {
-            failure: true,
-            retry: Retry::Always,
-        },
-        AttemptOutcome::Backoff => Verdict {
-            failure: false,
-            retry: Retry::Always,
-        },
-        AttemptOutcome::Reset | AttemptOutcome::TimedOut => Verdict {
-            failure: true,
-            retry: Retry::IfRetryable,
-        },
-        AttemptOutcome::Invalid => Verdict {
-            failure: true,
-            retry: Retry::Never,
-        },
+                Evidence::Failure
+            }
+        }
+        AttemptOutcome::Status(code) if breaker.distinct_client_codes.contains(&code) => {
+            Evidence::ClientFailure
+        }
+        AttemptOutcome::Status(_) => Evidence::Healthy,
+        AttemptOutcome::TimedOut if client_deadline => Evidence::ClientFailure,
+        AttemptOutcome::RequestStalled => Evidence::ClientFailure,
+        AttemptOutcome::NotSent
+        | AttemptOutcome::Reset
+        | AttemptOutcome::TimedOut
+        | AttemptOutcome::Invalid => Evidence::Failure,
+        AttemptOutcome::Backoff | AttemptOutcome::RequestAborted => Evidence::None,
     }
 }
 
@@ -185,31 +224,105 @@ mod tests {
         RetryConfig::default()
     }
 
+    fn verdict(outcome: AttemptOutcome, retry_codes: &[i32]) -> (Evidence, Retry) {
+        let v = classify(outcome, retry_codes, &BreakerConfig::default(), false);
+        (v.evidence, v.retry)
+    }
+
     #[test]
     fn refused_connections_always_retry_and_answers_do_not() {
+        use AttemptOutcome::*;
+        use Evidence::*;
         let codes = [14];
-        let v = classify(AttemptOutcome::NotSent, &codes);
-        assert_eq!((v.failure, v.retry), (true, Retry::Always));
-        let v = classify(AttemptOutcome::Status(14), &codes);
-        assert_eq!((v.failure, v.retry), (true, Retry::IfRetryable));
-        let v = classify(AttemptOutcome::Status(13), &codes);
-        assert_eq!((v.failure, v.retry), (true, Retry::Never));
-        let v = classify(AttemptOutcome::Status(5), &codes);
-        assert_eq!((v.failure, v.retry), (false, Retry::Never));
-        let v = classify(AttemptOutcome::Status(3), &codes);
-        assert!(!v.failure);
-        let v = classify(AttemptOutcome::Reset, &codes);
-        assert_eq!((v.failure, v.retry), (true, Retry::IfRetryable));
-        let v = classify(AttemptOutcome::Invalid, &codes);
-        assert_eq!((v.failure, v.retry), (true, Retry::Never));
-        let v = classify(AttemptOutcome::Status(0), &codes);
-        assert_eq!((v.failure, v.retry), (false, Retry::Never));
+        assert_eq!(verdict(NotSent, &codes), (Failure, Retry::Always));
+        assert_eq!(verdict(Status(14), &codes), (Failure, Retry::IfRetryable));
+        assert_eq!(verdict(Status(13), &codes), (ClientFailure, Retry::Never));
+        assert_eq!(verdict(Status(5), &codes), (Healthy, Retry::Never));
+        assert_eq!(verdict(Status(3), &codes).0, Healthy);
+        assert_eq!(verdict(Reset, &codes), (Failure, Retry::IfRetryable));
+        assert_eq!(verdict(TimedOut, &codes), (Failure, Retry::IfRetryable));
+        assert_eq!(verdict(Invalid, &codes), (Failure, Retry::Never));
+        assert_eq!(verdict(Status(0), &codes), (Healthy, Retry::Never));
+        assert_eq!(verdict(Backoff, &codes), (Evidence::None, Retry::Always));
+        assert_eq!(
+            verdict(RequestAborted, &codes),
+            (Evidence::None, Retry::Never)
+        );
+        assert_eq!(
+            verdict(RequestStalled, &codes),
+            (ClientFailure, Retry::Never)
+        );
+    }
+
+    #[test]
+    fn every_code_feeds_the_breaker_as_the_default_lists_say() {
+        // google/rpc/code.proto: UNKNOWN 2, DEADLINE_EXCEEDED 4, INTERNAL 13, UNAVAILABLE 14,
+        // DATA_LOSS 15.
+        for code in 1..=16 {
+            let expected = match code {
+                4 | 14 => Evidence::Failure,
+                2 | 13 | 15 => Evidence::ClientFailure,
+                _ => Evidence::Healthy,
+            };
+            assert_eq!(
+                verdict(AttemptOutcome::Status(code), &[]).0,
+                expected,
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_deadline_the_client_shortened_is_only_its_own_failure() {
+        let b = BreakerConfig::default();
+        for outcome in [AttemptOutcome::TimedOut, AttemptOutcome::Status(4)] {
+            assert_eq!(
+                classify(outcome, &[], &b, false).evidence,
+                Evidence::Failure
+            );
+            assert_eq!(
+                classify(outcome, &[], &b, true).evidence,
+                Evidence::ClientFailure
+            );
+        }
+        let v = classify(AttemptOutcome::Status(14), &[], &b, true);
+        assert_eq!(
+            v.evidence,
+            Evidence::Failure,
+            "UNAVAILABLE is never the client's"
+        );
+    }
+
+    #[test]
+    fn configured_code_lists_replace_the_defaults() {
+        let b = BreakerConfig {
+            failure_codes: vec![13],
+            distinct_client_codes: vec![8],
+            ..BreakerConfig::default()
+        };
+        let evidence = |code| classify(AttemptOutcome::Status(code), &[], &b, false).evidence;
+        assert_eq!(evidence(13), Evidence::Failure);
+        assert_eq!(evidence(8), Evidence::ClientFailure);
+        assert_eq!(evidence(14), Evidence::Healthy);
+        assert_eq!(
+            classify(AttemptOutcome::Reset, &[], &b, false).evidence,
+            Evidence::Failure,
+            "transport failures always count"
+        );
     }
 
     #[test]
     fn configured_codes_are_retried_without_becoming_failures() {
-        let v = classify(AttemptOutcome::Status(8), &[8, 14]);
-        assert_eq!((v.failure, v.retry), (false, Retry::IfRetryable));
+        let v = classify(
+            AttemptOutcome::Status(8),
+            &[8, 14],
+            &BreakerConfig::default(),
+            false,
+        );
+        assert_eq!(
+            (v.evidence, v.retry),
+            (Evidence::Healthy, Retry::IfRetryable)
+        );
     }
 
     #[test]

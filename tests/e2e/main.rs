@@ -5,6 +5,7 @@ mod admin;
 #[allow(dead_code)] // shared helpers; not every module uses every one
 mod auth;
 mod backend;
+mod breaker_clients;
 mod connections;
 mod edge_ops;
 mod errors;

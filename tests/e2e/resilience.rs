@@ -423,13 +423,13 @@ async fn a_route_can_retry_other_codes() {
 
 /// A TCP forwarder in front of a backend that can be killed like a crashed process: every open
 /// connection is dropped mid-stream and new ones are refused.
-struct Proxy {
-    addr: std::net::SocketAddr,
+pub(crate) struct Proxy {
+    pub(crate) addr: std::net::SocketAddr,
     kill: watch::Sender<bool>,
 }
 
 impl Proxy {
-    async fn to(target: std::net::SocketAddr) -> Proxy {
+    pub(crate) async fn to(target: std::net::SocketAddr) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("addr");
         let (kill, killed) = watch::channel(false);
@@ -458,7 +458,7 @@ impl Proxy {
         Proxy { addr, kill }
     }
 
-    fn kill(&self) {
+    pub(crate) fn kill(&self) {
         self.kill.send_replace(true);
     }
 }

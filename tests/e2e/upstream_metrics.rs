@@ -363,7 +363,14 @@ async fn routes_show_retry_policy_and_endpoints_and_config_shows_resilience() {
     );
     assert_eq!(
         upstream["circuit_breaker"],
-        serde_json::json!({"consecutive_failures": 7, "open_for": "10s", "half_open_successes": 2})
+        serde_json::json!({
+            "consecutive_failures": 7,
+            "open_for": "10s",
+            "half_open_successes": 2,
+            "failure_codes": ["UNAVAILABLE", "DEADLINE_EXCEEDED"],
+            "distinct_client_codes": ["INTERNAL", "UNKNOWN", "DATA_LOSS"],
+            "distinct_clients": 3,
+        })
     );
     assert_eq!(upstream["health_check"]["interval"], "3600s");
     assert_eq!(upstream["health_check"]["unhealthy_threshold"], 2);

@@ -48,6 +48,11 @@ pub(crate) struct RawCircuitBreaker {
     pub(crate) consecutive_failures: Option<At<u32>>,
     pub(crate) open_for: Option<At<String>>,
     pub(crate) half_open_successes: Option<At<u32>>,
+    /// gRPC codes that are failures whoever called.
+    pub(crate) failure_codes: Option<Vec<At<String>>>,
+    /// gRPC codes that are failures only when `distinct_clients` clients get them.
+    pub(crate) distinct_client_codes: Option<Vec<At<String>>>,
+    pub(crate) distinct_clients: Option<At<u32>>,
 }
 
 /// `upstreams.<name>.health_check:` active `grpc.health.v1.Health/Check` probes.

@@ -4,7 +4,8 @@
 use super::checker::{Checker, place};
 use crate::config::raw::{At, RawCircuitBreaker, RawHealthCheck, RawRetry, RawRoute};
 use crate::config::resilience::{
-    BreakerConfig, HealthCheckConfig, Ratio, RetryConfig, RouteRetryConfig, parse_code,
+    BreakerConfig, HealthCheckConfig, MAX_DISTINCT_CLIENTS, Ratio, RetryConfig, RouteRetryConfig,
+    parse_code,
 };
 
 fn ratio(c: &mut Checker<'_>, value: &At<f64>, key: &str) -> Option<Ratio> {
@@ -112,7 +113,49 @@ pub(super) fn breaker(
     {
         b.half_open_successes = n;
     }
+    breaker_codes(c, raw, &key, &mut b);
     b
+}
+
+/// `circuit_breaker.{failure_codes,distinct_client_codes,distinct_clients}`: no code in both
+/// lists, and a client count a breaker can hold.
+fn breaker_codes(c: &mut Checker<'_>, raw: &RawCircuitBreaker, key: &str, b: &mut BreakerConfig) {
+    if let Some(items) = &raw.failure_codes {
+        b.failure_codes = codes(c, items, &format!("{key}.failure_codes"));
+    }
+    if let Some(items) = &raw.distinct_client_codes {
+        b.distinct_client_codes = codes(c, items, &format!("{key}.distinct_client_codes"));
+    }
+    if let Some(v) = &raw.distinct_clients {
+        if (1..=MAX_DISTINCT_CLIENTS).contains(&v.value) {
+            b.distinct_clients = v.value;
+        } else {
+            let reason = format!("must be between 1 and {MAX_DISTINCT_CLIENTS}");
+            c.error(place(v), format!("{key}.distinct_clients"), reason);
+        }
+    }
+    // A code named in both lists is reported where the list that names it was written (the
+    // other list may be the default).
+    let (listed, list_key) = match (&raw.distinct_client_codes, &raw.failure_codes) {
+        (Some(items), _) => (items, "distinct_client_codes"),
+        (None, Some(items)) => (items, "failure_codes"),
+        (None, None) => return,
+    };
+    for (i, item) in listed.iter().enumerate() {
+        let Some(code) = parse_code(&item.value) else {
+            continue;
+        };
+        if b.failure_codes.contains(&code) && b.distinct_client_codes.contains(&code) {
+            c.error(
+                place(item),
+                format!("{key}.{list_key}[{i}]"),
+                format!(
+                    "`{}` is in both failure_codes and distinct_client_codes (a code is one or the other)",
+                    item.value
+                ),
+            );
+        }
+    }
 }
 
 /// `upstreams.<name>.health_check`: `None` when absent (checks off).
@@ -234,6 +277,34 @@ mod tests {
                 "g.yaml:9:48: upstreams.a.retry.retryable_codes[1]: `NOPE` is not a gRPC status code other than OK (use a name such as UNAVAILABLE)",
                 "g.yaml:10:45: upstreams.a.circuit_breaker.consecutive_failures: must be at least 1",
                 "g.yaml:15:22: routes[0].per_try_timeout: must be greater than zero",
+            ]
+        );
+    }
+
+    #[test]
+    fn breaker_failure_codes_and_distinct_clients_are_read() {
+        let c = parse(Path::new("g.yaml"), &config("    address: h:1\n", "")).expect("valid");
+        let b = &c.upstreams[0].circuit_breaker;
+        assert_eq!(b.failure_codes, [14, 4]);
+        assert_eq!(b.distinct_client_codes, [13, 2, 15]);
+        assert_eq!(b.distinct_clients, 3);
+        let upstream = "    address: h:1\n    circuit_breaker: {failure_codes: [UNAVAILABLE, INTERNAL], distinct_client_codes: [unknown], distinct_clients: 2}\n";
+        let c = parse(Path::new("g.yaml"), &config(upstream, "")).expect("valid");
+        let b = &c.upstreams[0].circuit_breaker;
+        assert_eq!(b.failure_codes, [14, 13]);
+        assert_eq!(b.distinct_client_codes, [2]);
+        assert_eq!(b.distinct_clients, 2);
+    }
+
+    #[test]
+    fn bad_breaker_codes_are_reported_at_their_place() {
+        let upstream = "    address: h:1\n    circuit_breaker: {failure_codes: [INTERNAL, NOPE], distinct_clients: 0}\n";
+        assert_eq!(
+            problems(&config(upstream, "")),
+            [
+                "g.yaml:9:39: upstreams.a.circuit_breaker.failure_codes[0]: `INTERNAL` is in both failure_codes and distinct_client_codes (a code is one or the other)",
+                "g.yaml:9:49: upstreams.a.circuit_breaker.failure_codes[1]: `NOPE` is not a gRPC status code other than OK (use a name such as UNAVAILABLE)",
+                "g.yaml:9:74: upstreams.a.circuit_breaker.distinct_clients: must be between 1 and 16",
             ]
         );
     }

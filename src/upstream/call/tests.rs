@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use super::*;
 use crate::config::{BreakerConfig, Ratio, RetryConfig, UpstreamConfig};
 use crate::upstream::codec::GrpcStatus;
+use crate::upstream::options::Caller;
 use crate::upstream::resolve;
 
 fn upstream(retry: RetryConfig) -> Upstream {
@@ -30,6 +31,7 @@ fn options(deadline_ms: u64, per_try_ms: Option<u64>, retryable: bool) -> CallOp
         per_try_timeout: per_try_ms.map(Duration::from_millis),
         retryable,
         retry_on: None,
+        caller: Caller::UNKNOWN,
     }
 }
 
@@ -152,7 +154,7 @@ async fn an_open_breaker_fails_fast_until_the_probe() {
         ..RetryConfig::default()
     });
     let call = async || {
-        u.call_with(&options(10_000, None, true), |_, _| async { reply(13) })
+        u.call_with(&options(10_000, None, true), |_, _| async { reply(14) })
             .await
     };
     for _ in 0..5 {
@@ -167,6 +169,67 @@ async fn an_open_breaker_fails_fast_until_the_probe() {
     tokio::time::advance(Duration::from_secs(30)).await;
     assert_eq!(call().await.attempts, 1, "the half-open probe goes through");
     assert_eq!(u.stats().endpoints_open, 1, "the failed probe reopened it");
+}
+
+/// Options of a call from client 10.0.0.`n`, its deadline the client's own when `client_deadline`.
+fn from_client(n: u8, client_deadline: bool) -> CallOptions<'static> {
+    let client = crate::upstream::ClientId::of(std::net::IpAddr::from([10, 0, 0, n]));
+    CallOptions {
+        caller: Caller {
+            client,
+            client_deadline,
+        },
+        ..options(100, None, false)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn internal_answers_open_the_breaker_only_when_three_clients_get_them() {
+    let u = upstream(RetryConfig::default());
+    for _ in 0..20 {
+        let outcome = u
+            .call_with(&from_client(1, false), |_, _| async { reply(13) })
+            .await;
+        assert_eq!((outcome.attempts, code(&outcome)), (1, Some(13)));
+    }
+    assert_eq!(u.stats().endpoints_open, 0, "one client's INTERNALs");
+    for n in [2, 3] {
+        u.call_with(&from_client(n, false), |_, _| async { reply(2) })
+            .await;
+    }
+    assert_eq!(
+        u.stats().endpoints_open,
+        1,
+        "INTERNAL/UNKNOWN from three clients"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_shortens_its_deadline_times_out_alone() {
+    let u = upstream(RetryConfig::default());
+    for _ in 0..10 {
+        let outcome = u
+            .call_with(&from_client(1, true), |_, timeout| hang(timeout))
+            .await;
+        assert!(matches!(
+            outcome.result,
+            Err(UpstreamError::DeadlineExceeded { .. })
+        ));
+    }
+    assert_eq!(
+        u.stats().endpoints_open,
+        0,
+        "its own deadline, not the endpoint's"
+    );
+    for _ in 0..5 {
+        u.call_with(&from_client(2, false), |_, timeout| hang(timeout))
+            .await;
+    }
+    assert_eq!(
+        u.stats().endpoints_open,
+        1,
+        "the route's own deadline passing"
+    );
 }
 
 /// An upstream whose one endpoint is the host name `backend:80` (never dialed: attempts are
