@@ -225,3 +225,36 @@ async fn one_address_gets_at_most_max_connections_per_ip() {
         "a third connection from one address was kept"
     );
 }
+
+/// Before: one client that opened three export streams and read none of them filled the
+/// upstream connection's flow-control window (hyper's default: 5 MiB over 2 MiB streams), and
+/// every other call on that connection stalled until its deadline.
+#[tokio::test]
+async fn streams_a_client_does_not_read_do_not_stall_other_calls_on_the_upstream_connection() {
+    // One worker: every client shares its one upstream connection.
+    let env = TestEnv::start_with(|config| config + "workers: 1\n").await;
+    // 30 policies of 100 KB: each export streams 3 MB.
+    let policy = format!(r#"{{"policyType":"bulk","policyName":"{}"}}"#, "p".repeat(100_000));
+    for _ in 0..30 {
+        let reply = env.post_json("/v1/policies/propose", &policy).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    let mut hostile = narrow_window_client(&env, 1024).await;
+    let mut stalled = Vec::new();
+    for _ in 0..3 {
+        let request = http::Request::get(format!("{}/v1/policies:export", env.base()))
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        // The heads come back; the 3 MB behind each is never read.
+        let answer = hostile.send_request(request).await.expect("export head");
+        assert_eq!(answer.status(), StatusCode::OK);
+        stalled.push(answer);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let reply = tokio::time::timeout(Duration::from_secs(3), env.get("/v1/echo/hi")).await;
+    let reply = reply.expect("another client's call stalled behind the unread streams");
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    drop(stalled);
+}
