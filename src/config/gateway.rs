@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::edge::{AuthConfig, RateLimitConfig};
 use super::error::Located;
 use super::ops::OpsConfig;
+use super::redis::RedisConfig;
 use super::route::RouteConfig;
 use super::tls::TlsListenerConfig;
 use super::upstream::UpstreamConfig;
@@ -44,6 +45,8 @@ pub struct Config {
     pub rate_limits: RateLimitConfig,
     /// Operations: reload, access log, log level, shutdown.
     pub ops: OpsConfig,
+    /// The store replicas share; `None`: this process works alone.
+    pub redis: Option<RedisConfig>,
 }
 
 /// `workers:` as written: how many threads serve the public listeners' connections.

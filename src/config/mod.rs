@@ -18,6 +18,7 @@ mod error;
 mod gateway;
 mod ops;
 mod raw;
+mod redis;
 mod resilience;
 mod route;
 mod streaming;
@@ -34,6 +35,7 @@ pub use edge::{
 pub use error::{ConfigError, ConfigErrors, Located, Place};
 pub use gateway::{Config, DescriptorSources, ListenerLimits, WorkerCount};
 pub use ops::{AccessLogTarget, OpsConfig};
+pub use redis::{RedisConfig, RedisTarget, RedisTls};
 pub use resilience::code_name;
 pub use resilience::{
     BreakerConfig, HealthCheckConfig, MAX_DISTINCT_CLIENTS, Ratio, RetryConfig, RouteRetryConfig,

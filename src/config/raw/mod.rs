@@ -9,6 +9,7 @@
 mod edge;
 mod listeners;
 mod ops;
+mod redis;
 mod route;
 mod upstream;
 
@@ -17,6 +18,7 @@ pub(crate) use edge::{
 };
 pub(crate) use listeners::{RawAdmin, RawCertificate, RawClientAuth, RawListeners, RawTlsListener};
 pub(crate) use ops::{RawAccessLog, RawLimits, RawReload, RawShutdown};
+pub(crate) use redis::{RawRedis, RawSecret};
 pub(crate) use route::{RawCors, RawHeaders, RawHttpRule, RawRoute, RawTranscoding};
 pub(crate) use upstream::{RawCircuitBreaker, RawHealthCheck, RawRetry, RawUpstream};
 
@@ -37,6 +39,8 @@ pub(crate) struct RawConfig {
     pub(crate) descriptors: RawDescriptors,
     pub(crate) upstreams: BTreeMap<String, RawUpstream>,
     pub(crate) routes: Vec<RawRoute>,
+    #[serde(default)]
+    pub(crate) redis: Option<RawRedis>,
     #[serde(default)]
     pub(crate) transcoding: RawTranscoding,
     #[serde(default)]

@@ -11,6 +11,7 @@ mod descriptors;
 mod listeners;
 mod ops;
 mod rate_limit;
+mod redis;
 mod resilience;
 mod route;
 mod tls;
@@ -139,6 +140,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
     let auth = auth::auth(c, raw.auth.as_ref(), &base);
     let rate_limits = rate_limit::rate_limits(c, raw.rate_limits.as_ref());
     let ops = ops::ops(c, &base, &raw);
+    let redis = redis::redis(c, &base, raw.redis.as_ref());
     Config {
         source: file.to_owned(),
         http_listener: listeners.http,
@@ -153,6 +155,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
         auth,
         rate_limits,
         ops,
+        redis,
     }
 }
 
