@@ -22,6 +22,7 @@
 //! - [`config`]: `gateway.yaml` → validated [`config::Config`] (every problem with file and line).
 //! - [`descriptors`]: `.proto` files (compiled in-process) and descriptor sets → one pool.
 //! - [`runtime`]: the immutable snapshot requests use: route table, upstreams, options.
+//! - [`state`]: what replicas share through Redis (the client, the fleet's size).
 //! - [`server`]: the running gateway: binds the listeners, wires pipeline, admin and reload.
 //! - [`workers`]: the worker threads connections are served on.
 //! - [`admin`]: the operator-only server (`/healthz`, `/ready`, `/metrics`, `/config`, ...).
@@ -42,6 +43,7 @@ pub mod pipeline;
 pub mod reload;
 pub mod runtime;
 pub mod server;
+pub mod state;
 pub mod transcode;
 pub mod upstream;
 pub mod workers;
