@@ -22,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::Gateway;
 use crate::reload::{ReloadStatus, Reloader};
 use crate::runtime::Runtime;
+use crate::state::Shared;
 use crate::workers::Workers;
 
 /// Shutdown signal: `Some(drain timeout)` once shutdown has started.
@@ -64,7 +65,10 @@ impl ServerHandle {
         let workers = Arc::new(Workers::start(threads)?);
         let config = runtime.config.clone();
         let metrics = Arc::new(Metrics::new());
-        let gateway = Arc::new(Gateway::with_ops(runtime, metrics.clone(), access_log));
+        let shared = Shared::connect(runtime.config.redis.as_ref())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let gateway = Gateway::with_ops(runtime, metrics.clone(), access_log).sharing(shared);
+        let gateway = Arc::new(gateway);
         let reloader = Reloader::new(gateway.clone());
         let lifecycle = Arc::new(Lifecycle::default());
         let (shutdown, watch_shutdown) = watch::channel(None);
@@ -103,6 +107,7 @@ impl ServerHandle {
             None => None,
         };
         started.maintain(&gateway);
+        started.announce(gateway.shared().clone());
         lifecycle.set_ready();
         Ok(ServerHandle {
             http_addr,
@@ -282,6 +287,17 @@ impl Started {
 }
 
 impl Started {
+    /// Announces this replica to the fleet (through Redis, when configured) until shutdown.
+    fn announce(&mut self, shared: Shared) {
+        let stop = wait_for(self.stop.clone());
+        self.tasks.spawn(async move {
+            tokio::select! {
+                () = shared.announce() => {}
+                _ = stop => {}
+            }
+        });
+    }
+
     /// The maintenance task, until shutdown.
     fn maintain(&mut self, gateway: &Arc<Gateway>) {
         let stop = wait_for(self.stop.clone());

@@ -83,6 +83,7 @@ impl Admin {
                 let runtime = self.gateway.runtime();
                 crate::metrics::render_upstreams(&mut text, &runtime.upstreams);
                 crate::metrics::render_rate_limit_keys(&mut text, &runtime.rate_limits);
+                crate::metrics::render_shared(&mut text, self.gateway.shared());
                 body(
                     StatusCode::OK,
                     text,

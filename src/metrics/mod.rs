@@ -21,6 +21,7 @@ mod edge;
 mod family;
 mod request;
 mod series;
+mod shared;
 mod text;
 mod upstreams;
 
@@ -28,6 +29,7 @@ pub use edge::render_rate_limit_keys;
 pub use family::{CounterFamily, Family, GaugeFamily, HistogramFamily, LabelPair, Labels};
 pub use request::{RequestLabels, RequestRecord, RequestSeries, UNMATCHED_ROUTE, UpstreamSeries};
 pub use series::{Counter, Gauge, Histogram};
+pub use shared::render_shared;
 pub use text::{counters, gauges, histograms};
 pub use upstreams::render_upstreams;
 

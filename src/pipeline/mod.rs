@@ -42,6 +42,7 @@ use crate::edge::rate_limit::client_ip;
 use crate::edge::{self, Admitted, RequestHead, cors};
 use crate::metrics::Metrics;
 use crate::runtime::{GrpcMethod, Runtime};
+use crate::state::Shared;
 use crate::upstream::ClientId;
 use answer::{Answer, Failure, HttpCall};
 use outcome::Outcome;
@@ -57,6 +58,8 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     /// Where access log lines go, when enabled.
     access_log: Option<AccessLog>,
+    /// What this replica shares with the others (Redis, the fleet's size).
+    shared: Shared,
 }
 
 impl Gateway {
@@ -77,7 +80,19 @@ impl Gateway {
             request_ids: RequestIds::new(),
             metrics,
             access_log,
+            shared: Shared::alone(),
         }
+    }
+
+    /// The same gateway, sharing state with other replicas through `shared`.
+    pub fn sharing(mut self, shared: Shared) -> Gateway {
+        self.shared = shared;
+        self
+    }
+
+    /// What this replica shares with the others.
+    pub fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     /// The gateway's metrics.

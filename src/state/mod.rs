@@ -10,3 +10,47 @@ pub mod redis;
 pub mod replicas;
 
 pub use breaker::BreakerState;
+
+use std::sync::Arc;
+
+use crate::config::RedisConfig;
+use redis::Redis;
+use replicas::Replicas;
+
+/// What this replica shares with the others: the Redis client when one is configured, and the
+/// fleet's size as last seen (1, alone, without Redis).
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// The Redis client; `None` without a `redis:` section.
+    pub redis: Option<Arc<Redis>>,
+    /// The fleet as this replica sees it.
+    pub replicas: Arc<Replicas>,
+}
+
+impl Shared {
+    /// Alone: nothing shared.
+    pub fn alone() -> Shared {
+        Shared {
+            redis: None,
+            replicas: Replicas::new(),
+        }
+    }
+
+    /// Shared through the Redis `config` names, if any (connected in the background: an
+    /// unreachable Redis does not stop the start).
+    pub fn connect(config: Option<&RedisConfig>) -> Result<Shared, String> {
+        let redis = config.map(Redis::new).transpose()?;
+        Ok(Shared {
+            redis,
+            replicas: Replicas::new(),
+        })
+    }
+
+    /// Announces this replica to the fleet until the returned future is dropped (a no-op alone).
+    pub async fn announce(self) {
+        match self.redis {
+            Some(redis) => self.replicas.announce(redis).await,
+            None => std::future::pending().await,
+        }
+    }
+}
