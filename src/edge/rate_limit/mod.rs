@@ -47,6 +47,8 @@ pub struct Limiter {
     gcra: Gcra,
     keys: KeyHasher,
     store: KeyStore,
+    /// The header a `header:` limit counts by, parsed once (validation made sure it parses).
+    header: Option<HeaderName>,
     /// Zero of the TATs (tokio's clock, so paused-clock tests control rate limits too).
     start: tokio::time::Instant,
     /// Time one request costs.
@@ -60,6 +62,10 @@ impl Limiter {
             gcra: Gcra::new(per_request, config.burst),
             keys: KeyHasher::default(),
             store: KeyStore::new(config.max_keys),
+            header: match &config.key {
+                LimitKey::Header(name) => HeaderName::try_from(name.as_str()).ok(),
+                _ => None,
+            },
             start: tokio::time::Instant::now(),
             config: config.clone(),
             per_request,
@@ -90,6 +96,18 @@ impl Limiter {
     /// Refuses a header or claim value over `max_key_bytes`; `what` names it.
     fn bound(&self, value: &[u8], what: impl FnOnce() -> String) -> Result<(), KeyTooLong> {
         KeyTooLong::check(self.name(), value, self.config.max_key_bytes, what)
+    }
+
+    /// The value of the header a `header:` limit counts by, within its bound; a missing header
+    /// (and any other kind of limit) gives the empty value: one bucket for every request
+    /// without it.
+    fn header_value<'h>(&self, headers: &'h HeaderMap) -> Result<&'h [u8], KeyTooLong> {
+        let Some(name) = &self.header else {
+            return Ok(&[]);
+        };
+        let value = headers.get(name).map_or(&[][..], HeaderValue::as_bytes);
+        self.bound(value, || format!("header `{name}`"))?;
+        Ok(value)
     }
 
     fn check(&self, key: u64, budget: &mut Budget) -> Result<(), Exceeded> {
@@ -304,9 +322,10 @@ impl RouteLimits {
         peer: SocketAddr,
         budget: &mut Budget,
     ) -> Result<(), Refusal> {
-        for limiter in &self.before_auth {
-            if let LimitKey::Header(name) = &limiter.config.key {
-                limiter.bound(header_value(headers, name), || format!("header `{name}`"))?;
+        // With one limit (the common case) the check in the loop below comes first anyway.
+        if self.before_auth.len() > 1 {
+            for limiter in &self.before_auth {
+                limiter.header_value(headers)?;
             }
         }
         for limiter in &self.before_auth {
@@ -314,7 +333,7 @@ impl RouteLimits {
                 LimitKey::Ip => limiter
                     .keys
                     .ip(client_ip(headers, peer, self.trusted_proxy_hops)),
-                LimitKey::Header(name) => limiter.keys.text(header_value(headers, name)),
+                LimitKey::Header(_) => limiter.keys.text(limiter.header_value(headers)?),
                 _ => key::GLOBAL,
             };
             limiter.check(key, budget)?;
@@ -357,12 +376,6 @@ impl RouteLimits {
         }
         Ok(())
     }
-}
-
-/// The value of header `name` a header limit counts by; a missing header is the empty value (one
-/// bucket for every request without it).
-fn header_value<'h>(headers: &'h HeaderMap, name: &str) -> &'h [u8] {
-    headers.get(name).map_or(&[], HeaderValue::as_bytes)
 }
 
 /// A claim as counted: a string's text, anything else as JSON.
