@@ -170,7 +170,8 @@ pub struct LimitConfig {
 }
 
 impl LimitConfig {
-    /// Default of `rate_limits.max_keys`: about 6 MB of state per limit at most (≈ 60 bytes a key).
+    /// Default of `rate_limits.max_keys`: about 7 MB of state per limit at most (≈ 65 bytes a key,
+    /// `cargo bench --bench edge`).
     pub const DEFAULT_MAX_KEYS: usize = 100_000;
     /// Default of `rate_limits.max_key_bytes`: room for API keys, UUIDs, e-mail addresses
     /// (≤ 254 bytes) and most bearer tokens, far below what a flood of distinct huge values needs.

@@ -6,7 +6,7 @@
 //!
 //! Why not governor's `DashMapStateStore`: it is unbounded and keyed by the whole value, and a
 //! bounded `StateStore` for governor would keep its own LRU beside governor's map — two
-//! structures to keep in step for what is one number per key. A key costs ≈ 40–60 bytes here
+//! structures to keep in step for what is one number per key. A key costs ≈ 65 bytes here
 //! (a 24-byte node plus the hash map's entry and growth slack), whatever the client sent.
 //!
 //! Layout: up to 16 shards, each behind its own mutex, so the worker threads rarely wait on each
