@@ -1,6 +1,8 @@
 //! Edge security costs, no sockets: JWT verification per algorithm (the whole `authenticate` step a
-//! request pays), a rate-limit check, and the memory held by a million rate-limit keys before and
-//! after pruning (printed as RSS from /proc/self/status).
+//! request pays), rate-limit checks (a held address, a held header value, a new key evicting the
+//! least recently used), the memory held by a million rate-limit keys before and after pruning,
+//! and by a flood of distinct 1 KiB header values against the default `max_keys` (printed as RSS
+//! from /proc/self/status).
 //! Run: `cargo bench --bench edge`.
 
 use std::hint::black_box;
@@ -100,28 +102,60 @@ fn jwt(c: &mut Criterion) {
     }
 }
 
-fn limits(burst: u32, per_second: u32) -> Limiters {
+fn limits(burst: u32, per_second: u32, key: LimitKey, max_keys: usize) -> Limiters {
     Limiters::new(&RateLimitConfig {
-        trusted_proxy_hops: 0,
-        prune_interval: Duration::from_secs(60),
         limits: vec![LimitConfig {
-            name: "per_ip".to_owned(),
+            name: "limit".to_owned(),
             per_period: per_second,
             period: Duration::from_secs(1),
             burst,
-            key: LimitKey::Ip,
+            key,
+            max_keys,
+            max_key_bytes: LimitConfig::DEFAULT_MAX_KEY_BYTES,
         }],
+        ..RateLimitConfig::default()
     })
 }
 
+fn client_id() -> LimitKey {
+    LimitKey::Header("x-client-id".to_owned())
+}
+
 fn rate_limit(c: &mut Criterion) {
-    let limiters = limits(1_000_000, 1_000_000);
-    let route = limiters.route(&["per_ip".to_owned()]);
+    let limiters = limits(1_000_000, 1_000_000, LimitKey::Ip, 100_000);
+    let route = limiters.route(&["limit".to_owned()]);
     let headers = HeaderMap::new();
     let peer: SocketAddr = "10.0.0.1:1000".parse().expect("addr");
     c.bench_function("rate_limit/check_per_ip", |b| {
         b.iter(|| {
             // Passing or refused, the cost of one check is the same.
+            let mut budget = Budget::default();
+            route
+                .check_before_auth(black_box(&headers), peer, &mut budget)
+                .is_ok()
+        })
+    });
+    let limiters = limits(1_000_000, 1_000_000, client_id(), 100_000);
+    let route = limiters.route(&["limit".to_owned()]);
+    let mut headers = HeaderMap::new();
+    let uuid = "0b8e6a5c-4f1d-4b7e-9a3c-2d6f8e1a7b90";
+    headers.insert("x-client-id", uuid.parse().expect("value"));
+    c.bench_function("rate_limit/check_per_header", |b| {
+        b.iter(|| {
+            let mut budget = Budget::default();
+            route
+                .check_before_auth(black_box(&headers), peer, &mut budget)
+                .is_ok()
+        })
+    });
+    // A full limit: every check is a new address that evicts the least recently used key.
+    let limiters = limits(1, 1, LimitKey::Ip, 10_000);
+    let route = limiters.route(&["limit".to_owned()]);
+    let mut n = 0u32;
+    c.bench_function("rate_limit/check_new_key_evicting", |b| {
+        b.iter(|| {
+            n = n.wrapping_add(1);
+            let peer = SocketAddr::from((std::net::Ipv4Addr::from(n), 1000));
             let mut budget = Budget::default();
             route
                 .check_before_auth(black_box(&headers), peer, &mut budget)
@@ -141,11 +175,12 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// A million distinct client addresses, then a prune once their buckets are full again.
+/// A million distinct client addresses (a limit sized for them), then a prune once their buckets
+/// are full again; then a million distinct 1 KiB header values against the default `max_keys`.
 fn million_keys(_: &mut Criterion) {
     let before = rss_kib();
-    let limiters = limits(1, 1000);
-    let route = limiters.route(&["per_ip".to_owned()]);
+    let limiters = limits(1, 1000, LimitKey::Ip, 1_000_000);
+    let route = limiters.route(&["limit".to_owned()]);
     let headers = HeaderMap::new();
     for n in 0..1_000_000u32 {
         let peer = SocketAddr::from((std::net::Ipv4Addr::from(0x0a00_0000 + n), 1000));
@@ -155,11 +190,31 @@ fn million_keys(_: &mut Criterion) {
     let held = rss_kib();
     std::thread::sleep(Duration::from_millis(20));
     limiters.prune();
-    let per_ip = limiters.get("per_ip").expect("limit");
-    let pruned = (per_ip.key_count(), rss_kib());
+    let limit = limiters.get("limit").expect("limit");
+    let pruned = (limit.key_count(), rss_kib());
     println!(
         "rate_limit/million_keys: RSS {before} KiB before; {held} KiB holding 1000000 keys; {} keys and RSS {} KiB after pruning",
         pruned.0, pruned.1
+    );
+    drop(limiters);
+
+    let before = rss_kib();
+    let limiters = limits(1, 1, client_id(), LimitConfig::DEFAULT_MAX_KEYS);
+    let route = limiters.route(&["limit".to_owned()]);
+    let peer: SocketAddr = "10.0.0.1:1000".parse().expect("addr");
+    let mut value = "v".repeat(LimitConfig::DEFAULT_MAX_KEY_BYTES);
+    let mut headers = HeaderMap::new();
+    for n in 0..1_000_000u32 {
+        value.replace_range(..8, &format!("{n:08x}"));
+        headers.insert("x-client-id", value.parse().expect("value"));
+        let _ = route.check_before_auth(&headers, peer, &mut Budget::default());
+    }
+    let limit = limiters.get("limit").expect("limit");
+    println!(
+        "rate_limit/header_flood: RSS {before} KiB before; {} KiB after 1000000 distinct 1 KiB values: {} keys held, {} evicted",
+        rss_kib(),
+        limit.key_count(),
+        limit.evictions()
     );
 }
 

@@ -18,7 +18,7 @@ use crate::body::ResponseBody;
 use crate::edge::EdgeError;
 use crate::edge::auth::AuthError;
 use crate::edge::metadata::DeadlineError;
-use crate::edge::rate_limit::Exceeded;
+use crate::edge::rate_limit::{Exceeded, KeyTooLong};
 use crate::listener::connection::Refused;
 use crate::pipeline::protocol::Protocol;
 use crate::transcode::json::EncodeOptions;
@@ -123,6 +123,9 @@ pub enum GatewayError {
     /// The answer is large and too many answer bytes already wait for clients to take them.
     #[error(transparent)]
     AnswerRefused(#[from] Refused),
+    /// The header or claim a rate limit counts by is longer than its `max_key_bytes` (400).
+    #[error(transparent)]
+    RateLimitKey(#[from] KeyTooLong),
 }
 
 impl From<EdgeError> for GatewayError {
@@ -131,6 +134,7 @@ impl From<EdgeError> for GatewayError {
             EdgeError::RateLimited(e) => GatewayError::RateLimited(e),
             EdgeError::Auth(e) => GatewayError::Auth(e),
             EdgeError::Deadline(e) => GatewayError::Deadline(e),
+            EdgeError::RateLimitKey(e) => GatewayError::RateLimitKey(e),
         }
     }
 }
@@ -192,6 +196,7 @@ impl GatewayError {
             }
             GatewayError::MalformedPath(_)
             | GatewayError::Deadline(_)
+            | GatewayError::RateLimitKey(_)
             | GatewayError::BodyRead(_) => row(StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT),
             GatewayError::BodyReadTimeout { .. } => {
                 row(StatusCode::REQUEST_TIMEOUT, code::DEADLINE_EXCEEDED)

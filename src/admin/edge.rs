@@ -136,17 +136,25 @@ fn rate_limits_json(config: &RateLimitConfig) -> Value {
         .limits
         .iter()
         .map(|l| {
-            json!({
+            let mut limit = json!({
                 "name": l.name,
                 "rate": format!("{}/{}", l.per_period, duration(l.period)),
                 "burst": l.burst,
                 "key": limit_key(&l.key),
-            })
+                "max_keys": l.max_keys,
+            });
+            // Only header and claim values have a length to bound.
+            if matches!(l.key, LimitKey::Header(_) | LimitKey::Claim(_)) {
+                limit["max_key_bytes"] = json!(l.max_key_bytes);
+            }
+            limit
         })
         .collect();
     json!({
         "trusted_proxy_hops": config.trusted_proxy_hops,
         "prune_interval": duration(config.prune_interval),
+        "max_keys": config.max_keys,
+        "max_key_bytes": config.max_key_bytes,
         "limits": limits,
     })
 }

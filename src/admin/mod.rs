@@ -82,7 +82,7 @@ impl Admin {
                 let mut text = self.gateway.metrics().render();
                 let runtime = self.gateway.runtime();
                 crate::metrics::render_upstreams(&mut text, &runtime.upstreams);
-                crate::metrics::render_rate_limit_keys(&mut text, &runtime.rate_limits);
+                crate::metrics::render_rate_limits(&mut text, &runtime.rate_limits);
                 crate::metrics::render_shared(&mut text, self.gateway.shared());
                 body(
                     StatusCode::OK,

@@ -162,6 +162,20 @@ pub struct LimitConfig {
     pub burst: u32,
     /// What the budget is counted by.
     pub key: LimitKey,
+    /// Most keys (clients, subjects, header values) it holds state for; when full, the least
+    /// recently used key is evicted.
+    pub max_keys: usize,
+    /// Longest `header:`/`claim:` value counted; a longer one is refused with 400.
+    pub max_key_bytes: usize,
+}
+
+impl LimitConfig {
+    /// Default of `rate_limits.max_keys`: about 7 MB of state per limit at most (≈ 65 bytes a key,
+    /// `cargo bench --bench edge`).
+    pub const DEFAULT_MAX_KEYS: usize = 100_000;
+    /// Default of `rate_limits.max_key_bytes`: room for API keys, UUIDs, e-mail addresses
+    /// (≤ 254 bytes) and most bearer tokens, far below what a flood of distinct huge values needs.
+    pub const DEFAULT_MAX_KEY_BYTES: usize = 1024;
 }
 
 /// Validated `rate_limits:` section.
@@ -171,6 +185,10 @@ pub struct RateLimitConfig {
     pub trusted_proxy_hops: u32,
     /// How often idle keys are dropped.
     pub prune_interval: Duration,
+    /// `max_keys` of limits that do not set their own.
+    pub max_keys: usize,
+    /// `max_key_bytes` of limits that do not set their own.
+    pub max_key_bytes: usize,
     /// Named limits, in name order.
     pub limits: Vec<LimitConfig>,
 }
@@ -180,6 +198,8 @@ impl Default for RateLimitConfig {
         RateLimitConfig {
             trusted_proxy_hops: 0,
             prune_interval: Duration::from_secs(60),
+            max_keys: LimitConfig::DEFAULT_MAX_KEYS,
+            max_key_bytes: LimitConfig::DEFAULT_MAX_KEY_BYTES,
             limits: Vec::new(),
         }
     }

@@ -24,7 +24,7 @@ use http::{HeaderMap, HeaderValue};
 use crate::runtime::RouteOptions;
 use auth::{AuthError, AuthRuntime};
 use metadata::{DeadlineError, Forwarding};
-use rate_limit::{Budget, Exceeded};
+use rate_limit::{Budget, Exceeded, KeyTooLong, Refusal};
 
 /// What the edge learned about a request, kept whether it was admitted or not: the rate-limit
 /// budget its answer reports, and the verified token's subject for the access log.
@@ -82,12 +82,24 @@ pub enum EdgeError {
     /// A rate limit refused it (429).
     #[error(transparent)]
     RateLimited(#[from] Exceeded),
+    /// The header or claim a rate limit counts by is over its `max_key_bytes` (400).
+    #[error(transparent)]
+    RateLimitKey(#[from] KeyTooLong),
     /// No valid token (401), or one without the route's audience, scope or claims (403).
     #[error(transparent)]
     Auth(#[from] AuthError),
     /// The client's deadline header is malformed (400).
     #[error(transparent)]
     Deadline(#[from] DeadlineError),
+}
+
+impl From<Refusal> for EdgeError {
+    fn from(refusal: Refusal) -> EdgeError {
+        match refusal {
+            Refusal::Exceeded(e) => EdgeError::RateLimited(e),
+            Refusal::KeyTooLong(e) => EdgeError::RateLimitKey(e),
+        }
+    }
 }
 
 /// Runs the route's edge rules on one request, in order, noting in `admission` what it learns

@@ -1,26 +1,39 @@
-//! Rate-limit state read at scrape time: the key count of each named limit, as the maintenance
-//! task last recorded it (nothing is counted twice: the limiters keep the numbers, this only
-//! formats them). Label values are limit names from the config.
+//! Rate-limit state read at scrape time: the keys each named limit holds now and the keys it
+//! evicted to stay under its `max_keys` (nothing is counted twice: the limiters keep the numbers,
+//! this only formats them). Label values are limit names from the config.
 
 use std::fmt::Write as _;
 
 use super::text::{header, label_text};
 use crate::edge::rate_limit::Limiters;
 
-/// Appends `tai_gateway_rate_limit_keys{limit}` for every named limit, sorted by name.
-pub fn render_rate_limit_keys(out: &mut String, limiters: &Limiters) {
-    let name = "tai_gateway_rate_limit_keys";
-    header(
-        out,
-        name,
-        "Keys (clients, subjects, header values) a rate limit holds state for, after the last prune.",
-        "gauge",
-    );
-    let mut all: Vec<(&str, usize)> = limiters.iter().map(|l| (l.name(), l.key_count())).collect();
+/// Appends `tai_gateway_rate_limit_keys{limit}` and `tai_gateway_rate_limit_evictions_total{limit}`
+/// for every named limit, sorted by name.
+pub fn render_rate_limits(out: &mut String, limiters: &Limiters) {
+    let mut all: Vec<_> = limiters
+        .iter()
+        .map(|l| (l.name(), l.key_count() as u64, l.evictions()))
+        .collect();
     all.sort_unstable();
-    for (limit, keys) in all {
-        let labels = label_text(&[("limit", limit.to_owned())], None);
-        let _ = writeln!(out, "{name}{labels} {keys}");
+    let families = [
+        (
+            "tai_gateway_rate_limit_keys",
+            "Keys (clients, subjects, header values) a rate limit holds state for.",
+            "gauge",
+        ),
+        (
+            "tai_gateway_rate_limit_evictions_total",
+            "Keys a rate limit evicted, least recently used first, to stay within its max_keys.",
+            "counter",
+        ),
+    ];
+    for (i, (name, help, kind)) in families.into_iter().enumerate() {
+        header(out, name, help, kind);
+        for &(limit, keys, evictions) in &all {
+            let labels = label_text(&[("limit", limit.to_owned())], None);
+            let value = if i == 0 { keys } else { evictions };
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
     }
 }
 
@@ -31,23 +44,31 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn every_limit_gets_a_key_gauge_sorted_by_name() {
+    fn every_limit_gets_a_key_gauge_and_an_eviction_counter_sorted_by_name() {
         let limit = |name: &str| LimitConfig {
             name: name.to_owned(),
             per_period: 1,
             period: Duration::from_secs(1),
             burst: 1,
             key: LimitKey::Ip,
+            max_keys: 10,
+            max_key_bytes: 10,
         };
         let limiters = Limiters::new(&RateLimitConfig {
-            trusted_proxy_hops: 0,
-            prune_interval: Duration::from_secs(10),
             limits: vec![limit("b"), limit("a")],
+            ..RateLimitConfig::default()
         });
         let mut out = String::new();
-        render_rate_limit_keys(&mut out, &limiters);
+        render_rate_limits(&mut out, &limiters);
+        assert!(out.contains(
+            "# TYPE tai_gateway_rate_limit_keys gauge\n\
+             tai_gateway_rate_limit_keys{limit=\"a\"} 0\n\
+             tai_gateway_rate_limit_keys{limit=\"b\"} 0\n"
+        ));
         assert!(out.ends_with(
-            "tai_gateway_rate_limit_keys{limit=\"a\"} 0\ntai_gateway_rate_limit_keys{limit=\"b\"} 0\n"
+            "# TYPE tai_gateway_rate_limit_evictions_total counter\n\
+             tai_gateway_rate_limit_evictions_total{limit=\"a\"} 0\n\
+             tai_gateway_rate_limit_evictions_total{limit=\"b\"} 0\n"
         ));
     }
 }

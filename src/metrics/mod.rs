@@ -25,7 +25,7 @@ mod shared;
 mod text;
 mod upstreams;
 
-pub use edge::render_rate_limit_keys;
+pub use edge::render_rate_limits;
 pub use family::{CounterFamily, Family, GaugeFamily, HistogramFamily, LabelPair, Labels};
 pub use request::{RequestLabels, RequestRecord, RequestSeries, UNMATCHED_ROUTE, UpstreamSeries};
 pub use series::{Counter, Gauge, Histogram};

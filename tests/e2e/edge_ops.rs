@@ -358,9 +358,11 @@ async fn routes_and_config_show_auth_and_limits_without_secrets() {
     };
     assert_eq!(
         limit("tight"),
-        json!({ "name": "tight", "rate": "1/3600s", "burst": 2, "key": "ip" })
+        json!({ "name": "tight", "rate": "1/3600s", "burst": 2, "key": "ip", "max_keys": 100000 })
     );
     assert_eq!(limit("per_sub")["key"], "claim:sub");
+    assert_eq!(limit("per_sub")["max_key_bytes"], 1024);
+    assert_eq!(config["rate_limits"]["max_keys"], 100000);
     assert_eq!(config["rate_limits"]["prune_interval"], "10ms");
     assert_eq!(config["routes"][1]["rate_limits"], json!(["per_sub"]));
     assert_eq!(config["routes"][1]["auth"]["mode"], "required");

@@ -1,11 +1,14 @@
 //! Rate limits end to end: burst then 429 with exact headers, `X-Forwarded-For` spoofing, per-subject
-//! limits after authentication; refused requests never reach the backend.
+//! limits after authentication; refused requests never reach the backend. One hostile client cannot
+//! hurt the others: distinct header values never make a limit hold more than `max_keys` keys (the
+//! least recently used are evicted and counted), and a value over `max_key_bytes` is a 400.
 
 use http::{Method, StatusCode};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
-use crate::harness::{Reply, TestEnv};
+use crate::admin::admin_get;
+use crate::harness::{Reply, TestEnv, proto_dir};
 
 /// The default test config with `limits` applied to the governor route and `section` appended.
 async fn start(limits: &str, section: &str) -> TestEnv {
@@ -156,4 +159,127 @@ async fn subject_limits_run_after_authentication_and_count_per_subject() {
     assert_eq!(again, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(get_with(&env, auth, &token("bob")).await, StatusCode::OK);
     assert_eq!(env.stubs.store().calls("tai.Governor/Echo"), 2);
+}
+
+/// The `limit`-labelled value of `family` on `/metrics`.
+async fn metric(env: &TestEnv, family: &str, limit: &str) -> Option<u64> {
+    let text = admin_get(env, "/metrics").await.body;
+    let prefix = format!("{family}{{limit=\"{limit}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+}
+
+#[tokio::test]
+async fn distinct_header_values_never_hold_more_than_max_keys_and_evictions_are_counted() {
+    let section = "rate_limits:\n  limits:\n    per_client: { rate: 1/h, burst: 1, key: \"header:x-client-id\", max_keys: 8 }\n";
+    let env = start("per_client", section).await;
+    let id = "x-client-id";
+    assert_eq!(get_with(&env, id, "hammer").await, StatusCode::OK);
+    for n in 0..40 {
+        let flood = format!("flood-{n}-{}", "v".repeat(500));
+        assert_eq!(get_with(&env, id, &flood).await, StatusCode::OK);
+        // A client over its limit that keeps asking stays held, so stays refused.
+        let again = get_with(&env, id, "hammer").await;
+        assert_eq!(again, StatusCode::TOO_MANY_REQUESTS, "after {n} new keys");
+        let keys = metric(&env, "tai_gateway_rate_limit_keys", "per_client").await;
+        assert!(
+            keys.is_some_and(|k| k <= 8),
+            "{keys:?} keys after {n} new keys"
+        );
+    }
+    let keys = metric(&env, "tai_gateway_rate_limit_keys", "per_client").await;
+    assert_eq!(keys, Some(8));
+    let evictions = metric(&env, "tai_gateway_rate_limit_evictions_total", "per_client").await;
+    assert_eq!(evictions, Some(1 + 40 - 8));
+    // The oldest flood key was evicted: it is new again. The newest is still held.
+    assert_eq!(
+        get_with(&env, id, &format!("flood-0-{}", "v".repeat(500))).await,
+        StatusCode::OK
+    );
+    let newest = format!("flood-39-{}", "v".repeat(500));
+    assert_eq!(
+        get_with(&env, id, &newest).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test]
+async fn a_key_value_over_max_key_bytes_is_a_400_naming_the_header() {
+    let section = "rate_limits:\n  limits:\n    per_client: { rate: 1/h, burst: 5, key: \"header:x-client-id\" }\n    short: { rate: 1/h, burst: 5, key: \"header:x-short\", max_key_bytes: 16 }\n";
+    let env = start("per_client, short", section).await;
+    // The issue's flood: 60 KB values, far over the default bound of 1024 bytes.
+    let huge = "k".repeat(60_000);
+    let reply = env
+        .send(Method::GET, "/v1/echo/x", &[("x-client-id", &huge)], None)
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(
+        reply.body,
+        r#"{"code":3,"message":"rate limit `per_client`: header `x-client-id` is longer than 1024 bytes","details":[]}"#
+    );
+    let headers = [("x-client-id", "alice"), ("x-short", "0123456789abcdefX")];
+    let reply = env.send(Method::GET, "/v1/echo/x", &headers, None).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        reply.body,
+        r#"{"code":3,"message":"rate limit `short`: header `x-short` is longer than 16 bytes","details":[]}"#
+    );
+    for limit in ["per_client", "short"] {
+        let keys = metric(&env, "tai_gateway_rate_limit_keys", limit).await;
+        assert_eq!(keys, Some(0), "{limit}: a refused value is never stored");
+    }
+    let headers = [("x-client-id", "alice"), ("x-short", "0123456789abcdef")];
+    let reply = env.send(Method::GET, "/v1/echo/x", &headers, None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.header("ratelimit-remaining"), Some("4"));
+    assert_eq!(env.stubs.store().calls("tai.Governor/Echo"), 1);
+}
+
+#[test]
+fn key_bounds_are_validated_at_their_line() {
+    let dir = crate::harness::TempDir::new();
+    let text = format!(
+        r#"listeners:
+  http:
+    address: 127.0.0.1:0
+descriptors:
+  proto_dirs: ["{proto}"]
+upstreams:
+  governor:
+    address: 127.0.0.1:1
+routes:
+  - service: tai.Governor
+    upstream: governor
+rate_limits:
+  max_keys: 0
+  max_key_bytes: 0
+  limits:
+    per_ip: {{ rate: 1/s, burst: 1, key: ip, max_key_bytes: 64 }}
+    per_key: {{ rate: 1/s, burst: 1, key: "header:x-key", max_keys: 0, max_key_bytes: 0 }}
+"#,
+        proto = proto_dir().display()
+    );
+    let path = dir.write("gateway.yaml", &text);
+    let errors = tai_gateway::config::Config::parse(&path, &text).expect_err("invalid");
+    let lines: Vec<String> = errors
+        .0
+        .iter()
+        .map(|e| {
+            format!(
+                "{}:{}: {}: {}",
+                e.place.line, e.place.column, e.key, e.reason
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "13:13: rate_limits.max_keys: must be > 0",
+            "14:18: rate_limits.max_key_bytes: must be > 0",
+            "16:60: rate_limits.limits.per_ip.max_key_bytes: only header: and claim: keys have a value to bound",
+            "17:68: rate_limits.limits.per_key.max_keys: must be > 0",
+            "17:86: rate_limits.limits.per_key.max_key_bytes: must be > 0",
+        ]
+    );
 }

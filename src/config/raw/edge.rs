@@ -91,6 +91,10 @@ pub(crate) struct RawRateLimits {
     #[serde(default)]
     pub(crate) prune_interval: Option<At<String>>,
     #[serde(default)]
+    pub(crate) max_keys: Option<At<u32>>,
+    #[serde(default)]
+    pub(crate) max_key_bytes: Option<At<u32>>,
+    #[serde(default)]
     pub(crate) limits: BTreeMap<String, RawLimit>,
 }
 
@@ -101,4 +105,8 @@ pub(crate) struct RawLimit {
     pub(crate) rate: At<String>,
     pub(crate) burst: At<u32>,
     pub(crate) key: At<String>,
+    #[serde(default)]
+    pub(crate) max_keys: Option<At<u32>>,
+    #[serde(default)]
+    pub(crate) max_key_bytes: Option<At<u32>>,
 }

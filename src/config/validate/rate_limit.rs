@@ -1,5 +1,5 @@
-//! Checks of `rate_limits:` (named limits: rate, burst, what they count by) and of the limits each
-//! route applies (`routes[].rate_limits`).
+//! Checks of `rate_limits:` (named limits: rate, burst, what they count by, the bounds on their
+//! keys) and of the limits each route applies (`routes[].rate_limits`).
 
 use std::time::Duration;
 
@@ -18,16 +18,36 @@ pub(super) fn rate_limits(c: &mut Checker<'_>, raw: Option<&RawRateLimits>) -> R
         "rate_limits.prune_interval",
         config.prune_interval,
     );
+    config.max_keys =
+        positive(c, raw.max_keys.as_ref(), "rate_limits.max_keys").unwrap_or(config.max_keys);
+    config.max_key_bytes = positive(c, raw.max_key_bytes.as_ref(), "rate_limits.max_key_bytes")
+        .unwrap_or(config.max_key_bytes);
     for (name, l) in &raw.limits {
-        if let Some(limit) = limit(c, name, l) {
+        if let Some(limit) = limit(c, name, l, &config) {
             config.limits.push(limit);
         }
     }
     config
 }
 
-/// `rate_limits.limits.<name>`; `None` when its rate, burst or key is unusable.
-fn limit(c: &mut Checker<'_>, name: &str, l: &RawLimit) -> Option<LimitConfig> {
+/// A count that must be at least 1 (`key` names it in errors); `None` when absent or 0.
+fn positive(c: &mut Checker<'_>, value: Option<&At<u32>>, key: &str) -> Option<usize> {
+    let value = value?;
+    if value.value == 0 {
+        c.error(place(value), key, "must be > 0");
+        return None;
+    }
+    usize::try_from(value.value).ok()
+}
+
+/// `rate_limits.limits.<name>`, the section's key bounds as defaults; `None` when its rate,
+/// burst or key is unusable.
+fn limit(
+    c: &mut Checker<'_>,
+    name: &str,
+    l: &RawLimit,
+    section: &RateLimitConfig,
+) -> Option<LimitConfig> {
     let key = format!("rate_limits.limits.{name}");
     let rate = parse_rate(&l.rate.value);
     if let Err(reason) = &rate {
@@ -49,6 +69,12 @@ fn limit(c: &mut Checker<'_>, name: &str, l: &RawLimit) -> Option<LimitConfig> {
             None
         }
     };
+    let max_keys = positive(c, l.max_keys.as_ref(), &format!("{key}.max_keys"));
+    let max_key_bytes = positive(c, l.max_key_bytes.as_ref(), &format!("{key}.max_key_bytes"));
+    if let (Some(bytes), Some(LimitKey::Ip | LimitKey::Global)) = (&l.max_key_bytes, &limit_key) {
+        let reason = "only header: and claim: keys have a value to bound";
+        c.error(place(bytes), format!("{key}.max_key_bytes"), reason);
+    }
     let (per_period, period) = rate.ok()?;
     let counted_by = limit_key?;
     (l.burst.value > 0).then(|| LimitConfig {
@@ -57,6 +83,8 @@ fn limit(c: &mut Checker<'_>, name: &str, l: &RawLimit) -> Option<LimitConfig> {
         period,
         burst: l.burst.value,
         key: counted_by,
+        max_keys: max_keys.unwrap_or(section.max_keys),
+        max_key_bytes: max_key_bytes.unwrap_or(section.max_key_bytes),
     })
 }
 
