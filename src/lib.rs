@@ -24,6 +24,7 @@
 //! - [`runtime`]: the immutable snapshot requests use: route table, upstreams, options.
 //! - [`server`]: the running gateway: binds the listeners, wires pipeline, admin and reload.
 //! - [`workers`]: the worker threads connections are served on.
+//! - [`state`]: what outlives a request and replicas share: the response cache.
 //! - [`admin`]: the operator-only server (`/healthz`, `/ready`, `/metrics`, `/config`, ...).
 //! - [`metrics`]: Prometheus families, registered once, recorded once per request.
 //! - [`access_log`]: one JSON line per request, written off the request path.
@@ -42,6 +43,7 @@ pub mod pipeline;
 pub mod reload;
 pub mod runtime;
 pub mod server;
+pub mod state;
 pub mod transcode;
 pub mod upstream;
 pub mod workers;

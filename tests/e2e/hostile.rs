@@ -234,7 +234,10 @@ async fn streams_a_client_does_not_read_do_not_stall_other_calls_on_the_upstream
     // One worker: every client shares its one upstream connection.
     let env = TestEnv::start_with(|config| config + "workers: 1\n").await;
     // 30 policies of 100 KB: each export streams 3 MB.
-    let policy = format!(r#"{{"policyType":"bulk","policyName":"{}"}}"#, "p".repeat(100_000));
+    let policy = format!(
+        r#"{{"policyType":"bulk","policyName":"{}"}}"#,
+        "p".repeat(100_000)
+    );
     for _ in 0..30 {
         let reply = env.post_json("/v1/policies/propose", &policy).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);

@@ -6,12 +6,14 @@
 //! Nothing here is interpreted and nothing here knows the checked types: the validation reads these
 //! into the typed config. This folder is a leaf: it imports no other config module.
 
+mod cache;
 mod edge;
 mod listeners;
 mod ops;
 mod route;
 mod upstream;
 
+pub(crate) use cache::{RawCache, RawRouteCache};
 pub(crate) use edge::{
     RawAuth, RawLimit, RawProvider, RawRateLimits, RawRouteAuth, RawTokenSource,
 };
@@ -56,6 +58,8 @@ pub(crate) struct RawConfig {
     pub(crate) auth: Option<RawAuth>,
     #[serde(default)]
     pub(crate) rate_limits: Option<RawRateLimits>,
+    #[serde(default)]
+    pub(crate) cache: Option<RawCache>,
 }
 
 /// `descriptors:` where protobuf schemas come from.

@@ -5,6 +5,7 @@
 //! value, recording problems in the shared [`Checker`].
 
 mod auth;
+mod cache;
 mod checker;
 mod cors;
 mod descriptors;
@@ -139,6 +140,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
     let auth = auth::auth(c, raw.auth.as_ref(), &base);
     let rate_limits = rate_limit::rate_limits(c, raw.rate_limits.as_ref());
     let ops = ops::ops(c, &base, &raw);
+    let cache = cache::cache(c, raw.cache.as_ref());
     Config {
         source: file.to_owned(),
         http_listener: listeners.http,
@@ -153,6 +155,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
         auth,
         rate_limits,
         ops,
+        cache,
     }
 }
 

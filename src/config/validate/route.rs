@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::checker::{Checker, place};
 use super::transcoding::{header_rules, transcoding};
-use super::{auth, cors, rate_limit, resilience};
+use super::{auth, cache, cors, rate_limit, resilience};
 use crate::config::error::{Located, Place};
 use crate::config::raw::{At, RawConfig, RawHttpRule, RawRoute};
 use crate::config::route::{
@@ -95,6 +95,10 @@ fn route(
         .cors
         .as_ref()
         .and_then(|raw| cors::cors(c, raw, &format!("{key}.cors")));
+    let cache = r
+        .cache
+        .as_ref()
+        .and_then(|raw| cache::route_cache(c, raw, &format!("{key}.cache")));
     Some(RouteConfig {
         name: route_name(index, r),
         key,
@@ -111,6 +115,7 @@ fn route(
         auth,
         rate_limits,
         cors,
+        cache,
     })
 }
 
