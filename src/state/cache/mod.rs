@@ -26,7 +26,7 @@ pub mod tags;
 
 pub use key::{KeyParts, cache_key};
 pub use shared::{RemoteEvent, SharedEntry, SharedTier, TierError, TierFuture};
-pub use tags::{TagPlan, Tags};
+pub use tags::{TagPlan, Tags, normalized_tag};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -174,6 +174,18 @@ impl ResponseCache {
                 flight,
                 landed: false,
             }),
+        }
+    }
+
+    /// A miss for `key` that nobody waits on, for a request that skips the lookup (`no-cache`)
+    /// but may store its fresh answer.
+    pub fn refresh(&self, key: Arc<str>, tags: &Tags) -> Leader<'_> {
+        Leader {
+            cache: self,
+            key,
+            tags: tags.clone(),
+            flight: self.local.detached(),
+            landed: false,
         }
     }
 

@@ -117,6 +117,18 @@ impl LocalTier {
         Found::Lead(flight)
     }
 
+    /// A flight nobody can join, for a request that skips the lookup but stores its answer.
+    pub(super) fn detached(&self) -> Flight {
+        let mut store = self.store();
+        store.next_id += 1;
+        Flight {
+            id: store.next_id,
+            epoch: store.log.epoch(),
+            stale: false,
+            sender: Arc::new(watch::channel(None).0),
+        }
+    }
+
     /// Ends `flight`: stores `entry` unless an invalidation since the flight started touched
     /// its tags, then hands the followers the answer. True when it was stored.
     pub(super) fn land(&self, key: &Arc<str>, flight: &Flight, entry: Landed) -> bool {

@@ -113,6 +113,11 @@ fn into_tags(mut tags: Vec<String>) -> Tags {
     seen.into()
 }
 
+/// A tag as an operator writes it (`/v1/policies`, `v1%2Fpolicies`): the form entries carry.
+pub fn normalized_tag(text: &str) -> String {
+    percent_decoded(text.trim().trim_matches('/'))
+}
+
 /// `%XX` escapes decoded (invalid ones kept as written), then read as UTF-8 lossily.
 fn percent_decoded(segment: &str) -> String {
     if !segment.contains('%') {
@@ -229,6 +234,12 @@ mod tests {
         let extra = ["v1/audit".to_owned(), "v1/policies".to_owned()];
         let tags = plan("/v1/policies/{id}").write_tags("/v1/policies/p", &extra);
         assert_eq!(names(&tags), ["v1/policies/p", "v1/policies", "v1/audit"]);
+    }
+
+    #[test]
+    fn operator_tags_are_normalised_like_path_tags() {
+        assert_eq!(normalized_tag("/v1/policies/"), "v1/policies");
+        assert_eq!(normalized_tag("v1%2Fpolicies"), "v1/policies");
     }
 
     #[test]
