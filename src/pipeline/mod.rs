@@ -141,6 +141,12 @@ impl Gateway {
         )
     }
 
+    /// The hook where the shared cache tier's events (other replicas' invalidations, a
+    /// reconnect) reach the response cache of the runtime in force.
+    pub fn apply_cache_event(&self, event: crate::state::cache::RemoteEvent) {
+        self.runtime.load().cache.apply_remote(event);
+    }
+
     /// Waits (at most `timeout`) until the access log has written every line queued so far.
     pub async fn flush_access_log(&self, timeout: std::time::Duration) {
         if let Some(log) = &self.access_log

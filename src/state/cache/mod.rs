@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderMap;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::CacheConfig;
@@ -140,7 +140,7 @@ impl ResponseCache {
     }
 
     /// A cache with `shared` behind the in-process tier (whose events the caller feeds to
-    /// [`ResponseCache::follow`]).
+    /// [`ResponseCache::apply_remote`]).
     pub fn with_shared(limits: &CacheConfig, shared: Option<Arc<dyn SharedTier>>) -> ResponseCache {
         ResponseCache {
             local: LocalTier::new(limits),
@@ -223,14 +223,6 @@ impl ResponseCache {
             RemoteEvent::PurgedAll | RemoteEvent::Resync => self.local.purge_all(),
         };
         tracing::debug!(?event, dropped, "remote cache event applied");
-    }
-
-    /// Applies `events` as they arrive until their sender closes (run by whoever owns the
-    /// shared tier's subscription).
-    pub async fn follow(&self, mut events: mpsc::Receiver<RemoteEvent>) {
-        while let Some(event) = events.recv().await {
-            self.apply_remote(event);
-        }
     }
 
     /// Drops expired entries (the periodic maintenance; lookups drop the ones they find).

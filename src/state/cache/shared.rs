@@ -9,9 +9,13 @@
 //! - a write's invalidation, after the local tier dropped its entries, goes to
 //!   [`SharedTier::invalidate`], which deletes the shared entries and tells the other replicas;
 //! - the other replicas' invalidations arrive from [`SharedTier::subscribe`] as
-//!   [`RemoteEvent`]s, applied by [`super::ResponseCache::apply_remote`]. Pub/sub delivery is
-//!   at most once, so after every reconnect the tier must send [`RemoteEvent::Resync`]: the
-//!   replica then drops its whole local tier, since it may have missed invalidations.
+//!   [`RemoteEvent`]s; one task per process hands each to
+//!   [`crate::pipeline::Gateway::apply_cache_event`], which applies it to the cache of the
+//!   runtime in force (a reload that changes the cache's bounds starts a new, empty one). Pub/sub
+//!   delivery is at most once, so after every reconnect the tier must send
+//!   [`RemoteEvent::Resync`]: the replica then drops its whole local tier, since it may have
+//!   missed invalidations. A replica also hears its own invalidations back; applying them again
+//!   only costs a lookup per tag (or filter them by a replica id in the message).
 //!
 //! Errors never reach clients: a failing shared tier makes the cache local-only (the caller logs
 //! them); the implementation is expected to bound each call's time and break its circuit.

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use tokio::sync::mpsc;
+
 use super::*;
 
 fn limits(max_entries: usize, max_bytes: usize) -> CacheConfig {
@@ -287,16 +289,11 @@ async fn the_shared_tier_fills_local_misses_takes_stored_answers_and_hears_inval
     // A failing shared invalidation still invalidates locally.
     assert_eq!(replica_b.invalidate(&tags(&["t"])).await, 1);
     assert_eq!(tier.invalidated.lock().expect("lock").len(), 1);
-    // What other replicas publish arrives through `follow`.
-    let (events, receiver) = mpsc::channel(4);
-    events
-        .send(RemoteEvent::Invalidated(tags(&["t"])))
-        .await
-        .expect("send");
-    events.send(RemoteEvent::Resync).await.expect("send");
-    drop(events);
-    fill(&replica_b, "other", &["u"], "u").await;
-    replica_a.follow(receiver).await;
+    // What other replicas publish arrives through `apply_remote`.
+    fill(&replica_a, "other", &["u"], "u").await;
+    replica_a.apply_remote(RemoteEvent::Invalidated(tags(&["t"])));
+    assert_eq!(replica_a.usage().entries, 1);
+    replica_a.apply_remote(RemoteEvent::Resync);
     assert_eq!(replica_a.usage().entries, 0);
 }
 
