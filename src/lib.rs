@@ -25,6 +25,7 @@
 //! - [`state`]: what replicas share through Redis (the client, the fleet's size).
 //! - [`server`]: the running gateway: binds the listeners, wires pipeline, admin and reload.
 //! - [`workers`]: the worker threads connections are served on.
+//! - [`state`]: what outlives a request and replicas share: the response cache.
 //! - [`admin`]: the operator-only server (`/healthz`, `/ready`, `/metrics`, `/config`, ...).
 //! - [`metrics`]: Prometheus families, registered once, recorded once per request.
 //! - [`access_log`]: one JSON line per request, written off the request path.

@@ -23,6 +23,7 @@ use crate::config::{
 use crate::descriptors;
 use crate::edge::auth::{AuthRuntime, RoutePolicy};
 use crate::edge::rate_limit::{Limiters, RouteLimits};
+use crate::state::cache::{ResponseCache, TagPlan};
 use crate::transcode::json::{DecodeOptions, EncodeOptions};
 use crate::transcode::request::{BodyRule, QueryOptions, resolve_field_path};
 use crate::transcode::router::{Router, RouterBuilder};
@@ -58,6 +59,8 @@ pub struct RouteOptions {
     pub stream_format: crate::config::StreamFormat,
     /// Browser origins allowed over gRPC-Web.
     pub cors: Option<crate::config::CorsConfig>,
+    /// Caching of the route's GET answers (`None`: not cached).
+    pub cache: Option<crate::config::RouteCacheConfig>,
 }
 
 /// One gRPC method exposed by a route.
@@ -111,6 +114,8 @@ pub struct Binding {
     /// Where the rule was written, for config errors: `file:line:column` of the config entry, or
     /// of the method's `rpc` in its proto (just the proto's name when it has no source info).
     pub origin: String,
+    /// How a matched path's cache tags are cut from it (by the template's variables).
+    pub tags: TagPlan,
 }
 
 /// Everything requests need, immutable once built.
@@ -132,6 +137,8 @@ pub struct Runtime {
     pub rate_limits: Arc<Limiters>,
     /// Methods callable by gRPC clients, by HTTP/2 path (`/pkg.Service/Method`).
     pub grpc_methods: HashMap<String, Arc<GrpcMethod>>,
+    /// The response cache; kept across reloads that leave its bounds alone.
+    pub cache: Arc<ResponseCache>,
 }
 
 /// A rule as read from a proto annotation or the config, before it is checked.
@@ -186,6 +193,8 @@ impl Runtime {
             });
         // Unchanged limits keep their buckets across a reload.
         let rate_limits = Limiters::reusing(&config.rate_limits, previous.map(|p| &*p.rate_limits));
+        // The shared (Redis) tier, once configured, is handed over here with the bounds.
+        let cache = ResponseCache::reusing(&config.cache, previous.map(|p| &p.cache));
         let mut builder = Builder {
             config: &config,
             pool: &pool,
@@ -219,6 +228,7 @@ impl Runtime {
             auth: Arc::new(auth),
             rate_limits: Arc::new(rate_limits),
             grpc_methods,
+            cache,
         })
     }
 }
@@ -338,7 +348,7 @@ impl Builder<'_> {
             ),
             None => proto_origin(method),
         };
-        let Some(binding) = self.binding(method_route, rule, place, &key, origin) else {
+        let Some(mut binding) = self.binding(method_route, rule, place, &key, origin) else {
             return false;
         };
         let template = match PathTemplate::parse(&rule.template) {
@@ -348,6 +358,7 @@ impl Builder<'_> {
                 return false;
             }
         };
+        binding.tags = TagPlan::of(&template);
         let binding = Arc::new(binding);
         // The rule already holding this method + template, named in a conflict.
         let held = router
@@ -535,6 +546,7 @@ impl Builder<'_> {
             raw_body,
             response_body,
             origin,
+            tags: TagPlan::default(),
         })
     }
 }
@@ -673,6 +685,7 @@ fn route_options(route: &RouteConfig) -> RouteOptions {
         rate_limits: RouteLimits::default(),
         stream_format: t.stream_format,
         cors: route.cors.clone(),
+        cache: route.cache.clone(),
     }
 }
 

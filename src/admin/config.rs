@@ -31,6 +31,11 @@ pub fn config_json(config: &Config) -> Value {
         "access_log": access_log_json(ops.access_log.as_ref()),
         "log_level": ops.log_level,
         "shutdown": { "drain_timeout": duration(ops.drain_timeout) },
+        "cache": {
+            "max_entries": config.cache.max_entries,
+            "max_bytes": config.cache.max_bytes,
+            "max_entry_bytes": config.cache.max_entry_bytes,
+        },
     });
     edge::extend_config(&mut value, config);
     value
@@ -126,6 +131,12 @@ fn route_json(config: &Config, r: &RouteConfig) -> Value {
             "request_to_metadata": r.headers.request_to_metadata,
             "metadata_to_response": r.headers.metadata_to_response,
         },
+        "cache": r.cache.as_ref().map(|c| json!({
+            "ttl": duration(c.ttl),
+            "per_subject": c.per_subject,
+            "vary": c.vary,
+            "invalidates": c.invalidates,
+        })),
     })
 }
 

@@ -8,6 +8,7 @@
 //! | `GET /config` | the effective config as JSON (`admin/config.rs`; secrets never included; auth, rate limits and the TLS listener from `admin/edge.rs`) |
 //! | `GET /routes` | (`admin/routes.rs`) every HTTP method + template → gRPC method, route, upstream, timeout, retry policy, the upstream's endpoints with breaker and health state, auth policy and rate limits |
 //! | `GET /reload` | the last reload's result; `POST /reload` reloads now and answers the same |
+//! | `POST /cache/purge?tag=T` | drops the cached answers tagged `T` (e.g. `v1/policies`), or without `tag` all of them, here and in the shared tier; answers `{"purged": N, "tag": T}` |
 
 mod config;
 mod edge;
@@ -28,6 +29,7 @@ use serde_json::{Value, json};
 use crate::body::ResponseBody;
 use crate::pipeline::Gateway;
 use crate::reload::Reloader;
+use crate::state::cache::normalized_tag;
 
 /// Whether the gateway should get traffic: set once listeners are bound, cleared on shutdown.
 #[derive(Debug, Default)]
@@ -83,6 +85,7 @@ impl Admin {
                 let runtime = self.gateway.runtime();
                 crate::metrics::render_upstreams(&mut text, &runtime.upstreams);
                 crate::metrics::render_rate_limits(&mut text, &runtime.rate_limits);
+                crate::metrics::render_cache_usage(&mut text, &runtime.cache);
                 crate::metrics::render_shared(&mut text, self.gateway.shared());
                 body(
                     StatusCode::OK,
@@ -93,6 +96,7 @@ impl Admin {
             (&Method::GET, "/config") => json_value(&config_json(&self.gateway.runtime().config)),
             (&Method::GET, "/routes") => json_value(&routes_json(&self.gateway.runtime())),
             (&Method::GET, "/reload") => json_value(&json!(self.reloader.status())),
+            (&Method::POST, "/cache/purge") => json_value(&self.purge(request.uri()).await),
             (&Method::POST, "/reload") => {
                 let status = self.reloader.reload("admin").await;
                 json_value(&json!(status))
@@ -102,6 +106,22 @@ impl Admin {
                 r#"{"code":5,"message":"no such admin endpoint","details":[]}"#,
             ),
         }
+    }
+}
+
+impl Admin {
+    /// `POST /cache/purge[?tag=T]`: what was dropped from the response cache.
+    async fn purge(&self, uri: &http::Uri) -> Value {
+        let tag = uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("tag="))
+            .map(|t| normalized_tag(&t.replace('+', " ")))
+            .filter(|t| !t.is_empty());
+        let purged = self.gateway.runtime().cache.purge(tag.as_deref()).await;
+        tracing::info!(?tag, purged, "response cache purged by the operator");
+        json!({ "purged": purged, "tag": tag })
     }
 }
 

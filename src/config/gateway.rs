@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::cache::CacheConfig;
 use super::edge::{AuthConfig, RateLimitConfig};
 use super::error::Located;
 use super::ops::OpsConfig;
@@ -47,6 +48,8 @@ pub struct Config {
     pub ops: OpsConfig,
     /// The store replicas share; `None`: this process works alone.
     pub redis: Option<RedisConfig>,
+    /// Bounds of the response cache's in-process tier.
+    pub cache: CacheConfig,
 }
 
 /// `workers:` as written: how many threads serve the public listeners' connections.

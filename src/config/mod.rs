@@ -5,13 +5,14 @@
 //!   *every* problem with its file, line and key path ([`Config::load`], [`Config::parse`]).
 //! - `raw/`: the serde shape of the file, one file per section, unknown keys rejected. A leaf.
 //! - The typed values, one module per section: `gateway` ([`Config`] itself, listeners, workers),
-//!   `upstream` and `resilience`, `route`, `streaming`, `cors`, `edge` (auth and rate limits),
+//!   `upstream` and `resilience`, `route`, `cache`, `streaming`, `cors`, `edge` (auth and rate limits),
 //!   `tls`, `ops`. They only describe; they never parse or check.
 //! - `error` ([`Place`], [`ConfigError`]) and `units` (durations, sizes): leaves used by all.
 //!
 //! The descriptor-dependent checks (methods exist, templates parse, variables name fields) happen
 //! when the runtime snapshot is built from a `Config`, and report through the same [`ConfigError`].
 
+mod cache;
 mod cors;
 mod edge;
 mod error;
@@ -27,6 +28,7 @@ mod units;
 mod upstream;
 mod validate;
 
+pub use cache::{CacheConfig, DEFAULT_CACHE_TTL, RouteCacheConfig};
 pub use cors::CorsConfig;
 pub use edge::{
     AuthConfig, AuthMode, KeySource, LimitConfig, LimitKey, ProviderConfig, RateLimitConfig,

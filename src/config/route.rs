@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::cache::RouteCacheConfig;
 use super::cors::CorsConfig;
 use super::edge::RouteAuth;
 use super::error::{Located, Place};
@@ -64,6 +65,8 @@ pub struct RouteConfig {
     pub rate_limits: Vec<String>,
     /// Browser origins allowed over gRPC-Web (`None`: no CORS headers, preflights refused).
     pub cors: Option<CorsConfig>,
+    /// Its GET answers are cached (`None`: never); its writes invalidate in any case.
+    pub cache: Option<RouteCacheConfig>,
 }
 
 /// JSON mapping options of a route.

@@ -14,9 +14,10 @@
 //!
 //! Layout, each module using only those listed before it (and this file only naming them):
 //! `series` (counter, gauge, histogram values), `family` (series keyed by labels), `request`
-//! (what one request records), `text` (the exposition format), `upstreams` and `edge` (state
-//! other components keep, formatted at scrape time).
+//! (what one request records), `text` (the exposition format), `upstreams`, `edge` and `cache`
+//! (state other components keep, formatted at scrape time).
 
+mod cache;
 mod edge;
 mod family;
 mod request;
@@ -25,6 +26,7 @@ mod shared;
 mod text;
 mod upstreams;
 
+pub use cache::render_cache_usage;
 pub use edge::render_rate_limits;
 pub use family::{CounterFamily, Family, GaugeFamily, HistogramFamily, LabelPair, Labels};
 pub use request::{RequestLabels, RequestRecord, RequestSeries, UNMATCHED_ROUTE, UpstreamSeries};
@@ -50,6 +52,7 @@ pub struct Metrics {
     rate_limited: CounterFamily<(&'static str, String)>,
     auth_failures: CounterFamily<(&'static str, String)>,
     tls_handshakes: CounterFamily<LabelPair>,
+    cache_lookups: CounterFamily<LabelPair>,
 }
 
 impl Default for Metrics {
@@ -72,6 +75,7 @@ impl Metrics {
             rate_limited: Family::new(Counter::default),
             auth_failures: Family::new(Counter::default),
             tls_handshakes: Family::new(Counter::default),
+            cache_lookups: Family::new(Counter::default),
         }
     }
 
@@ -104,6 +108,12 @@ impl Metrics {
         if let Some(reason) = r.auth_failure {
             self.auth_failures
                 .get(&("reason", reason.to_owned()))
+                .add(1);
+        }
+        if let Some(result) = r.cache {
+            let route = ("route", r.labels.route.clone());
+            self.cache_lookups
+                .get(&(route, ("result", result.to_owned())))
                 .add(1);
         }
     }
@@ -143,6 +153,12 @@ impl Metrics {
         self.render_requests(&mut out);
         self.render_upstream_calls(&mut out);
         self.render_events(&mut out);
+        counters(
+            &mut out,
+            "tai_gateway_cache_lookups_total",
+            "Response cache lookups of caching routes by result (hit, collapsed, miss, stale, bypass).",
+            &self.cache_lookups,
+        );
         out
     }
 
@@ -284,6 +300,7 @@ mod tests {
             upstream_failure: (status == 504).then_some("deadline_exceeded"),
             rate_limited: None,
             auth_failure: None,
+            cache: (status == 200).then_some("hit"),
         });
     }
 
@@ -307,6 +324,10 @@ mod tests {
             "tai_gateway_upstream_failures_total{upstream=\"governor\",reason=\"deadline_exceeded\"} 1\n"
         ), "{text}");
         assert!(text.contains("tai_gateway_upstream_attempts_total{upstream=\"governor\"} 4\n"));
+        assert!(
+            text.contains("tai_gateway_cache_lookups_total{route=\"governor\",result=\"hit\"} 2\n"),
+            "{text}"
+        );
     }
 
     #[test]

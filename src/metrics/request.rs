@@ -117,4 +117,7 @@ pub struct RequestRecord<'a> {
     pub rate_limited: Option<&'a str>,
     /// Why authentication refused the request (a bounded set: `missing`, `expired`, ...).
     pub auth_failure: Option<&'static str>,
+    /// How the response cache served it (`hit`, `miss`, `stale`, `bypass`, `collapsed`), on
+    /// routes that cache.
+    pub cache: Option<&'static str>,
 }

@@ -5,13 +5,16 @@
 //! 2. **admit** ([`crate::edge::admit`], the same for every kind of call): rate limits before
 //!    authentication → the token → rate limits after it → the deadline → the metadata;
 //! 3. **call**, by kind: [`unary`], [`server_stream`], [`client_stream`] (client and bidi
-//!    streams), or [`grpc`] pass-through (native gRPC and gRPC-Web, [`grpc_web`]);
+//!    streams), or [`grpc`] pass-through (native gRPC and gRPC-Web, [`grpc_web`]); transcoded
+//!    calls pass the [`cached`] step: GETs of caching routes are answered from the response
+//!    cache, and writes invalidate it;
 //! 4. **respond**: a failure becomes its response through the one error table
 //!    ([`crate::error`]), in the request's [`protocol`];
 //! 5. **finish** ([`outcome`]): metrics and the access log line, exactly once (streams: when
 //!    they end).
 
 mod answer;
+mod cached;
 mod client_stream;
 mod ctx;
 mod grpc;
@@ -153,6 +156,12 @@ impl Gateway {
         )
     }
 
+    /// The hook where the shared cache tier's events (other replicas' invalidations, a
+    /// reconnect) reach the response cache of the runtime in force.
+    pub fn apply_cache_event(&self, event: crate::state::cache::RemoteEvent) {
+        self.runtime.load().cache.apply_remote(event);
+    }
+
     /// Waits (at most `timeout`) until the access log has written every line queued so far.
     pub async fn flush_access_log(&self, timeout: std::time::Duration) {
         if let Some(log) = &self.access_log
@@ -162,10 +171,12 @@ impl Gateway {
         }
     }
 
-    /// One round of periodic work: prunes idle rate-limit keys, refreshes remote key sets.
+    /// One round of periodic work: prunes idle rate-limit keys and expired cached answers,
+    /// refreshes remote key sets.
     pub async fn maintain(&self) {
         let runtime = self.runtime.load_full();
         runtime.rate_limits.maintain();
+        runtime.cache.maintain();
         runtime.auth.maintain().await;
     }
 }
@@ -212,13 +223,13 @@ fn call<'a, B: RequestBody>(
             client,
         },
     };
-    let kind = &call.binding.method;
+    let (kind, write) = (&call.binding.method, cached::Write::of(&call));
     if kind.client_streaming {
-        Box::pin(client_stream::call(call, outcome))
+        Box::pin(cached::after(write, client_stream::call(call, outcome)))
     } else if kind.server_streaming {
-        Box::pin(server_stream::call(call, outcome))
+        Box::pin(cached::after(write, server_stream::call(call, outcome)))
     } else {
-        Box::pin(unary::call(call, outcome))
+        Box::pin(cached::unary(call, write, outcome))
     }
 }
 

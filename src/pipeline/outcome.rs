@@ -36,6 +36,8 @@ pub(crate) struct Outcome {
     pub(crate) grpc_status: i32,
     /// What kind of failure the request ended with, for the metrics (responding).
     pub(crate) failure: FailureKinds,
+    /// How the response cache served it (`hit`, `miss`, ...), when its route caches (the call).
+    pub(crate) cache: Option<&'static str>,
 }
 
 /// One upstream call as the metrics and access log report it.
@@ -185,6 +187,7 @@ fn record(
         upstream_failure: outcome.failure.upstream,
         rate_limited: outcome.failure.rate_limit.as_deref(),
         auth_failure: outcome.failure.auth,
+        cache: outcome.cache,
     });
     if let Some(log) = access_log {
         log.write(&AccessRecord {

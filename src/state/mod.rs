@@ -1,10 +1,17 @@
-//! What replicas share through Redis: the client itself ([`redis`]: one multiplexed connection,
-//! short timeouts, a breaker) and the fleet's view of itself ([`replicas`]: how many replicas are
-//! alive, for limits that fall back to a share of their budget).
+//! State the gateway keeps beyond one request, and what replicas share through Redis.
 //!
-//! Without a `redis:` section none of this runs and every replica works alone.
+//! # Layout
+//! - [`cache`]: the response cache for GET routes — an in-process tier (bounded, per-entry TTL,
+//!   request coalescing, tag invalidation) and the [`cache::SharedTier`] seam a Redis tier plugs
+//!   into.
+//! - [`redis`]: the Redis client: one multiplexed connection, short timeouts, a breaker.
+//! - [`replicas`]: the fleet's view of itself (how many replicas are alive, for limits that fall
+//!   back to a share of their budget).
+//!
+//! Without a `redis:` section nothing is shared and every replica works alone.
 
 mod breaker;
+pub mod cache;
 mod connect;
 pub mod redis;
 pub mod replicas;

@@ -21,7 +21,7 @@ use crate::harness::{Reply, TestEnv, proto_dir, start_stubs};
 
 const HS_SECRET: &str = "a-shared-secret-of-at-least-32-bytes!!";
 
-fn key_path(name: &str) -> String {
+pub(crate) fn key_path(name: &str) -> String {
     format!("{}/tests/e2e/keys/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -37,7 +37,7 @@ fn now() -> i64 {
 }
 
 /// Claims every provider here accepts, with the required scope.
-fn claims() -> Value {
+pub(crate) fn claims() -> Value {
     json!({
         "iss": "https://issuer.test",
         "aud": "gateway-tests",
@@ -63,7 +63,7 @@ fn ed_key() -> EncodingKey {
 }
 
 /// A token from the `ed` provider with these claims.
-fn ed_token(claims: &Value) -> String {
+pub(crate) fn ed_token(claims: &Value) -> String {
     sign(ed_header(), claims, &ed_key())
 }
 

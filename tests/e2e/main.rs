@@ -6,6 +6,7 @@ mod admin;
 mod auth;
 mod backend;
 mod breaker_clients;
+mod cache;
 mod connections;
 mod edge_ops;
 mod errors;

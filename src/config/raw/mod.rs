@@ -6,6 +6,7 @@
 //! Nothing here is interpreted and nothing here knows the checked types: the validation reads these
 //! into the typed config. This folder is a leaf: it imports no other config module.
 
+mod cache;
 mod edge;
 mod listeners;
 mod ops;
@@ -13,6 +14,7 @@ mod redis;
 mod route;
 mod upstream;
 
+pub(crate) use cache::{RawCache, RawRouteCache};
 pub(crate) use edge::{
     RawAuth, RawLimit, RawProvider, RawRateLimits, RawRouteAuth, RawTokenSource,
 };
@@ -60,6 +62,8 @@ pub(crate) struct RawConfig {
     pub(crate) auth: Option<RawAuth>,
     #[serde(default)]
     pub(crate) rate_limits: Option<RawRateLimits>,
+    #[serde(default)]
+    pub(crate) cache: Option<RawCache>,
 }
 
 /// `descriptors:` where protobuf schemas come from.

@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 use super::At;
+use super::cache::RawRouteCache;
 use super::edge::RawRouteAuth;
 
 /// `routes[]:` exposes a service (or one method) through an upstream.
@@ -38,6 +39,8 @@ pub(crate) struct RawRoute {
     pub(crate) rate_limits: Vec<At<String>>,
     #[serde(default)]
     pub(crate) cors: Option<RawCors>,
+    #[serde(default)]
+    pub(crate) cache: Option<RawRouteCache>,
 }
 
 /// `routes[].cors:` browser origins allowed to call the route over gRPC-Web.

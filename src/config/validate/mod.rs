@@ -5,6 +5,7 @@
 //! value, recording problems in the shared [`Checker`].
 
 mod auth;
+mod cache;
 mod checker;
 mod cors;
 mod descriptors;
@@ -141,6 +142,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
     let rate_limits = rate_limit::rate_limits(c, raw.rate_limits.as_ref());
     let ops = ops::ops(c, &base, &raw);
     let redis = redis::redis(c, &base, raw.redis.as_ref());
+    let cache = cache::cache(c, raw.cache.as_ref());
     Config {
         source: file.to_owned(),
         http_listener: listeners.http,
@@ -156,6 +158,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
         rate_limits,
         ops,
         redis,
+        cache,
     }
 }
 

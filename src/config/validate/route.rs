@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use super::checker::{Checker, place};
 use super::transcoding::{header_rules, transcoding};
-use super::{auth, cors, rate_limit, resilience};
+use super::{auth, cache, cors, rate_limit, resilience};
+use crate::config::cache::RouteCacheConfig;
+use crate::config::cors::CorsConfig;
 use crate::config::error::{Located, Place};
 use crate::config::raw::{At, RawConfig, RawHttpRule, RawRoute};
 use crate::config::route::{
@@ -91,10 +93,7 @@ fn route(
     let auth = auth::route_auth(c, &key, r.auth.as_ref(), context.raw.auth.as_ref());
     let rate_limits =
         rate_limit::route_limits(c, &key, &r.rate_limits, context.raw.rate_limits.as_ref());
-    let cors = r
-        .cors
-        .as_ref()
-        .and_then(|raw| cors::cors(c, raw, &format!("{key}.cors")));
+    let (cors, cache) = cors_and_cache(c, r, &key);
     Some(RouteConfig {
         name: route_name(index, r),
         key,
@@ -111,7 +110,25 @@ fn route(
         auth,
         rate_limits,
         cors,
+        cache,
     })
+}
+
+/// `routes[i].cors` and `routes[i].cache`, when present and valid.
+fn cors_and_cache(
+    c: &mut Checker<'_>,
+    r: &RawRoute,
+    key: &str,
+) -> (Option<CorsConfig>, Option<RouteCacheConfig>) {
+    let cors = r
+        .cors
+        .as_ref()
+        .and_then(|raw| cors::cors(c, raw, &format!("{key}.cors")));
+    let cache = r
+        .cache
+        .as_ref()
+        .and_then(|raw| cache::route_cache(c, raw, &format!("{key}.cache")));
+    (cors, cache)
 }
 
 /// `routes[i].headers` over the top-level `headers:` section.
