@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use super::text::{header, label_text};
+use crate::state::redis::Redis;
 use crate::state::{BreakerState, Shared};
 
 /// Appends the Redis and fleet families (nothing but the replica gauge without Redis).
@@ -16,9 +17,13 @@ pub fn render_shared(out: &mut String, shared: &Shared) {
         "gauge",
     );
     let _ = writeln!(out, "tai_gateway_replicas {}", shared.replicas.live());
-    let Some(redis) = &shared.redis else {
-        return;
-    };
+    if let Some(redis) = &shared.redis {
+        render_redis(out, redis);
+    }
+}
+
+/// The Redis client's calls, call time and breaker state.
+fn render_redis(out: &mut String, redis: &Redis) {
     let stats = redis.stats();
     let name = "tai_gateway_redis_calls_total";
     header(
