@@ -14,8 +14,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::HeaderMap;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use tai_gateway::config::{
-    AuthConfig, AuthMode, KeySource, LimitConfig, LimitKey, Place, ProviderConfig, RateLimitConfig,
-    RouteAuth,
+    AuthConfig, AuthMode, KeySource, LimitConfig, LimitKey, LimitScope, OnRedisError, Place,
+    ProviderConfig, RateLimitConfig, RouteAuth,
 };
 use tai_gateway::edge::auth::AuthRuntime;
 use tai_gateway::edge::rate_limit::{Budget, Limiters};
@@ -112,6 +112,8 @@ fn limits(burst: u32, per_second: u32, key: LimitKey, max_keys: usize) -> Limite
             key,
             max_keys,
             max_key_bytes: LimitConfig::DEFAULT_MAX_KEY_BYTES,
+            scope: LimitScope::Local,
+            on_redis_error: OnRedisError::Local,
         }],
         ..RateLimitConfig::default()
     })

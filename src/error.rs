@@ -18,7 +18,7 @@ use crate::body::ResponseBody;
 use crate::edge::EdgeError;
 use crate::edge::auth::AuthError;
 use crate::edge::metadata::DeadlineError;
-use crate::edge::rate_limit::{Exceeded, KeyTooLong};
+use crate::edge::rate_limit::{Exceeded, KeyTooLong, Unavailable as RateLimitUnavailable};
 use crate::listener::connection::Refused;
 use crate::pipeline::protocol::Protocol;
 use crate::transcode::json::EncodeOptions;
@@ -126,6 +126,9 @@ pub enum GatewayError {
     /// The header or claim a rate limit counts by is longer than its `max_key_bytes` (400).
     #[error(transparent)]
     RateLimitKey(#[from] KeyTooLong),
+    /// A global rate limit could not be checked and says `on_redis_error: closed` (503).
+    #[error(transparent)]
+    RateLimitUnavailable(#[from] RateLimitUnavailable),
 }
 
 impl From<EdgeError> for GatewayError {
@@ -135,6 +138,7 @@ impl From<EdgeError> for GatewayError {
             EdgeError::Auth(e) => GatewayError::Auth(e),
             EdgeError::Deadline(e) => GatewayError::Deadline(e),
             EdgeError::RateLimitKey(e) => GatewayError::RateLimitKey(e),
+            EdgeError::RateLimitUnavailable(e) => GatewayError::RateLimitUnavailable(e),
         }
     }
 }
@@ -230,6 +234,9 @@ impl GatewayError {
             GatewayError::AnswerRefused(_) => {
                 row(StatusCode::SERVICE_UNAVAILABLE, code::RESOURCE_EXHAUSTED)
             }
+            GatewayError::RateLimitUnavailable(_) => {
+                row(StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE)
+            }
             GatewayError::Backend(status) => row(http_status_for(status.code), status.code),
         }
     }
@@ -293,7 +300,7 @@ impl GatewayError {
             }
             GatewayError::Auth(e) => headers.push((header::WWW_AUTHENTICATE, e.challenge())),
             GatewayError::RateLimited(e) => headers.extend(e.headers()),
-            GatewayError::AnswerRefused(_) => {
+            GatewayError::AnswerRefused(_) | GatewayError::RateLimitUnavailable(_) => {
                 headers.push((header::RETRY_AFTER, HeaderValue::from(1)));
             }
             _ => {}

@@ -167,6 +167,32 @@ pub struct LimitConfig {
     pub max_keys: usize,
     /// Longest `header:`/`claim:` value counted; a longer one is refused with 400.
     pub max_key_bytes: usize,
+    /// One budget per replica (`local`) or one budget for the whole fleet through Redis.
+    pub scope: LimitScope,
+    /// What a global limit does when Redis cannot be asked.
+    pub on_redis_error: OnRedisError,
+}
+
+/// Whose budget a limit is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LimitScope {
+    /// Each replica counts on its own (the default; no Redis needed).
+    #[default]
+    Local,
+    /// One budget across every replica sharing the Redis of the `redis:` section.
+    Global,
+}
+
+/// What a global limit does while Redis is unreachable or slow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnRedisError {
+    /// Counts locally with the budget divided by the live replicas (the default).
+    #[default]
+    Local,
+    /// Admits the request.
+    Open,
+    /// Refuses it with 503.
+    Closed,
 }
 
 impl LimitConfig {

@@ -31,8 +31,8 @@ mod validate;
 pub use cache::{CacheConfig, DEFAULT_CACHE_TTL, RouteCacheConfig};
 pub use cors::CorsConfig;
 pub use edge::{
-    AuthConfig, AuthMode, KeySource, LimitConfig, LimitKey, ProviderConfig, RateLimitConfig,
-    RouteAuth, Secret,
+    AuthConfig, AuthMode, KeySource, LimitConfig, LimitKey, LimitScope, OnRedisError,
+    ProviderConfig, RateLimitConfig, RouteAuth, Secret,
 };
 pub use error::{ConfigError, ConfigErrors, Located, Place};
 pub use gateway::{Config, DescriptorSources, ListenerLimits, WorkerCount};

@@ -22,9 +22,10 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderValue};
 
 use crate::runtime::RouteOptions;
+use crate::state::Shared;
 use auth::{AuthError, AuthRuntime};
 use metadata::{DeadlineError, Forwarding};
-use rate_limit::{Budget, Exceeded, KeyTooLong, Refusal};
+use rate_limit::{Budget, Exceeded, KeyTooLong, Refusal, Unavailable as RateLimitUnavailable};
 
 /// What the edge learned about a request, kept whether it was admitted or not: the rate-limit
 /// budget its answer reports, and the verified token's subject for the access log.
@@ -91,6 +92,9 @@ pub enum EdgeError {
     /// The client's deadline header is malformed (400).
     #[error(transparent)]
     Deadline(#[from] DeadlineError),
+    /// A global rate limit could not be checked and refuses when it cannot (503).
+    #[error(transparent)]
+    RateLimitUnavailable(#[from] RateLimitUnavailable),
 }
 
 impl From<Refusal> for EdgeError {
@@ -98,25 +102,29 @@ impl From<Refusal> for EdgeError {
         match refusal {
             Refusal::Exceeded(e) => EdgeError::RateLimited(e),
             Refusal::KeyTooLong(e) => EdgeError::RateLimitKey(e),
+            Refusal::Unavailable(e) => EdgeError::RateLimitUnavailable(e),
         }
     }
 }
 
-/// Runs the route's edge rules on one request, in order, noting in `admission` what it learns
+/// Runs the route's edge rules on one request, in order (global rate limits ask the fleet's
+/// budget in Redis after their local check passed), noting in `admission` what it learns
 /// on the way (also when it refuses).
 pub async fn admit(
-    auth: &AuthRuntime,
+    (auth, shared): (&AuthRuntime, &Shared),
     route: &RouteOptions,
     request: RequestHead<'_>,
     forwarding: Forwarding,
     admission: &mut Admission,
 ) -> Result<Admitted, EdgeError> {
     let (limits, policy, headers) = (&route.rate_limits, &route.auth, request.headers);
-    limits.check_before_auth(headers, request.peer, &mut admission.budget)?;
+    let global = limits.check_before_auth(headers, request.peer, &mut admission.budget)?;
+    rate_limit::check_global(global, shared, &mut admission.budget).await?;
     let verified = auth.authenticate(policy, headers, request.query).await?;
     let claims = verified.as_ref().map(|v| &*v.claims);
     admission.subject = auth::subject(claims);
-    limits.check_after_auth(claims, headers, request.peer, &mut admission.budget)?;
+    let global = limits.check_after_auth(claims, headers, request.peer, &mut admission.budget)?;
+    rate_limit::check_global(global, shared, &mut admission.budget).await?;
     let deadline = metadata::deadline(route.timeout, headers)?;
     let mut forwarded =
         metadata::forwarded(forwarding, headers, &route.headers, request.request_id);

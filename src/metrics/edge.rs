@@ -35,6 +35,41 @@ pub fn render_rate_limits(out: &mut String, limiters: &Limiters) {
             let _ = writeln!(out, "{name}{labels} {value}");
         }
     }
+    render_global_decisions(out, limiters);
+}
+
+/// `tai_gateway_rate_limit_global_decisions_total{limit,decision}` for every global limit.
+fn render_global_decisions(out: &mut String, limiters: &Limiters) {
+    let mut global: Vec<_> = limiters
+        .iter()
+        .filter_map(|l| Some((l.name(), l.global_decisions()?)))
+        .collect();
+    if global.is_empty() {
+        return;
+    }
+    global.sort_unstable_by_key(|(name, _)| *name);
+    let name = "tai_gateway_rate_limit_global_decisions_total";
+    let help = "Decisions of global limits: allowed or refused by Redis, refused here while a key is remembered over its limit, or decided here without Redis (on_redis_error).";
+    header(out, name, help, "counter");
+    for (limit, d) in global {
+        let kinds = [
+            ("allowed", &d.allowed),
+            ("refused", &d.refused),
+            ("remembered", &d.remembered),
+            ("fallback", &d.fallback),
+        ];
+        for (decision, count) in kinds {
+            let labels = label_text(
+                &[
+                    ("limit", limit.to_owned()),
+                    ("decision", decision.to_owned()),
+                ],
+                None,
+            );
+            let value = count.load(std::sync::atomic::Ordering::Relaxed);
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -53,6 +88,8 @@ mod tests {
             key: LimitKey::Ip,
             max_keys: 10,
             max_key_bytes: 10,
+            scope: crate::config::LimitScope::Local,
+            on_redis_error: crate::config::OnRedisError::Local,
         };
         let limiters = Limiters::new(&RateLimitConfig {
             limits: vec![limit("b"), limit("a")],

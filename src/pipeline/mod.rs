@@ -133,17 +133,10 @@ impl Gateway {
             let head = RequestHead::of(&request, peer, &ctx.request_id);
             let admission = &mut outcome.admission;
             let (forwarding, options) = (forwarding(ctx.protocol), target.options());
-            let admitted = edge::admit(&runtime.auth, options, head, forwarding, admission).await?;
-            let out = &mut outcome;
-            call(
-                &runtime,
-                target,
-                request,
-                (ctx.protocol, peer),
-                admitted,
-                out,
-            )
-            .await
+            let shared = (&*runtime.auth, &self.shared);
+            let admitted = edge::admit(shared, options, head, forwarding, admission).await?;
+            let (out, from) = (&mut outcome, (ctx.protocol, peer));
+            call(&runtime, target, request, from, admitted, out).await
         }
         .await;
         let response = respond(&runtime, &ctx, &mut outcome, answer);

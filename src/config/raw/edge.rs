@@ -109,4 +109,8 @@ pub(crate) struct RawLimit {
     pub(crate) max_keys: Option<At<u32>>,
     #[serde(default)]
     pub(crate) max_key_bytes: Option<At<u32>>,
+    #[serde(default)]
+    pub(crate) scope: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) on_redis_error: Option<At<String>>,
 }

@@ -139,7 +139,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
     let workers = listeners::workers(c, raw.workers.as_ref());
     let path_unescape = transcoding::path_unescape(c, raw.transcoding.path_unescape.as_ref());
     let auth = auth::auth(c, raw.auth.as_ref(), &base);
-    let rate_limits = rate_limit::rate_limits(c, raw.rate_limits.as_ref());
+    let rate_limits = rate_limit::rate_limits(c, raw.rate_limits.as_ref(), raw.redis.is_some());
     let ops = ops::ops(c, &base, &raw);
     let redis = redis::redis(c, &base, raw.redis.as_ref());
     let cache = cache::cache(c, raw.cache.as_ref());

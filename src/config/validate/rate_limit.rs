@@ -4,12 +4,16 @@
 use std::time::Duration;
 
 use super::checker::{Checker, place};
-use crate::config::edge::{LimitConfig, LimitKey, RateLimitConfig};
+use crate::config::edge::{LimitConfig, LimitKey, LimitScope, OnRedisError, RateLimitConfig};
 use crate::config::raw::{At, RawLimit, RawRateLimits};
 use crate::config::units::parse_duration;
 
 /// The `rate_limits:` section, defaults filled in; invalid limits are left out.
-pub(super) fn rate_limits(c: &mut Checker<'_>, raw: Option<&RawRateLimits>) -> RateLimitConfig {
+pub(super) fn rate_limits(
+    c: &mut Checker<'_>,
+    raw: Option<&RawRateLimits>,
+    redis: bool,
+) -> RateLimitConfig {
     let mut config = RateLimitConfig::default();
     let Some(raw) = raw else { return config };
     config.trusted_proxy_hops = raw.trusted_proxy_hops;
@@ -23,11 +27,49 @@ pub(super) fn rate_limits(c: &mut Checker<'_>, raw: Option<&RawRateLimits>) -> R
     config.max_key_bytes = positive(c, raw.max_key_bytes.as_ref(), "rate_limits.max_key_bytes")
         .unwrap_or(config.max_key_bytes);
     for (name, l) in &raw.limits {
-        if let Some(limit) = limit(c, name, l, &config) {
+        let shared = sharing(c, name, l, redis);
+        if let (Some(mut limit), Some((scope, on_redis_error))) =
+            (limit(c, name, l, &config), shared)
+        {
+            (limit.scope, limit.on_redis_error) = (scope, on_redis_error);
             config.limits.push(limit);
         }
     }
     config
+}
+
+/// A limit's `scope` and `on_redis_error`; `scope: global` needs a `redis:` section.
+fn sharing(
+    c: &mut Checker<'_>,
+    name: &str,
+    l: &RawLimit,
+    redis: bool,
+) -> Option<(LimitScope, OnRedisError)> {
+    let key = format!("rate_limits.limits.{name}");
+    let scope = match l.scope.as_ref().map(|s| (s, s.value.as_str())) {
+        None | Some((_, "local")) => Some(LimitScope::Local),
+        Some((at, "global")) if !redis => {
+            let reason = "scope: global counts in Redis: add a redis: section";
+            c.error(place(at), format!("{key}.scope"), reason);
+            None
+        }
+        Some((_, "global")) => Some(LimitScope::Global),
+        Some((at, _)) => {
+            c.error(place(at), format!("{key}.scope"), "use local or global");
+            None
+        }
+    };
+    let on_error = match l.on_redis_error.as_ref().map(|s| (s, s.value.as_str())) {
+        None | Some((_, "local")) => Some(OnRedisError::Local),
+        Some((_, "open")) => Some(OnRedisError::Open),
+        Some((_, "closed")) => Some(OnRedisError::Closed),
+        Some((at, _)) => {
+            let reason = "use local (a share of the budget), open or closed";
+            c.error(place(at), format!("{key}.on_redis_error"), reason);
+            None
+        }
+    };
+    Some((scope?, on_error?))
 }
 
 /// A count that must be at least 1 (`key` names it in errors); `None` when absent or 0.
@@ -85,6 +127,8 @@ fn limit(
         key: counted_by,
         max_keys: max_keys.unwrap_or(section.max_keys),
         max_key_bytes: max_key_bytes.unwrap_or(section.max_key_bytes),
+        scope: LimitScope::Local,
+        on_redis_error: OnRedisError::Local,
     })
 }
 

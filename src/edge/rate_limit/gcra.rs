@@ -41,6 +41,11 @@ impl Gcra {
         }
     }
 
+    /// What one request costs.
+    pub(super) fn interval(&self) -> Duration {
+        Duration::from_nanos(self.interval)
+    }
+
     /// Decides a request at `now` for a key whose TAT is `tat` (`None`: a key not held). The
     /// refusal is the wait in nanoseconds until a request would pass.
     pub(super) fn check(&self, tat: Option<u64>, now: u64) -> Result<Allowed, u64> {

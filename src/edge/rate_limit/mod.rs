@@ -22,6 +22,7 @@
 //! - [`store`]: the bounded, least-recently-used per-key state.
 
 mod gcra;
+mod global;
 mod key;
 mod store;
 
@@ -34,8 +35,9 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
-use crate::config::{LimitConfig, LimitKey, RateLimitConfig};
+use crate::config::{LimitConfig, LimitKey, LimitScope, RateLimitConfig};
 use gcra::Gcra;
+pub use global::{Decisions, Pending, Unavailable, check as check_global};
 use key::KeyHasher;
 pub use key::KeyTooLong;
 use store::KeyStore;
@@ -53,6 +55,8 @@ pub struct Limiter {
     start: tokio::time::Instant,
     /// Time one request costs.
     per_request: Duration,
+    /// The fleet-wide part of a `scope: global` limit.
+    global: Option<global::Global>,
 }
 
 impl Limiter {
@@ -67,9 +71,22 @@ impl Limiter {
                 _ => None,
             },
             start: tokio::time::Instant::now(),
+            global: (config.scope == LimitScope::Global).then(|| {
+                global::Global::new(
+                    per_request,
+                    config.burst,
+                    config.on_redis_error,
+                    config.max_keys,
+                )
+            }),
             config: config.clone(),
             per_request,
         }
+    }
+
+    /// Decisions of a global limit (`None` for a local one).
+    pub fn global_decisions(&self) -> Option<&Decisions> {
+        self.global.as_ref().map(|g| &g.decisions)
     }
 
     /// Name in the config.
@@ -110,25 +127,55 @@ impl Limiter {
         Ok(value)
     }
 
+    /// `key` (what `counted` names), noting a global limit's fleet-wide check to ask next.
+    fn counted(
+        self: &Arc<Self>,
+        key: u64,
+        counted: impl FnOnce() -> Vec<u8>,
+        pending: &mut Vec<Pending>,
+    ) -> u64 {
+        if self.global.is_some() {
+            pending.push(Pending::new(self, key, &counted()));
+        }
+        key
+    }
+
+    /// This process' check of `key` against the limit's full budget.
     fn check(&self, key: u64, budget: &mut Budget) -> Result<(), Exceeded> {
-        let (gcra, now) = (self.gcra, self.now());
-        let verdict = self.store.update(key, |tat| match gcra.check(tat, now) {
+        self.decide(&self.gcra, &self.store, key, self.config.burst, budget)
+    }
+
+    /// One GCRA decision for `key` in `store`; `limit` is the burst the headers report.
+    fn decide(
+        &self,
+        gcra: &Gcra,
+        store: &KeyStore,
+        key: u64,
+        limit: u32,
+        budget: &mut Budget,
+    ) -> Result<(), Exceeded> {
+        let now = self.now();
+        let verdict = store.update(key, |tat| match gcra.check(tat, now) {
             Ok(allowed) => (allowed.tat, Ok(allowed.remaining)),
             // A refusal leaves the TAT as it was (a key not held is never refused).
             Err(wait) => (tat.unwrap_or(now), Err(wait)),
         });
-        let limit = self.config.burst;
         match verdict {
             Ok(remaining) => {
-                let refill = self.per_request * (limit - remaining.min(limit));
+                let refill = gcra.interval() * (limit - remaining.min(limit));
                 budget.note(limit, remaining, ceil_secs(refill));
                 Ok(())
             }
-            Err(wait) => Err(Exceeded {
-                name: self.config.name.clone(),
-                limit,
-                retry_after: ceil_secs(Duration::from_nanos(wait)).max(1),
-            }),
+            Err(wait) => Err(self.exceeded(wait)),
+        }
+    }
+
+    /// The refusal of a request that may pass in `wait` nanoseconds.
+    fn exceeded(&self, wait: u64) -> Exceeded {
+        Exceeded {
+            name: self.config.name.clone(),
+            limit: self.config.burst,
+            retry_after: ceil_secs(Duration::from_nanos(wait)).max(1),
         }
     }
 }
@@ -146,6 +193,9 @@ pub enum Refusal {
     /// Its key value is too long to be counted (400).
     #[error(transparent)]
     KeyTooLong(#[from] KeyTooLong),
+    /// A global limit could not be checked and says `on_redis_error: closed` (503).
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
 }
 
 /// A request over a limit: answered 429.
@@ -321,24 +371,33 @@ impl RouteLimits {
         headers: &HeaderMap,
         peer: SocketAddr,
         budget: &mut Budget,
-    ) -> Result<(), Refusal> {
+    ) -> Result<Vec<Pending>, Refusal> {
         // With one limit (the common case) the check in the loop below comes first anyway.
         if self.before_auth.len() > 1 {
             for limiter in &self.before_auth {
                 limiter.header_value(headers)?;
             }
         }
+        let mut pending = Vec::new();
         for limiter in &self.before_auth {
             let key = match &limiter.config.key {
-                LimitKey::Ip => limiter
-                    .keys
-                    .ip(client_ip(headers, peer, self.trusted_proxy_hops)),
-                LimitKey::Header(_) => limiter.keys.text(limiter.header_value(headers)?),
-                _ => key::GLOBAL,
+                LimitKey::Ip => {
+                    let ip = client_ip(headers, peer, self.trusted_proxy_hops);
+                    limiter.counted(
+                        limiter.keys.ip(ip),
+                        || ip.to_string().into_bytes(),
+                        &mut pending,
+                    )
+                }
+                LimitKey::Header(_) => {
+                    let value = limiter.header_value(headers)?;
+                    limiter.counted(limiter.keys.text(value), || value.to_vec(), &mut pending)
+                }
+                _ => limiter.counted(key::GLOBAL, Vec::new, &mut pending),
             };
             limiter.check(key, budget)?;
         }
-        Ok(())
+        Ok(pending)
     }
 
     /// The limits keyed by a verified claim; requests without it are counted by client address.
@@ -349,7 +408,7 @@ impl RouteLimits {
         headers: &HeaderMap,
         peer: SocketAddr,
         budget: &mut Budget,
-    ) -> Result<(), Refusal> {
+    ) -> Result<Vec<Pending>, Refusal> {
         let claim_limits = self.after_auth.iter().filter_map(|limiter| {
             let LimitKey::Claim(name) = &limiter.config.key else {
                 return None;
@@ -365,16 +424,25 @@ impl RouteLimits {
                 limiter.bound(value.as_bytes(), || format!("claim `{name}`"))?;
             }
         }
+        let mut pending = Vec::new();
         for (limiter, _, value) in claim_limits {
             let key = match value {
-                Some(value) => limiter.keys.text(value.as_bytes()),
-                None => limiter
-                    .keys
-                    .ip(client_ip(headers, peer, self.trusted_proxy_hops)),
+                Some(value) => {
+                    let key = limiter.keys.text(value.as_bytes());
+                    limiter.counted(key, || value.as_bytes().to_vec(), &mut pending)
+                }
+                None => {
+                    let ip = client_ip(headers, peer, self.trusted_proxy_hops);
+                    limiter.counted(
+                        limiter.keys.ip(ip),
+                        || ip.to_string().into_bytes(),
+                        &mut pending,
+                    )
+                }
             };
             limiter.check(key, budget)?;
         }
-        Ok(())
+        Ok(pending)
     }
 }
 

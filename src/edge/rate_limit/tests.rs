@@ -11,6 +11,8 @@ fn limit(name: &str, burst: u32, key: LimitKey) -> LimitConfig {
         key,
         max_keys: LimitConfig::DEFAULT_MAX_KEYS,
         max_key_bytes: LimitConfig::DEFAULT_MAX_KEY_BYTES,
+        scope: crate::config::LimitScope::Local,
+        on_redis_error: crate::config::OnRedisError::Local,
     }
 }
 

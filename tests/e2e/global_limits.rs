@@ -1,0 +1,223 @@
+//! Global rate limits (issue 13): one budget across replicas through a real `redis-server`, Redis
+//! trouble never a client error (`on_redis_error`), global limiting back without a restart.
+
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use tai_gateway::server::ServerHandle;
+use tokio::time::Instant;
+
+use crate::harness::{
+    TempDir, default_config, http1_client, send_with, start_gateway, start_stubs,
+};
+use crate::redis_server::RedisServer;
+
+/// The harness config with `redis:` and a global limit of `rate` on every route.
+fn config(stubs: &tai_stubs::StubServers, redis: &RedisServer, limit: &str) -> String {
+    let base = default_config(stubs).replace(
+        "  - service: tai.Governor\n    upstream: governor\n",
+        "  - service: tai.Governor\n    upstream: governor\n    rate_limits: [fleet]\n",
+    );
+    format!(
+        "{base}redis:\n  url: {}\n  timeout: 50ms\nrate_limits:\n  limits:\n    fleet: {{ {limit} }}\n",
+        redis.url()
+    )
+}
+
+/// Starts `n` gateways (each its own listeners and worker threads) on one config.
+async fn replicas(dir: &TempDir, text: &str, n: usize) -> Vec<ServerHandle> {
+    let mut all = Vec::new();
+    for i in 0..n {
+        let path = dir.write(&format!("gateway-{i}.yaml"), text);
+        all.push(start_gateway(&path, text).await);
+    }
+    all
+}
+
+fn url(gateway: &ServerHandle, path: &str) -> String {
+    format!("http://{}{path}", gateway.http_addr.expect("listener"))
+}
+
+/// Sends `GET /v1/echo/hi` to each replica in turn for `seconds`, as fast as answers come;
+/// counts the statuses.
+async fn hammer(gateways: &[ServerHandle], seconds: f64) -> (usize, usize, usize, Duration) {
+    let client = http1_client();
+    let (mut ok, mut limited, mut other) = (0, 0, 0);
+    let started = Instant::now();
+    let mut i = 0;
+    while started.elapsed().as_secs_f64() < seconds {
+        let gateway = &gateways[i % gateways.len()];
+        i += 1;
+        let reply = send_with(
+            &client,
+            Method::GET,
+            &url(gateway, "/v1/echo/hi"),
+            &[],
+            None,
+        )
+        .await;
+        match reply.status {
+            StatusCode::OK => ok += 1,
+            StatusCode::TOO_MANY_REQUESTS => limited += 1,
+            _ => other += 1,
+        }
+    }
+    (ok, limited, other, started.elapsed())
+}
+
+async fn metrics(gateway: &ServerHandle) -> String {
+    let client = http1_client();
+    let admin = format!("http://{}/metrics", gateway.admin_addr.expect("admin"));
+    send_with(&client, Method::GET, &admin, &[], None)
+        .await
+        .body
+}
+
+fn decisions(text: &str, decision: &str) -> u64 {
+    let series = format!(
+        "tai_gateway_rate_limit_global_decisions_total{{limit=\"fleet\",decision=\"{decision}\"}} "
+    );
+    text.lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn two_replicas_share_one_budget() {
+    let (stubs, redis, dir) = (
+        start_stubs().await,
+        RedisServer::start().await,
+        TempDir::new(),
+    );
+    // 20 per second, 10 at once: alone, each replica would admit 10 + 20 per second.
+    let text = config(
+        &stubs,
+        &redis,
+        "rate: 20/s, burst: 10, key: global, scope: global",
+    );
+    let gateways = replicas(&dir, &text, 2).await;
+    let (ok, limited, other, took) = hammer(&gateways, 2.0).await;
+    let budget = 10.0 + 20.0 * took.as_secs_f64();
+    assert_eq!(other, 0, "only 200s and 429s");
+    assert!(limited > 0, "the limit refused nothing ({ok} admitted)");
+    assert!(
+        (ok as f64) <= budget * 1.05 && (ok as f64) >= budget * 0.9,
+        "{ok} admitted in {took:?} by two replicas sharing a budget of {budget:.0}"
+    );
+    // A flood from a refused key is answered here, without Redis.
+    let text = metrics(&gateways[0]).await;
+    assert!(decisions(&text, "remembered") > 0, "{text}");
+    assert!(decisions(&text, "allowed") > 0, "{text}");
+}
+
+#[tokio::test]
+async fn a_dead_redis_is_no_client_error_and_global_limits_resume_when_it_returns() {
+    let (stubs, mut redis, dir) = (
+        start_stubs().await,
+        RedisServer::start().await,
+        TempDir::new(),
+    );
+    let text = config(
+        &stubs,
+        &redis,
+        "rate: 1000/s, burst: 100, key: ip, scope: global",
+    );
+    let gateways = replicas(&dir, &text, 1).await;
+    let (ok, _, other, _) = hammer(&gateways, 0.3).await;
+    assert!(ok > 0 && other == 0);
+    redis.kill();
+    // Down: answered from this replica's share of the budget, never an error, never slow.
+    let client = http1_client();
+    for _ in 0..50 {
+        let started = Instant::now();
+        let reply = send_with(
+            &client,
+            Method::GET,
+            &url(&gateways[0], "/v1/echo/hi"),
+            &[],
+            None,
+        )
+        .await;
+        assert!(
+            reply.status == StatusCode::OK || reply.status == StatusCode::TOO_MANY_REQUESTS,
+            "{}: {}",
+            reply.status,
+            reply.body
+        );
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+    let down = metrics(&gateways[0]).await;
+    assert!(decisions(&down, "fallback") > 0, "{down}");
+    assert!(
+        !down.contains("tai_gateway_redis_breaker_state{state=\"closed\"} 1"),
+        "{down}"
+    );
+    let allowed_before = decisions(&down, "allowed");
+    redis.resume().await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let _ = send_with(
+            &client,
+            Method::GET,
+            &url(&gateways[0], "/v1/echo/hi"),
+            &[],
+            None,
+        )
+        .await;
+        if decisions(&metrics(&gateways[0]).await, "allowed") > allowed_before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "global limiting never resumed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_closed_global_limit_refuses_with_503_while_redis_is_down() {
+    let (stubs, mut redis, dir) = (
+        start_stubs().await,
+        RedisServer::start().await,
+        TempDir::new(),
+    );
+    let text = config(
+        &stubs,
+        &redis,
+        "rate: 1000/s, burst: 100, key: ip, scope: global, on_redis_error: closed",
+    );
+    let gateways = replicas(&dir, &text, 1).await;
+    redis.kill();
+    let client = http1_client();
+    let reply = send_with(
+        &client,
+        Method::GET,
+        &url(&gateways[0], "/v1/echo/hi"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    assert_eq!(
+        reply.body,
+        r#"{"code":14,"message":"rate limit `fleet` cannot be checked: its shared store (Redis) is unavailable","details":[]}"#
+    );
+}
+
+#[tokio::test]
+async fn a_global_limit_without_a_redis_section_is_a_config_error() {
+    let stubs = start_stubs().await;
+    let text = format!(
+        "{}rate_limits:\n  limits:\n    fleet: {{ rate: 1/s, burst: 1, key: global, scope: global }}\n",
+        default_config(&stubs)
+    );
+    let error = tai_gateway::config::Config::parse(std::path::Path::new("g.yaml"), &text)
+        .expect_err("global without redis")
+        .to_string();
+    assert!(
+        error.contains(
+            "rate_limits.limits.fleet.scope: scope: global counts in Redis: add a redis: section"
+        ),
+        "{error}"
+    );
+}
