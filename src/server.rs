@@ -107,7 +107,7 @@ impl ServerHandle {
             None => None,
         };
         started.maintain(&gateway);
-        started.announce(gateway.shared().clone());
+        started.share(&gateway);
         lifecycle.set_ready();
         Ok(ServerHandle {
             http_addr,
@@ -287,12 +287,20 @@ impl Started {
 }
 
 impl Started {
-    /// Announces this replica to the fleet (through Redis, when configured) until shutdown.
-    fn announce(&mut self, shared: Shared) {
-        let stop = wait_for(self.stop.clone());
+    /// Announces this replica to the fleet and follows the other replicas' cache events
+    /// (through Redis, when configured) until shutdown.
+    fn share(&mut self, gateway: &Arc<Gateway>) {
+        let (stop, shared) = (wait_for(self.stop.clone()), gateway.shared().clone());
         self.tasks.spawn(async move {
             tokio::select! {
                 () = shared.announce() => {}
+                _ = stop => {}
+            }
+        });
+        let (stop, gateway) = (wait_for(self.stop.clone()), gateway.clone());
+        self.tasks.spawn(async move {
+            tokio::select! {
+                () = gateway.follow_cache_events() => {}
                 _ = stop => {}
             }
         });

@@ -89,8 +89,23 @@ impl Gateway {
 
     /// The same gateway, sharing state with other replicas through `shared`.
     pub fn sharing(mut self, shared: Shared) -> Gateway {
+        if let Some(tier) = &shared.cache {
+            self.runtime.load().cache.attach(tier);
+        }
         self.shared = shared;
         self
+    }
+
+    /// Hands the shared cache tier's events (other replicas' invalidations, a reconnect) to the
+    /// response cache until the tier's subscription ends (never, alone: no tier).
+    pub async fn follow_cache_events(&self) {
+        let Some(tier) = &self.shared.cache else {
+            return std::future::pending().await;
+        };
+        let mut events = tier.subscribe();
+        while let Some(event) = events.recv().await {
+            self.apply_cache_event(event);
+        }
     }
 
     /// What this replica shares with the others.
@@ -110,6 +125,9 @@ impl Gateway {
 
     /// Swaps in a new snapshot; requests in flight finish on the one they started with.
     pub fn replace_runtime(&self, runtime: Runtime) {
+        if let Some(tier) = &self.shared.cache {
+            runtime.cache.attach(tier);
+        }
         crate::upstream::health::start(&runtime.upstreams);
         self.runtime.store(Arc::new(runtime));
     }

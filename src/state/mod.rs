@@ -21,6 +21,8 @@ pub use breaker::BreakerState;
 use std::sync::Arc;
 
 use crate::config::RedisConfig;
+use cache::SharedTier;
+use cache::redis_tier::RedisTier;
 use redis::Redis;
 use replicas::Replicas;
 
@@ -32,6 +34,8 @@ pub struct Shared {
     pub redis: Option<Arc<Redis>>,
     /// The fleet as this replica sees it.
     pub replicas: Arc<Replicas>,
+    /// The response cache's shared tier (in Redis); `None` alone.
+    pub cache: Option<Arc<dyn SharedTier>>,
 }
 
 impl Shared {
@@ -40,6 +44,7 @@ impl Shared {
         Shared {
             redis: None,
             replicas: Replicas::new(),
+            cache: None,
         }
     }
 
@@ -47,9 +52,14 @@ impl Shared {
     /// unreachable Redis does not stop the start).
     pub fn connect(config: Option<&RedisConfig>) -> Result<Shared, String> {
         let redis = config.map(Redis::new).transpose()?;
+        let replicas = Replicas::new();
+        let cache = redis.as_ref().map(|redis| {
+            Arc::new(RedisTier::new(redis.clone(), replicas.id())) as Arc<dyn SharedTier>
+        });
         Ok(Shared {
             redis,
-            replicas: Replicas::new(),
+            replicas,
+            cache,
         })
     }
 

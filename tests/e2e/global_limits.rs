@@ -221,3 +221,81 @@ async fn a_global_limit_without_a_redis_section_is_a_config_error() {
         "{error}"
     );
 }
+
+/// The harness config with `redis:` and the Governor route caching for five minutes.
+fn caching_config(stubs: &tai_stubs::StubServers, redis: &RedisServer) -> String {
+    let base = default_config(stubs).replacen(
+        "    upstream: governor\n",
+        "    upstream: governor\n    cache: { ttl: 5m }\n",
+        1,
+    );
+    format!("{base}redis:\n  url: {}\n  timeout: 200ms\n", redis.url())
+}
+
+/// A response cache shared by two replicas through Redis: an answer one replica stored is a hit
+/// on the other without a backend call; a write through one replica drops the other's copy.
+#[tokio::test]
+async fn two_replicas_share_the_response_cache_and_its_invalidations() {
+    let (stubs, redis, dir) = (
+        start_stubs().await,
+        RedisServer::start().await,
+        TempDir::new(),
+    );
+    let gateways = replicas(&dir, &caching_config(&stubs, &redis), 2).await;
+    let (a, b) = (&gateways[0], &gateways[1]);
+    let client = http1_client();
+    let propose = send_with(
+        &client,
+        Method::POST,
+        &url(a, "/v1/policies/propose"),
+        &[("content-type", "application/json")],
+        Some(r#"{"policyName":"shared"}"#),
+    )
+    .await;
+    assert_eq!(propose.status, StatusCode::OK, "{}", propose.body);
+    let id = propose.json()["policyId"].as_str().expect("id").to_owned();
+    let path = format!("/v1/policies/{id}");
+    // Behind a load balancer every replica sees the one Host the cache key includes.
+    let host = [("host", "api.example")];
+    let get = |gateway| {
+        let (client, path) = (client.clone(), path.clone());
+        async move { send_with(&client, Method::GET, &url(gateway, &path), &host, None).await }
+    };
+    let calls = || stubs.store().calls("tai.Governor/GetPolicy");
+    let first = get(a).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(calls(), 1);
+    let other = get(b).await;
+    assert_eq!(other.status, StatusCode::OK);
+    assert_eq!(other.body, first.body);
+    assert_eq!(
+        calls(),
+        1,
+        "the other replica answered from the shared tier"
+    );
+    assert!(
+        other
+            .header("cache-status")
+            .is_some_and(|s| s.contains("hit")),
+        "{:?}",
+        other.header("cache-status")
+    );
+    // Both replicas hold it locally now; a write through B drops A's copy too.
+    assert_eq!(get(a).await.status, StatusCode::OK);
+    let patch = send_with(
+        &client,
+        Method::PATCH,
+        &url(b, &format!("{path}?update_mask=policyName")),
+        &[("content-type", "application/json")],
+        Some(r#"{"policyName":"renamed"}"#),
+    )
+    .await;
+    assert_eq!(patch.status, StatusCode::OK, "{}", patch.body);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let after = get(a).await;
+    assert_eq!(
+        after.json()["policyName"],
+        "renamed",
+        "A served a stale answer"
+    );
+}

@@ -20,6 +20,7 @@
 
 pub mod key;
 mod log;
+pub mod redis_tier;
 pub mod shared;
 mod store;
 pub mod tags;
@@ -110,7 +111,9 @@ pub type Landed = Option<Arc<Stored>>;
 #[derive(Debug)]
 pub struct ResponseCache {
     local: LocalTier,
-    shared: Option<Arc<dyn SharedTier>>,
+    /// Set once, when the process shares state (before requests reach it, or at the latest when
+    /// the runtime holding it is swapped in).
+    shared: std::sync::OnceLock<Arc<dyn SharedTier>>,
     limits: CacheConfig,
 }
 
@@ -142,9 +145,13 @@ impl ResponseCache {
     /// A cache with `shared` behind the in-process tier (whose events the caller feeds to
     /// [`ResponseCache::apply_remote`]).
     pub fn with_shared(limits: &CacheConfig, shared: Option<Arc<dyn SharedTier>>) -> ResponseCache {
+        let cell = std::sync::OnceLock::new();
+        if let Some(shared) = shared {
+            let _ = cell.set(shared);
+        }
         ResponseCache {
             local: LocalTier::new(limits),
-            shared,
+            shared: cell,
             limits: limits.clone(),
         }
     }
@@ -157,9 +164,14 @@ impl ResponseCache {
     ) -> Arc<ResponseCache> {
         match previous {
             Some(p) if p.limits == *limits => p.clone(),
-            Some(p) => Arc::new(ResponseCache::with_shared(limits, p.shared.clone())),
+            Some(p) => Arc::new(ResponseCache::with_shared(limits, p.shared.get().cloned())),
             None => Arc::new(ResponseCache::new(limits)),
         }
+    }
+
+    /// Puts `shared` behind the in-process tier, unless one is there already.
+    pub fn attach(&self, shared: &Arc<dyn SharedTier>) {
+        let _ = self.shared.set(shared.clone());
     }
 
     /// Looks `key` (tagged `tags`) up in the in-process tier.
@@ -193,7 +205,7 @@ impl ResponseCache {
     /// which tells the other replicas; returns how many local entries were dropped.
     pub async fn invalidate(&self, tags: &Tags) -> usize {
         let dropped = self.local.invalidate(tags);
-        if let Some(shared) = &self.shared
+        if let Some(shared) = self.shared.get()
             && let Err(e) = shared.invalidate(tags).await
         {
             tracing::warn!(error = %e, ?tags, "shared cache invalidation failed");
@@ -206,7 +218,7 @@ impl ResponseCache {
     pub async fn purge(&self, tag: Option<&str>) -> usize {
         let Some(tag) = tag else {
             let dropped = self.local.purge_all();
-            if let Some(shared) = &self.shared
+            if let Some(shared) = self.shared.get()
                 && let Err(e) = shared.purge_all().await
             {
                 tracing::warn!(error = %e, "shared cache purge failed");
@@ -257,7 +269,7 @@ impl Leader<'_> {
     /// The shared tier's answer for the key, stored locally and handed to the followers; the
     /// leader back when there is none (or no shared tier, or it failed).
     pub async fn shared_hit(mut self) -> Result<Arc<Stored>, Self> {
-        let Some(shared) = self.cache.shared.clone() else {
+        let Some(shared) = self.cache.shared.get().cloned() else {
             return Err(self);
         };
         let found = match shared.get(&self.key).await {
@@ -298,7 +310,7 @@ impl Leader<'_> {
             .local
             .land(&self.key, &self.flight, entry.clone());
         let entry = entry.filter(|_| stored)?;
-        if let Some(shared) = &self.cache.shared
+        if let Some(shared) = self.cache.shared.get()
             && let Err(e) = shared.put(&self.key, &entry).await
         {
             tracing::debug!(error = %e, "shared cache store failed");
