@@ -190,6 +190,11 @@ impl Connection {
         }
     }
 
+    /// True once asked to close to make room.
+    pub(crate) fn is_evicted(&self) -> bool {
+        self.evicted.load(Ordering::Relaxed)
+    }
+
     /// Where the transport parks: woken on eviction.
     pub(crate) fn park(&self, waker: &Waker) {
         let mut slot = self.waker.lock().unwrap_or_else(PoisonError::into_inner);

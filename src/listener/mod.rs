@@ -98,9 +98,10 @@ pub(crate) struct AcceptFailures {
 }
 
 impl AcceptFailures {
-    /// Notes one failure: the pause doubles (10 ms to 1 s), the log line waits for its interval.
+    /// Notes one failure: the pause doubles (10 ms to 100 ms: short, clients wait in the
+    /// kernel's queue meanwhile), the log line waits for its interval.
     fn note(&mut self, error: &std::io::Error) {
-        self.pause = (self.pause * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        self.pause = (self.pause * 2).clamp(Duration::from_millis(10), Duration::from_millis(100));
         self.unlogged += 1;
         let due = self
             .logged_at

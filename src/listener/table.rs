@@ -15,6 +15,14 @@ use super::connection::{Connection, Timeouts};
 /// Descriptors kept out of the public listeners' reach (admin, upstreams, files, logs).
 const RESERVED_DESCRIPTORS: usize = 64;
 
+/// Under a low descriptor limit, a quarter of it stays in reserve, whichever is more.
+fn reserve(limit: usize) -> usize {
+    RESERVED_DESCRIPTORS.max(limit / 4)
+}
+
+/// Connections seated beyond the cap while the idle ones they replace are still closing.
+const CLOSING_MARGIN: usize = 8;
+
 /// From this share of the cap on, each new connection closes the longest-idle one.
 const EVICT_FROM_PERCENT: usize = 90;
 
@@ -56,7 +64,7 @@ impl Table {
     /// `max_per_ip` per client address (0: no such bound).
     pub(crate) fn new(max_connections: usize, max_per_ip: usize, budget: Budget) -> Table {
         let by_descriptors = descriptor_limit()
-            .map(|limit| limit.saturating_sub(RESERVED_DESCRIPTORS).max(1))
+            .map(|limit| limit.saturating_sub(reserve(limit)).max(1))
             .unwrap_or(usize::MAX);
         Table {
             max_connections: max_connections.min(by_descriptors),
@@ -101,7 +109,9 @@ impl Table {
         let count = open.by_id.len();
         if count * 100 >= self.max_connections * EVICT_FROM_PERCENT {
             let evicted = evict_longest_idle(&open);
-            if !evicted && count >= self.max_connections {
+            // Evicted connections close within moments; past a small margin for them, no more.
+            let over = count >= self.max_connections + CLOSING_MARGIN;
+            if over || (!evicted && count >= self.max_connections) {
                 return Err(Full::Total(self.max_connections));
             }
         }
@@ -125,6 +135,7 @@ fn evict_longest_idle(open: &Open) -> bool {
         .by_id
         .values()
         .filter_map(Weak::upgrade)
+        .filter(|c| !c.is_evicted())
         .filter_map(|c| c.idle_since().map(|since| (since, c)))
         .min_by_key(|(since, _)| *since);
     match idle {
