@@ -29,8 +29,20 @@ fn redis_server() -> (Child, u16) {
         .map(|a| a.port())
         .expect("free port");
     let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-        .args(["--appendonly", "no", "--dir", &std::env::temp_dir().display().to_string()])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args([
+            "--appendonly",
+            "no",
+            "--dir",
+            &std::env::temp_dir().display().to_string(),
+        ])
         .stdout(Stdio::null())
         .spawn()
         .expect("redis-server");
@@ -82,7 +94,10 @@ fn local_vs_global(c: &mut Criterion) {
         .block_on(StubServers::start(any, any))
         .expect("stubs");
     let _entered = runtime.enter();
-    let (local, global) = (gateway(&stubs, port, "local"), gateway(&stubs, port, "global"));
+    let (local, global) = (
+        gateway(&stubs, port, "local"),
+        gateway(&stubs, port, "global"),
+    );
     let peer: SocketAddr = "127.0.0.1:40000".parse().expect("peer");
     for gateway in [&local, &global] {
         let warm = runtime.block_on(gateway.handle(get(), peer));

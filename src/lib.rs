@@ -17,6 +17,7 @@
 //! - [`transcode`]: PURE transcoding: templates, routing, JSON ⇄ protobuf, query binding.
 //! - [`upstream`]: gRPC calls to backends: endpoints, balancing, circuit breakers, retries,
 //!   health checks.
+//! - [`events`]: the event stream of writes (outbox, Redis Streams or a local file, consumers).
 //! - [`error`]: every failure and the one table mapping it to an HTTP or gRPC response.
 //! - [`body`]: the response body type every answer uses.
 //! - [`config`]: `gateway.yaml` → validated [`config::Config`] (every problem with file and line).
@@ -38,6 +39,7 @@ pub mod config;
 pub mod descriptors;
 pub mod edge;
 pub mod error;
+pub mod events;
 pub mod listener;
 pub mod metrics;
 pub mod pipeline;
