@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::cache::CacheConfig;
 use super::edge::{AuthConfig, RateLimitConfig};
 use super::error::Located;
+use super::events::EventsConfig;
 use super::ops::OpsConfig;
 use super::redis::RedisConfig;
 use super::route::RouteConfig;
@@ -50,6 +51,8 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     /// Bounds of the response cache's in-process tier.
     pub cache: CacheConfig,
+    /// The event outbox and where events go (restart to change).
+    pub events: EventsConfig,
 }
 
 /// `workers:` as written: how many threads serve the public listeners' connections.

@@ -5,7 +5,7 @@
 //!   *every* problem with its file, line and key path ([`Config::load`], [`Config::parse`]).
 //! - `raw/`: the serde shape of the file, one file per section, unknown keys rejected. A leaf.
 //! - The typed values, one module per section: `gateway` ([`Config`] itself, listeners, workers),
-//!   `upstream` and `resilience`, `route`, `cache`, `streaming`, `cors`, `edge` (auth and rate limits),
+//!   `upstream` and `resilience`, `route`, `cache`, `events`, `streaming`, `cors`, `edge` (auth and rate limits),
 //!   `tls`, `ops`. They only describe; they never parse or check.
 //! - `error` ([`Place`], [`ConfigError`]) and `units` (durations, sizes): leaves used by all.
 //!
@@ -16,6 +16,7 @@ mod cache;
 mod cors;
 mod edge;
 mod error;
+mod events;
 mod gateway;
 mod ops;
 mod raw;
@@ -35,6 +36,10 @@ pub use edge::{
     ProviderConfig, RateLimitConfig, RouteAuth, Secret,
 };
 pub use error::{ConfigError, ConfigErrors, Located, Place};
+pub use events::{
+    DEFAULT_EVENT_RETENTION, Durability, EventShape, EventsConfig, MIN_EVENT_BYTES,
+    RouteEventsConfig,
+};
 pub use gateway::{Config, DescriptorSources, ListenerLimits, WorkerCount};
 pub use ops::{AccessLogTarget, OpsConfig};
 pub use redis::{RedisConfig, RedisTarget, RedisTls};

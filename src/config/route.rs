@@ -7,6 +7,7 @@ use super::cache::RouteCacheConfig;
 use super::cors::CorsConfig;
 use super::edge::RouteAuth;
 use super::error::{Located, Place};
+use super::events::RouteEventsConfig;
 use super::resilience::RouteRetryConfig;
 use super::streaming::StreamFormat;
 
@@ -67,6 +68,8 @@ pub struct RouteConfig {
     pub cors: Option<CorsConfig>,
     /// Its GET answers are cached (`None`: never); its writes invalidate in any case.
     pub cache: Option<RouteCacheConfig>,
+    /// Its successful unary writes emit an event (`None`: never).
+    pub events: Option<RouteEventsConfig>,
 }
 
 /// JSON mapping options of a route.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-/// Parses `500ms`, `10s`, `1.5s`, `2m`, `1h`, `100us`. A bare number is rejected: the unit is required.
+/// Parses `500ms`, `10s`, `1.5s`, `2m`, `1h`, `7d`, `100us`. A bare number is rejected: the unit is required.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -18,6 +18,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
+        // Days, for retention periods (`events.retention: 7d`).
+        "d" => value * 86400.0,
         _ => {
             return Err(format!(
                 "`{text}`: unknown unit `{unit}` (use ms, s, m or h)"

@@ -8,6 +8,7 @@
 
 mod cache;
 mod edge;
+mod events;
 mod listeners;
 mod ops;
 mod redis;
@@ -18,6 +19,7 @@ pub(crate) use cache::{RawCache, RawRouteCache};
 pub(crate) use edge::{
     RawAuth, RawLimit, RawProvider, RawRateLimits, RawRouteAuth, RawTokenSource,
 };
+pub(crate) use events::{RawEvents, RawMethodEvents, RawRouteEvents};
 pub(crate) use listeners::{RawAdmin, RawCertificate, RawClientAuth, RawListeners, RawTlsListener};
 pub(crate) use ops::{RawAccessLog, RawLimits, RawReload, RawShutdown};
 pub(crate) use redis::{RawRedis, RawSecret};
@@ -64,6 +66,8 @@ pub(crate) struct RawConfig {
     pub(crate) rate_limits: Option<RawRateLimits>,
     #[serde(default)]
     pub(crate) cache: Option<RawCache>,
+    #[serde(default)]
+    pub(crate) events: Option<RawEvents>,
 }
 
 /// `descriptors:` where protobuf schemas come from.

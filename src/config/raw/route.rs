@@ -6,6 +6,7 @@ use serde::Deserialize;
 use super::At;
 use super::cache::RawRouteCache;
 use super::edge::RawRouteAuth;
+use super::events::RawRouteEvents;
 
 /// `routes[]:` exposes a service (or one method) through an upstream.
 #[derive(Debug, Deserialize)]
@@ -41,6 +42,8 @@ pub(crate) struct RawRoute {
     pub(crate) cors: Option<RawCors>,
     #[serde(default)]
     pub(crate) cache: Option<RawRouteCache>,
+    #[serde(default)]
+    pub(crate) events: Option<RawRouteEvents>,
 }
 
 /// `routes[].cors:` browser origins allowed to call the route over gRPC-Web.

@@ -9,6 +9,7 @@ mod cache;
 mod checker;
 mod cors;
 mod descriptors;
+mod events;
 mod listeners;
 mod ops;
 mod rate_limit;
@@ -143,6 +144,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
     let ops = ops::ops(c, &base, &raw);
     let redis = redis::redis(c, &base, raw.redis.as_ref());
     let cache = cache::cache(c, raw.cache.as_ref());
+    let events = events::events(c, &base, raw.events.as_ref());
     Config {
         source: file.to_owned(),
         http_listener: listeners.http,
@@ -159,6 +161,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
         ops,
         redis,
         cache,
+        events,
     }
 }
 

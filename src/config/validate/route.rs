@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use super::checker::{Checker, place};
 use super::transcoding::{header_rules, transcoding};
-use super::{auth, cache, cors, rate_limit, resilience};
+use super::{auth, cache, cors, events, rate_limit, resilience};
 use crate::config::cache::RouteCacheConfig;
 use crate::config::cors::CorsConfig;
 use crate::config::error::{Located, Place};
+use crate::config::events::RouteEventsConfig;
 use crate::config::raw::{At, RawConfig, RawHttpRule, RawRoute};
 use crate::config::route::{
     ConfigHttpRule, HeaderRules, MethodSelector, RouteConfig, TranscodingOptions,
@@ -93,7 +94,7 @@ fn route(
     let auth = auth::route_auth(c, &key, r.auth.as_ref(), context.raw.auth.as_ref());
     let rate_limits =
         rate_limit::route_limits(c, &key, &r.rate_limits, context.raw.rate_limits.as_ref());
-    let (cors, cache) = cors_and_cache(c, r, &key);
+    let (cors, cache, events) = cors_cache_events(c, r, &key);
     Some(RouteConfig {
         name: route_name(index, r),
         key,
@@ -111,15 +112,20 @@ fn route(
         rate_limits,
         cors,
         cache,
+        events,
     })
 }
 
-/// `routes[i].cors` and `routes[i].cache`, when present and valid.
-fn cors_and_cache(
+/// `routes[i].cors`, `routes[i].cache` and `routes[i].events`, when present and valid.
+fn cors_cache_events(
     c: &mut Checker<'_>,
     r: &RawRoute,
     key: &str,
-) -> (Option<CorsConfig>, Option<RouteCacheConfig>) {
+) -> (
+    Option<CorsConfig>,
+    Option<RouteCacheConfig>,
+    Option<RouteEventsConfig>,
+) {
     let cors = r
         .cors
         .as_ref()
@@ -128,7 +134,12 @@ fn cors_and_cache(
         .cache
         .as_ref()
         .and_then(|raw| cache::route_cache(c, raw, &format!("{key}.cache")));
-    (cors, cache)
+    let service = r.service.as_ref().map(|s| s.value.as_str());
+    let events = r
+        .events
+        .as_ref()
+        .and_then(|raw| events::route_events(c, raw, service, &format!("{key}.events")));
+    (cors, cache, events)
 }
 
 /// `routes[i].headers` over the top-level `headers:` section.
