@@ -23,6 +23,7 @@ use crate::config::{
 use crate::descriptors;
 use crate::edge::auth::{AuthRuntime, RoutePolicy};
 use crate::edge::rate_limit::{Limiters, RouteLimits};
+use crate::events::emit::{self, EventPlan};
 use crate::state::cache::{ResponseCache, TagPlan};
 use crate::transcode::json::{DecodeOptions, EncodeOptions};
 use crate::transcode::request::{BodyRule, QueryOptions, resolve_field_path};
@@ -82,6 +83,8 @@ pub struct MethodRoute {
     pub server_streaming: bool,
     /// The method takes a stream of requests (fed from the request body as it arrives).
     pub client_streaming: bool,
+    /// The event its successful writes (non-GET rules) emit; `None`: none.
+    pub events: Option<Arc<EventPlan>>,
 }
 
 /// A method native gRPC and gRPC-Web clients may call through the gateway: every method of a
@@ -264,6 +267,7 @@ impl Builder<'_> {
         options.rate_limits = self.rate_limits.route(&route.rate_limits);
         let options = Arc::new(options);
         let methods = self.select_methods(route);
+        self.check_event_methods(route, &methods);
         let mut exposed = 0;
         for (method, place, key) in methods {
             self.add_grpc_method(&method, upstream, &options);
@@ -281,7 +285,9 @@ impl Builder<'_> {
                 }
                 continue;
             }
-            let Some(method_route) = self.method_route(&method, upstream, &options, place, &key)
+            let events = self.event_plan(route, &method);
+            let Some(method_route) =
+                self.method_route(&method, upstream, (&options, events), place, &key)
             else {
                 continue;
             };
@@ -300,12 +306,47 @@ impl Builder<'_> {
         }
     }
 
+    /// Each `events.methods` entry of `route` must name one of the route's `methods`.
+    fn check_event_methods(
+        &mut self,
+        route: &RouteConfig,
+        methods: &[(MethodDescriptor, Place, String)],
+    ) {
+        let Some(events) = &route.events else { return };
+        let names: Vec<String> = methods
+            .iter()
+            .map(|(m, ..)| format!("{}/{}", m.parent_service().full_name(), m.name()))
+            .collect();
+        for p in emit::unknown_methods(events, &names) {
+            self.error(p.place, &p.key, p.value);
+        }
+    }
+
+    /// The event plan of `method` on `route`, if the route has `events:` and the method is unary.
+    fn event_plan(
+        &mut self,
+        route: &RouteConfig,
+        method: &MethodDescriptor,
+    ) -> Option<Arc<EventPlan>> {
+        let events = route.events.as_ref()?;
+        let encode = encode_options(route);
+        match EventPlan::compile(&route.name, method, events, &encode) {
+            Ok(plan) => plan.map(Arc::new),
+            Err(problems) => {
+                for p in problems {
+                    self.error(p.place, &p.key, p.value);
+                }
+                None
+            }
+        }
+    }
+
     /// The route of one gRPC method: what every binding of it shares.
     fn method_route(
         &mut self,
         method: &MethodDescriptor,
         upstream: &Arc<Upstream>,
-        options: &Arc<RouteOptions>,
+        (options, events): (&Arc<RouteOptions>, Option<Arc<EventPlan>>),
         place: Place,
         key: &str,
     ) -> Option<Arc<MethodRoute>> {
@@ -325,6 +366,7 @@ impl Builder<'_> {
             options: options.clone(),
             server_streaming: method.is_server_streaming(),
             client_streaming: method.is_client_streaming(),
+            events,
         }))
     }
 
@@ -359,6 +401,7 @@ impl Builder<'_> {
             }
         };
         binding.tags = TagPlan::of(&template);
+        self.check_event_variable(method_route, rule, &template, (place, &key));
         let binding = Arc::new(binding);
         // The rule already holding this method + template, named in a conflict.
         let held = router
@@ -383,6 +426,26 @@ impl Builder<'_> {
             self.error(place, &key, reason);
         }
         true
+    }
+
+    /// A write rule of a method whose events read `path.<var>` must have that variable.
+    fn check_event_variable(
+        &mut self,
+        method_route: &MethodRoute,
+        rule: &RuleSpec,
+        template: &PathTemplate,
+        (place, key): (Place, &str),
+    ) {
+        let Some(var) = method_route.events.as_ref().and_then(|p| p.path_variable()) else {
+            return;
+        };
+        if rule.http_method != "GET" && !template.variables().any(|v| v == var) {
+            let reason = format!(
+                "{}: events read `path.{var}` but `{} {}` has no such variable",
+                method_route.full_name, rule.http_method, rule.template
+            );
+            self.error(place, key, reason);
+        }
     }
 
     fn select_methods(&mut self, route: &RouteConfig) -> Vec<(MethodDescriptor, Place, String)> {

@@ -19,6 +19,7 @@
 
 mod cache;
 mod edge;
+mod event_stream;
 mod family;
 mod request;
 mod series;
@@ -28,6 +29,7 @@ mod upstreams;
 
 pub use cache::render_cache_usage;
 pub use edge::render_rate_limits;
+pub use event_stream::{BacklogFigures, EventStreamMetrics};
 pub use family::{CounterFamily, Family, GaugeFamily, HistogramFamily, LabelPair, Labels};
 pub use request::{RequestLabels, RequestRecord, RequestSeries, UNMATCHED_ROUTE, UpstreamSeries};
 pub use series::{Counter, Gauge, Histogram};
