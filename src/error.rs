@@ -19,6 +19,7 @@ use crate::edge::EdgeError;
 use crate::edge::auth::AuthError;
 use crate::edge::metadata::DeadlineError;
 use crate::edge::rate_limit::{Exceeded, KeyTooLong, Unavailable as RateLimitUnavailable};
+use crate::events::outbox::SpoolError;
 use crate::listener::connection::Refused;
 use crate::pipeline::protocol::Protocol;
 use crate::transcode::json::EncodeOptions;
@@ -129,6 +130,10 @@ pub enum GatewayError {
     /// A global rate limit could not be checked and says `on_redis_error: closed` (503).
     #[error(transparent)]
     RateLimitUnavailable(#[from] RateLimitUnavailable),
+    /// A write of a `before_response` events route whose event cannot be spooled: the spool is
+    /// full (refused before the backend is called) or cannot be written (503).
+    #[error(transparent)]
+    EventSpool(#[from] SpoolError),
 }
 
 impl From<EdgeError> for GatewayError {
@@ -234,7 +239,7 @@ impl GatewayError {
             GatewayError::AnswerRefused(_) => {
                 row(StatusCode::SERVICE_UNAVAILABLE, code::RESOURCE_EXHAUSTED)
             }
-            GatewayError::RateLimitUnavailable(_) => {
+            GatewayError::RateLimitUnavailable(_) | GatewayError::EventSpool(_) => {
                 row(StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE)
             }
             GatewayError::Backend(status) => row(http_status_for(status.code), status.code),
@@ -300,7 +305,9 @@ impl GatewayError {
             }
             GatewayError::Auth(e) => headers.push((header::WWW_AUTHENTICATE, e.challenge())),
             GatewayError::RateLimited(e) => headers.extend(e.headers()),
-            GatewayError::AnswerRefused(_) | GatewayError::RateLimitUnavailable(_) => {
+            GatewayError::AnswerRefused(_)
+            | GatewayError::RateLimitUnavailable(_)
+            | GatewayError::EventSpool(_) => {
                 headers.push((header::RETRY_AFTER, HeaderValue::from(1)));
             }
             _ => {}

@@ -1,6 +1,7 @@
 //! The running gateway: binds the listeners a runtime's config names (public HTTP/1.1 + h2c,
 //! HTTPS, admin), wires them to the pipeline, the admin server, hot reload and the maintenance
-//! task, and stops them in order (public listeners drain first, then the admin server).
+//! task, the event drain, and stops them in order (public listeners drain first, then the event
+//! drain publishes what it can within the drain timeout, then the admin server stops).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use tokio::task::JoinSet;
 use crate::access_log::AccessLog;
 use crate::admin::{Admin, Lifecycle};
 use crate::config::{Config, ListenerLimits};
+use crate::events::Events;
 use crate::listener::budget::Budget;
 use crate::listener::table::Table;
 use crate::listener::tls::TlsTerminator;
@@ -50,6 +52,9 @@ pub struct ServerHandle {
     shutdown_admin: watch::Sender<Option<Duration>>,
     tasks: JoinSet<()>,
     admin_tasks: JoinSet<()>,
+    /// Stops the event drain, once no request can add events any more.
+    shutdown_events: watch::Sender<Option<Duration>>,
+    event_tasks: JoinSet<()>,
 }
 
 impl ServerHandle {
@@ -67,12 +72,21 @@ impl ServerHandle {
         let metrics = Arc::new(Metrics::new());
         let shared = Shared::connect(runtime.config.redis.as_ref())
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-        let gateway = Gateway::with_ops(runtime, metrics.clone(), access_log).sharing(shared);
+        // The spool is opened before any listener: a folder held by another process fails the start.
+        let events = match Events::wanted(&runtime.config) {
+            true => Some(Events::open(&runtime.config.events)?),
+            false => None,
+        };
+        let mut gateway = Gateway::with_ops(runtime, metrics.clone(), access_log).sharing(shared);
+        if let Some(events) = events {
+            gateway = gateway.recording(events);
+        }
         let gateway = Arc::new(gateway);
         let reloader = Reloader::new(gateway.clone());
         let lifecycle = Arc::new(Lifecycle::default());
         let (shutdown, watch_shutdown) = watch::channel(None);
         let (shutdown_admin, watch_admin) = watch::channel(None);
+        let (shutdown_events, watch_events) = watch::channel(None);
         let mut started = Started {
             limits: config.limits.clone(),
             table: public_table(&config.limits),
@@ -108,6 +122,7 @@ impl ServerHandle {
         };
         started.maintain(&gateway);
         started.share(&gateway);
+        let event_tasks = started.drain_events(&gateway, watch_events);
         lifecycle.set_ready();
         Ok(ServerHandle {
             http_addr,
@@ -121,6 +136,8 @@ impl ServerHandle {
             shutdown_admin,
             tasks: started.tasks,
             admin_tasks,
+            shutdown_events,
+            event_tasks,
         })
     }
 
@@ -130,12 +147,21 @@ impl ServerHandle {
     }
 
     /// Graceful stop: `/ready` turns 503, the public listener stops accepting, requests in flight
-    /// finish within the config's `shutdown.drain_timeout`; then the admin server stops.
+    /// finish within the config's `shutdown.drain_timeout`; the event drain then publishes what
+    /// the spool holds within what is left of that timeout (the rest stays spooled for the next
+    /// start); then the admin server stops.
     pub async fn shutdown(mut self) {
         self.lifecycle.set_draining();
         let drain = self.gateway.runtime().config.ops.drain_timeout;
+        let started = tokio::time::Instant::now();
         let _ = self.shutdown.send(Some(drain));
         while self.tasks.join_next().await.is_some() {}
+        if let Some(events) = self.gateway.events() {
+            events.flush().await;
+        }
+        let left = drain.saturating_sub(started.elapsed());
+        let _ = self.shutdown_events.send(Some(left));
+        while self.event_tasks.join_next().await.is_some() {}
         let _ = self.shutdown_admin.send(Some(Duration::from_secs(1)));
         while self.admin_tasks.join_next().await.is_some() {}
         // The last requests' lines reach the file before the process ends.
@@ -304,6 +330,21 @@ impl Started {
                 _ = stop => {}
             }
         });
+    }
+
+    /// The event drain: publishes the spool (to the Redis stream with a `redis:` section, else
+    /// to the local file) until `stop`, which comes after the public listeners have drained.
+    fn drain_events(&self, gateway: &Arc<Gateway>, stop: Stop) -> JoinSet<()> {
+        let mut tasks = JoinSet::new();
+        let Some(events) = gateway.events().cloned() else {
+            return tasks;
+        };
+        let config = &gateway.runtime().config.events;
+        let publisher = Events::publisher(config, gateway.shared().redis.as_ref());
+        tasks.spawn(async move {
+            events.drain(&*publisher, wait_for(stop)).await;
+        });
+        tasks
     }
 
     /// The maintenance task, until shutdown.

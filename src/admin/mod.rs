@@ -3,7 +3,7 @@
 //! | endpoint | answer |
 //! |---|---|
 //! | `GET /healthz` | 200 while the process is alive |
-//! | `GET /ready` | 200 once the config is loaded and listeners are bound; 503 while draining |
+//! | `GET /ready` | 200 once the config is loaded and listeners are bound; 503 while draining, or while the event spool is full; reports the event backlog when events are recorded |
 //! | `GET /metrics` | Prometheus text exposition ([`crate::metrics`]), upstream state read at scrape time |
 //! | `GET /config` | the effective config as JSON (`admin/config.rs`; secrets never included; auth, rate limits and the TLS listener from `admin/edge.rs`) |
 //! | `GET /routes` | (`admin/routes.rs`) every HTTP method + template → gRPC method, route, upstream, timeout, retry policy, the upstream's endpoints with breaker and health state, auth policy and rate limits |
@@ -49,6 +49,10 @@ impl Lifecycle {
         self.draining.store(true, Ordering::SeqCst);
     }
 
+    fn draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
     fn state(&self) -> (StatusCode, &'static str) {
         if self.draining.load(Ordering::SeqCst) {
             (StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#)
@@ -76,10 +80,7 @@ impl Admin {
     pub async fn handle<B>(&self, request: Request<B>) -> Response<ResponseBody> {
         match (request.method(), request.uri().path()) {
             (&Method::GET, "/healthz") => json_text(StatusCode::OK, r#"{"status":"ok"}"#),
-            (&Method::GET, "/ready") => {
-                let (status, body) = self.lifecycle.state();
-                json_text(status, body)
-            }
+            (&Method::GET, "/ready") => self.ready(),
             (&Method::GET, "/metrics") => {
                 let mut text = self.gateway.metrics().render();
                 let runtime = self.gateway.runtime();
@@ -87,6 +88,9 @@ impl Admin {
                 crate::metrics::render_rate_limits(&mut text, &runtime.rate_limits);
                 crate::metrics::render_cache_usage(&mut text, &runtime.cache);
                 crate::metrics::render_shared(&mut text, self.gateway.shared());
+                if let Some(events) = self.gateway.events() {
+                    events.render_metrics(&mut text);
+                }
                 body(
                     StatusCode::OK,
                     text,
@@ -110,6 +114,32 @@ impl Admin {
 }
 
 impl Admin {
+    /// `GET /ready`: the lifecycle's state, and with events the spool's backlog; a full spool
+    /// (writes of `before_response` routes would be refused) is not ready either.
+    fn ready(&self) -> Response<ResponseBody> {
+        let (status, text) = self.lifecycle.state();
+        let Some(events) = self.gateway.events() else {
+            return json_text(status, text);
+        };
+        let backlog = events.backlog();
+        let (status, state) = match (status, backlog.full) {
+            (StatusCode::OK, true) => (StatusCode::SERVICE_UNAVAILABLE, "event spool full"),
+            (StatusCode::OK, false) => (StatusCode::OK, "ready"),
+            (status, _) if self.lifecycle.draining() => (status, "draining"),
+            (status, _) => (status, "not ready"),
+        };
+        let value = json!({
+            "status": state,
+            "events": {
+                "backlog_entries": backlog.entries,
+                "backlog_bytes": backlog.bytes,
+                "max_spool_bytes": backlog.max_bytes,
+                "spool_full": backlog.full,
+            }
+        });
+        body(status, value.to_string(), "application/json")
+    }
+
     /// `POST /cache/purge[?tag=T]`: what was dropped from the response cache.
     async fn purge(&self, uri: &http::Uri) -> Value {
         let tag = uri

@@ -7,7 +7,8 @@
 //! 3. **call**, by kind: [`unary`], [`server_stream`], [`client_stream`] (client and bidi
 //!    streams), or [`grpc`] pass-through (native gRPC and gRPC-Web, [`grpc_web`]); transcoded
 //!    calls pass the [`cached`] step: GETs of caching routes are answered from the response
-//!    cache, and writes invalidate it;
+//!    cache, and writes invalidate it; unary writes of routes with `events:` pass the
+//!    [`recorded`] step, which spools their event before (or, `best_effort`, while) answering;
 //! 4. **respond**: a failure becomes its response through the one error table
 //!    ([`crate::error`]), in the request's [`protocol`];
 //! 5. **finish** ([`outcome`]): metrics and the access log line, exactly once (streams: when
@@ -21,6 +22,7 @@ mod grpc;
 mod grpc_web;
 mod outcome;
 pub mod protocol;
+mod recorded;
 mod request;
 mod route;
 mod server_stream;
@@ -43,6 +45,7 @@ use crate::body::{RequestBody, ResponseBody};
 use crate::edge::metadata::Forwarding;
 use crate::edge::rate_limit::client_ip;
 use crate::edge::{self, Admitted, RequestHead, cors};
+use crate::events::Events;
 use crate::metrics::Metrics;
 use crate::runtime::{GrpcMethod, Runtime};
 use crate::state::Shared;
@@ -63,6 +66,8 @@ pub struct Gateway {
     access_log: Option<AccessLog>,
     /// What this replica shares with the others (Redis, the fleet's size).
     shared: Shared,
+    /// The event outbox, when this process records events of writes.
+    events: Option<Arc<Events>>,
 }
 
 impl Gateway {
@@ -84,7 +89,19 @@ impl Gateway {
             metrics,
             access_log,
             shared: Shared::alone(),
+            events: None,
         }
+    }
+
+    /// The same gateway, spooling the events of writes through `events` (routes with `events:`).
+    pub fn recording(mut self, events: Arc<Events>) -> Gateway {
+        self.events = Some(events);
+        self
+    }
+
+    /// The event outbox, when events are recorded.
+    pub fn events(&self) -> Option<&Arc<Events>> {
+        self.events.as_ref()
     }
 
     /// The same gateway, sharing state with other replicas through `shared`.
@@ -125,6 +142,11 @@ impl Gateway {
 
     /// Swaps in a new snapshot; requests in flight finish on the one they started with.
     pub fn replace_runtime(&self, runtime: Runtime) {
+        if self.events.is_none() && Events::wanted(&runtime.config) {
+            tracing::warn!(
+                "routes with events: were added by a reload; restart the gateway to record their events"
+            );
+        }
         if let Some(tier) = &self.shared.cache {
             runtime.cache.attach(tier);
         }
@@ -154,7 +176,8 @@ impl Gateway {
             let shared = (&*runtime.auth, &self.shared);
             let admitted = edge::admit(shared, options, head, forwarding, admission).await?;
             let (out, from) = (&mut outcome, (ctx.protocol, peer));
-            call(&runtime, target, request, from, admitted, out).await
+            let scope = (&*runtime, self.events.as_deref());
+            call(scope, target, request, from, admitted, out).await
         }
         .await;
         let response = respond(&runtime, &ctx, &mut outcome, answer);
@@ -211,7 +234,7 @@ type CallFuture<'a> = Pin<Box<dyn Future<Output = Answer> + Send + 'a>>;
 
 /// The call phase: the backend call for the target's kind, for the client at `peer`.
 fn call<'a, B: RequestBody>(
-    runtime: &'a Runtime,
+    (runtime, events): (&'a Runtime, Option<&'a Events>),
     target: Target<'a>,
     request: Request<B>,
     (protocol, peer): (Protocol, SocketAddr),
@@ -240,7 +263,14 @@ fn call<'a, B: RequestBody>(
     } else if kind.server_streaming {
         Box::pin(cached::after(write, server_stream::call(call, outcome)))
     } else {
-        Box::pin(cached::unary(call, write, outcome))
+        match recorded::Recording::of(&call, events) {
+            Ok(None) => Box::pin(cached::unary(call, write, outcome)),
+            Ok(Some(recording)) => Box::pin(cached::after(
+                write,
+                recorded::unary(call, recording, outcome),
+            )),
+            Err(refused) => Box::pin(std::future::ready(Err(refused))),
+        }
     }
 }
 

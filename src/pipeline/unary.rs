@@ -1,6 +1,8 @@
 //! Unary calls from HTTP/JSON clients: the whole request body becomes one message, the backend's
 //! one answer becomes the JSON (or `HttpBody`) response.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, header};
 use http_body_util::Full;
@@ -17,7 +19,30 @@ use crate::transcode::response::decode_and_encode;
 /// Reads and transcodes the request, calls the backend (with the route's retries), and
 /// transcodes its answer.
 pub(crate) async fn call<B: RequestBody>(call: HttpCall<'_, B>, outcome: &mut Outcome) -> Answer {
+    let exchange = exchange(call, outcome).await?;
+    respond(&exchange.binding, &exchange.reply, exchange.headers)
+}
+
+/// A unary call that got its one response message: what the event step reads besides the answer.
+pub(crate) struct Exchange {
+    /// The HTTP rule the call came through.
+    pub(crate) binding: Arc<Binding>,
+    /// The encoded request message sent.
+    pub(crate) request: Bytes,
+    /// The encoded response message received.
+    pub(crate) reply: Bytes,
+    /// Response headers earned (allowed backend metadata, the attempt count).
+    pub(crate) headers: HeaderMap,
+}
+
+/// Reads and transcodes the request and calls the backend (with the route's retries), up to
+/// its response message.
+pub(crate) async fn exchange<B: RequestBody>(
+    call: HttpCall<'_, B>,
+    outcome: &mut Outcome,
+) -> Result<Exchange, Failure> {
     let message = read_message(call, outcome).await?;
+    let request = message.payload.clone();
     let (binding, route) = (&message.binding, &message.binding.method);
     let options = call_options(binding, message.admitted.deadline, message.client);
     let started = tokio::time::Instant::now();
@@ -44,7 +69,12 @@ pub(crate) async fn call<B: RequestBody>(call: HttpCall<'_, B>, outcome: &mut Ou
             headers,
         });
     };
-    respond(binding, &reply_message, headers)
+    Ok(Exchange {
+        binding: message.binding.clone(),
+        request,
+        reply: reply_message,
+        headers,
+    })
 }
 
 /// The answer to a call whose one response message arrived: transcoded, with `headers`.
