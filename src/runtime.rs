@@ -317,7 +317,13 @@ impl Builder<'_> {
             .iter()
             .map(|(m, ..)| format!("{}/{}", m.parent_service().full_name(), m.name()))
             .collect();
-        for p in emit::unknown_methods(events, &names) {
+        let descriptors: Vec<MethodDescriptor> = methods.iter().map(|(m, ..)| m.clone()).collect();
+        let encode = encode_options(route);
+        let unmatched = emit::unmatched_route_paths(events, &descriptors, &encode);
+        for p in emit::unknown_methods(events, &names)
+            .into_iter()
+            .chain(unmatched)
+        {
             self.error(p.place, &p.key, p.value);
         }
     }

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use super::event::{Event, EventIds};
 use crate::access_log::rfc3339;
-use crate::config::{Durability, EventShape, Located, RouteEventsConfig};
+use crate::config::{Durability, Located, RouteEventsConfig};
 use crate::transcode::json::{EncodeOptions, encode_message_json, print_wire_message};
 
 /// Attributes longer than this are cut by the size rule's last step.
@@ -48,6 +48,9 @@ pub struct EventPlan {
     pub durability: Durability,
     /// Where `aggregate_id` comes from.
     pub aggregate: AggregateSource,
+    /// The aggregate was named for this method: each of its write rules must have its path
+    /// variable (a route-wide `path.<var>` reads the variable where a rule has it).
+    path_checked: bool,
     /// Printed key paths removed from the request JSON.
     drop_request: Vec<Vec<String>>,
     /// Printed key paths removed from the response JSON.
@@ -88,34 +91,39 @@ impl EventPlan {
             return streaming(own.map(|(entry, _)| entry), &full);
         }
         let own = own.map(|(_, shape)| shape);
-        let shape = merged(&config.shape, own);
         let (input, output) = (method.input(), method.output());
+        let messages = (&input, &output);
         let mut problems = Vec::new();
-        let aggregate = match &shape.aggregate_id {
-            None => AggregateSource::None,
-            Some(path) => aggregate(path, &input, &output, encode).unwrap_or_else(|reason| {
+        // Own entries must fit; the route's apply where they fit (see `unmatched_route_paths`).
+        let own_aggregate = own.and_then(|o| o.aggregate_id.as_ref());
+        let route_aggregate = config.shape.aggregate_id.as_ref();
+        let aggregate = aggregate_of((own_aggregate, route_aggregate), (messages, encode))
+            .unwrap_or_else(|(path, reason)| {
                 problems.push(problem(path, &full, reason));
                 AggregateSource::None
-            }),
-        };
-        let (drop_request, drop_response) = drops(
-            &shape.drop_fields,
-            (&input, &output),
-            encode,
+            });
+        let own_drops = own.map_or(&[][..], |o| &o.drop_fields[..]);
+        let drops = all_drops(
+            &config.shape.drop_fields,
+            own_drops,
+            (messages, encode),
             &full,
             &mut problems,
         );
         if !problems.is_empty() {
             return Err(problems);
         }
+        let event_type = own.and_then(|o| o.event_type.clone());
+        let event_type = event_type.or_else(|| config.shape.event_type.clone());
         Ok(Some(EventPlan {
             route: route.to_owned(),
-            event_type: shape.event_type.clone().unwrap_or_else(|| full.clone()),
+            event_type: event_type.unwrap_or_else(|| full.clone()),
             method: full,
             durability: config.durability,
+            path_checked: own_aggregate.is_some(),
             aggregate,
-            drop_request,
-            drop_response,
+            drop_request: drops.0,
+            drop_response: drops.1,
             input,
             output,
             encode: encode.clone(),
@@ -125,7 +133,7 @@ impl EventPlan {
     /// The path variable this plan reads, if it reads one (each write rule must have it).
     pub fn path_variable(&self) -> Option<&str> {
         match &self.aggregate {
-            AggregateSource::Path(name) => Some(name),
+            AggregateSource::Path(name) if self.path_checked => Some(name),
             _ => None,
         }
     }
@@ -195,18 +203,37 @@ pub fn unknown_methods(config: &RouteEventsConfig, methods: &[String]) -> Vec<Lo
         .collect()
 }
 
-/// The route's shape with the method's own entry over it (dropped fields add up).
-fn merged(route: &EventShape, method: Option<&EventShape>) -> EventShape {
-    let Some(method) = method else {
-        return route.clone();
-    };
-    let mut drop_fields = route.drop_fields.clone();
-    drop_fields.extend(method.drop_fields.iter().cloned());
-    EventShape {
-        event_type: method.event_type.clone().or(route.event_type.clone()),
-        aggregate_id: method.aggregate_id.clone().or(route.aggregate_id.clone()),
-        drop_fields,
-    }
+/// The route-wide `aggregate_id` and `drop_fields` (request and response paths) that fit none of
+/// the route's unary `methods`: a typo there would otherwise go unnoticed.
+pub fn unmatched_route_paths(
+    config: &RouteEventsConfig,
+    methods: &[prost_reflect::MethodDescriptor],
+    encode: &EncodeOptions,
+) -> Vec<Located<String>> {
+    let unary: Vec<_> = methods
+        .iter()
+        .filter(|m| !m.is_client_streaming() && !m.is_server_streaming())
+        .map(|m| (m.input(), m.output()))
+        .collect();
+    let shape = &config.shape;
+    let paths = shape.aggregate_id.iter().map(|p| (p, true));
+    let paths = paths.chain(shape.drop_fields.iter().map(|p| (p, false)));
+    paths
+        .filter(|(path, scalar)| {
+            let (source, rest) = path.value.split_once('.').unwrap_or_default();
+            let fits = |(input, output): &(MessageDescriptor, MessageDescriptor)| match source {
+                "request" => keys(input, rest, encode, *scalar).is_ok(),
+                "response" => keys(output, rest, encode, *scalar).is_ok(),
+                _ => true,
+            };
+            !unary.iter().any(fits)
+        })
+        .map(|(path, _)| Located {
+            value: format!("`{}` names no field of any method of the route", path.value),
+            place: path.place,
+            key: path.key.clone(),
+        })
+        .collect()
 }
 
 fn problem(path: &Located<String>, method: &str, reason: String) -> Located<String> {
@@ -218,6 +245,36 @@ fn problem(path: &Located<String>, method: &str, reason: String) -> Located<Stri
 }
 
 type KeyPaths = Vec<Vec<String>>;
+
+/// The method's own aggregate (which must fit), else the route's where it fits.
+fn aggregate_of<'p>(
+    (own, route): (Option<&'p Located<String>>, Option<&'p Located<String>>),
+    (messages, encode): ((&MessageDescriptor, &MessageDescriptor), &EncodeOptions),
+) -> Result<AggregateSource, (&'p Located<String>, String)> {
+    match (own, route) {
+        (Some(path), _) => aggregate(path, messages, encode).map_err(|reason| (path, reason)),
+        (None, Some(path)) => {
+            Ok(aggregate(path, messages, encode).unwrap_or(AggregateSource::None))
+        }
+        (None, None) => Ok(AggregateSource::None),
+    }
+}
+
+/// The route's `drop_fields` that fit the method, then the method's own (which must fit).
+fn all_drops(
+    route: &[Located<String>],
+    own: &[Located<String>],
+    (messages, encode): ((&MessageDescriptor, &MessageDescriptor), &EncodeOptions),
+    method: &str,
+    problems: &mut Vec<Located<String>>,
+) -> (KeyPaths, KeyPaths) {
+    let mut lenient = Vec::new();
+    let mut all = drops(route, messages, encode, method, &mut lenient);
+    let (request, response) = drops(own, messages, encode, method, problems);
+    all.0.extend(request);
+    all.1.extend(response);
+    all
+}
 
 /// The printed key paths of `drop_fields`: the request's, then the response's.
 fn drops(
@@ -245,8 +302,7 @@ fn drops(
 /// `request.<field>`, `response.<field>` or `path.<var>` resolved for a method.
 fn aggregate(
     path: &Located<String>,
-    input: &MessageDescriptor,
-    output: &MessageDescriptor,
+    (input, output): (&MessageDescriptor, &MessageDescriptor),
     encode: &EncodeOptions,
 ) -> Result<AggregateSource, String> {
     let (source, rest) = path.value.split_once('.').unwrap_or_default();
@@ -399,7 +455,7 @@ mod tests {
     use prost_reflect::{DynamicMessage, Value as Field};
 
     use super::*;
-    use crate::config::Place;
+    use crate::config::{EventShape, Place};
     use crate::transcode::json::test_pool::{message, pool};
 
     fn at(text: &str) -> Located<String> {
