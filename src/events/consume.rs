@@ -209,7 +209,8 @@ impl std::fmt::Debug for Consumer {
 
 impl Consumer {
     /// Connects to the Redis `redis` names and joins the group (creating it, and the stream,
-    /// when missing: a new group starts with the entries written from now on).
+    /// when missing: a new group starts with the oldest entry the stream holds, so a service
+    /// started for the first time misses nothing still retained).
     pub async fn connect(
         redis: &RedisConfig,
         options: ConsumerOptions,
@@ -298,13 +299,13 @@ impl Consumer {
         self.join().await
     }
 
-    /// `XGROUP CREATE … $ MKSTREAM`; a group that exists already is fine.
+    /// `XGROUP CREATE … 0 MKSTREAM`; a group that exists already is fine.
     async fn join(&mut self) -> Result<(), StreamError> {
         let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
             .arg("CREATE")
             .arg(&self.options.stream)
             .arg(&self.options.group)
-            .arg("$")
+            .arg("0")
             .arg("MKSTREAM")
             .query_async(&mut self.conn)
             .await;
