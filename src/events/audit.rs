@@ -105,7 +105,16 @@ pub async fn audit(
 ) -> Result<(), StreamError> {
     let mut log = AuditLog::open(out).await?;
     let consumer = Consumer::connect(redis, options).await?;
-    consumer.run(&mut log, shutdown).await
+    let stats = consumer.stats();
+    let result = consumer.run(&mut log, shutdown).await;
+    let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(
+        audited = count(&stats.handled),
+        failed = count(&stats.failed),
+        dead_lettered = count(&stats.dead_lettered),
+        "audit stopped"
+    );
+    result
 }
 
 /// The line a payload is written as: the event's JSON on one line, as the producer wrote it

@@ -158,7 +158,7 @@ where
     }
 }
 
-/// A consumer's counters, for a process to export (see `metrics::render_consumer`).
+/// A consumer's counters, for a process to export ([`crate::metrics::render_consumer`]).
 #[derive(Debug, Default)]
 pub struct ConsumerStats {
     /// Deliveries handled and acknowledged.

@@ -454,3 +454,52 @@ async fn tail_prints_the_events_of_a_type() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_running_consumer_rejoins_a_redis_that_restarted_empty() {
+    let mut server = RedisServer::start().await;
+    let config = redis_config(&server.url());
+    let consumer = Consumer::connect(&config, fast("svc", "c"))
+        .await
+        .expect("consumer");
+    let seen: Seen = Arc::default();
+    let mut handler = failing_on("none", seen.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        consumer.run(&mut handler, shutdown).await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.resume().await;
+    let mut conn = connection(&server).await;
+    // The restarted server lost the group: the consumer makes it again when it reconnects.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while group_info(&mut conn, STREAM, "svc")
+        .await
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "the consumer never rejoined");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    publish(
+        &mut conn,
+        STREAM,
+        &[event("e1", "policy.proposed", "pol-1")],
+    )
+    .await;
+    while seen.lock().expect("lock").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing delivered after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop.send(());
+    running.await.expect("task").expect("stops cleanly");
+}
