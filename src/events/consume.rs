@@ -52,6 +52,8 @@ pub struct ConsumerOptions {
     /// consumer takes its own unacknowledged entries back at once.
     pub consumer: String,
     /// Wait before the second delivery of an event that failed; doubles per delivery (1 s).
+    /// Also how long a delivery may stay unacknowledged before another consumer of the group
+    /// may take it over (its consumer is presumed gone): keep handlers well under it.
     pub backoff: Duration,
     /// Failed deliveries after which an event goes to the dead letters (3).
     pub max_deliveries: u64,
@@ -287,6 +289,7 @@ impl Consumer {
             .arg(">")
             .query_async(&mut self.conn)
             .await?;
+        // A new entry that fails here is seen by the next round's `XPENDING`.
         for entry in entry::read_reply(reply)? {
             self.deliver(handler, entry, 1).await?;
         }
@@ -329,6 +332,11 @@ impl Consumer {
             .arg(PENDING_SCAN)
             .query_async(&mut self.conn)
             .await?;
+        if pending.len() < PENDING_SCAN {
+            // The whole list: forget the reasons of entries acknowledged elsewhere meanwhile.
+            self.reasons
+                .retain(|id, _| pending.iter().any(|(pending_id, ..)| pending_id == id));
+        }
         let mut next_due: Option<Duration> = None;
         for (id, _owner, idle_ms, deliveries) in pending {
             match self
@@ -345,7 +353,9 @@ impl Consumer {
                 Verdict::Redeliver(idle) => {
                     for entry in self.claim(&id, idle).await? {
                         self.stats.redelivered.fetch_add(1, Ordering::Relaxed);
-                        self.deliver(handler, entry, deliveries + 1).await?;
+                        if let Some(due) = self.deliver(handler, entry, deliveries + 1).await? {
+                            next_due = Some(next_due.map_or(due, |d| d.min(due)));
+                        }
                     }
                 }
             }
@@ -366,13 +376,14 @@ impl Consumer {
         entry::entries(reply)
     }
 
-    /// Hands one delivery to the handler; acknowledges it, leaves it pending, or dead-letters it.
+    /// Hands one delivery to the handler; acknowledges it, dead-letters it, or leaves it pending
+    /// and returns when it is due again.
     async fn deliver<H: Handler>(
         &mut self,
         handler: &mut H,
         entry: Entry,
         deliveries: u64,
-    ) -> Result<(), StreamError> {
+    ) -> Result<Option<Duration>, StreamError> {
         let delivery = Delivery { entry, deliveries };
         let id = &delivery.entry.id;
         match handler.handle(&delivery).await {
@@ -385,18 +396,19 @@ impl Consumer {
                     .await?;
                 self.reasons.remove(id);
                 self.stats.handled.fetch_add(1, Ordering::Relaxed);
-                Ok(())
+                Ok(None)
             }
             Err(HandleError::Fatal(reason)) => Err(StreamError::Handler(reason)),
             Err(HandleError::Failed(reason)) => {
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
                 if deliveries >= self.options.max_deliveries {
-                    self.dead_letter(id, &reason, deliveries).await
-                } else {
-                    tracing::info!(entry = %id, deliveries, reason = %reason, retry_in_ms = self.options.backoff_after(deliveries).as_millis() as u64, "event delivery failed");
-                    self.reasons.insert(id.clone(), reason);
-                    Ok(())
+                    self.dead_letter(id, &reason, deliveries).await?;
+                    return Ok(None);
                 }
+                let due = self.options.backoff_after(deliveries);
+                tracing::info!(entry = %id, deliveries, reason = %reason, retry_in_ms = due.as_millis() as u64, "event delivery failed");
+                self.reasons.insert(id.clone(), reason);
+                Ok(Some(due))
             }
         }
     }

@@ -185,7 +185,12 @@ async fn a_failing_event_is_retried_with_backoff_then_dead_lettered_and_replayed
     publish(&mut conn, STREAM, &events).await;
     let seen: Seen = Arc::default();
     let mut handler = failing_on("e2", seen.clone());
-    let mut consumer = Consumer::connect(&redis_config(&server.url()), fast("svc", "c1"))
+    // A long BLOCK: a redelivery coming due must cut the wait for new entries short.
+    let options = ConsumerOptions {
+        block: Duration::from_secs(1),
+        ..fast("svc", "c1")
+    };
+    let mut consumer = Consumer::connect(&redis_config(&server.url()), options)
         .await
         .expect("consumer");
     let stats = consumer.stats();
@@ -206,6 +211,10 @@ async fn a_failing_event_is_retried_with_backoff_then_dead_lettered_and_replayed
     assert!(
         poison[2].2 - poison[1].2 >= Duration::from_millis(100),
         "doubled"
+    );
+    assert!(
+        poison[2].2 - poison[0].2 < Duration::from_millis(700),
+        "no delivery waited for the BLOCK to run out"
     );
     let others: Vec<&str> = seen
         .iter()
