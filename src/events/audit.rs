@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use super::consume::{Consumer, ConsumerOptions, Delivery, HandleError, Handler};
+use super::consume::{Consumer, Delivery, HandleError, Handler};
 use super::event::field;
+use super::redelivery::ConsumerOptions;
 use super::stream_error::StreamError;
 use crate::config::RedisConfig;
 

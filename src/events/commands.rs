@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use std::fmt::Write as _;
 
-use super::consume::{GroupInfo, group_info};
 use super::dead_letter::{self, DeadLetter};
 use super::event::{DEAD_LETTERS, STREAM};
+use super::group::{GroupInfo, group_info};
 use super::stream_error::StreamError;
 use crate::config::{Config, RedisConfig};
 use crate::state::Dedicated;

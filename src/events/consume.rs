@@ -25,7 +25,8 @@ use redis::Value;
 
 use super::dead_letter;
 use super::entry::{self, Entry};
-use super::event::{DEAD_LETTERS, STREAM};
+use super::group::group_info;
+use super::redelivery::{ConsumerOptions, Verdict};
 use super::stream_error::StreamError;
 use crate::config::RedisConfig;
 use crate::state::Dedicated;
@@ -38,78 +39,6 @@ const REPLY_MARGIN: Duration = Duration::from_secs(5);
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
 /// Longest pause between reconnection attempts.
 const LONGEST_PAUSE: Duration = Duration::from_secs(10);
-
-/// How a consumer reads, and when it gives up on an event.
-#[derive(Debug, Clone)]
-pub struct ConsumerOptions {
-    /// The stream read (`tai-events`).
-    pub stream: String,
-    /// Where events go after `max_deliveries` failed deliveries (`tai-events-dlq`).
-    pub dead_letters: String,
-    /// The consumer group: one per service; created (with the stream) if missing.
-    pub group: String,
-    /// This consumer's name in the group: keep it stable across restarts, so a restarted
-    /// consumer takes its own unacknowledged entries back at once.
-    pub consumer: String,
-    /// Wait before the second delivery of an event that failed; doubles per delivery (1 s).
-    /// Also how long a delivery may stay unacknowledged before another consumer of the group
-    /// may take it over (its consumer is presumed gone): keep handlers well under it.
-    pub backoff: Duration,
-    /// Failed deliveries after which an event goes to the dead letters (3).
-    pub max_deliveries: u64,
-    /// Entries read per `XREADGROUP` (100).
-    pub batch: usize,
-    /// Longest `BLOCK` of one read (5 s); shorter while a redelivery is coming due.
-    pub block: Duration,
-}
-
-impl ConsumerOptions {
-    /// Consumer `consumer` of `group` on `tai-events`, with the default backoff and limits.
-    pub fn new(group: &str, consumer: &str) -> ConsumerOptions {
-        ConsumerOptions {
-            stream: STREAM.to_owned(),
-            dead_letters: DEAD_LETTERS.to_owned(),
-            group: group.to_owned(),
-            consumer: consumer.to_owned(),
-            backoff: Duration::from_secs(1),
-            max_deliveries: 3,
-            batch: 100,
-            block: Duration::from_secs(5),
-        }
-    }
-
-    /// How long an entry delivered `deliveries` times waits before the next delivery:
-    /// `backoff × 2^(deliveries − 1)`.
-    pub fn backoff_after(&self, deliveries: u64) -> Duration {
-        let doublings = u32::try_from(deliveries.saturating_sub(1))
-            .unwrap_or(u32::MAX)
-            .min(20);
-        self.backoff.saturating_mul(1 << doublings)
-    }
-
-    /// What to do with a pending entry delivered `deliveries` times and idle for `idle`.
-    pub fn verdict(&self, deliveries: u64, idle: Duration) -> Verdict {
-        let due = self.backoff_after(deliveries);
-        if idle < due {
-            Verdict::Wait(due - idle)
-        } else if deliveries >= self.max_deliveries {
-            Verdict::DeadLetter
-        } else {
-            Verdict::Redeliver(due)
-        }
-    }
-}
-
-/// What happens to a pending entry now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Not due yet: due in this long.
-    Wait(Duration),
-    /// Due: claim it (it must still have been idle this long) and deliver it again.
-    Redeliver(Duration),
-    /// Delivered `max_deliveries` times without an acknowledgement: to the dead letters.
-    DeadLetter,
-}
 
 /// One delivery of an entry to a handler.
 #[derive(Debug, Clone)]
@@ -175,20 +104,6 @@ pub struct ConsumerStats {
     pub lag: AtomicU64,
     /// The group's pending (delivered, not acknowledged) entries as last seen.
     pub pending: AtomicU64,
-}
-
-/// A consumer group as `XINFO GROUPS` reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupInfo {
-    /// The group's name.
-    pub name: String,
-    /// Consumers the group knows.
-    pub consumers: u64,
-    /// Entries delivered and not acknowledged.
-    pub pending: u64,
-    /// Entries not yet delivered to the group; `None` when Redis cannot tell (entries deleted
-    /// from the middle of the stream).
-    pub lag: Option<u64>,
 }
 
 /// A consumer of one group, on a connection of its own.
@@ -452,65 +367,9 @@ impl Consumer {
     }
 }
 
-/// Group `group` of `stream` (`XINFO GROUPS`); `None` when the stream or the group does not exist.
-pub async fn group_info<C: redis::aio::ConnectionLike>(
-    conn: &mut C,
-    stream: &str,
-    group: &str,
-) -> Result<Option<GroupInfo>, StreamError> {
-    let reply: Result<redis::streams::StreamInfoGroupsReply, redis::RedisError> =
-        redis::cmd("XINFO")
-            .arg("GROUPS")
-            .arg(stream)
-            .query_async(conn)
-            .await;
-    let groups = match reply {
-        Ok(reply) => reply.groups,
-        Err(e) if e.to_string().contains("no such key") => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    Ok(groups
-        .into_iter()
-        .find(|g| g.name == group)
-        .map(|g| GroupInfo {
-            name: g.name,
-            consumers: g.consumers as u64,
-            pending: g.pending as u64,
-            lag: g.lag.map(|l| l as u64),
-        }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn options(backoff_ms: u64) -> ConsumerOptions {
-        ConsumerOptions {
-            backoff: Duration::from_millis(backoff_ms),
-            ..ConsumerOptions::new("audit", "a")
-        }
-    }
-
-    #[test]
-    fn backoff_doubles_per_delivery() {
-        let o = options(1000);
-        let ms: Vec<u128> = (1..=4).map(|n| o.backoff_after(n).as_millis()).collect();
-        assert_eq!(ms, [1000, 2000, 4000, 8000]);
-        assert_eq!(o.backoff_after(0), Duration::from_secs(1));
-        assert!(o.backoff_after(u64::MAX) >= Duration::from_secs(1 << 20));
-    }
-
-    #[test]
-    fn an_entry_waits_its_backoff_then_is_redelivered_then_dead_lettered() {
-        let o = options(50);
-        let ms = Duration::from_millis;
-        assert_eq!(o.verdict(1, ms(10)), Verdict::Wait(ms(40)));
-        assert_eq!(o.verdict(1, ms(50)), Verdict::Redeliver(ms(50)));
-        assert_eq!(o.verdict(2, ms(60)), Verdict::Wait(ms(40)));
-        assert_eq!(o.verdict(2, ms(100)), Verdict::Redeliver(ms(100)));
-        assert_eq!(o.verdict(3, ms(150)), Verdict::Wait(ms(50)));
-        assert_eq!(o.verdict(3, ms(200)), Verdict::DeadLetter);
-    }
 
     #[test]
     fn a_reason_string_is_a_failed_delivery() {

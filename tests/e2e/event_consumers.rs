@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use tai_gateway::events::consume::group_info;
 use tai_gateway::events::dead_letter::{self, DeadLetter};
+use tai_gateway::events::group::group_info;
 use tai_gateway::events::{
     Consumer, ConsumerOptions, DEAD_LETTERS, Delivery, Event, HandleError, STREAM,
 };
