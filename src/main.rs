@@ -305,17 +305,25 @@ fn certs_dev(out: &std::path::Path, force: bool) -> ExitCode {
 }
 
 fn events_blocking(args: EventsArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()
-    {
+        .build();
+    block_on(runtime, events(args))
+}
+
+/// Runs `work` on `runtime`; its error (or the runtime's) is printed and the exit code says so.
+fn block_on(
+    runtime: std::io::Result<tokio::runtime::Runtime>,
+    work: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> ExitCode {
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(events(args)) {
+    match runtime.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -388,25 +396,12 @@ async fn events_tail(
 fn run_blocking(args: RunArgs) -> ExitCode {
     // The control runtime: accept loops, admin server, reloads, health checks, JWKS refresh.
     // Requests are served on the worker threads (`workers:` in the config), not here.
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("tai-control")
         .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+        .build();
+    block_on(runtime, run(args))
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
