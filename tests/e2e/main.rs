@@ -10,6 +10,7 @@ mod cache;
 mod connections;
 mod edge_ops;
 mod errors;
+mod event_consumers;
 mod global_limits;
 mod grpc_passthrough;
 #[allow(dead_code)] // shared helpers; not every module uses every one
