@@ -1,4 +1,5 @@
-//! The `tai-gateway` command: `run` (default), `validate`, `certs dev`, `--version`.
+//! The `tai-gateway` command: `run` (default), `validate`, `certs dev`, `token`, `events …`,
+//! `--version`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,6 +41,82 @@ enum Command {
     Certs(CertsCommand),
     /// Print a signed JWT for local testing, made with the DEV key (never trust it in production).
     Token(TokenArgs),
+    /// Read the event stream in Redis: the audit log, tail, dead letters, consumer lag.
+    Events(EventsArgs),
+}
+
+#[derive(clap::Args)]
+struct EventsArgs {
+    /// The config file; only its `redis:` section is read.
+    #[arg(long, short, default_value = "gateway.yaml", global = true)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: EventsCommand,
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Append every event to an append-only JSON-lines file (fsynced before each acknowledgement),
+    /// reading in a consumer group of its own; runs until Ctrl-C or SIGTERM.
+    Audit {
+        /// The audit file (created if missing, appended to).
+        #[arg(long)]
+        out: PathBuf,
+        /// The consumer group.
+        #[arg(long, default_value = "audit")]
+        group: String,
+        /// This consumer's name in the group (default: the host name; keep it stable).
+        #[arg(long)]
+        consumer: Option<String>,
+        /// Wait before redelivering a failed event; doubles per delivery.
+        #[arg(long, default_value = "1s", value_parser = tai_gateway::config::parse_duration)]
+        backoff: std::time::Duration,
+        /// Failed deliveries after which an event goes to tai-events-dlq.
+        #[arg(long, default_value_t = 3)]
+        max_deliveries: u64,
+    },
+    /// Print events as they arrive (read-only: takes nothing from any consumer group).
+    Tail(TailArgs),
+    /// The dead-letter stream tai-events-dlq.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// The consumer lag of a group (entries not yet delivered to it) and its pending entries.
+    Lag {
+        /// The consumer group.
+        #[arg(long, default_value = "audit")]
+        group: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct TailArgs {
+    /// Only this event type (`policy.*`: every type starting with `policy.`).
+    #[arg(long = "type")]
+    event_type: Option<String>,
+    /// Only events about this aggregate id.
+    #[arg(long)]
+    aggregate: Option<String>,
+    /// Start with the oldest event the stream holds instead of the next one written.
+    #[arg(long)]
+    from_start: bool,
+    /// Print each event's JSON instead of `time type aggregate event_id`.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// List the dead letters: event id, type, aggregate id, deliveries, reason.
+    List {
+        /// The group whose lag heads the list.
+        #[arg(long, default_value = "audit")]
+        group: String,
+    },
+    /// Put dead letters back on tai-events: those named (by event id or DLQ entry id), or all.
+    Replay {
+        /// Event ids or DLQ entry ids; none: every dead letter.
+        ids: Vec<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -103,7 +180,9 @@ fn main() -> ExitCode {
     let level = match &cli.command {
         Some(Command::Run(args)) => configured_log_level(&args.config),
         None => configured_log_level(std::path::Path::new("gateway.yaml")),
-        Some(Command::Validate { .. } | Command::Token(_) | Command::Certs(_)) => "info".to_owned(),
+        Some(
+            Command::Validate { .. } | Command::Token(_) | Command::Certs(_) | Command::Events(_),
+        ) => "info".to_owned(),
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -125,6 +204,7 @@ fn main() -> ExitCode {
             }
         },
         Some(Command::Run(args)) => run_blocking(args),
+        Some(Command::Events(args)) => events_blocking(args),
         Some(Command::Certs(CertsCommand::Dev { out, force })) => certs_dev(&out, force),
         None => run_blocking(RunArgs {
             config: PathBuf::from("gateway.yaml"),
@@ -224,28 +304,104 @@ fn certs_dev(out: &std::path::Path, force: bool) -> ExitCode {
     }
 }
 
-fn run_blocking(args: RunArgs) -> ExitCode {
-    // The control runtime: accept loops, admin server, reloads, health checks, JWKS refresh.
-    // Requests are served on the worker threads (`workers:` in the config), not here.
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("tai-control")
+fn events_blocking(args: EventsArgs) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()
-    {
+        .build();
+    block_on(runtime, events(args))
+}
+
+/// Runs `work` on `runtime`; its error (or the runtime's) is printed and the exit code says so.
+fn block_on(
+    runtime: std::io::Result<tokio::runtime::Runtime>,
+    work: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> ExitCode {
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    match runtime.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// `events …`: the work is in `tai_gateway::events`; this only picks it and prints.
+async fn events(args: EventsArgs) -> anyhow::Result<()> {
+    use tai_gateway::events::commands;
+    let redis = commands::redis_section(&args.config)?;
+    match args.command {
+        EventsCommand::Audit {
+            out,
+            group,
+            consumer,
+            backoff,
+            max_deliveries,
+        } => {
+            let consumer = consumer.unwrap_or_else(commands::default_consumer_name);
+            let mut options = tai_gateway::events::ConsumerOptions::new(&group, &consumer);
+            options.backoff = backoff;
+            options.max_deliveries = max_deliveries;
+            tracing::info!(out = %out.display(), %group, %consumer, "auditing tai-events");
+            tai_gateway::events::audit::audit(&redis, &out, options, shutdown_signal()).await?;
+        }
+        EventsCommand::Tail(args) => events_tail(&redis, args).await?,
+        EventsCommand::Dlq(DlqCommand::List { group }) => {
+            print!("{}", commands::dead_letters_report(&redis, &group).await?);
+        }
+        EventsCommand::Dlq(DlqCommand::Replay { ids }) => {
+            print!("{}", commands::replay_report(&redis, &ids).await?);
+        }
+        EventsCommand::Lag { group } => print!("{}", commands::lag_report(&redis, &group).await?),
+    }
+    Ok(())
+}
+
+/// `events tail`: one line per event, until Ctrl-C or SIGTERM.
+async fn events_tail(
+    redis: &tai_gateway::config::RedisConfig,
+    args: TailArgs,
+) -> anyhow::Result<()> {
+    use tai_gateway::events::tail;
+    let filter = tail::Filter {
+        event_type: args.event_type,
+        aggregate: args.aggregate,
+    };
+    let start = if args.from_start {
+        tail::Start::Oldest
+    } else {
+        tail::Start::Now
+    };
+    let format = if args.json {
+        tail::Format::Json
+    } else {
+        tail::Format::Line
+    };
+    let following = tail::follow(redis, tai_gateway::events::STREAM, start, &filter, |e| {
+        println!("{}", format.render(e));
+    });
+    tokio::select! {
+        result = following => result?,
+        () = shutdown_signal() => {}
+    }
+    Ok(())
+}
+
+fn run_blocking(args: RunArgs) -> ExitCode {
+    // The control runtime: accept loops, admin server, reloads, health checks, JWKS refresh.
+    // Requests are served on the worker threads (`workers:` in the config), not here.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("tai-control")
+        .enable_all()
+        .build();
+    block_on(runtime, run(args))
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {

@@ -15,15 +15,38 @@
 //! - [`outbox`]: the spool's writer thread (group commit), its bound and reservations.
 //! - [`publish`]: the `Publisher` trait, `RedisStreams`, `JsonLines`.
 //! - [`drain`]: the task publishing the spool with retry and backoff.
+//! - [`entry`]: a stream entry as consumers read it, and the replies that carry entries.
+//! - [`redelivery`]: a consumer's options, and when a pending entry is delivered again or
+//!   dead-lettered (pure).
+//! - [`consume`]: a consumer in a consumer group: acknowledge after handling, redeliver after a
+//!   doubling backoff, dead-letter after `max_deliveries`.
+//! - [`group`]: a consumer group's consumers, pending entries and lag.
+//! - [`dead_letter`]: `tai-events-dlq`: the atomic move, listing, replay.
+//! - [`audit`]: the audit subscriber: each event once in an append-only, fsynced JSON-lines file.
+//! - [`tail`]: a read-only follower with type and aggregate filters, for operators.
+//! - [`commands`]: what `tai-gateway events …` does, returning the text it prints.
+//! - [`stream_error`]: the consuming side's failures.
 
+pub mod audit;
+pub mod commands;
+pub mod consume;
+pub mod dead_letter;
 mod drain;
 pub mod emit;
+pub mod entry;
 pub mod event;
+pub mod group;
 pub mod outbox;
 pub mod publish;
+pub mod redelivery;
 pub mod spool;
+pub mod stream_error;
+pub mod tail;
 
+pub use consume::{Consumer, ConsumerStats, Delivery, HandleError, Handler};
 pub use event::{DEAD_LETTERS, Event, EventIds, STREAM};
+pub use redelivery::ConsumerOptions;
+pub use stream_error::StreamError;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -14,10 +14,11 @@
 //!
 //! Layout, each module using only those listed before it (and this file only naming them):
 //! `series` (counter, gauge, histogram values), `family` (series keyed by labels), `request`
-//! (what one request records), `text` (the exposition format), `upstreams`, `edge` and `cache`
-//! (state other components keep, formatted at scrape time).
+//! (what one request records), `text` (the exposition format), `upstreams`, `edge`, `cache` and
+//! `consumers` (state other components keep, formatted at scrape time).
 
 mod cache;
+mod consumers;
 mod edge;
 mod event_stream;
 mod family;
@@ -28,6 +29,7 @@ mod text;
 mod upstreams;
 
 pub use cache::render_cache_usage;
+pub use consumers::render_consumer;
 pub use edge::render_rate_limits;
 pub use event_stream::{BacklogFigures, EventStreamMetrics};
 pub use family::{CounterFamily, Family, GaugeFamily, HistogramFamily, LabelPair, Labels};

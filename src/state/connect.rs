@@ -194,3 +194,71 @@ pub(crate) async fn pubsub(connector: &Connector) -> RedisResult<redis::aio::Pub
 pub(crate) fn is_connection_lost(error: &RedisError) -> bool {
     error.is_connection_dropped() || error.is_io_error() || error.is_connection_refusal()
 }
+
+/// A connection of its own, outside the shared client's breaker and `redis.timeout`: for a
+/// consumer's blocking stream reads (`XREADGROUP … BLOCK`), which would hold up every other
+/// command on the shared multiplexed connection and outlast its 25 ms bound.
+///
+/// It does not reconnect by itself: its owner makes a new one when a call fails.
+#[derive(Clone)]
+pub struct Dedicated(Handle);
+
+impl std::fmt::Debug for Dedicated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Dedicated")
+    }
+}
+
+impl Dedicated {
+    /// Connects to `config`'s deployment; a reply may take up to `response_timeout` (longer than
+    /// the longest `BLOCK` sent on it, so a dead peer still ends a call).
+    pub async fn open(config: &RedisConfig, response_timeout: Duration) -> RedisResult<Dedicated> {
+        let connector = connector(config)
+            .map_err(|e| RedisError::from((redis::ErrorKind::InvalidClientConfig, "config", e)))?;
+        let settings = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(response_timeout));
+        let handle = match &connector {
+            Connector::Standalone(client) => client
+                .get_multiplexed_async_connection_with_config(&settings)
+                .await
+                .map(Handle::Direct)?,
+            Connector::Sentinel(sentinel) => {
+                let master = sentinel.lock().await.async_get_client().await?;
+                master
+                    .get_multiplexed_async_connection_with_config(&settings)
+                    .await
+                    .map(Handle::Direct)?
+            }
+            Connector::Cluster(cluster, _) => {
+                let settings = redis::cluster::ClusterConfig::new()
+                    .set_connection_timeout(CONNECT_TIMEOUT)
+                    .set_response_timeout(response_timeout);
+                cluster
+                    .get_async_connection_with_config(settings)
+                    .await
+                    .map(Handle::Cluster)?
+            }
+        };
+        Ok(Dedicated(handle))
+    }
+}
+
+impl ConnectionLike for Dedicated {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        self.0.req_packed_command(cmd)
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        self.0.req_packed_commands(cmd, offset, count)
+    }
+
+    fn get_db(&self) -> i64 {
+        self.0.get_db()
+    }
+}

@@ -5,6 +5,8 @@
 //!   request coalescing, tag invalidation) and the [`cache::SharedTier`] seam a Redis tier plugs
 //!   into.
 //! - [`redis`]: the Redis client: one multiplexed connection, short timeouts, a breaker.
+//! - [`Dedicated`]: a connection of its own for blocking stream reads (event consumers), outside
+//!   the shared client's breaker and short timeout.
 //! - [`replicas`]: the fleet's view of itself (how many replicas are alive, for limits that fall
 //!   back to a share of their budget).
 //!
@@ -17,6 +19,7 @@ pub mod redis;
 pub mod replicas;
 
 pub use breaker::BreakerState;
+pub use connect::Dedicated;
 
 use std::sync::Arc;
 

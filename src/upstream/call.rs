@@ -106,7 +106,8 @@ impl Upstream {
                 outcome,
                 AttemptOutcome::TimedOut | AttemptOutcome::RequestStalled
             );
-            if timed_out && Instant::now() >= call.deadline_at {
+            let now = Instant::now();
+            if (timed_out && now >= call.deadline_at) || call.backend_timed_out(outcome, now) {
                 return call.deadline_exceeded();
             }
             call.keep(outcome, result);
@@ -238,6 +239,14 @@ impl<'a> Call<'a> {
         let breaker = &self.upstream.config.circuit_breaker;
         let verdict = retry::classify(outcome, self.retry_codes, breaker, self.client_bound);
         (outcome, verdict)
+    }
+
+    /// The backend gave up on the `grpc-timeout` it was sent: tonic answers CANCELLED then (gRPC
+    /// Go DEADLINE_EXCEEDED), and its timer races the gateway's own, which ticks in whole
+    /// milliseconds. Either way the client's deadline passed: 504, not 499.
+    fn backend_timed_out(&self, outcome: AttemptOutcome, now: Instant) -> bool {
+        const TIMER_TICK: Duration = Duration::from_millis(1);
+        outcome == AttemptOutcome::Status(retry::CANCELLED) && now + TIMER_TICK >= self.deadline_at
     }
 
     /// Keeps the attempt's result as the call's answer, unless it is a fast refusal during

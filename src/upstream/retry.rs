@@ -19,6 +19,9 @@ use crate::config::{BreakerConfig, RetryConfig};
 /// The length of one retry-budget window.
 pub const BUDGET_WINDOW: Duration = Duration::from_secs(10);
 
+/// `CANCELLED` (`google/rpc/code.proto`).
+pub(super) const CANCELLED: i32 = 1;
+
 /// `DEADLINE_EXCEEDED` (`google/rpc/code.proto`).
 const DEADLINE_EXCEEDED: i32 = 4;
 

@@ -141,14 +141,21 @@ async fn without_redis_writes_go_to_the_local_file_and_failed_writes_emit_nothin
     assert_eq!(revoked["event_type"], "policy.revoked");
     assert_eq!(revoked["aggregate_id"], policy.as_str());
     assert!(proposed["event_id"].as_str() < revoked["event_id"].as_str());
-    let ready = env_admin_get(&env, "/ready").await;
-    assert_eq!(ready.status, StatusCode::OK);
-    assert_eq!(
-        ready.json()["events"]["backlog_entries"],
-        0,
-        "{}",
-        ready.body
-    );
+    // The file is fsync'ed before the spool lets go of its records: wait for the backlog to empty.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let ready = env_admin_get(&env, "/ready").await;
+        assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+        if ready.json()["events"]["backlog_entries"] == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "backlog never emptied: {}",
+            ready.body
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let metrics = env_admin_get(&env, "/metrics").await.body;
     assert!(
         metrics.contains("tai_gateway_events_published_total{event_type=\"policy.proposed\"} 1"),

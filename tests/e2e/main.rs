@@ -10,6 +10,7 @@ mod cache;
 mod connections;
 mod edge_ops;
 mod errors;
+mod event_consumers;
 mod events;
 mod global_limits;
 mod grpc_passthrough;

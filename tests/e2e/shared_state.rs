@@ -12,11 +12,18 @@ use tai_gateway::state::replicas::Replicas;
 
 use crate::redis_server::RedisServer;
 
-fn redis_config(url: &str) -> tai_gateway::config::RedisConfig {
-    let text = format!(
-        "listeners:\n  http:\n    address: 127.0.0.1:0\ndescriptors:\n  proto_dirs: [p]\nupstreams:\n  a:\n    address: 127.0.0.1:1\nroutes:\n  - service: s.A\n    upstream: a\nredis:\n  url: {url}\n  timeout: 200ms\n"
-    );
-    Config::parse(Path::new("g.yaml"), &text)
+/// A minimal config with a `redis:` section for `url` (without one when `url` is `None`).
+pub(crate) fn config_text(url: Option<&str>) -> String {
+    let mut text = "listeners:\n  http:\n    address: 127.0.0.1:0\ndescriptors:\n  proto_dirs: [p]\nupstreams:\n  a:\n    address: 127.0.0.1:1\nroutes:\n  - service: s.A\n    upstream: a\n".to_owned();
+    if let Some(url) = url {
+        text.push_str(&format!("redis:\n  url: {url}\n  timeout: 200ms\n"));
+    }
+    text
+}
+
+/// The `redis:` section of [`config_text`].
+pub(crate) fn redis_config(url: &str) -> tai_gateway::config::RedisConfig {
+    Config::parse(Path::new("g.yaml"), &config_text(Some(url)))
         .expect("config")
         .redis
         .expect("redis section")
