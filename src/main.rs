@@ -47,7 +47,7 @@ enum Command {
 
 #[derive(clap::Args)]
 struct EventsArgs {
-    /// The config file; only its `redis:` section is read.
+    /// The config file; its `redis:` section and the stream names of its `events:` section are read.
     #[arg(long, short, default_value = "gateway.yaml", global = true)]
     config: PathBuf,
     #[command(subcommand)]
@@ -335,7 +335,7 @@ fn block_on(
 /// `events …`: the work is in `tai_gateway::events`; this only picks it and prints.
 async fn events(args: EventsArgs) -> anyhow::Result<()> {
     use tai_gateway::events::commands;
-    let redis = commands::redis_section(&args.config)?;
+    let streams = commands::streams_of(&args.config)?;
     match args.command {
         EventsCommand::Audit {
             out,
@@ -346,26 +346,29 @@ async fn events(args: EventsArgs) -> anyhow::Result<()> {
         } => {
             let consumer = consumer.unwrap_or_else(commands::default_consumer_name);
             let mut options = tai_gateway::events::ConsumerOptions::new(&group, &consumer);
+            options.stream.clone_from(&streams.events);
+            options.dead_letters.clone_from(&streams.dead_letters);
             options.backoff = backoff;
             options.max_deliveries = max_deliveries;
-            tracing::info!(out = %out.display(), %group, %consumer, "auditing tai-events");
-            tai_gateway::events::audit::audit(&redis, &out, options, shutdown_signal()).await?;
+            tracing::info!(out = %out.display(), %group, %consumer, stream = %streams.events, "auditing");
+            let redis = &streams.redis;
+            tai_gateway::events::audit::audit(redis, &out, options, shutdown_signal()).await?;
         }
-        EventsCommand::Tail(args) => events_tail(&redis, args).await?,
+        EventsCommand::Tail(args) => events_tail(&streams, args).await?,
         EventsCommand::Dlq(DlqCommand::List { group }) => {
-            print!("{}", commands::dead_letters_report(&redis, &group).await?);
+            print!("{}", commands::dead_letters_report(&streams, &group).await?);
         }
         EventsCommand::Dlq(DlqCommand::Replay { ids }) => {
-            print!("{}", commands::replay_report(&redis, &ids).await?);
+            print!("{}", commands::replay_report(&streams, &ids).await?);
         }
-        EventsCommand::Lag { group } => print!("{}", commands::lag_report(&redis, &group).await?),
+        EventsCommand::Lag { group } => print!("{}", commands::lag_report(&streams, &group).await?),
     }
     Ok(())
 }
 
 /// `events tail`: one line per event, until Ctrl-C or SIGTERM.
 async fn events_tail(
-    redis: &tai_gateway::config::RedisConfig,
+    streams: &tai_gateway::events::commands::Streams,
     args: TailArgs,
 ) -> anyhow::Result<()> {
     use tai_gateway::events::tail;
@@ -383,7 +386,7 @@ async fn events_tail(
     } else {
         tail::Format::Line
     };
-    let following = tail::follow(redis, tai_gateway::events::STREAM, start, &filter, |e| {
+    let following = tail::follow(&streams.redis, &streams.events, start, &filter, |e| {
         println!("{}", format.render(e));
     });
     tokio::select! {

@@ -1,6 +1,6 @@
 //! What the `tai-gateway events …` commands do, as library functions returning the text they
-//! print, so `main.rs` only parses arguments. Every command reads only the `redis:` section of
-//! the config; `tai-events` and `tai-events-dlq` are the streams.
+//! print, so `main.rs` only parses arguments. Every command reads the `redis:` section of the
+//! config and the streams its `events:` section names (`tai-events` and `tai-events-dlq`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,7 +8,6 @@ use std::time::Duration;
 use std::fmt::Write as _;
 
 use super::dead_letter::{self, DeadLetter};
-use super::event::{DEAD_LETTERS, STREAM};
 use super::group::{GroupInfo, group_info};
 use super::stream_error::StreamError;
 use crate::config::{Config, RedisConfig};
@@ -17,12 +16,29 @@ use crate::state::Dedicated;
 /// Bound of one reply to a command (nothing here blocks).
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The `redis:` section of the config at `path`; an error naming the file when it has none.
-pub fn redis_section(path: &Path) -> Result<RedisConfig, StreamError> {
-    Config::load(path)
-        .map_err(StreamError::Config)?
+/// Where the `events` commands work: a Redis and the two streams on it.
+#[derive(Debug, Clone)]
+pub struct Streams {
+    /// The `redis:` section.
+    pub redis: RedisConfig,
+    /// The stream events are published to (`events.stream`).
+    pub events: String,
+    /// The dead-letter stream (`events.dead_letter_stream`).
+    pub dead_letters: String,
+}
+
+/// The Redis and streams of the config at `path`; an error naming the file when it has no
+/// `redis:` section.
+pub fn streams_of(path: &Path) -> Result<Streams, StreamError> {
+    let config = Config::load(path).map_err(StreamError::Config)?;
+    let redis = config
         .redis
-        .ok_or_else(|| StreamError::NoRedis(path.to_owned()))
+        .ok_or_else(|| StreamError::NoRedis(path.to_owned()))?;
+    Ok(Streams {
+        redis,
+        events: config.events.stream,
+        dead_letters: config.events.dead_letter_stream,
+    })
 }
 
 /// A consumer name that stays the same across restarts on one host: the host's name.
@@ -36,31 +52,32 @@ pub fn default_consumer_name() -> String {
 }
 
 /// `events dlq list`: the lag line of `group`, then the dead letters as a table.
-pub async fn dead_letters_report(redis: &RedisConfig, group: &str) -> Result<String, StreamError> {
-    let mut conn = Dedicated::open(redis, REPLY_TIMEOUT).await?;
-    let info = group_info(&mut conn, STREAM, group).await?;
-    let letters: Vec<DeadLetter> = dead_letter::list(&mut conn, DEAD_LETTERS)
+pub async fn dead_letters_report(streams: &Streams, group: &str) -> Result<String, StreamError> {
+    let mut conn = Dedicated::open(&streams.redis, REPLY_TIMEOUT).await?;
+    let info = group_info(&mut conn, &streams.events, group).await?;
+    let letters: Vec<DeadLetter> = dead_letter::list(&mut conn, &streams.dead_letters)
         .await?
         .iter()
         .map(DeadLetter::from_entry)
         .collect();
-    let mut out = lag_line(group, info.as_ref());
-    let _ = writeln!(out, "{DEAD_LETTERS}: {} event(s)", letters.len());
+    let mut out = lag_line(&streams.events, group, info.as_ref());
+    let _ = writeln!(out, "{}: {} event(s)", streams.dead_letters, letters.len());
     out.push_str(&dead_letter::table(&letters));
     Ok(out)
 }
 
 /// `events dlq replay [ID…]`: puts the dead letters named (all without ids) back on the stream;
 /// one line per event replayed.
-pub async fn replay_report(redis: &RedisConfig, ids: &[String]) -> Result<String, StreamError> {
-    let mut conn = Dedicated::open(redis, REPLY_TIMEOUT).await?;
-    let replayed = dead_letter::replay(&mut conn, (DEAD_LETTERS, STREAM), ids).await?;
+pub async fn replay_report(streams: &Streams, ids: &[String]) -> Result<String, StreamError> {
+    let mut conn = Dedicated::open(&streams.redis, REPLY_TIMEOUT).await?;
+    let route = (streams.dead_letters.as_str(), streams.events.as_str());
+    let replayed = dead_letter::replay(&mut conn, route, ids).await?;
     let mut out = String::new();
     for (letter, new_id) in &replayed {
         let _ = writeln!(
             out,
-            "replayed {} ({}) to {STREAM} as {new_id}",
-            letter.event_id, letter.event_type
+            "replayed {} ({}) to {} as {new_id}",
+            letter.event_id, letter.event_type, streams.events
         );
     }
     let _ = writeln!(out, "{} event(s) replayed", replayed.len());
@@ -68,22 +85,22 @@ pub async fn replay_report(redis: &RedisConfig, ids: &[String]) -> Result<String
 }
 
 /// `events lag`: the consumer lag of `group`.
-pub async fn lag_report(redis: &RedisConfig, group: &str) -> Result<String, StreamError> {
-    let mut conn = Dedicated::open(redis, REPLY_TIMEOUT).await?;
-    let info = group_info(&mut conn, STREAM, group).await?;
-    Ok(lag_line(group, info.as_ref()))
+pub async fn lag_report(streams: &Streams, group: &str) -> Result<String, StreamError> {
+    let mut conn = Dedicated::open(&streams.redis, REPLY_TIMEOUT).await?;
+    let info = group_info(&mut conn, &streams.events, group).await?;
+    Ok(lag_line(&streams.events, group, info.as_ref()))
 }
 
 /// `group audit on tai-events: lag 0, pending 0, 1 consumer(s)`.
-fn lag_line(group: &str, info: Option<&GroupInfo>) -> String {
+fn lag_line(stream: &str, group: &str, info: Option<&GroupInfo>) -> String {
     match info {
-        None => format!("group {group} on {STREAM}: does not exist\n"),
+        None => format!("group {group} on {stream}: does not exist\n"),
         Some(info) => {
             let lag = info
                 .lag
                 .map_or_else(|| "unknown".to_owned(), |l| l.to_string());
             format!(
-                "group {group} on {STREAM}: lag {lag}, pending {}, {} consumer(s)\n",
+                "group {group} on {stream}: lag {lag}, pending {}, {} consumer(s)\n",
                 info.pending, info.consumers
             )
         }
@@ -103,11 +120,11 @@ mod tests {
             lag: None,
         };
         assert_eq!(
-            lag_line("audit", Some(&info)),
+            lag_line("tai-events", "audit", Some(&info)),
             "group audit on tai-events: lag unknown, pending 2, 1 consumer(s)\n"
         );
         assert_eq!(
-            lag_line("x", None),
+            lag_line("tai-events", "x", None),
             "group x on tai-events: does not exist\n"
         );
     }
