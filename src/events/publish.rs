@@ -60,11 +60,24 @@ impl PublishError {
     pub fn reason(&self) -> &'static str {
         match self {
             PublishError::Unavailable(_) => "unavailable",
-            PublishError::Refused(text) if text.contains("OOM") => "oom",
-            PublishError::Refused(text) if text.contains("READONLY") => "read_only",
-            PublishError::Refused(_) => "refused",
+            PublishError::Refused(text) => refusal_reason(text),
             PublishError::Io(_) => "io",
         }
+    }
+}
+
+/// What a Redis error reply says, whatever the client made of its code (`-OOM command not
+/// allowed…`, `-READONLY You can't write against a read only replica`, which redis-rs renders as
+/// `ReadOnly: …`).
+fn refusal_reason(text: &str) -> &'static str {
+    let text = text.to_ascii_lowercase();
+    if text.contains("oom") || text.contains("maxmemory") {
+        "oom"
+    } else if text.contains("readonly") || text.contains("read only") || text.contains("read-only")
+    {
+        "read_only"
+    } else {
+        "refused"
     }
 }
 
@@ -205,5 +218,31 @@ impl Publisher for JsonLines {
                 Err(e) => Err(PublishError::Io(e.to_string())),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_told_apart_by_what_redis_said() {
+        let reason = |text: &str| PublishError::Refused(text.to_owned()).reason();
+        assert_eq!(
+            reason("OOM command not allowed when used memory > 'maxmemory'."),
+            "oom"
+        );
+        assert_eq!(
+            reason("ReadOnly: You can't write against a read only replica."),
+            "read_only"
+        );
+        assert_eq!(
+            reason("READONLY You can't write against a read only replica."),
+            "read_only"
+        );
+        assert_eq!(
+            reason("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            "refused"
+        );
     }
 }

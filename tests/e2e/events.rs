@@ -373,3 +373,151 @@ async fn a_gateway_killed_right_after_answering_publishes_the_event_after_restar
     assert_eq!(entries[0].1["event_type"], "policy.proposed");
     assert_eq!(entries[0].1["aggregate_id"], reply.json()["policyId"]);
 }
+
+/// `CONFIG SET` / `REPLICAOF` on the test's Redis.
+async fn redis_admin(url: &str, args: &[&str]) {
+    let client = redis::Client::open(url).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    let _: redis::Value = redis::cmd(args[0])
+        .arg(&args[1..])
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+}
+
+/// Waits (at most 10 s) until the gateway has counted a publish failure for `reason`.
+async fn until_publish_failure(env: &TestEnv, reason: &str) {
+    let wanted = format!(
+        "tai_gateway_events_publish_failures_total{{publisher=\"redis\",reason=\"{reason}\"}}"
+    );
+    let mut metrics = String::new();
+    for _ in 0..200 {
+        metrics = env_admin_get(env, "/metrics").await.body;
+        if metrics.contains(&wanted) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let failures: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("tai_gateway_events_publish_failures_total"))
+        .collect();
+    panic!("no publish failure counted as {reason}: {failures:?}");
+}
+
+#[tokio::test]
+async fn redis_refusing_writes_out_of_memory_or_read_only_delays_events_but_loses_none() {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    let extra = format!("redis:\n  url: {url}\n  timeout: 250ms\n");
+    let env = TestEnv::start_with(|c| with_events(c, &extra)).await;
+    // Out of memory: every XADD is refused with `-OOM …`; the writes are still answered.
+    redis_admin(&url, &["CONFIG", "SET", "maxmemory-policy", "noeviction"]).await;
+    redis_admin(&url, &["CONFIG", "SET", "maxmemory", "1"]).await;
+    for i in 0..3 {
+        let reply = propose(&env, &format!("oom{i}"), &format!("oom-{i}")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    until_publish_failure(&env, "oom").await;
+    assert!(stream_entries(&url, "tai-events").await.is_empty());
+    redis_admin(&url, &["CONFIG", "SET", "maxmemory", "0"]).await;
+    until_stream(&url, 20, |e| e.len() == 3).await;
+    // A read-only replica (of a master that is not there): `-READONLY …` until it is promoted.
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+        .to_string();
+    redis_admin(&url, &["REPLICAOF", "127.0.0.1", &nowhere]).await;
+    for i in 0..2 {
+        let reply = propose(&env, &format!("ro{i}"), &format!("ro-{i}")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    until_publish_failure(&env, "read_only").await;
+    redis_admin(&url, &["REPLICAOF", "NO", "ONE"]).await;
+    let entries = until_stream(&url, 20, |e| e.len() == 5).await;
+    let ids: Vec<&str> = entries
+        .iter()
+        .filter_map(|(_, p)| p["request_id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        ["oom-0", "oom-1", "oom-2", "ro-0", "ro-1"],
+        "in order, none lost"
+    );
+}
+
+#[tokio::test]
+async fn a_torn_spool_record_is_moved_aside_and_the_good_ones_are_published() {
+    let stubs = start_stubs().await;
+    let mut redis = RedisServer::start().await;
+    let url = redis.url();
+    redis.kill();
+    let dir = TempDir::new();
+    let mut first = run_binary(&dir, |http, admin| binary_config(&stubs, &url, http, admin)).await;
+    let client = crate::harness::http1_client();
+    for i in 0..2 {
+        let reply = send_with(
+            &client,
+            Method::POST,
+            &format!("http://127.0.0.1:{}/v1/policies/propose", first.http_port),
+            &[
+                ("content-type", "application/json"),
+                ("x-request-id", &format!("torn-{i}")),
+            ],
+            Some(&format!(r#"{{"policyName":"torn{i}"}}"#)),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    first.child.kill().expect("SIGKILL");
+    first.child.wait().expect("reaped");
+    // A crash in the middle of a third append: a length prefix and half a record.
+    let spool = dir.path().join("events-spool");
+    let segment = std::fs::read_dir(&spool)
+        .expect("spool folder")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .max()
+        .expect("a segment file");
+    let mut torn = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&segment)
+        .expect("segment");
+    std::io::Write::write_all(&mut torn, &[0, 0, 1, 0, 0xde, 0xad, b'{', b'"']).expect("torn tail");
+    drop(torn);
+    redis.resume().await;
+    let mut second = run_binary(&dir, |http, admin| binary_config(&stubs, &url, http, admin)).await;
+    let entries = until_stream(&url, 20, |e| e.len() >= 2).await;
+    let metrics = send_with(
+        &client,
+        Method::GET,
+        &format!("http://127.0.0.1:{}/metrics", second.admin_port),
+        &[],
+        None,
+    )
+    .await
+    .body;
+    let _ = second.child.kill();
+    let _ = second.child.wait();
+    let ids: Vec<&str> = entries
+        .iter()
+        .filter_map(|(_, p)| p["request_id"].as_str())
+        .collect();
+    assert_eq!(ids, ["torn-0", "torn-1"]);
+    assert!(
+        metrics.contains("tai_gateway_events_spool_corrupt_records_total 1"),
+        "{metrics}"
+    );
+    let aside: Vec<String> = std::fs::read_dir(&spool)
+        .expect("spool folder")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".log.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "the torn tail is kept aside: {aside:?}");
+}
