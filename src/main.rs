@@ -74,6 +74,9 @@ enum EventsCommand {
         /// Failed deliveries after which an event goes to tai-events-dlq.
         #[arg(long, default_value_t = 3)]
         max_deliveries: u64,
+        /// Serve `GET /metrics` (deliveries, dead letters, the group's lag) on this address.
+        #[arg(long)]
+        metrics_address: Option<std::net::SocketAddr>,
     },
     /// Print events as they arrive (read-only: takes nothing from any consumer group).
     Tail(TailArgs),
@@ -343,6 +346,7 @@ async fn events(args: EventsArgs) -> anyhow::Result<()> {
             consumer,
             backoff,
             max_deliveries,
+            metrics_address,
         } => {
             let consumer = consumer.unwrap_or_else(commands::default_consumer_name);
             let mut options = tai_gateway::events::ConsumerOptions::new(&group, &consumer);
@@ -351,8 +355,13 @@ async fn events(args: EventsArgs) -> anyhow::Result<()> {
             options.backoff = backoff;
             options.max_deliveries = max_deliveries;
             tracing::info!(out = %out.display(), %group, %consumer, stream = %streams.events, "auditing");
+            let metrics = match metrics_address {
+                Some(address) => Some(tokio::net::TcpListener::bind(address).await?),
+                None => None,
+            };
             let redis = &streams.redis;
-            tai_gateway::events::audit::audit(redis, &out, options, shutdown_signal()).await?;
+            tai_gateway::events::audit::audit(redis, &out, options, metrics, shutdown_signal())
+                .await?;
         }
         EventsCommand::Tail(args) => events_tail(&streams, args).await?,
         EventsCommand::Dlq(DlqCommand::List { group }) => {

@@ -97,17 +97,30 @@ impl Handler for AuditLog {
 }
 
 /// Reads `tai-events` in `options`' group, appending each event to the audit file `out`, until
-/// `shutdown` resolves (the library form of `tai-gateway events audit`).
+/// `shutdown` resolves (the library form of `tai-gateway events audit`); with `metrics`, serves
+/// the consumer's `GET /metrics` there meanwhile.
 pub async fn audit(
     redis: &RedisConfig,
     out: &Path,
     options: ConsumerOptions,
+    metrics: Option<tokio::net::TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StreamError> {
     let mut log = AuditLog::open(out).await?;
+    let group = options.group.clone();
     let consumer = Consumer::connect(redis, options).await?;
     let stats = consumer.stats();
+    let scrape = metrics.map(|listener| {
+        tokio::spawn(super::scrape::serve_consumer_metrics(
+            listener,
+            group,
+            stats.clone(),
+        ))
+    });
     let result = consumer.run(&mut log, shutdown).await;
+    if let Some(scrape) = scrape {
+        scrape.abort();
+    }
     let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     tracing::info!(
         audited = count(&stats.handled),

@@ -23,6 +23,7 @@
 //! - [`group`]: a consumer group's consumers, pending entries and lag.
 //! - [`dead_letter`]: `tai-events-dlq`: the atomic move, listing, replay.
 //! - [`audit`]: the audit subscriber: each event once in an append-only, fsynced JSON-lines file.
+//! - [`scrape`]: a consumer process' `GET /metrics`.
 //! - [`tail`]: a read-only follower with type and aggregate filters, for operators.
 //! - [`commands`]: what `tai-gateway events …` does, returning the text it prints.
 //! - [`stream_error`]: the consuming side's failures.
@@ -39,6 +40,7 @@ pub mod group;
 pub mod outbox;
 pub mod publish;
 pub mod redelivery;
+pub mod scrape;
 pub mod spool;
 pub mod stream_error;
 pub mod tail;

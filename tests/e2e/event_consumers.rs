@@ -106,13 +106,18 @@ async fn the_audit_log_holds_each_event_once_and_nothing_stays_pending() {
     let dir = TempDir::new();
     let out = dir.path().join("audit.jsonl");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let scrape = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let scrape_addr = scrape.local_addr().expect("address");
     let audit = tokio::spawn({
         let (config, out) = (redis_config(&server.url()), out.clone());
         async move {
             let shutdown = async move {
                 let _ = stopped.await;
             };
-            tai_gateway::events::audit::audit(&config, &out, fast("audit", "a"), shutdown).await
+            let options = fast("audit", "a");
+            tai_gateway::events::audit::audit(&config, &out, options, Some(scrape), shutdown).await
         }
     });
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -133,6 +138,23 @@ async fn the_audit_log_holds_each_event_once_and_nothing_stays_pending() {
         assert!(Instant::now() < deadline, "acknowledged after writing");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The audit process' own scrape endpoint.
+    let client = crate::harness::http1_client();
+    let url = format!("http://{scrape_addr}/metrics");
+    let metrics = crate::harness::send_with(&client, http::Method::GET, &url, &[], None).await;
+    assert_eq!(metrics.status, http::StatusCode::OK);
+    assert!(
+        metrics
+            .body
+            .contains("tai_gateway_event_deliveries_total{group=\"audit\",result=\"handled\"} 3"),
+        "{}",
+        metrics.body
+    );
+    assert!(
+        metrics
+            .body
+            .contains("# TYPE tai_gateway_event_group_lag gauge")
+    );
     let _ = stop.send(());
     audit.await.expect("task").expect("audit ends cleanly");
 }
