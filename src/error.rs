@@ -17,6 +17,7 @@ use prost_reflect::DescriptorPool;
 use crate::body::ResponseBody;
 use crate::edge::EdgeError;
 use crate::edge::auth::AuthError;
+use crate::edge::cors::CorsRefusal;
 use crate::edge::metadata::DeadlineError;
 use crate::edge::rate_limit::{Exceeded, KeyTooLong, Unavailable as RateLimitUnavailable};
 use crate::events::outbox::SpoolError;
@@ -130,6 +131,10 @@ pub enum GatewayError {
     /// A global rate limit could not be checked and says `on_redis_error: closed` (503).
     #[error(transparent)]
     RateLimitUnavailable(#[from] RateLimitUnavailable),
+    /// A CORS preflight the gateway refuses: a malformed `Origin` (400), an origin the route's
+    /// policy does not list, or a route without a policy (403).
+    #[error(transparent)]
+    Cors(#[from] CorsRefusal),
     /// A write of a `before_response` events route whose event cannot be spooled: the spool is
     /// full (refused before the backend is called) or cannot be written (503).
     #[error(transparent)]
@@ -233,6 +238,10 @@ impl GatewayError {
                 row(StatusCode::FORBIDDEN, code::PERMISSION_DENIED)
             }
             GatewayError::Auth(_) => row(StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED),
+            GatewayError::Cors(CorsRefusal::MalformedOrigin { .. }) => {
+                row(StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT)
+            }
+            GatewayError::Cors(_) => row(StatusCode::FORBIDDEN, code::PERMISSION_DENIED),
             GatewayError::RateLimited(_) => {
                 row(StatusCode::TOO_MANY_REQUESTS, code::RESOURCE_EXHAUSTED)
             }

@@ -30,7 +30,7 @@ mod upstream;
 mod validate;
 
 pub use cache::{CacheConfig, DEFAULT_CACHE_TTL, RouteCacheConfig};
-pub use cors::CorsConfig;
+pub use cors::{CorsConfig, Origin, OriginPattern};
 pub use edge::{
     AuthConfig, AuthMode, KeySource, LimitConfig, LimitKey, LimitScope, OnRedisError,
     ProviderConfig, RateLimitConfig, RouteAuth, Secret,

@@ -47,7 +47,7 @@ use crate::edge::rate_limit::client_ip;
 use crate::edge::{self, Admitted, RequestHead, cors};
 use crate::events::Events;
 use crate::metrics::Metrics;
-use crate::runtime::{GrpcMethod, Runtime};
+use crate::runtime::Runtime;
 use crate::state::Shared;
 use crate::upstream::ClientId;
 use answer::{Answer, Failure, HttpCall};
@@ -167,7 +167,7 @@ impl Gateway {
         let answer: Answer = async {
             let target = match route::find(&runtime, &request, ctx.protocol)? {
                 Found::Call(target) => target,
-                Found::Preflight(grpc) => return Ok(preflight(&grpc, request.headers())),
+                Found::Preflight(asked) => return Ok(preflight(&asked, request.headers())?),
             };
             outcome.route = Some(target.options().clone());
             let head = RequestHead::of(&request, peer, &ctx.request_id);
@@ -215,9 +215,12 @@ impl Gateway {
     }
 }
 
-/// The gateway's own answer to a CORS preflight for a gRPC method.
-fn preflight(grpc: &GrpcMethod, headers: &http::HeaderMap) -> Response<ResponseBody> {
-    cors::preflight(grpc.options.cors.as_ref(), headers)
+/// The gateway's own answer to a CORS preflight.
+fn preflight(
+    preflight: &route::Preflight,
+    headers: &http::HeaderMap,
+) -> Result<Response<ResponseBody>, cors::CorsRefusal> {
+    cors::preflight(preflight.options.cors.as_ref(), headers, &preflight.methods)
 }
 
 /// Who a request is for, as upstream breakers tell clients apart: its address as rate limits
@@ -311,14 +314,10 @@ fn respond(
         }
         response
     });
-    let cors = outcome.route.as_ref().and_then(|r| r.cors.as_ref());
-    if ctx.protocol.is_grpc() {
-        if let Some(origin) = cors::allowed_origin(cors, ctx.origin.as_ref())
-            && let Some(cors) = cors
-        {
-            cors::grant(cors, origin, response.headers_mut());
-        }
-    } else {
+    if let Some(cors) = outcome.route.as_ref().and_then(|r| r.cors.as_ref()) {
+        cors::apply(cors, ctx.origin.as_ref(), response.headers_mut());
+    }
+    if !ctx.protocol.is_grpc() {
         outcome.admission.budget.write(response.headers_mut());
     }
     ctx.stamp(&mut response);

@@ -13,10 +13,19 @@ use crate::transcode::router::RouteMiss;
 
 /// What a request selected.
 pub(crate) enum Found<'r> {
-    /// A CORS preflight for a gRPC method's path, answered by the gateway itself.
-    Preflight(Arc<GrpcMethod>),
+    /// A CORS preflight, answered by the gateway itself.
+    Preflight(Preflight),
     /// A call to make.
     Call(Target<'r>),
+}
+
+/// A CORS preflight: the policies of the route the browser asks to call, and the methods that
+/// exist at the path (`GET, POST`).
+pub(crate) struct Preflight {
+    /// The route of the method asked for (of the path's first method when that one is absent).
+    pub(crate) options: Arc<RouteOptions>,
+    /// Comma-separated methods with a rule at the path.
+    pub(crate) methods: String,
 }
 
 /// The call a request selected.
@@ -44,11 +53,8 @@ pub(crate) fn find<'r, B>(
     protocol: Protocol,
 ) -> Result<Found<'r>, GatewayError> {
     let (method, path) = (request.method(), request.uri().path());
-    // gRPC method paths are looked up directly; their CORS preflights bypass the HTTP rules.
-    if cors::is_preflight(method, request.headers())
-        && let Some(grpc) = runtime.grpc_methods.get(path)
-    {
-        return Ok(Found::Preflight(grpc.clone()));
+    if cors::is_preflight(method, request.headers()) {
+        return preflight(runtime, request.headers(), path).map(Found::Preflight);
     }
     if protocol.is_grpc() {
         return match runtime.grpc_methods.get(path) {
@@ -73,4 +79,36 @@ pub(crate) fn find<'r, B>(
         }),
         Err(RouteMiss::MalformedPath(reason)) => Err(GatewayError::MalformedPath(reason)),
     }
+}
+
+/// The preflight for `path`: a gRPC method's path directly (its only method is `POST`), else the
+/// HTTP rules at the path; a path without any is a 404.
+fn preflight(
+    runtime: &Runtime,
+    headers: &http::HeaderMap,
+    path: &str,
+) -> Result<Preflight, GatewayError> {
+    if let Some(grpc) = runtime.grpc_methods.get(path) {
+        return Ok(Preflight {
+            options: grpc.options.clone(),
+            methods: "POST".to_owned(),
+        });
+    }
+    let miss = |miss| match miss {
+        RouteMiss::MalformedPath(reason) => GatewayError::MalformedPath(reason),
+        _ => GatewayError::RouteNotFound {
+            path: path.to_owned(),
+        },
+    };
+    let methods = runtime.router.methods_at(path).map_err(miss)?;
+    let asked = headers
+        .get(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+        .and_then(|m| m.to_str().ok())
+        .filter(|m| methods.iter().any(|have| have == m))
+        .unwrap_or(&methods[0]);
+    let found = runtime.router.lookup(asked, path).map_err(miss)?;
+    Ok(Preflight {
+        options: found.value.method.options.clone(),
+        methods: methods.join(", "),
+    })
 }

@@ -68,6 +68,8 @@ pub(crate) struct RawConfig {
     pub(crate) cache: Option<RawCache>,
     #[serde(default)]
     pub(crate) events: Option<RawEvents>,
+    #[serde(default)]
+    pub(crate) cors: Option<RawCors>,
 }
 
 /// `descriptors:` where protobuf schemas come from.

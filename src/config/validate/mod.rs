@@ -145,6 +145,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
     let redis = redis::redis(c, &base, raw.redis.as_ref());
     let cache = cache::cache(c, raw.cache.as_ref());
     let events = events::events(c, &base, raw.events.as_ref());
+    let cors = raw.cors.as_ref().and_then(|r| cors::cors(c, r, "cors"));
     Config {
         source: file.to_owned(),
         http_listener: listeners.http,
@@ -162,6 +163,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
         redis,
         cache,
         events,
+        cors,
     }
 }
 
