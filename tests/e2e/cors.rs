@@ -2,6 +2,8 @@
 //! and authentication, with the methods that exist at the path; the grant on actual responses,
 //! errors included; per-route policies replacing the top-level one; bad origins and paths.
 
+use std::sync::{Arc, Mutex};
+
 use http::{Method, StatusCode};
 
 use crate::auth::key_path;
@@ -301,4 +303,88 @@ async fn credentials_with_any_origin_are_refused_at_load_with_the_line() {
             && error.contains("`*`"),
         "{error}"
     );
+}
+
+/// A web app's origin: a free port serving whatever page is set, to every request.
+async fn serve_page() -> (std::net::SocketAddr, Arc<Mutex<String>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let page = Arc::new(Mutex::new(String::new()));
+    let shared = page.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let html = shared.lock().expect("page").clone();
+            tokio::spawn(async move {
+                let mut head = [0u8; 4096];
+                let _ = stream.read(&mut head).await;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{html}",
+                    html.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (addr, page)
+}
+
+/// What the page at `page` shows once its script ran, as headless Chromium renders it.
+async fn browse(page: std::net::SocketAddr) -> String {
+    let run = move || {
+        // Bounded: a browser that hangs fails the test instead of holding CI.
+        std::process::Command::new("timeout")
+            .args([
+                "60",
+                "chromium",
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-extensions",
+                "--virtual-time-budget=10000",
+                "--dump-dom",
+            ])
+            .arg(format!("http://{page}/"))
+            .output()
+            .expect("chromium (Debian package chromium; .ci/run installs it)")
+    };
+    let output = tokio::task::spawn_blocking(run)
+        .await
+        .expect("chromium ran");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A page whose script sends a DELETE with an `Authorization` header to the gateway (so the
+/// browser sends a preflight first) and shows what it could read of the answer.
+fn calling_page(gateway: std::net::SocketAddr) -> String {
+    format!(
+        r#"<html><body><pre id="out">pending</pre><script>
+fetch("http://{gateway}/v1/policies/p1", {{method: "DELETE",
+  headers: {{"Authorization": "Bearer not-a-token", "Content-Type": "application/json"}}}})
+  .then(r => r.json().then(j => {{ document.getElementById("out").textContent = "status " + r.status + " code " + j.code; }}))
+  .catch(e => {{ document.getElementById("out").textContent = "blocked " + e.name; }});
+</script></body></html>"#
+    )
+}
+
+#[tokio::test]
+async fn a_real_browser_reads_a_cross_origin_answer_only_when_its_origin_is_allowed() {
+    let stubs = start_stubs().await;
+    let (allowed, allowed_page) = serve_page().await;
+    let (other, other_page) = serve_page().await;
+    let text = config(&stubs).replace("http://localhost:3000", &format!("http://{allowed}"));
+    let env = TestEnv::start_on(stubs, &text).await;
+    let gateway = env.gateway.http_addr.expect("http listener");
+    *allowed_page.lock().expect("page") = calling_page(gateway);
+    *other_page.lock().expect("page") = calling_page(gateway);
+    // Preflight granted, then the 401 (the token is not one) readable by the script: errors
+    // carry the grant too.
+    let shown = browse(allowed).await;
+    assert!(shown.contains("status 401 code 16"), "{shown}");
+    // Another origin: the browser refuses to hand the script anything.
+    let shown = browse(other).await;
+    assert!(shown.contains("blocked TypeError"), "{shown}");
 }
