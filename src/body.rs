@@ -25,7 +25,7 @@ impl<B> RequestBody for B where
 }
 
 /// What a body's `poll_frame` returns.
-pub(crate) type Polled<E> = Poll<Option<Result<Frame<Bytes>, E>>>;
+pub type Polled<E> = Poll<Option<Result<Frame<Bytes>, E>>>;
 
 /// Frames produced by polling: the pipeline's stream adapters (transcoded streams both ways,
 /// gRPC-Web) implement this; [`Frames`] turns one into an HTTP body.

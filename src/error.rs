@@ -15,6 +15,7 @@ use prost::Message;
 use prost_reflect::DescriptorPool;
 
 use crate::body::ResponseBody;
+use crate::compression::RequestEncodingError;
 use crate::edge::EdgeError;
 use crate::edge::auth::AuthError;
 use crate::edge::cors::CorsRefusal;
@@ -131,6 +132,10 @@ pub enum GatewayError {
     /// A global rate limit could not be checked and says `on_redis_error: closed` (503).
     #[error(transparent)]
     RateLimitUnavailable(#[from] RateLimitUnavailable),
+    /// A request body in a `Content-Encoding` the gateway cannot take (415), damaged gzip (400),
+    /// or past the body limit once decompressed (413).
+    #[error(transparent)]
+    RequestEncoding(#[from] RequestEncodingError),
     /// A CORS preflight the gateway refuses: a malformed `Origin` (400), an origin the route's
     /// policy does not list, or a route without a policy (403).
     #[error(transparent)]
@@ -238,6 +243,15 @@ impl GatewayError {
                 row(StatusCode::FORBIDDEN, code::PERMISSION_DENIED)
             }
             GatewayError::Auth(_) => row(StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED),
+            GatewayError::RequestEncoding(e) => match e {
+                RequestEncodingError::Corrupt(_) => {
+                    row(StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT)
+                }
+                RequestEncodingError::TooLarge { .. } => {
+                    row(StatusCode::PAYLOAD_TOO_LARGE, code::RESOURCE_EXHAUSTED)
+                }
+                _ => row(StatusCode::UNSUPPORTED_MEDIA_TYPE, code::INVALID_ARGUMENT),
+            },
             GatewayError::Cors(CorsRefusal::MalformedOrigin { .. }) => {
                 row(StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT)
             }

@@ -35,6 +35,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod body;
+pub mod compression;
 pub mod config;
 pub mod descriptors;
 pub mod edge;

@@ -55,6 +55,8 @@ pub struct Config {
     pub events: EventsConfig,
     /// Every route's CORS policy unless it has its own (`None`: no CORS).
     pub cors: Option<super::CorsConfig>,
+    /// gzip of JSON answers for clients that accept it.
+    pub compression: super::CompressionConfig,
 }
 
 /// `workers:` as written: how many threads serve the public listeners' connections.

@@ -13,6 +13,7 @@
 //! when the runtime snapshot is built from a `Config`, and report through the same [`ConfigError`].
 
 mod cache;
+mod compression;
 mod cors;
 mod edge;
 mod error;
@@ -30,6 +31,7 @@ mod upstream;
 mod validate;
 
 pub use cache::{CacheConfig, DEFAULT_CACHE_TTL, RouteCacheConfig};
+pub use compression::CompressionConfig;
 pub use cors::{CorsConfig, Origin, OriginPattern};
 pub use edge::{
     AuthConfig, AuthMode, KeySource, LimitConfig, LimitKey, LimitScope, OnRedisError,

@@ -42,6 +42,7 @@ use http_body_util::Full;
 
 use crate::access_log::AccessLog;
 use crate::body::{RequestBody, ResponseBody};
+use crate::compression;
 use crate::edge::metadata::Forwarding;
 use crate::edge::rate_limit::client_ip;
 use crate::edge::{self, Admitted, RequestHead, cors};
@@ -296,6 +297,15 @@ fn respond(
     outcome: &mut Outcome,
     answer: Answer,
 ) -> Response<ResponseBody> {
+    let compression = &runtime.config.compression;
+    let answer = match answer {
+        Ok(response) if !ctx.protocol.is_grpc() => Ok(compression::compress(
+            response,
+            ctx.accepts_gzip,
+            compression,
+        )),
+        answer => answer,
+    };
     let delivered = match (answer, &ctx.connection) {
         (Ok(response), Some(connection)) => {
             connection.deliver_response(response).map_err(Failure::from)

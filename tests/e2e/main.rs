@@ -7,6 +7,7 @@ mod auth;
 mod backend;
 mod breaker_clients;
 mod cache;
+mod compression;
 mod connections;
 mod cors;
 mod edge_ops;

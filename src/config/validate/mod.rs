@@ -7,6 +7,7 @@
 mod auth;
 mod cache;
 mod checker;
+mod compression;
 mod cors;
 mod descriptors;
 mod events;
@@ -146,6 +147,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
     let cache = cache::cache(c, raw.cache.as_ref());
     let events = events::events(c, &base, raw.events.as_ref());
     let cors = raw.cors.as_ref().and_then(|r| cors::cors(c, r, "cors"));
+    let compression = compression::compression(c, raw.compression.as_ref());
     Config {
         source: file.to_owned(),
         http_listener: listeners.http,
@@ -164,6 +166,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
         cache,
         events,
         cors,
+        compression,
     }
 }
 
