@@ -95,12 +95,12 @@ impl StreamStatus {
 
 impl ResponseBody {
     /// True for a body written as it is produced (accounted when it ends, not at the head).
-    pub(crate) fn is_stream(&self) -> bool {
+    pub fn is_stream(&self) -> bool {
         matches!(self.0, Kind::Stream(_))
     }
 
     /// The bytes of a whole body; `None` for a stream.
-    pub(crate) fn into_whole(self) -> Option<Bytes> {
+    pub fn into_whole(self) -> Option<Bytes> {
         match self.0 {
             Kind::Full(full) => {
                 let mut full = std::pin::pin!(full);

@@ -57,7 +57,10 @@ fn large_echo() -> String {
 async fn a_large_json_answer_is_gzipped_only_for_clients_that_accept_it() {
     let env = TestEnv::start().await;
     // Echo answers with the metadata it got: the same request id makes the answers equal.
-    let json = [("content-type", "application/json"), ("x-request-id", "same")];
+    let json = [
+        ("content-type", "application/json"),
+        ("x-request-id", "same"),
+    ];
     let plain = exchange(
         &env,
         Method::POST,
