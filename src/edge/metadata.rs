@@ -57,7 +57,12 @@ pub fn forwarded(
     request_id: &HeaderValue,
 ) -> HeaderMap {
     let mut out = match forwarding {
-        Forwarding::Allowlist => forward_request_headers(headers, rules),
+        Forwarding::Allowlist => {
+            let mut out = forward_request_headers(headers, rules);
+            // The gateway reads these answers itself: a backend may gzip them.
+            out.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+            out
+        }
         Forwarding::PassThrough => pass_through(headers),
     };
     // Unique per request: mark it never-indexed so HPACK does not churn its dynamic table.
@@ -77,6 +82,9 @@ fn pass_through(headers: &HeaderMap) -> HeaderMap {
     }
     out
 }
+
+/// The message codings a gRPC client can read (the gateway, for the calls it transcodes).
+const ACCEPT_ENCODING: HeaderName = HeaderName::from_static("grpc-accept-encoding");
 
 /// W3C Trace Context headers, propagated to backends on every call.
 const TRACE_CONTEXT: &[&str] = &["traceparent", "tracestate"];

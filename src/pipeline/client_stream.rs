@@ -29,7 +29,7 @@ use crate::error::GatewayError;
 use crate::runtime::{Binding, MethodRoute};
 use crate::transcode::request::{RequestParts, build_request, encode_message};
 use crate::transcode::split::{Framing, SplitError, Splitter};
-use crate::upstream::codec;
+use crate::upstream::codec::{self, MessageEncoding};
 use crate::upstream::stream::{
     ForwardError, MessageStream, OpenedStream, StreamItem, UpstreamBody,
 };
@@ -128,7 +128,8 @@ async fn first_message(
         });
     }
     let limit = route.upstream.max_response_bytes();
-    let mut rest = MessageStream::new(body, limit, route.upstream.name.clone());
+    let mut rest = MessageStream::new(body, limit, route.upstream.name.clone())
+        .encoded(MessageEncoding::of(&parts.headers));
     let first = tokio::time::timeout(deadline, rest.next())
         .await
         .unwrap_or_else(|_| {

@@ -213,3 +213,82 @@ async fn gzip_request_bodies_are_inflated_under_the_limit_and_bad_ones_are_refus
         );
     }
 }
+
+/// A gRPC backend that gzips every answer: `GetPolicy` gets one compressed `Policy`, anything
+/// else a `grpc-status` 12. It records the `grpc-accept-encoding` each call came with.
+async fn gzipping_backend(
+    offered: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) -> std::net::SocketAddr {
+    use prost::Message;
+    use tai_stubs::proto::tai::Policy;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let offered = offered.clone();
+            let service =
+                hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                    let accepted = request
+                        .headers()
+                        .get("grpc-accept-encoding")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
+                    offered.lock().expect("offered").push(accepted);
+                    let policy = Policy {
+                        id: "pol-zip".into(),
+                        policy_name: "compressed ".repeat(50),
+                        ..Policy::default()
+                    };
+                    let message = gzip(&policy.encode_to_vec());
+                    let mut frame = vec![1];
+                    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+                    frame.extend_from_slice(&message);
+                    let trailers = HeaderMap::from_iter([(
+                        http::header::HeaderName::from_static("grpc-status"),
+                        http::HeaderValue::from_static("0"),
+                    )]);
+                    let frames = vec![
+                        Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from(
+                            frame,
+                        ))),
+                        Ok(http_body::Frame::trailers(trailers)),
+                    ];
+                    let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+                    let response = http::Response::builder()
+                        .header("content-type", "application/grpc")
+                        .header("grpc-encoding", "gzip")
+                        .body(body)
+                        .expect("response");
+                    async move { Ok::<_, std::convert::Infallible>(response) }
+                });
+            tokio::spawn(async move {
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_backend_that_gzips_its_messages_is_read_and_the_gateway_offered_it() {
+    let offered = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let backend = gzipping_backend(offered.clone()).await;
+    let stubs = crate::harness::start_stubs().await;
+    let config = crate::harness::default_config(&stubs).replacen(
+        &format!("address: {}", stubs.governor_addr),
+        &format!("address: {backend}"),
+        1,
+    );
+    let env = TestEnv::start_on(stubs, &config).await;
+    let reply = env.get("/v1/policies/pol-zip").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.json()["id"], "pol-zip");
+    assert_eq!(reply.json()["policyName"], "compressed ".repeat(50));
+    assert_eq!(offered.lock().expect("offered").as_slice(), ["gzip"]);
+}
