@@ -158,14 +158,14 @@ impl Gateway {
     /// request's protocol (JSON `google.rpc.Status`, or a gRPC status).
     pub async fn handle<B: RequestBody>(
         &self,
-        request: Request<B>,
+        mut request: Request<B>,
         peer: SocketAddr,
     ) -> Response<ResponseBody> {
         let runtime = self.runtime.load_full();
         let ctx = RequestCtx::new(&request, peer, &self.request_ids);
         let mut outcome = Outcome::default();
         let answer: Answer = async {
-            let target = match route::find(&runtime, &request, ctx.protocol)? {
+            let target = match route::find(&runtime, &mut request, ctx.protocol)? {
                 Found::Call(target) => target,
                 Found::Preflight(grpc) => return Ok(preflight(&grpc, request.headers())),
             };

@@ -9,6 +9,7 @@ mod breaker_clients;
 mod cache;
 mod connections;
 mod edge_config;
+mod edge_http;
 mod edge_ops;
 mod errors;
 mod event_consumers;
