@@ -1,7 +1,7 @@
 //! Request-path normalisation before routing, with Envoy's `normalize_path: true` semantics:
-//! `%2E` / `%2e` is decoded to `.`, then RFC 3986 §5.2.4 `remove_dot_segments` removes `.` and
-//! `..` segments (a `..` at the root stays at the root). Nothing else is decoded — `%2F` stays
-//! encoded — and empty segments are kept (Envoy's `merge_slashes: false`; the router matches no
+//! RFC 3986 §5.2.4 `remove_dot_segments` removes `.` and `..` segments, `%2E` / `%2e` read as
+//! `.` (a `..` at the root stays at the root). Other segments are left byte for byte — `%2F`
+//! stays encoded — and empty segments are kept (Envoy's `merge_slashes: false`; the router matches no
 //! template against them).
 //!
 //! Normalising the path alone is not enough: a path variable is percent-decoded after routing,
@@ -10,24 +10,23 @@
 
 use std::borrow::Cow;
 
-/// The path with `%2E` decoded and its dot segments removed; borrowed when nothing changes.
+/// The path with its dot segments (`%2E` counting as `.`) removed; borrowed when nothing changes.
 /// A path that does not start with `/` (`*`, or garbage the router refuses) is returned as is.
 pub fn normalize_path(path: &str) -> Cow<'_, str> {
     if !path.starts_with('/') || !might_have_dot_segment(path) {
         return Cow::Borrowed(path);
     }
-    let decoded = decode_dots(path);
     let mut out: Vec<&str> = Vec::new();
-    let mut segments = decoded[1..].split('/').peekable();
+    let mut segments = path[1..].split('/').peekable();
     while let Some(segment) = segments.next() {
         let last = segments.peek().is_none();
-        match segment {
-            "." => {}
-            ".." => {
+        match dots(segment) {
+            Some(1) => {}
+            Some(_) => {
                 out.pop();
             }
-            other => {
-                out.push(other);
+            None => {
+                out.push(segment);
                 continue;
             }
         }
@@ -67,13 +66,18 @@ fn might_have_dot_segment(path: &str) -> bool {
     path.contains("/.") || path.contains("/%2e") || path.contains("/%2E")
 }
 
-/// `%2E` / `%2e` as `.`, everything else untouched.
-fn decode_dots(path: &str) -> Cow<'_, str> {
-    if path.contains("%2e") || path.contains("%2E") {
-        Cow::Owned(path.replace("%2e", ".").replace("%2E", "."))
-    } else {
-        Cow::Borrowed(path)
+/// `Some(1)` for a `.` segment, `Some(2)` for `..`, with `%2E` / `%2e` read as `.`.
+fn dots(segment: &str) -> Option<usize> {
+    let (mut rest, mut count) = (segment.as_bytes(), 0);
+    while !rest.is_empty() {
+        rest = match rest {
+            [b'.', tail @ ..] => tail,
+            [b'%', b'2', b'e' | b'E', tail @ ..] => tail,
+            _ => return None,
+        };
+        count += 1;
     }
+    (1..=2).contains(&count).then_some(count)
 }
 
 #[cfg(test)]
@@ -97,7 +101,9 @@ mod tests {
             ("/v1/documents/..%2F..%2Fetc", "/v1/documents/..%2F..%2Fetc"),
             ("/v1/policies/p1/..:enforce", "/v1/policies/p1/..:enforce"),
             ("/v1/a.b/.c/..d", "/v1/a.b/.c/..d"),
-            ("/v1/files/a%2etxt", "/v1/files/a.txt"),
+            ("/v1/files/a%2etxt", "/v1/files/a%2etxt"),
+            ("/v1/%2e%2e%2e/x", "/v1/%2e%2e%2e/x"),
+            ("/v1/files/a%2etxt/%2E", "/v1/files/a%2etxt/"),
             ("*", "*"),
         ] {
             assert_eq!(normalize_path(path), expected, "{path}");
