@@ -1,7 +1,9 @@
 //! The request pipeline, in one place and in order ([`Gateway::handle`]):
 //!
-//! 1. **find the route** ([`route`]): the HTTP rule a JSON request's path selects, or the gRPC
-//!    method a gRPC / gRPC-Web request names (a CORS preflight for one is answered here);
+//! 1. **find the route** ([`route`]): the head's own rules first (one `Host`, the HTTP/2
+//!    header-list limit) and the path's dot segments removed; then the HTTP rule a JSON
+//!    request's path selects, or the gRPC method a gRPC / gRPC-Web request names (a CORS
+//!    preflight for one is answered here);
 //! 2. **admit** ([`crate::edge::admit`], the same for every kind of call): rate limits before
 //!    authentication → the token → rate limits after it → the deadline → the metadata;
 //! 3. **call**, by kind: [`unary`], [`server_stream`], [`client_stream`] (client and bidi
