@@ -312,6 +312,56 @@ mod tests {
         drop(busy);
     }
 
+    #[tokio::test]
+    async fn hypers_empty_refusal_of_a_head_goes_out_as_the_gateways_json_answer() {
+        // A small pipe: the answer needs several partial writes, some of them pending.
+        let (mut client, server) = tokio::io::duplex(16);
+        let (mut io, _) = watched(server);
+        // The start of a head (the rest of it is what hyper refuses).
+        client.write_all(b"GET / HT").await.expect("write");
+        let mut buf = [0u8; 64];
+        let _ = io.read(&mut buf).await.expect("read");
+        let hyper = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\ndate: D\r\n\r\n";
+        let writer = tokio::spawn(async move {
+            let n = io.write(hyper).await.expect("write");
+            (n, io)
+        });
+        let mut seen = Vec::new();
+        let body = br#"{"code":3,"message":"malformed HTTP/1.1 request head","details":[]}"#;
+        while !seen.ends_with(body) {
+            let read = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf)).await;
+            let n = read
+                .unwrap_or_else(|_| panic!("stalled: {:?}", String::from_utf8_lossy(&seen)))
+                .expect("read");
+            assert!(n > 0, "closed early: {seen:?}");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        let (n, _io) = writer.await.expect("writer");
+        assert_eq!(n, hyper.len(), "hyper's bytes are reported written");
+        let head = "HTTP/1.1 400 Bad Request\r\ndate: D\r\ncontent-type: application/json\r\ncontent-length: 67\r\nconnection: close\r\n\r\n";
+        assert_eq!(
+            String::from_utf8_lossy(&seen),
+            format!("{head}{}", String::from_utf8_lossy(body))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_to_a_dispatched_request_is_never_replaced() {
+        let (mut client, server) = tokio::io::duplex(256);
+        let (mut io, connection) = watched(server);
+        client
+            .write_all(b"GET / HTTP/1.1\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buf = [0u8; 64];
+        let _ = io.read(&mut buf).await.expect("read");
+        let _busy = connection.begin();
+        let empty = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
+        io.write_all(empty).await.expect("write");
+        let n = client.read(&mut buf).await.expect("read");
+        assert_eq!(&buf[..n], &empty[..]);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn http2_pings_do_not_keep_an_idle_connection_open() {
         let (mut client, server) = tokio::io::duplex(1024);
