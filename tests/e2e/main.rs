@@ -10,6 +10,8 @@ mod cache;
 mod compression;
 mod connections;
 mod cors;
+mod edge_config;
+mod edge_http;
 mod edge_ops;
 mod errors;
 mod event_consumers;
