@@ -47,7 +47,8 @@ async fn metadata_seen(env: &TestEnv, headers: &[(&str, &str)]) -> serde_json::V
     reply.json()["receivedMetadata"].clone()
 }
 
-/// `extra` plus the protocol headers every gRPC call carries (tonic keeps them in its metadata).
+/// `extra` plus the protocol headers every transcoded gRPC call carries (tonic keeps them in its
+/// metadata).
 /// No `content-length`: neither the client's nor one for the gRPC frame reaches the backend.
 fn with_protocol_headers(extra: serde_json::Value, grpc_timeout: &str) -> serde_json::Value {
     let mut all = json!({
@@ -55,6 +56,8 @@ fn with_protocol_headers(extra: serde_json::Value, grpc_timeout: &str) -> serde_
         "te": "trailers",
         "user-agent": concat!("tai-gateway/", env!("CARGO_PKG_VERSION")),
         "grpc-timeout": grpc_timeout,
+        // The gateway reads transcoded answers itself and takes gzip messages.
+        "grpc-accept-encoding": "gzip",
     });
     if let (Some(all), serde_json::Value::Object(extra)) = (all.as_object_mut(), extra) {
         all.extend(extra);
