@@ -225,7 +225,7 @@ async fn every_invalid_token_is_a_401_invalid_token_with_its_reason() {
     let confusion = sign(
         Header::new(Algorithm::HS256),
         &confused,
-        &EncodingKey::from_secret(&pem("rsa_public.pem")),
+        &EncodingKey::from_secret(&pem("rsa_public.pem")).expect("hmac key"),
     );
     let none = format!(
         "{}.{}.",
@@ -349,7 +349,7 @@ async fn rsa_pss_ec_and_hmac_tokens_verify_with_their_configured_keys() {
         sign(
             Header::new(Algorithm::HS256),
             &with_iss("hs-issuer"),
-            &EncodingKey::from_secret(HS_SECRET.as_bytes()),
+            &EncodingKey::from_secret(HS_SECRET.as_bytes()).expect("hmac key"),
         ),
     ];
     for token in tokens {
@@ -747,7 +747,7 @@ async fn a_repeated_token_stops_being_accepted_the_second_it_expires() {
     let token = sign(
         Header::new(Algorithm::HS256),
         &short,
-        &EncodingKey::from_secret(HS_SECRET.as_bytes()),
+        &EncodingKey::from_secret(HS_SECRET.as_bytes()).expect("hmac key"),
     );
     // The second request is answered from the verified-token cache.
     for _ in 0..2 {

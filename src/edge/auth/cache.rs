@@ -196,7 +196,7 @@ mod tests {
 
     fn hs_token(issuer: &str, exp: u64, scope: &str) -> String {
         let claims = json!({"iss": issuer, "sub": "alice", "exp": exp, "scope": scope});
-        let key = EncodingKey::from_secret(SECRET.as_bytes());
+        let key = EncodingKey::from_secret(SECRET.as_bytes()).expect("hmac key");
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).expect("sign")
     }
 

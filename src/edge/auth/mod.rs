@@ -126,11 +126,14 @@ impl Provider {
                 (Vec::new(), Some(remote))
             }
         };
+        let secret = config
+            .shared_secret
+            .as_ref()
+            .map(|s| DecodingKey::from_secret(s.expose().as_bytes()))
+            .transpose()
+            .map_err(|e| format!("shared_secret: {e}"))?;
         Ok(Provider {
-            secret: config
-                .shared_secret
-                .as_ref()
-                .map(|s| DecodingKey::from_secret(s.expose().as_bytes())),
+            secret,
             config: config.clone(),
             keys: ArcSwap::from_pointee(keys),
             remote,
