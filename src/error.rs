@@ -232,6 +232,10 @@ impl GatewayError {
             GatewayError::Auth(e) if e.is_forbidden() => {
                 row(StatusCode::FORBIDDEN, code::PERMISSION_DENIED)
             }
+            // RFC 6750 §3.1: `invalid_request` (two tokens) is a 400, with its challenge.
+            GatewayError::Auth(e) if e.is_invalid_request() => {
+                row(StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT)
+            }
             GatewayError::Auth(_) => row(StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED),
             GatewayError::RateLimited(_) => {
                 row(StatusCode::TOO_MANY_REQUESTS, code::RESOURCE_EXHAUSTED)

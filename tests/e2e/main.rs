@@ -8,6 +8,7 @@ mod backend;
 mod breaker_clients;
 mod cache;
 mod connections;
+mod edge_auth;
 mod edge_ops;
 mod errors;
 mod event_consumers;

@@ -6,6 +6,7 @@
 
 mod cache;
 mod keys;
+mod source;
 mod token;
 
 use std::borrow::Cow;
@@ -21,6 +22,8 @@ use serde_json::{Map, Value};
 use crate::config::{AuthConfig, AuthMode, ConfigError, KeySource, ProviderConfig, RouteAuth};
 use cache::{CachedToken, TokenCache};
 use keys::{RemoteJwks, VerifyKey};
+use source::TokenSource;
+pub use source::TokenSourceError;
 
 /// Why a request was refused by authentication (401) or authorisation (403).
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +42,15 @@ pub enum AuthError {
         /// What is wrong with it.
         reason: Cow<'static, str>,
     },
+    /// The request carries more than one token (two headers, the parameter twice, or a header
+    /// and the parameter): refused, not resolved by position (RFC 6750 §3.1 `invalid_request`).
+    #[error("ambiguous credentials: {reason}")]
+    Ambiguous {
+        /// Challenge realm.
+        realm: Arc<str>,
+        /// Where the tokens were.
+        reason: TokenSourceError,
+    },
     /// The token is valid but lacks an audience, scope or claim the route requires.
     #[error("permission denied: {reason}")]
     Forbidden {
@@ -55,11 +67,18 @@ impl AuthError {
         matches!(self, AuthError::Forbidden { .. })
     }
 
+    /// True for a malformed request (400 `invalid_request`) rather than a missing or bad token.
+    pub fn is_invalid_request(&self) -> bool {
+        matches!(self, AuthError::Ambiguous { .. })
+    }
+
     /// The bounded `reason` label of `tai_gateway_auth_failures_total`: `missing`,
-    /// `insufficient_scope` (403), or what made a token invalid (one of ten kinds).
+    /// `ambiguous` (400), `insufficient_scope` (403), or what made a token invalid (one of ten
+    /// kinds).
     pub fn metric_reason(&self) -> &'static str {
         match self {
             AuthError::Missing { .. } => "missing",
+            AuthError::Ambiguous { .. } => "ambiguous",
             AuthError::Invalid { reason, .. } => invalid_kind(reason),
             AuthError::Forbidden { .. } => "insufficient_scope",
         }
@@ -72,6 +91,9 @@ impl AuthError {
             AuthError::Invalid { realm, .. } => {
                 format!(r#"Bearer realm="{realm}", error="invalid_token""#)
             }
+            AuthError::Ambiguous { realm, reason } => format!(
+                r#"Bearer realm="{realm}", error="invalid_request", error_description="{reason}""#
+            ),
             AuthError::Forbidden { realm, .. } => {
                 format!(r#"Bearer realm="{realm}", error="insufficient_scope""#)
             }
@@ -220,6 +242,8 @@ impl RoutePolicy {
 pub struct AuthRuntime {
     config: AuthConfig,
     realm: Arc<str>,
+    /// Where tokens are read from.
+    source: TokenSource,
     providers: Vec<Arc<Provider>>,
     /// Metadata names any provider fills from claims: stripped from client requests everywhere.
     reserved: Vec<HeaderName>,
@@ -278,6 +302,7 @@ impl AuthRuntime {
             .collect();
         Ok(AuthRuntime {
             realm: Arc::from(config.realm.as_str()),
+            source: TokenSource::of(config),
             config: config.clone(),
             providers,
             reserved,
@@ -322,44 +347,10 @@ impl AuthRuntime {
         }
     }
 
-    /// The request's token, from the configured header (after its scheme) or, only when enabled,
-    /// the query parameter.
-    fn find_token<'r>(
-        &self,
-        headers: &'r HeaderMap,
-        query: Option<&'r str>,
-    ) -> Option<Cow<'r, str>> {
-        if let Some(value) = headers.get(self.config.header.as_str()) {
-            let text = value.to_str().ok()?.trim();
-            let prefix = &self.config.prefix;
-            if prefix.is_empty() {
-                return Some(Cow::Borrowed(text));
-            }
-            let (scheme, rest) = text.split_once(' ')?;
-            return scheme
-                .eq_ignore_ascii_case(prefix)
-                .then(|| Cow::Borrowed(rest.trim()));
-        }
-        let name = self.config.query_parameter.as_deref()?;
-        query?
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| Cow::Owned(v.replace("%2E", ".").replace("%2e", ".")))
-    }
-
     /// The query without the token parameter (when one is configured), so it is neither bound
     /// to a field nor reported as unknown.
     pub fn query_without_token(&self, query: Option<&str>) -> Option<String> {
-        let query = query?;
-        let Some(name) = self.config.query_parameter.as_deref() else {
-            return Some(query.to_owned());
-        };
-        let kept: Vec<&str> = query
-            .split('&')
-            .filter(|pair| pair.split('=').next() != Some(name))
-            .collect();
-        Some(kept.join("&"))
+        self.source.query_without_token(query)
     }
 
     /// Verifies the request's token as the route requires: `Ok(None)` for an anonymous request
@@ -373,7 +364,17 @@ impl AuthRuntime {
         if policy.rules.mode == AuthMode::None {
             return Ok(None);
         }
-        let Some(token) = self.find_token(headers, query) else {
+        let found = self.source.find(headers, query).map_err(|reason| {
+            if reason.is_ambiguous() {
+                AuthError::Ambiguous {
+                    realm: self.realm.clone(),
+                    reason,
+                }
+            } else {
+                self.invalid(reason.to_string())
+            }
+        })?;
+        let Some(token) = found else {
             return match policy.rules.mode {
                 AuthMode::Required => Err(AuthError::Missing {
                     realm: self.realm.clone(),
@@ -569,7 +570,9 @@ fn invalid_kind(reason: &str) -> &'static str {
         "bad signature" => "bad_signature",
         "unknown key id" | "no key for this algorithm" => "unknown_kid",
         "untrusted issuer" => "untrusted_issuer",
-        "empty token" | "malformed claims" => "malformed",
+        "empty token" | "malformed claims" | "the token has a byte outside visible ASCII" => {
+            "malformed"
+        }
         r if r.starts_with("token longer than") => "oversized",
         r if r.contains("algorithm") => "bad_algorithm",
         r if r.starts_with("malformed")
@@ -582,8 +585,7 @@ fn invalid_kind(reason: &str) -> &'static str {
             || r.starts_with("the token has no")
             || r.starts_with("the header has no")
             || r.starts_with("`kid`")
-            || r.starts_with("unsupported critical")
-            || r == "a required claim is missing" =>
+            || r.starts_with("unsupported critical") =>
         {
             "bad_claims"
         }
@@ -601,9 +603,13 @@ fn reason(kind: &jsonwebtoken::errors::ErrorKind) -> Cow<'static, str> {
         K::InvalidAlgorithm | K::InvalidAlgorithmName | K::UnsupportedAlgorithm => {
             "algorithm does not match the key"
         }
-        K::MissingRequiredClaim(_) => "a required claim is missing",
+        // `inspect` already refused these with a more precise reason; kept for safety.
+        K::MissingRequiredClaim(claim) => return Cow::Owned(format!("the token has no `{claim}`")),
+        K::InvalidClaimFormat(claim) => {
+            return Cow::Owned(format!("claim `{claim}` has the wrong type"));
+        }
         K::Base64(_) => "malformed base64url",
-        K::Json(_) | K::InvalidClaimFormat(_) | K::Utf8(_) => "malformed claims",
+        K::Json(_) | K::Utf8(_) => "malformed claims",
         _ => "token rejected",
     })
 }
