@@ -9,6 +9,7 @@ mod breaker_clients;
 mod cache;
 mod connections;
 mod edge_auth;
+mod edge_credentials;
 mod edge_ops;
 mod errors;
 mod event_consumers;

@@ -353,6 +353,11 @@ impl AuthRuntime {
         self.source.query_without_token(query)
     }
 
+    /// The header a token is read from (`authorization` unless configured).
+    pub fn token_header(&self) -> &HeaderName {
+        &self.source.header
+    }
+
     /// Verifies the request's token as the route requires: `Ok(None)` for an anonymous request
     /// the route lets through.
     pub async fn authenticate(
@@ -498,26 +503,10 @@ impl AuthRuntime {
     }
 
     /// Outgoing metadata: client-sent copies of claim headers removed, verified claims (and the
-    /// payload) added, and `authorization` forwarded only when the route says so.
-    pub fn forward(
-        &self,
-        metadata: &mut HeaderMap,
-        policy: &RoutePolicy,
-        verified: Option<&Verified>,
-        request: &HeaderMap,
-    ) {
+    /// payload) added. (Which credentials cross is decided in [`crate::edge::metadata`].)
+    pub fn forward(&self, metadata: &mut HeaderMap, verified: Option<&Verified>) {
         for name in &self.reserved {
             metadata.remove(name);
-        }
-        if policy.rules.mode != AuthMode::None {
-            metadata.remove(http::header::AUTHORIZATION);
-        }
-        if policy.rules.forward_authorization
-            && let Some(value) = request.get(http::header::AUTHORIZATION)
-        {
-            let mut value = value.clone();
-            value.set_sensitive(true);
-            metadata.insert(http::header::AUTHORIZATION, value);
         }
         let Some(verified) = verified else { return };
         let config = &verified.provider.config;
