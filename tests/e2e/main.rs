@@ -10,6 +10,7 @@ mod cache;
 mod connections;
 mod edge_auth;
 mod edge_credentials;
+mod edge_redaction;
 mod edge_ops;
 mod errors;
 mod event_consumers;

@@ -19,7 +19,9 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
-use crate::config::{AuthConfig, AuthMode, ConfigError, KeySource, ProviderConfig, RouteAuth};
+use crate::config::{
+    AuthConfig, AuthMode, ConfigError, KeySource, ProviderConfig, RouteAuth, redact_url,
+};
 use cache::{CachedToken, TokenCache};
 use keys::{RemoteJwks, VerifyKey};
 use source::TokenSource;
@@ -138,9 +140,13 @@ impl Provider {
                 (keys, None)
             }
             KeySource::JwksUrl(url) => {
-                let uri = url.parse().map_err(|_| format!("bad URL `{url}`"))?;
+                let uri = url
+                    .parse()
+                    .map_err(|_| format!("bad URL `{}`", redact_url(url)))?;
+                let tls = keys::tls_config(None)?;
                 let remote = RemoteJwks::new(
                     uri,
+                    tls,
                     config.jwks_timeout,
                     config.jwks_refresh_interval,
                     config.jwks_min_refetch_interval,
@@ -608,6 +614,21 @@ mod tests {
     use super::*;
     use crate::config::Secret;
     use std::time::Duration;
+
+    #[test]
+    fn debug_output_never_shows_url_credentials() {
+        let config = AuthConfig {
+            providers: vec![remote("r", "https://u:pw@127.0.0.1:9/jwks?api_key=k1", 0)],
+            ..AuthConfig::default()
+        };
+        let runtime = AuthRuntime::build(&config, Path::new("x.yaml")).expect("builds");
+        let text = format!("{runtime:?} {config:?}");
+        assert!(!text.contains("pw") && !text.contains("k1"), "{text}");
+        assert!(
+            text.contains("https://<redacted>@127.0.0.1:9/jwks?<redacted>"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn debug_output_never_shows_the_shared_secret() {
