@@ -115,6 +115,9 @@ pub struct ProviderConfig {
     pub jwks_refresh_interval: Duration,
     /// Shortest gap between fetches caused by unknown `kid`s.
     pub jwks_min_refetch_interval: Duration,
+    /// PEM file of CA certificates an `https://` JWKS server may also chain to, besides the
+    /// web PKI roots (a private identity provider, a test server).
+    pub jwks_ca: Option<PathBuf>,
     /// Claim name → metadata name, forwarded after verification.
     pub claims_to_metadata: Vec<(String, String)>,
     /// Metadata name carrying the whole verified payload (base64url JSON).

@@ -165,6 +165,7 @@ mod tests {
             jwks_timeout: Duration::from_secs(5),
             jwks_refresh_interval: Duration::from_secs(600),
             jwks_min_refetch_interval: Duration::from_secs(30),
+            jwks_ca: None,
             claims_to_metadata: Vec::new(),
             payload_to_metadata: None,
             place: Place::default(),

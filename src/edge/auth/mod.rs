@@ -143,7 +143,7 @@ impl Provider {
                 let uri = url
                     .parse()
                     .map_err(|_| format!("bad URL `{}`", redact_url(url)))?;
-                let tls = keys::tls_config(None)?;
+                let tls = keys::tls_config(config.jwks_ca.as_deref())?;
                 let remote = RemoteJwks::new(
                     uri,
                     tls,
@@ -661,6 +661,7 @@ mod tests {
             jwks_timeout: Duration::from_secs(5),
             jwks_refresh_interval: Duration::from_secs(600),
             jwks_min_refetch_interval: Duration::from_secs(30),
+            jwks_ca: None,
             claims_to_metadata: Vec::new(),
             payload_to_metadata: None,
             place: crate::config::Place {
