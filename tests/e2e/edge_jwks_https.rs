@@ -140,9 +140,12 @@ async fn an_https_jwks_signed_by_the_configured_ca_is_fetched_rotated_and_kept_o
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert!(server.hits() >= 1);
 
-    // The issuer rotates k1 out and k2 in; the next refresh over HTTPS brings k2.
+    // The issuer rotates k1 out and k2 in; the next periodic refresh over HTTPS (no request
+    // asks for k2 before it) brings k2.
     server.set(200, jwks(&["k2"]));
-    eventually("k2 accepted after a refresh", async || {
+    let before = server.hits();
+    eventually("a periodic refresh", async || server.hits() > before).await;
+    eventually("k2 accepted after the refresh", async || {
         echo(&env, Some(&fresh_token("k2", "bob")), &[])
             .await
             .status
