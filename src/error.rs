@@ -276,6 +276,10 @@ impl GatewayError {
             GatewayError::Auth(e) if e.is_forbidden() => {
                 row(StatusCode::FORBIDDEN, code::PERMISSION_DENIED)
             }
+            // RFC 6750 §3.1: `invalid_request` (two tokens) is a 400, with its challenge.
+            GatewayError::Auth(e) if e.is_invalid_request() => {
+                row(StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT)
+            }
             GatewayError::Auth(_) => row(StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED),
             GatewayError::RequestEncoding(e) => match e {
                 RequestEncodingError::Corrupt(_) => {

@@ -179,12 +179,19 @@ async fn connection_headers_never_reach_the_backend_even_through_a_wildcard() {
     );
 }
 
+/// Credentials cross only when the route says so (one rule for every kind of route, see
+/// `edge_credentials`): `cookie` by naming it in `request_to_metadata`, `authorization` by
+/// `forward_authorization: true` (listing it is not enough).
 #[tokio::test]
-async fn authorization_and_cookie_are_forwarded_when_listed() {
+async fn cookie_is_forwarded_when_listed_and_authorization_when_the_route_forwards_it() {
     let env = TestEnv::start_with(|c| {
         c.replace(
             "request_to_metadata: [x-tenant-id, x-stub-*]",
             "request_to_metadata: [authorization, cookie]",
+        )
+        .replace(
+            "  - service: tai.Governor\n    upstream: governor\n",
+            "  - service: tai.Governor\n    upstream: governor\n    auth: { mode: none, forward_authorization: true }\n",
         )
     })
     .await;
