@@ -316,7 +316,12 @@ mod tests {
                 forward_token,
             };
             let out = forwarded(forwarding, request.headers(), &rules, credentials, &id);
-            let mut names: Vec<_> = out.keys().map(|k| k.as_str().to_owned()).collect();
+            // The gateway's own offer of gzip (transcoded calls) is not a client header.
+            let mut names: Vec<_> = out
+                .keys()
+                .filter(|k| *k != ACCEPT_ENCODING)
+                .map(|k| k.as_str().to_owned())
+                .collect();
             names.sort();
             names.join(" ")
         };
