@@ -45,7 +45,7 @@ pub use events::{
     RouteEventsConfig,
 };
 pub use gateway::{Config, DescriptorSources, ListenerLimits, WorkerCount};
-pub use ops::{AccessLogTarget, OpsConfig};
+pub use ops::{AccessLogTarget, LogFormat, OpsConfig};
 pub use redact::redact_url;
 pub use redis::{RedisConfig, RedisTarget, RedisTls};
 pub use resilience::code_name;

@@ -26,6 +26,7 @@ mod grpc_passthrough;
 mod harness;
 mod hostile;
 mod json_mapping;
+mod logging;
 mod operations;
 mod query_params;
 mod rate_limit;

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::checker::{Checker, place};
-use crate::config::ops::{AccessLogTarget, OpsConfig};
+use crate::config::ops::{AccessLogTarget, LogFormat, OpsConfig};
 use crate::config::raw::RawConfig;
 
 /// Log levels `log_level` accepts as a bare word; anything with `=` or `,` is a full filter.
@@ -48,6 +48,17 @@ pub(super) fn ops(c: &mut Checker<'_>, base: &Path, raw: &RawConfig) -> OpsConfi
                 "log_level",
                 format!("`{text}`: use error, warn, info, debug, trace, off or a RUST_LOG filter"),
             );
+        }
+    }
+    if let Some(v) = &raw.log_format {
+        match v.value.trim() {
+            "text" => ops.log_format = LogFormat::Text,
+            "json" => ops.log_format = LogFormat::Json,
+            other => c.error(
+                place(v),
+                "log_format",
+                format!("`{other}`: use text or json"),
+            ),
         }
     }
     if let Some(v) = &raw.shutdown.drain_timeout
