@@ -36,6 +36,17 @@ pub(super) fn ops(c: &mut Checker<'_>, base: &Path, raw: &RawConfig) -> OpsConfi
         }
         (_, Some(p)) => Some(AccessLogTarget::File(base.join(&p.value))),
     };
+    logging(c, raw, &mut ops);
+    if let Some(v) = &raw.shutdown.drain_timeout
+        && let Some(d) = c.duration(v, "shutdown.drain_timeout")
+    {
+        ops.drain_timeout = d;
+    }
+    ops
+}
+
+/// `log_level` (a level or a `RUST_LOG` filter) and `log_format`.
+fn logging(c: &mut Checker<'_>, raw: &RawConfig, ops: &mut OpsConfig) {
     if let Some(v) = &raw.log_level {
         let text = v.value.trim();
         let filter = (text.contains('=') || text.contains(','))
@@ -61,12 +72,6 @@ pub(super) fn ops(c: &mut Checker<'_>, base: &Path, raw: &RawConfig) -> OpsConfi
             ),
         }
     }
-    if let Some(v) = &raw.shutdown.drain_timeout
-        && let Some(d) = c.duration(v, "shutdown.drain_timeout")
-    {
-        ops.drain_timeout = d;
-    }
-    ops
 }
 
 #[cfg(test)]
