@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Request, Uri, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -148,7 +148,7 @@ impl Endpoint {
             self.invalid(format!("`{}` is not a valid authority", self.authority))
         })?;
         let uri = Uri::builder()
-            .scheme(Scheme::HTTP)
+            .scheme(self.scheme.clone())
             .authority(authority)
             .path_and_query(grpc_path.clone())
             .build()

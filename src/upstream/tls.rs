@@ -1,0 +1,161 @@
+//! TLS to a backend (`upstreams.<name>.tls`): the rustls client config — the configured CA
+//! bundle or the webpki (Mozilla) roots, the client certificate for mutual TLS, ALPN `h2` only —
+//! reloaded from disk like the listener's (`crate::certs::Reloading`: same interval default, a
+//! broken new file keeps the old config and is logged), and the handshake of one connection,
+//! which refuses a backend that did not pick `h2`.
+//!
+//! Every connection of the upstream, health checks included, is made through [`UpstreamTls::connect`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rustls::client::ResolvesClientCert;
+use rustls::sign::CertifiedKey;
+use rustls::{ClientConfig, SignatureScheme};
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::certs::{Files, ReloadStats, Reloading, TlsError, certified_key, pem_roots};
+use crate::config::UpstreamTlsConfig;
+
+/// The only application protocol offered: gRPC needs HTTP/2.
+const ALPN_H2: &[u8] = b"h2";
+
+/// The TLS side of one upstream: its client config, kept current, and the name its endpoints
+/// are verified against.
+#[derive(Debug)]
+pub struct UpstreamTls {
+    certs: Arc<Reloading<ClientConfig>>,
+    /// `tls.server_name`; `None` = each endpoint's configured host.
+    server_name: Option<String>,
+    /// Set once the reload task runs.
+    watching: AtomicBool,
+}
+
+impl UpstreamTls {
+    /// Reads the CA and client certificate files of `upstream` and builds the client config; the
+    /// error names the first bad file.
+    pub fn load(upstream: &str, config: &UpstreamTlsConfig) -> Result<UpstreamTls, TlsError> {
+        let paths = [&config.ca, &config.client_cert, &config.client_key]
+            .into_iter()
+            .flatten()
+            .map(|p| p.value.clone())
+            .collect();
+        let settings = config.clone();
+        let certs = Reloading::load(
+            format!("upstream {upstream}"),
+            paths,
+            config.reload_interval,
+            move |files| build(&settings, files),
+        )?;
+        Ok(UpstreamTls {
+            certs: Arc::new(certs),
+            server_name: config.server_name.clone(),
+            watching: AtomicBool::new(false),
+        })
+    }
+
+    /// Reload counters; `changed()` on the receiver wakes after each reload attempt.
+    pub fn reload_stats(&self) -> watch::Receiver<ReloadStats> {
+        self.certs.reload_stats()
+    }
+
+    /// Starts re-reading the files (once); the task ends when the upstream is dropped. Must be
+    /// called inside a tokio runtime.
+    pub(super) fn watch(&self) {
+        if !self.watching.swap(true, Ordering::SeqCst) {
+            let certs = Arc::downgrade(&self.certs);
+            tokio::spawn(Reloading::watch(certs, std::future::pending()));
+        }
+    }
+
+    /// The name the endpoint configured as `target` (`host:port`) is verified against.
+    pub(super) fn server_name(&self, target: &str) -> Result<ServerName<'static>, String> {
+        let host = match &self.server_name {
+            Some(name) => name.as_str(),
+            None => target.rsplit_once(':').map_or(target, |(host, _)| host),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        ServerName::try_from(host.to_owned()).map_err(|e| {
+            format!("`{host}` is not a valid TLS server name ({e}); set tls.server_name")
+        })
+    }
+
+    /// The TLS handshake on `tcp` as `name`; `Err` says why it failed, or that the backend did not
+    /// choose HTTP/2.
+    pub(super) async fn connect(
+        &self,
+        tcp: TcpStream,
+        name: ServerName<'static>,
+    ) -> Result<TlsStream<TcpStream>, String> {
+        let connector = TlsConnector::from(self.certs.current());
+        let stream = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS handshake failed: {e}"))?;
+        match stream.get_ref().1.alpn_protocol() {
+            Some(ALPN_H2) => Ok(stream),
+            Some(other) => Err(format!(
+                "the backend chose ALPN `{}`; gRPC needs HTTP/2 (`h2`)",
+                String::from_utf8_lossy(other)
+            )),
+            None => Err("the backend did not negotiate HTTP/2 (no ALPN `h2`)".to_owned()),
+        }
+    }
+}
+
+/// The client config from the files' contents.
+fn build(config: &UpstreamTlsConfig, files: &Files) -> Result<ClientConfig, TlsError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let roots = match &config.ca {
+        Some(ca) => pem_roots(&ca.value, files.get(&ca.value)?)?,
+        None => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            roots
+        }
+    };
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Rejected {
+            path: config
+                .ca
+                .as_ref()
+                .map(|c| c.value.clone())
+                .unwrap_or_default(),
+            reason: e.to_string(),
+        })?
+        .with_root_certificates(roots);
+    let mut client = match (&config.client_cert, &config.client_key) {
+        (Some(cert), Some(key)) => {
+            let (key, _) = certified_key(
+                &cert.value,
+                files.get(&cert.value)?,
+                &key.value,
+                files.get(&key.value)?,
+                &provider,
+            )?;
+            builder.with_client_cert_resolver(Arc::new(ClientIdentity(Arc::new(key))))
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    client.alpn_protocols = vec![ALPN_H2.to_vec()];
+    Ok(client)
+}
+
+/// The one client certificate offered to every backend that asks.
+#[derive(Debug)]
+struct ClientIdentity(Arc<CertifiedKey>);
+
+impl ResolvesClientCert for ClientIdentity {
+    fn resolve(&self, _: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
