@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use super::body::UpstreamBody;
 use super::reply::AttemptError;
 use super::retry::AttemptOutcome;
-use super::tls::UpstreamTls;
+use super::tls::{TlsAlert, UpstreamTls, Watched};
 
 /// What one upstream stream may have in flight before its reader (the client the answer goes
 /// to) takes some: the most a stalled client makes the gateway hold per stream.
@@ -51,6 +51,8 @@ struct Reconnect {
 pub(super) struct TlsTarget {
     tls: Arc<UpstreamTls>,
     name: Result<ServerName<'static>, String>,
+    /// The TLS error that last broke one of the endpoint's connections, until it answers again.
+    alert: Arc<TlsAlert>,
 }
 
 impl TlsTarget {
@@ -59,6 +61,7 @@ impl TlsTarget {
         TlsTarget {
             tls: tls.clone(),
             name: tls.server_name(target),
+            alert: Arc::default(),
         }
     }
 }
@@ -172,6 +175,19 @@ impl Connections {
         }
     }
 
+    /// The TLS error that broke a connection since the endpoint last answered (see
+    /// [`TlsAlert`]).
+    pub(super) fn tls_alert(&self) -> Option<String> {
+        self.tls.as_ref()?.alert.get()
+    }
+
+    /// The endpoint answered a request.
+    pub(super) fn answered(&self) {
+        if let Some(tls) = &self.tls {
+            tls.alert.clear();
+        }
+    }
+
     /// The refusal of a dial while the backoff after a failed one runs at `now`.
     fn backing_off(&self, now: Instant) -> Option<AttemptError> {
         let r = self.reconnect();
@@ -209,19 +225,20 @@ impl Connections {
         &self,
         target: &TlsTarget,
         stream: TcpStream,
-    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, AttemptError> {
+    ) -> Result<Watched, AttemptError> {
         let result = match target.name.clone() {
             Err(reason) => Err(reason),
-            Ok(name) => {
-                tokio::time::timeout(self.connect_timeout, target.tls.connect(stream, name))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(format!(
-                            "TLS handshake timed out after {:?}",
-                            self.connect_timeout
-                        ))
-                    })
-            }
+            Ok(name) => tokio::time::timeout(
+                self.connect_timeout,
+                target.tls.connect(stream, name, &target.alert),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "TLS handshake timed out after {:?}",
+                    self.connect_timeout
+                ))
+            }),
         };
         result.map_err(|reason| {
             let reason = format!("{}: {reason}", self.authority);

@@ -6,13 +6,17 @@
 //!
 //! Every connection of the upstream, health checks included, is made through [`UpstreamTls::connect`].
 
-use std::sync::Arc;
+use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 
 use rustls::client::ResolvesClientCert;
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, SignatureScheme};
 use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::TlsConnector;
@@ -85,19 +89,23 @@ impl UpstreamTls {
     }
 
     /// The TLS handshake on `tcp` as `name`; `Err` says why it failed, or that the backend did not
-    /// choose HTTP/2.
+    /// choose HTTP/2. A TLS error breaking the connection later goes to `alert`.
     pub(super) async fn connect(
         &self,
         tcp: TcpStream,
         name: ServerName<'static>,
-    ) -> Result<TlsStream<TcpStream>, String> {
+        alert: &Arc<TlsAlert>,
+    ) -> Result<Watched, String> {
         let connector = TlsConnector::from(self.certs.current());
         let stream = connector
             .connect(name, tcp)
             .await
             .map_err(|e| format!("TLS handshake failed: {e}"))?;
         match stream.get_ref().1.alpn_protocol() {
-            Some(ALPN_H2) => Ok(stream),
+            Some(ALPN_H2) => Ok(Watched {
+                stream,
+                alert: alert.clone(),
+            }),
             Some(other) => Err(format!(
                 "the backend chose ALPN `{}`; gRPC needs HTTP/2 (`h2`)",
                 String::from_utf8_lossy(other)
@@ -157,5 +165,99 @@ impl ResolvesClientCert for ClientIdentity {
 
     fn has_certs(&self) -> bool {
         true
+    }
+}
+
+/// The TLS error that last broke one of an endpoint's connections after its handshake, until a
+/// request on the endpoint gets an answer again: a backend that refuses the client certificate
+/// after a TLS 1.3 handshake (which the client sees as complete) says so with an alert that the
+/// connection reads while requests are already on it; hyper's HTTP/2 error keeps only the
+/// alert's text, and retries on new connections may see only the closed socket.
+#[derive(Debug, Default)]
+pub(super) struct TlsAlert {
+    /// Whether `reason` holds one (read without the lock on every answer).
+    set: AtomicBool,
+    reason: Mutex<Option<String>>,
+}
+
+impl TlsAlert {
+    fn record(&self, error: &io::Error) {
+        if let Some(tls) = error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            *self.reason.lock().unwrap_or_else(PoisonError::into_inner) = Some(tls.to_string());
+            self.set.store(true, Ordering::Release);
+        }
+    }
+
+    /// The TLS error recorded since the endpoint last answered, if any.
+    pub(super) fn get(&self) -> Option<String> {
+        if !self.set.load(Ordering::Acquire) {
+            return None;
+        }
+        self.reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The endpoint answered: TLS works again.
+    pub(super) fn clear(&self) {
+        if self.set.swap(false, Ordering::AcqRel) {
+            *self.reason.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        }
+    }
+}
+
+/// A TLS connection to a backend that records the TLS error breaking it in its [`TlsAlert`].
+#[derive(Debug)]
+pub(super) struct Watched {
+    stream: TlsStream<TcpStream>,
+    alert: Arc<TlsAlert>,
+}
+
+impl Watched {
+    fn seen<T>(&self, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if let Poll::Ready(Err(e)) = &poll {
+            self.alert.record(e);
+        }
+        poll
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.stream).poll_read(cx, buf);
+        this.seen(poll)
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.seen(poll)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.stream).poll_flush(cx);
+        this.seen(poll)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.stream).poll_shutdown(cx);
+        this.seen(poll)
     }
 }

@@ -35,3 +35,4 @@ mod streaming_requests;
 mod tai_api;
 mod tls;
 mod upstream_metrics;
+mod upstream_tls;
