@@ -67,12 +67,16 @@ impl UpstreamTls {
         self.certs.reload_stats()
     }
 
-    /// Starts re-reading the files (once); the task ends when the upstream is dropped. Must be
-    /// called inside a tokio runtime.
+    /// Starts re-reading the files (once); the task ends when the upstream is dropped. Outside a
+    /// tokio runtime (a gateway built before its runtime starts) nothing starts yet: the next
+    /// call inside one does.
     pub(super) fn watch(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         if !self.watching.swap(true, Ordering::SeqCst) {
             let certs = Arc::downgrade(&self.certs);
-            tokio::spawn(Reloading::watch(certs, std::future::pending()));
+            runtime.spawn(Reloading::watch(certs, std::future::pending()));
         }
     }
 

@@ -201,3 +201,65 @@ fn authority(c: &mut Checker<'_>, value: &At<String>, key: &str) -> Option<Strin
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    fn parse(upstream: &str) -> Result<Config, crate::config::ConfigErrors> {
+        let text = format!(
+            "listeners:\n  http:\n    address: 127.0.0.1:0\ndescriptors:\n  proto_dirs: [proto]\n\
+             upstreams:\n  u:\n{upstream}routes:\n  - service: s.S\n    upstream: u\n"
+        );
+        Config::parse(Path::new("conf/gateway.yaml"), &text)
+    }
+
+    #[test]
+    fn tls_paths_are_relative_to_the_config_folder_and_default_to_system_roots() {
+        let config = parse("    address: b.test:443\n    tls: {}\n").expect("valid");
+        let tls = config.upstreams[0].tls.clone().expect("tls");
+        assert_eq!(
+            (tls.ca, tls.client_cert, tls.server_name),
+            (None, None, None)
+        );
+        assert_eq!(tls.reload_interval, super::DEFAULT_RELOAD_INTERVAL);
+        let config = parse(
+            "    address: 10.0.0.1:443\n    tls:\n      ca: ca.pem\n      client_cert: c.pem\n      client_key: k.pem\n      server_name: b.test\n      reload_interval: 1s\n",
+        )
+        .expect("valid");
+        let tls = config.upstreams[0].tls.clone().expect("tls");
+        let ca = tls.ca.expect("ca");
+        assert_eq!(ca.value, Path::new("conf/ca.pem"));
+        assert_eq!((ca.key.as_str(), ca.place.line), ("upstreams.u.tls.ca", 10));
+        let key = tls.client_key.expect("key").value;
+        assert_eq!(key, Path::new("conf/k.pem"));
+        assert_eq!(tls.server_name.as_deref(), Some("b.test"));
+        assert_eq!(
+            config.upstreams[0].tls.as_ref().map(|t| t.reload_interval),
+            Some(std::time::Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn rejects_a_lone_client_cert_a_bad_server_name_and_https_addresses() {
+        let errors = parse(
+            "    address: b.test:443\n    tls:\n      client_cert: c.pem\n      server_name: 'not a name'\n",
+        )
+        .expect_err("invalid");
+        let lines: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                "conf/gateway.yaml:10:20: upstreams.u.tls: a client certificate needs both `client_cert` and `client_key`",
+                "conf/gateway.yaml:11:20: upstreams.u.tls.server_name: `not a name` is not a DNS name or an IP address",
+            ]
+        );
+        let errors = parse("    address: https://b.test:443\n").expect_err("invalid");
+        assert_eq!(
+            errors.0[0].reason,
+            "write host:port, and add `tls:` to the upstream for TLS (`tls: {}`: system roots)"
+        );
+    }
+}
