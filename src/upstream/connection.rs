@@ -220,7 +220,8 @@ impl Connections {
         }
     }
 
-    /// The TLS handshake, bounded by the connect timeout; a failure is logged with its reason.
+    /// The TLS handshake (bounded by the connect timeout, and so is the wait for the backend's
+    /// first bytes); a failure is logged with its reason.
     async fn tls_handshake(
         &self,
         target: &TlsTarget,
@@ -228,17 +229,10 @@ impl Connections {
     ) -> Result<Watched, AttemptError> {
         let result = match target.name.clone() {
             Err(reason) => Err(reason),
-            Ok(name) => tokio::time::timeout(
-                self.connect_timeout,
-                target.tls.connect(stream, name, &target.alert),
-            )
-            .await
-            .unwrap_or_else(|_| {
-                Err(format!(
-                    "TLS handshake timed out after {:?}",
-                    self.connect_timeout
-                ))
-            }),
+            Ok(name) => {
+                let bounds = (&target.alert, self.connect_timeout);
+                target.tls.connect(stream, name, bounds).await
+            }
         };
         result.map_err(|reason| {
             let reason = format!("{}: {reason}", self.authority);

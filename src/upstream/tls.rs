@@ -11,12 +11,13 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use rustls::client::ResolvesClientCert;
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, SignatureScheme};
 use rustls_pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::TlsConnector;
@@ -92,30 +93,56 @@ impl UpstreamTls {
         })
     }
 
-    /// The TLS handshake on `tcp` as `name`; `Err` says why it failed, or that the backend did not
-    /// choose HTTP/2. A TLS error breaking the connection later goes to `alert`.
+    /// The TLS handshake on `tcp` as `name` (at most `wait`), then the backend's first bytes
+    /// (see [`first_bytes`], waited for at most `wait` too); `Err` says why it failed, or that
+    /// the backend did not choose HTTP/2. A TLS error breaking the connection later goes to
+    /// `alert`.
     pub(super) async fn connect(
         &self,
         tcp: TcpStream,
         name: ServerName<'static>,
-        alert: &Arc<TlsAlert>,
+        (alert, wait): (&Arc<TlsAlert>, Duration),
     ) -> Result<Watched, String> {
         let connector = TlsConnector::from(self.certs.current());
-        let stream = connector
-            .connect(name, tcp)
+        let mut stream = tokio::time::timeout(wait, connector.connect(name, tcp))
             .await
+            .map_err(|_| format!("TLS handshake timed out after {wait:?}"))?
             .map_err(|e| format!("TLS handshake failed: {e}"))?;
         match stream.get_ref().1.alpn_protocol() {
-            Some(ALPN_H2) => Ok(Watched {
-                stream,
-                alert: alert.clone(),
-            }),
-            Some(other) => Err(format!(
-                "the backend chose ALPN `{}`; gRPC needs HTTP/2 (`h2`)",
-                String::from_utf8_lossy(other)
-            )),
-            None => Err("the backend did not negotiate HTTP/2 (no ALPN `h2`)".to_owned()),
+            Some(ALPN_H2) => {}
+            Some(other) => {
+                return Err(format!(
+                    "the backend chose ALPN `{}`; gRPC needs HTTP/2 (`h2`)",
+                    String::from_utf8_lossy(other)
+                ));
+            }
+            None => return Err("the backend did not negotiate HTTP/2 (no ALPN `h2`)".to_owned()),
         }
+        let first = first_bytes(&mut stream, wait).await?;
+        Ok(Watched {
+            stream,
+            first,
+            alert: alert.clone(),
+        })
+    }
+}
+
+/// Waits (at most `wait`) for the backend's first bytes after the handshake, before anything is
+/// sent: an HTTP/2 server sends its SETTINGS frame first (h2, grpc-go, Netty, nghttp2 and nginx
+/// do so at once). Why: in TLS 1.3 a backend verifies the client certificate after the client has
+/// finished its handshake, and says no with an alert. Read now, the alert fails the dial with its
+/// reason; sent into, the backend resets the connection and the alert may be lost with it. A
+/// backend that sends nothing first is used once `wait` has passed.
+async fn first_bytes(stream: &mut TlsStream<TcpStream>, wait: Duration) -> Result<Vec<u8>, String> {
+    let mut first = vec![0; 1024];
+    match tokio::time::timeout(wait, stream.read(&mut first)).await {
+        Err(_) => Ok(Vec::new()),
+        Ok(Ok(0)) => Err("the backend closed the connection after the TLS handshake".to_owned()),
+        Ok(Ok(n)) => {
+            first.truncate(n);
+            Ok(first)
+        }
+        Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
     }
 }
 
@@ -214,10 +241,13 @@ impl TlsAlert {
     }
 }
 
-/// A TLS connection to a backend that records the TLS error breaking it in its [`TlsAlert`].
+/// A TLS connection to a backend that records the TLS error breaking it in its [`TlsAlert`], and
+/// first gives what [`first_bytes`] read.
 #[derive(Debug)]
 pub(super) struct Watched {
     stream: TlsStream<TcpStream>,
+    /// Bytes read before hyper took the connection, not yet handed to it.
+    first: Vec<u8>,
     alert: Arc<TlsAlert>,
 }
 
@@ -237,6 +267,12 @@ impl AsyncRead for Watched {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if !this.first.is_empty() {
+            let n = this.first.len().min(buf.remaining());
+            buf.put_slice(&this.first[..n]);
+            this.first.drain(..n);
+            return Poll::Ready(Ok(()));
+        }
         let poll = Pin::new(&mut this.stream).poll_read(cx, buf);
         this.seen(poll)
     }

@@ -170,7 +170,7 @@ async fn an_mtls_backend_takes_the_gateway_with_its_client_certificate_and_refus
         tls_failure(
             "coordinator",
             coordinator,
-            "received fatal alert: CertificateRequired"
+            "TLS handshake failed: received fatal alert: CertificateRequired"
         )
     );
 }
