@@ -25,7 +25,7 @@ impl<B> RequestBody for B where
 }
 
 /// What a body's `poll_frame` returns.
-pub(crate) type Polled<E> = Poll<Option<Result<Frame<Bytes>, E>>>;
+pub type Polled<E> = Poll<Option<Result<Frame<Bytes>, E>>>;
 
 /// Frames produced by polling: the pipeline's stream adapters (transcoded streams both ways,
 /// gRPC-Web) implement this; [`Frames`] turns one into an HTTP body.
@@ -95,12 +95,12 @@ impl StreamStatus {
 
 impl ResponseBody {
     /// True for a body written as it is produced (accounted when it ends, not at the head).
-    pub(crate) fn is_stream(&self) -> bool {
+    pub fn is_stream(&self) -> bool {
         matches!(self.0, Kind::Stream(_))
     }
 
     /// The bytes of a whole body; `None` for a stream.
-    pub(crate) fn into_whole(self) -> Option<Bytes> {
+    pub fn into_whole(self) -> Option<Bytes> {
         match self.0 {
             Kind::Full(full) => {
                 let mut full = std::pin::pin!(full);

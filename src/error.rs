@@ -15,12 +15,15 @@ use prost::Message;
 use prost_reflect::DescriptorPool;
 
 use crate::body::ResponseBody;
+use crate::compression::RequestEncodingError;
 use crate::edge::EdgeError;
 use crate::edge::auth::AuthError;
+use crate::edge::cors::CorsRefusal;
 use crate::edge::metadata::DeadlineError;
 use crate::edge::rate_limit::{Exceeded, KeyTooLong, Unavailable as RateLimitUnavailable};
 use crate::events::outbox::SpoolError;
 use crate::listener::connection::Refused;
+use crate::listener::refusal::HeadRefused;
 use crate::pipeline::protocol::Protocol;
 use crate::transcode::json::EncodeOptions;
 use crate::transcode::request::RequestError;
@@ -73,9 +76,27 @@ pub enum GatewayError {
         /// Methods that would match.
         allow: Vec<String>,
     },
+    /// hyper refused an HTTP/1.1 request head before the pipeline saw it (400, 414, 431); the
+    /// listener answers with this error's reply in place of hyper's empty one.
+    #[error(transparent)]
+    HeadRefused(#[from] HeadRefused),
     /// The path has malformed percent-encoding.
     #[error("malformed request path: {0}")]
     MalformedPath(String),
+    /// A path variable's value has a `.` or `..` segment once decoded (`..%2F..%2Fetc`): it would
+    /// name another resource than the one routed to (see `transcode::normalize`).
+    #[error("path variable `{field}` holds a dot segment (`.` or `..`); it is refused")]
+    DotSegment {
+        /// The field the variable binds.
+        field: String,
+    },
+    /// An HTTP/1.1 request without a `Host` header, or any request with more than one
+    /// (RFC 9112 §3.2).
+    #[error("a request must carry exactly one Host header (RFC 9112 §3.2); this one has {count}")]
+    HostHeader {
+        /// How many `Host` headers the request has.
+        count: usize,
+    },
     /// The request body's media type cannot be transcoded.
     #[error("unsupported content type `{0}`; send application/json")]
     UnsupportedMediaType(String),
@@ -130,6 +151,14 @@ pub enum GatewayError {
     /// A global rate limit could not be checked and says `on_redis_error: closed` (503).
     #[error(transparent)]
     RateLimitUnavailable(#[from] RateLimitUnavailable),
+    /// A request body in a `Content-Encoding` the gateway cannot take (415), damaged gzip (400),
+    /// or past the body limit once decompressed (413).
+    #[error(transparent)]
+    RequestEncoding(#[from] RequestEncodingError),
+    /// A CORS preflight the gateway refuses: a malformed `Origin` (400), an origin the route's
+    /// policy does not list, or a route without a policy (403).
+    #[error(transparent)]
+    Cors(#[from] CorsRefusal),
     /// A write of a `before_response` events route whose event cannot be spooled: the spool is
     /// full (refused before the backend is called) or cannot be written (503).
     #[error(transparent)]
@@ -203,7 +232,22 @@ impl GatewayError {
             GatewayError::UnknownGrpcMethod { .. } => {
                 row(StatusCode::NOT_FOUND, code::UNIMPLEMENTED)
             }
+            GatewayError::HeadRefused(HeadRefused::TooLarge) => row(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                code::RESOURCE_EXHAUSTED,
+            ),
+            GatewayError::HeadRefused(HeadRefused::UriTooLong) => {
+                row(StatusCode::URI_TOO_LONG, code::RESOURCE_EXHAUSTED)
+            }
+            GatewayError::HeadRefused(HeadRefused::Malformed) => {
+                row(StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT)
+            }
+            GatewayError::DotSegment { field } => Row {
+                field: Some(field.clone()),
+                ..row(StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT)
+            },
             GatewayError::MalformedPath(_)
+            | GatewayError::HostHeader { .. }
             | GatewayError::Deadline(_)
             | GatewayError::RateLimitKey(_)
             | GatewayError::BodyRead(_) => row(StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT),
@@ -236,7 +280,24 @@ impl GatewayError {
             GatewayError::Auth(e) if e.is_forbidden() => {
                 row(StatusCode::FORBIDDEN, code::PERMISSION_DENIED)
             }
+            // RFC 6750 §3.1: `invalid_request` (two tokens) is a 400, with its challenge.
+            GatewayError::Auth(e) if e.is_invalid_request() => {
+                row(StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT)
+            }
             GatewayError::Auth(_) => row(StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED),
+            GatewayError::RequestEncoding(e) => match e {
+                RequestEncodingError::Corrupt(_) => {
+                    row(StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT)
+                }
+                RequestEncodingError::TooLarge { .. } => {
+                    row(StatusCode::PAYLOAD_TOO_LARGE, code::RESOURCE_EXHAUSTED)
+                }
+                _ => row(StatusCode::UNSUPPORTED_MEDIA_TYPE, code::INVALID_ARGUMENT),
+            },
+            GatewayError::Cors(CorsRefusal::MalformedOrigin { .. }) => {
+                row(StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT)
+            }
+            GatewayError::Cors(_) => row(StatusCode::FORBIDDEN, code::PERMISSION_DENIED),
             GatewayError::RateLimited(_) => {
                 row(StatusCode::TOO_MANY_REQUESTS, code::RESOURCE_EXHAUSTED)
             }
@@ -291,6 +352,12 @@ impl GatewayError {
             body,
             headers: self.extra_headers(),
         }
+    }
+
+    /// The failure as a JSON client sees it, for failures outside any route (no backend
+    /// details to decode, default JSON options): the listener's own refusals.
+    pub fn to_plain_reply(&self) -> ErrorReply {
+        self.to_reply(&DescriptorPool::new(), &EncodeOptions::default())
     }
 
     /// Headers an HTTP client needs to act on the failure (`Allow`, `Retry-After`,

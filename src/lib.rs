@@ -37,6 +37,7 @@ pub mod access_log;
 pub mod admin;
 pub mod body;
 pub mod certs;
+pub mod compression;
 pub mod config;
 pub mod descriptors;
 pub mod edge;

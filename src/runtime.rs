@@ -18,8 +18,8 @@ use prost_reflect::{
 
 use crate::certs::TlsError;
 use crate::config::{
-    Config, ConfigError, ConfigHttpRule, HeaderRules, MethodSelector, Place, RouteConfig,
-    UpstreamConfig,
+    Config, ConfigError, ConfigHttpRule, CorsConfig, HeaderRules, MethodSelector, Place,
+    RouteConfig, UpstreamConfig,
 };
 use crate::descriptors;
 use crate::edge::auth::{AuthRuntime, RoutePolicy};
@@ -59,7 +59,7 @@ pub struct RouteOptions {
     pub rate_limits: RouteLimits,
     /// How server streams are written unless the client's `Accept` chooses.
     pub stream_format: crate::config::StreamFormat,
-    /// Browser origins allowed over gRPC-Web.
+    /// Browser origins allowed to call (the route's policy, else the top-level one).
     pub cors: Option<crate::config::CorsConfig>,
     /// Caching of the route's GET answers (`None`: not cached).
     pub cache: Option<crate::config::RouteCacheConfig>,
@@ -266,7 +266,7 @@ impl Builder<'_> {
         http_ext: Option<&ExtensionDescriptor>,
         router: &mut RouterBuilder<Arc<Binding>>,
     ) {
-        let mut options = route_options(route);
+        let mut options = route_options(route, self.config.cors.as_ref());
         options.auth = self.auth.policy(&route.auth);
         options.rate_limits = self.rate_limits.route(&route.rate_limits);
         let options = Arc::new(options);
@@ -736,7 +736,8 @@ fn encode_options(route: &RouteConfig) -> EncodeOptions {
     }
 }
 
-fn route_options(route: &RouteConfig) -> RouteOptions {
+/// A route's options from its config; `default_cors` (the top-level policy) unless it has its own.
+fn route_options(route: &RouteConfig, default_cors: Option<&CorsConfig>) -> RouteOptions {
     let t = &route.transcoding;
     RouteOptions {
         name: route.name.clone(),
@@ -757,7 +758,7 @@ fn route_options(route: &RouteConfig) -> RouteOptions {
         auth: RoutePolicy::default(),
         rate_limits: RouteLimits::default(),
         stream_format: t.stream_format,
-        cors: route.cors.clone(),
+        cors: route.cors.as_ref().or(default_cors).cloned(),
         cache: route.cache.clone(),
     }
 }

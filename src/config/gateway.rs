@@ -53,6 +53,10 @@ pub struct Config {
     pub cache: CacheConfig,
     /// The event outbox and where events go (restart to change).
     pub events: EventsConfig,
+    /// Every route's CORS policy unless it has its own (`None`: no CORS).
+    pub cors: Option<super::CorsConfig>,
+    /// gzip of JSON answers for clients that accept it.
+    pub compression: super::CompressionConfig,
 }
 
 /// `workers:` as written: how many threads serve the public listeners' connections.

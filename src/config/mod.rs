@@ -8,11 +8,13 @@
 //!   `upstream` and `resilience`, `route`, `cache`, `events`, `streaming`, `cors`, `edge` (auth and rate limits),
 //!   `tls`, `ops`. They only describe; they never parse or check.
 //! - `error` ([`Place`], [`ConfigError`]) and `units` (durations, sizes): leaves used by all.
+//! - `redact`: [`redact_url`], the one way a configured URL is shown (admin, logs, errors).
 //!
 //! The descriptor-dependent checks (methods exist, templates parse, variables name fields) happen
 //! when the runtime snapshot is built from a `Config`, and report through the same [`ConfigError`].
 
 mod cache;
+mod compression;
 mod cors;
 mod edge;
 mod error;
@@ -20,6 +22,7 @@ mod events;
 mod gateway;
 mod ops;
 mod raw;
+mod redact;
 mod redis;
 mod resilience;
 mod route;
@@ -30,7 +33,8 @@ mod upstream;
 mod validate;
 
 pub use cache::{CacheConfig, DEFAULT_CACHE_TTL, RouteCacheConfig};
-pub use cors::CorsConfig;
+pub use compression::CompressionConfig;
+pub use cors::{CorsConfig, Origin, OriginPattern};
 pub use edge::{
     AuthConfig, AuthMode, KeySource, LimitConfig, LimitKey, LimitScope, OnRedisError,
     ProviderConfig, RateLimitConfig, RouteAuth, Secret,
@@ -42,6 +46,7 @@ pub use events::{
 };
 pub use gateway::{Config, DescriptorSources, ListenerLimits, WorkerCount};
 pub use ops::{AccessLogTarget, OpsConfig};
+pub use redact::redact_url;
 pub use redis::{RedisConfig, RedisTarget, RedisTls};
 pub use resilience::code_name;
 pub use resilience::{

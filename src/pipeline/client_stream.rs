@@ -23,12 +23,13 @@ use super::outcome::{Outcome, UpstreamCall};
 use super::server_stream::{self, ClientPrefs};
 use super::unary;
 use crate::body::{BodyError, FrameSource, Frames, Polled, RequestBody};
+use crate::compression::{self, ContentEncoding, RequestEncodingError};
 use crate::edge::metadata::response_headers;
 use crate::error::GatewayError;
 use crate::runtime::{Binding, MethodRoute};
 use crate::transcode::request::{RequestParts, build_request, encode_message};
 use crate::transcode::split::{Framing, SplitError, Splitter};
-use crate::upstream::codec;
+use crate::upstream::codec::{self, MessageEncoding};
 use crate::upstream::stream::{
     ForwardError, MessageStream, OpenedStream, StreamItem, UpstreamBody,
 };
@@ -52,12 +53,21 @@ fn framing(headers: &HeaderMap) -> Result<Framing, GatewayError> {
 /// A request element that could not become a message, kept for the client's answer.
 type FailureSlot = Arc<Mutex<Option<GatewayError>>>;
 
+/// Streamed request bodies are read as they arrive: a compressed one is refused (415).
+fn identity_only(headers: &HeaderMap) -> Result<(), RequestEncodingError> {
+    match compression::request::content_encoding(headers)? {
+        ContentEncoding::Identity => Ok(()),
+        ContentEncoding::Gzip => Err(RequestEncodingError::Streamed),
+    }
+}
+
 /// Runs the call; the response head waits for the backend's first message (or its status).
 pub(crate) async fn call<B: RequestBody>(call: HttpCall<'_, B>, outcome: &mut Outcome) -> Answer {
     let (runtime, binding, admitted) = (call.runtime, &call.binding, call.admitted);
     let route = &binding.method;
     let slot: FailureSlot = Arc::default();
     let (parts, body) = call.request.into_parts();
+    identity_only(&parts.headers)?;
     let prefs = ClientPrefs::of(&parts.headers);
     let requests = Requests::new(
         binding,
@@ -118,7 +128,8 @@ async fn first_message(
         });
     }
     let limit = route.upstream.max_response_bytes();
-    let mut rest = MessageStream::new(body, limit, route.upstream.name.clone());
+    let mut rest = MessageStream::new(body, limit, route.upstream.name.clone())
+        .encoded(MessageEncoding::of(&parts.headers));
     let first = tokio::time::timeout(deadline, rest.next())
         .await
         .unwrap_or_else(|_| {

@@ -10,6 +10,7 @@ use http::{HeaderValue, Request, Response, header};
 use tokio::time::Instant;
 
 use super::protocol::Protocol;
+use crate::compression::accept::accepts_gzip;
 use crate::edge::metadata::REQUEST_ID;
 use crate::listener::connection::Connection;
 
@@ -71,6 +72,8 @@ pub struct RequestCtx {
     pub protocol: Protocol,
     /// The request's `Origin`, for the CORS grant on its answer.
     pub origin: Option<HeaderValue>,
+    /// A JSON client whose `Accept-Encoding` takes gzip.
+    pub accepts_gzip: bool,
     /// The connection it came on (absent when the pipeline is called directly), which delivers
     /// the answer.
     pub connection: Option<Arc<Connection>>,
@@ -85,14 +88,16 @@ impl RequestCtx {
             .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID_LEN && v.to_str().is_ok())
             .cloned()
             .unwrap_or_else(|| ids.next());
+        let protocol = Protocol::of(request.method(), request.headers());
         RequestCtx {
             request_id,
             peer,
             started: Instant::now(),
             method: request.method().clone(),
             uri: request.uri().clone(),
-            protocol: Protocol::of(request.method(), request.headers()),
+            protocol,
             origin: request.headers().get(header::ORIGIN).cloned(),
+            accepts_gzip: !protocol.is_grpc() && accepts_gzip(request.headers()),
             connection: request.extensions().get::<Arc<Connection>>().cloned(),
         }
     }

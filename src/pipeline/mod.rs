@@ -1,7 +1,9 @@
 //! The request pipeline, in one place and in order ([`Gateway::handle`]):
 //!
-//! 1. **find the route** ([`route`]): the HTTP rule a JSON request's path selects, or the gRPC
-//!    method a gRPC / gRPC-Web request names (a CORS preflight for one is answered here);
+//! 1. **find the route** ([`route`]): the head's own rules first (one `Host`, the HTTP/2
+//!    header-list limit) and the path's dot segments removed; then the HTTP rule a JSON
+//!    request's path selects, or the gRPC method a gRPC / gRPC-Web request names (a CORS
+//!    preflight for one is answered here);
 //! 2. **admit** ([`crate::edge::admit`], the same for every kind of call): rate limits before
 //!    authentication → the token → rate limits after it → the deadline → the metadata;
 //! 3. **call**, by kind: [`unary`], [`server_stream`], [`client_stream`] (client and bidi
@@ -42,12 +44,13 @@ use http_body_util::Full;
 
 use crate::access_log::AccessLog;
 use crate::body::{RequestBody, ResponseBody};
+use crate::compression;
 use crate::edge::metadata::Forwarding;
 use crate::edge::rate_limit::client_ip;
 use crate::edge::{self, Admitted, RequestHead, cors};
 use crate::events::Events;
 use crate::metrics::Metrics;
-use crate::runtime::{GrpcMethod, Runtime};
+use crate::runtime::Runtime;
 use crate::state::Shared;
 use crate::upstream::ClientId;
 use answer::{Answer, Failure, HttpCall};
@@ -158,16 +161,16 @@ impl Gateway {
     /// request's protocol (JSON `google.rpc.Status`, or a gRPC status).
     pub async fn handle<B: RequestBody>(
         &self,
-        request: Request<B>,
+        mut request: Request<B>,
         peer: SocketAddr,
     ) -> Response<ResponseBody> {
         let runtime = self.runtime.load_full();
         let ctx = RequestCtx::new(&request, peer, &self.request_ids);
         let mut outcome = Outcome::default();
         let answer: Answer = async {
-            let target = match route::find(&runtime, &request, ctx.protocol)? {
+            let target = match route::find(&runtime, &mut request, ctx.protocol)? {
                 Found::Call(target) => target,
-                Found::Preflight(grpc) => return Ok(preflight(&grpc, request.headers())),
+                Found::Preflight(asked) => return Ok(preflight(&asked, request.headers())?),
             };
             outcome.route = Some(target.options().clone());
             let head = RequestHead::of(&request, peer, &ctx.request_id);
@@ -215,9 +218,12 @@ impl Gateway {
     }
 }
 
-/// The gateway's own answer to a CORS preflight for a gRPC method.
-fn preflight(grpc: &GrpcMethod, headers: &http::HeaderMap) -> Response<ResponseBody> {
-    cors::preflight(grpc.options.cors.as_ref(), headers)
+/// The gateway's own answer to a CORS preflight.
+fn preflight(
+    preflight: &route::Preflight,
+    headers: &http::HeaderMap,
+) -> Result<Response<ResponseBody>, cors::CorsRefusal> {
+    cors::preflight(preflight.options.cors.as_ref(), headers, &preflight.methods)
 }
 
 /// Who a request is for, as upstream breakers tell clients apart: its address as rate limits
@@ -293,6 +299,15 @@ fn respond(
     outcome: &mut Outcome,
     answer: Answer,
 ) -> Response<ResponseBody> {
+    let compression = &runtime.config.compression;
+    let answer = match answer {
+        Ok(response) if !ctx.protocol.is_grpc() => Ok(compression::compress(
+            response,
+            ctx.accepts_gzip,
+            compression,
+        )),
+        answer => answer,
+    };
     let delivered = match (answer, &ctx.connection) {
         (Ok(response), Some(connection)) => {
             connection.deliver_response(response).map_err(Failure::from)
@@ -311,14 +326,10 @@ fn respond(
         }
         response
     });
-    let cors = outcome.route.as_ref().and_then(|r| r.cors.as_ref());
-    if ctx.protocol.is_grpc() {
-        if let Some(origin) = cors::allowed_origin(cors, ctx.origin.as_ref())
-            && let Some(cors) = cors
-        {
-            cors::grant(cors, origin, response.headers_mut());
-        }
-    } else {
+    if let Some(cors) = outcome.route.as_ref().and_then(|r| r.cors.as_ref()) {
+        cors::apply(cors, ctx.origin.as_ref(), response.headers_mut());
+    }
+    if !ctx.protocol.is_grpc() {
         outcome.admission.budget.write(response.headers_mut());
     }
     ctx.stamp(&mut response);

@@ -12,6 +12,7 @@ use http_body_util::{BodyExt, Limited};
 use super::answer::HttpCall;
 use super::outcome::Outcome;
 use crate::body::RequestBody;
+use crate::compression::{self, ContentEncoding};
 use crate::edge::Admitted;
 use crate::error::GatewayError;
 use crate::runtime::{Binding, Runtime};
@@ -84,8 +85,13 @@ async fn encode<B: RequestBody>(
         check_content_type(binding, request.headers())?
     };
     let limit = route.options.max_request_bytes;
+    let encoding = compression::request::content_encoding(request.headers())?;
     let body = read_body(request.into_body(), limit, body_read_timeout).await?;
     outcome.request_bytes = body.len() as u64;
+    let body = match encoding {
+        ContentEncoding::Identity => body,
+        ContentEncoding::Gzip => compression::request::gunzip(&body, limit)?,
+    };
     let parts = RequestParts {
         path_bindings: vars,
         query,

@@ -181,25 +181,41 @@ impl<T> Router<T> {
         let body = segments_of(path)?;
         let split = self.split_verb(body);
         let attempts = split.into_iter().chain([(body, None)]);
-        for (segments, verb) in attempts.clone() {
+        for (segments, verb) in attempts {
             if let Some(index) = self.find(method, segments, verb) {
                 return self.bind(index, segments);
             }
         }
+        let allow = self.methods_matching(body);
+        if allow.is_empty() {
+            return Err(RouteMiss::NotFound);
+        }
+        Err(RouteMiss::MethodNotAllowed { allow })
+    }
+
+    /// The methods of the rules matching `path`, sorted, without `*`: what exists there (a CORS
+    /// preflight's `Access-Control-Allow-Methods`).
+    pub fn methods_at(&self, path: &str) -> Result<Vec<String>, RouteMiss> {
+        let allow = self.methods_matching(segments_of(path)?);
+        if allow.is_empty() {
+            return Err(RouteMiss::NotFound);
+        }
+        Ok(allow)
+    }
+
+    /// The methods of the rules matching the path `body`, sorted and deduplicated, without `*`.
+    fn methods_matching(&self, body: &str) -> Vec<String> {
         let mut allow = Vec::new();
-        for (segments, verb) in attempts {
+        for (segments, verb) in self.split_verb(body).into_iter().chain([(body, None)]) {
             self.trie.walk(segments, verb, &mut |routes| {
                 let methods = routes.iter().map(|&r| &*self.routes[r].method);
                 allow.extend(methods.filter(|m| *m != "*").map(str::to_owned));
                 false
             });
         }
-        if allow.is_empty() {
-            return Err(RouteMiss::NotFound);
-        }
         allow.sort_unstable();
         allow.dedup();
-        Err(RouteMiss::MethodNotAllowed { allow })
+        allow
     }
 
     /// Every rule as `(method, template, value)`, in insertion order.

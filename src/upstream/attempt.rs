@@ -16,7 +16,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::body::{BodyProgress, MessageStream, StreamItem, UpstreamBody};
-use super::codec::{self, GrpcStatus, encode_timeout};
+use super::codec::{self, GrpcStatus, MessageEncoding, encode_timeout};
 use super::endpoint::Endpoint;
 use super::reply::{AttemptError, GrpcReply, UpstreamError};
 use super::retry::AttemptOutcome;
@@ -63,7 +63,8 @@ impl Endpoint {
             if let Some(status) = GrpcStatus::from_headers(&metadata) {
                 return Ok((GrpcReply::status_only(status, metadata), None));
             }
-            let stream = MessageStream::new(body, self.max_response_bytes, self.upstream.clone());
+            let stream = MessageStream::new(body, self.max_response_bytes, self.upstream.clone())
+                .encoded(MessageEncoding::of(&metadata));
             first_item(stream, metadata).await
         };
         self.within(timeout, opening).await
@@ -250,7 +251,9 @@ impl Endpoint {
             .ok_or_else(|| self.invalid("no grpc-status in trailers".to_owned()))?;
         metadata.extend(trailers);
         let message = if status.is_ok() {
-            Some(codec::unframe_single(data).map_err(|reason| self.invalid(reason))?)
+            let encoding = MessageEncoding::of(&metadata);
+            let message = codec::unframe_single_encoded(data, &encoding, self.max_response_bytes);
+            Some(message.map_err(|reason| self.invalid(reason))?)
         } else {
             None
         };

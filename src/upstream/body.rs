@@ -16,7 +16,7 @@ use http_body_util::Full;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
 
-use super::codec::{self, GrpcStatus};
+use super::codec::{self, GrpcStatus, MessageEncoding};
 use super::reply::UpstreamError;
 use super::retry::AttemptOutcome;
 
@@ -175,8 +175,10 @@ pub enum StreamItem {
 pub struct MessageStream {
     body: Incoming,
     buffer: BytesMut,
-    /// Largest message accepted (the upstream's `max_response_bytes`).
+    /// Largest message accepted (the upstream's `max_response_bytes`), inflated or not.
     limit: usize,
+    /// How the backend compresses messages flagged compressed.
+    encoding: MessageEncoding,
     upstream: String,
 }
 
@@ -187,8 +189,15 @@ impl MessageStream {
             body,
             buffer: BytesMut::new(),
             limit,
+            encoding: MessageEncoding::Identity,
             upstream,
         }
+    }
+
+    /// Messages flagged compressed are in `encoding` (the response's `grpc-encoding`).
+    pub fn encoded(mut self, encoding: MessageEncoding) -> MessageStream {
+        self.encoding = encoding;
+        self
     }
 
     /// The next item; after [`StreamItem::End`] or an error the stream must not be polled again.
@@ -239,10 +248,8 @@ impl MessageStream {
             self.buffer[3],
             self.buffer[4],
         ]) as usize;
-        if flag != 0 {
-            return Err(self.invalid(&format!(
-                "message frame flag {flag} (compression was not offered)"
-            )));
+        if flag > 1 {
+            return Err(self.invalid(&format!("invalid frame flag {flag}")));
         }
         if length > self.limit {
             return Err(self.invalid(&format!(
@@ -255,7 +262,9 @@ impl MessageStream {
             return Ok(None);
         }
         self.buffer.advance(5);
-        Ok(Some(self.buffer.split_to(length).freeze()))
+        let payload = self.buffer.split_to(length).freeze();
+        let message = self.encoding.message(flag, payload, self.limit);
+        message.map(Some).map_err(|reason| self.invalid(&reason))
     }
 
     fn invalid(&self, reason: &str) -> UpstreamError {

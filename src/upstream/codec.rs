@@ -75,21 +75,81 @@ pub fn frame(message: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// How a backend compresses its messages: the `grpc-encoding` of its response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageEncoding {
+    /// Messages flagged compressed are refused.
+    Identity,
+    /// Messages flagged compressed are gzip.
+    Gzip,
+    /// A coding the gateway never offered: compressed messages are refused, naming it.
+    Other(String),
+}
+
+impl MessageEncoding {
+    /// The encoding a response's `headers` announce.
+    pub fn of(headers: &HeaderMap) -> MessageEncoding {
+        match headers.get("grpc-encoding").map(|v| v.as_bytes()) {
+            None | Some(b"identity") => MessageEncoding::Identity,
+            Some(b"gzip") => MessageEncoding::Gzip,
+            Some(other) => MessageEncoding::Other(String::from_utf8_lossy(other).into_owned()),
+        }
+    }
+
+    /// The message a frame flagged `flag` carries: as is, or inflated to at most `limit` bytes.
+    pub fn message(&self, flag: u8, payload: Bytes, limit: usize) -> Result<Bytes, String> {
+        match (flag, self) {
+            (0, _) => Ok(payload),
+            (1, MessageEncoding::Gzip) => inflate(&payload, limit),
+            (1, MessageEncoding::Identity) => {
+                Err("compressed message without a grpc-encoding".to_owned())
+            }
+            (1, MessageEncoding::Other(name)) => Err(format!(
+                "message compressed with `{name}`, which the gateway did not offer"
+            )),
+            (flag, _) => Err(format!("invalid frame flag {flag}")),
+        }
+    }
+}
+
+/// A gzip message inflated to at most `limit` bytes.
+fn inflate(payload: &[u8], limit: usize) -> Result<Bytes, String> {
+    use std::io::Read;
+    let mut inflated = Vec::new();
+    flate2::read::GzDecoder::new(payload)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut inflated)
+        .map_err(|e| format!("compressed message is not valid gzip: {e}"))?;
+    if inflated.len() > limit {
+        return Err(format!(
+            "message larger than {limit} bytes once decompressed"
+        ));
+    }
+    Ok(Bytes::from(inflated))
+}
+
 /// Reads exactly one uncompressed message out of a unary response body.
-pub fn unframe_single(mut data: Bytes) -> Result<Bytes, String> {
+pub fn unframe_single(data: Bytes) -> Result<Bytes, String> {
+    unframe_single_encoded(data, &MessageEncoding::Identity, usize::MAX)
+}
+
+/// Reads exactly one message out of a unary response body whose messages are in `encoding`,
+/// inflated to at most `limit` bytes.
+pub fn unframe_single_encoded(
+    mut data: Bytes,
+    encoding: &MessageEncoding,
+    limit: usize,
+) -> Result<Bytes, String> {
     if data.len() < 5 {
         return Err(format!(
             "response body of {} bytes has no complete message frame",
             data.len()
         ));
     }
-    let compressed = data[0];
+    let flag = data[0];
     let length = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
-    if compressed == 1 {
-        return Err("compressed message although no compression was offered".to_owned());
-    }
-    if compressed != 0 {
-        return Err(format!("invalid frame flag {compressed}"));
+    if flag > 1 {
+        return Err(format!("invalid frame flag {flag}"));
     }
     if data.len() - 5 != length {
         return Err(format!(
@@ -97,7 +157,7 @@ pub fn unframe_single(mut data: Bytes) -> Result<Bytes, String> {
             data.len() - 5
         ));
     }
-    Ok(data.split_off(5))
+    encoding.message(flag, data.split_off(5), limit)
 }
 
 /// Formats a deadline as a `grpc-timeout` value (at most 8 digits, coarsest exact unit).
@@ -162,6 +222,31 @@ mod tests {
         let framed = frame(b"abc");
         assert_eq!(&framed[..], &[0, 0, 0, 0, 3, b'a', b'b', b'c']);
         assert_eq!(unframe_single(framed).as_deref(), Ok(&b"abc"[..]));
+    }
+
+    #[test]
+    fn gzip_messages_are_inflated_under_the_limit_and_other_codings_refused() {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(&[7; 1000]).expect("gzip");
+        let zipped = encoder.finish().expect("gzip");
+        let mut frame = vec![1];
+        frame.extend_from_slice(&(zipped.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&zipped);
+        let frame = Bytes::from(frame);
+        let gzip = MessageEncoding::Gzip;
+        let message = unframe_single_encoded(frame.clone(), &gzip, 1000).expect("inflated");
+        assert_eq!(message.as_ref(), &[7; 1000]);
+        let too_big = unframe_single_encoded(frame.clone(), &gzip, 999).expect_err("limit");
+        assert!(too_big.contains("once decompressed"), "{too_big}");
+        let other = MessageEncoding::Other("snappy".into());
+        let refused = unframe_single_encoded(frame.clone(), &other, 1000).expect_err("snappy");
+        assert!(refused.contains("`snappy`"), "{refused}");
+        assert!(unframe_single(frame).is_err());
+        let mut headers = HeaderMap::new();
+        assert_eq!(MessageEncoding::of(&headers), MessageEncoding::Identity);
+        headers.insert("grpc-encoding", HeaderValue::from_static("gzip"));
+        assert_eq!(MessageEncoding::of(&headers), MessageEncoding::Gzip);
     }
 
     #[test]

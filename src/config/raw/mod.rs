@@ -7,6 +7,7 @@
 //! into the typed config. This folder is a leaf: it imports no other config module.
 
 mod cache;
+mod compression;
 mod edge;
 mod events;
 mod listeners;
@@ -16,6 +17,7 @@ mod route;
 mod upstream;
 
 pub(crate) use cache::{RawCache, RawRouteCache};
+pub(crate) use compression::RawCompression;
 pub(crate) use edge::{
     RawAuth, RawLimit, RawProvider, RawRateLimits, RawRouteAuth, RawTokenSource,
 };
@@ -70,6 +72,10 @@ pub(crate) struct RawConfig {
     pub(crate) cache: Option<RawCache>,
     #[serde(default)]
     pub(crate) events: Option<RawEvents>,
+    #[serde(default)]
+    pub(crate) cors: Option<RawCors>,
+    #[serde(default)]
+    pub(crate) compression: Option<RawCompression>,
 }
 
 /// `descriptors:` where protobuf schemas come from.

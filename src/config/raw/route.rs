@@ -46,11 +46,13 @@ pub(crate) struct RawRoute {
     pub(crate) events: Option<RawRouteEvents>,
 }
 
-/// `routes[].cors:` browser origins allowed to call the route over gRPC-Web.
+/// `cors:` (top level, and `routes[].cors:` to override) browser origins allowed to call.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCors {
-    pub(crate) allow_origins: Vec<String>,
+    pub(crate) allow_origins: At<Vec<At<String>>>,
+    #[serde(default)]
+    pub(crate) allow_credentials: Option<At<bool>>,
     #[serde(default)]
     pub(crate) allow_headers: Option<Vec<String>>,
     #[serde(default)]
