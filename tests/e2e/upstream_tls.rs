@@ -408,3 +408,48 @@ routes:
         ]
     );
 }
+
+#[tokio::test]
+async fn tls_failures_count_for_the_circuit_breaker_like_connection_failures() {
+    let (ca, other, dir) = (Ca::new("backend CA"), Ca::new("other CA"), TempDir::new());
+    let stubs = tls_stubs(&ca.server(), &ca.server()).await;
+    let governor = stubs.governor_addr;
+    let untrusted = format!(
+        "{}    circuit_breaker: {{consecutive_failures: 1, open_for: 1h}}\n",
+        ca_only(&dir, "other-ca.pem", &other)
+    );
+    let env = start(stubs, &untrusted, &ca_only(&dir, "ca.pem", &ca)).await;
+
+    let reply = env.get("/v1/policies").await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.body);
+    assert_eq!(
+        reply.json(),
+        tls_failure(
+            "governor",
+            governor,
+            "TLS handshake failed: invalid peer certificate: UnknownIssuer"
+        )
+    );
+    // One failed handshake opened the endpoint's breaker: the next call is refused at once.
+    let reply = env.get("/v1/policies").await;
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        reply.body
+    );
+    // The wait left (an hour, less the time since the failure) is in the header and the message.
+    let wait: u64 = reply
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("retry-after");
+    assert!((3500..=3600).contains(&wait), "{wait}");
+    assert_eq!(
+        reply.json(),
+        json!({
+            "code": 14,
+            "message": format!("upstream `governor` is unavailable: every endpoint's circuit breaker is open (next probe in {wait}s)"),
+            "details": [],
+        })
+    );
+}
