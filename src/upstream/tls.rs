@@ -301,3 +301,36 @@ impl AsyncWrite for Watched {
         this.seen(poll)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls(server_name: Option<&str>) -> UpstreamTls {
+        let config = UpstreamTlsConfig {
+            ca: None,
+            client_cert: None,
+            client_key: None,
+            server_name: server_name.map(str::to_owned),
+            reload_interval: Duration::from_secs(5),
+        };
+        UpstreamTls::load("u", &config).expect("system roots need no files")
+    }
+
+    #[test]
+    fn endpoints_are_verified_as_their_host_unless_a_server_name_is_set() {
+        let name =
+            |tls: &UpstreamTls, target| tls.server_name(target).map(|n| n.to_str().into_owned());
+        let by_host = tls(None);
+        assert_eq!(
+            name(&by_host, "governor.internal:443").as_deref(),
+            Ok("governor.internal")
+        );
+        assert_eq!(name(&by_host, "10.0.0.7:443").as_deref(), Ok("10.0.0.7"));
+        assert_eq!(name(&by_host, "[::1]:443").as_deref(), Ok("::1"));
+        let named = tls(Some("backend.test"));
+        assert_eq!(name(&named, "10.0.0.7:443").as_deref(), Ok("backend.test"));
+        let error = name(&by_host, "bad_host!:443").expect_err("not a name");
+        assert!(error.contains("set tls.server_name"), "{error}");
+    }
+}
