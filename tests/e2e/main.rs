@@ -44,3 +44,4 @@ mod streaming_requests;
 mod tai_api;
 mod tls;
 mod upstream_metrics;
+mod upstream_tls;
