@@ -777,3 +777,40 @@ async fn a_repeated_token_is_refused_once_its_key_left_the_remote_key_set() {
     );
     assert_invalid(&echo(&env, Some(&old), &[]).await, "unknown key id");
 }
+
+#[tokio::test]
+async fn a_shared_secret_read_from_a_file_or_the_environment_verifies_tokens_and_is_never_shown() {
+    let stubs = start_stubs().await;
+    let dir = crate::harness::TempDir::new();
+    let secret_file = dir.write("hs.secret", &format!("{HS_SECRET}\n"));
+    let from_file = format!(
+        "    filed:\n      issuer: file-issuer\n      algorithms: [HS256]\n      shared_secret: {{ file: \"{}\" }}\n",
+        secret_file.display()
+    );
+    let config = config(&stubs, &from_file);
+    let env = TestEnv::start_on(stubs, &config).await;
+    let mut filed = claims();
+    filed["iss"] = json!("file-issuer");
+    let token = sign(
+        Header::new(Algorithm::HS256),
+        &filed,
+        &EncodingKey::from_secret(HS_SECRET.as_bytes()).expect("hmac key"),
+    );
+    let reply = echo(&env, Some(&token), &[]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let shown = tai_gateway::admin::config_json(&env.gateway.gateway.runtime().config).to_string();
+    assert!(!shown.contains(HS_SECRET), "{shown}");
+    // A variable that is not set is a config error at the setting.
+    let missing = config.replace(
+        &format!("shared_secret: {{ file: \"{}\" }}", secret_file.display()),
+        "shared_secret: { env: TAI_TEST_SECRET_THAT_IS_NOT_SET }",
+    );
+    let path = dir.write("gateway.yaml", &missing);
+    let error = tai_gateway::config::Config::load(&path)
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        error.contains("auth.providers.filed.shared_secret: environment variable `TAI_TEST_SECRET_THAT_IS_NOT_SET` is not set"),
+        "{error}"
+    );
+}

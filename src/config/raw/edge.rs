@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::At;
+use super::{At, RawSecret};
 
 /// `auth:` JWT providers and where tokens are read from.
 #[derive(Debug, Default, Deserialize)]
@@ -54,7 +54,7 @@ pub(crate) struct RawProvider {
     #[serde(default)]
     pub(crate) jwks_ca: Option<At<String>>,
     #[serde(default)]
-    pub(crate) shared_secret: Option<At<String>>,
+    pub(crate) shared_secret: Option<RawSecret>,
     #[serde(default)]
     pub(crate) clock_skew: Option<At<String>>,
     #[serde(default)]

@@ -14,6 +14,7 @@ mod listeners;
 mod ops;
 mod redis;
 mod route;
+mod secret;
 mod upstream;
 
 pub(crate) use cache::{RawCache, RawRouteCache};
@@ -24,8 +25,9 @@ pub(crate) use edge::{
 pub(crate) use events::{RawEvents, RawMethodEvents, RawRouteEvents};
 pub(crate) use listeners::{RawAdmin, RawCertificate, RawClientAuth, RawListeners, RawTlsListener};
 pub(crate) use ops::{RawAccessLog, RawLimits, RawReload, RawShutdown};
-pub(crate) use redis::{RawRedis, RawSecret};
+pub(crate) use redis::RawRedis;
 pub(crate) use route::{RawCors, RawHeaders, RawHttpRule, RawRoute, RawTranscoding};
+pub(crate) use secret::RawSecret;
 pub(crate) use upstream::{
     RawCircuitBreaker, RawHealthCheck, RawRetry, RawUpstream, RawUpstreamTls,
 };

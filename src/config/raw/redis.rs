@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::At;
+use super::{At, RawSecret};
 
 /// `redis:` one of `url`, `sentinel` or `cluster`, plus the connection settings.
 #[derive(Debug, Deserialize)]
@@ -49,24 +49,4 @@ pub(crate) struct RawCluster {
 pub(crate) struct RawRedisTls {
     #[serde(default)]
     pub(crate) ca: Option<At<String>>,
-}
-
-/// A secret written in the file, or read from an environment variable or a file.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub(crate) enum RawSecret {
-    /// `password: text` (kept out of logs and `/config`, but better not written at all).
-    Text(At<String>),
-    /// `password: { env: NAME }` or `password: { file: path }`.
-    From(RawSecretSource),
-}
-
-/// Where a secret is read from.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawSecretSource {
-    #[serde(default)]
-    pub(crate) env: Option<At<String>>,
-    #[serde(default)]
-    pub(crate) file: Option<At<String>>,
 }

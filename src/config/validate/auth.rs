@@ -64,7 +64,7 @@ fn provider(
     let key = format!("auth.providers.{name}");
     let mut ok = true;
     let algorithms = algorithms(c, p, &key, &mut ok);
-    shared_secret(c, p, &key, &algorithms, &mut ok);
+    let shared_secret = shared_secret(c, (p, base), &key, &algorithms, &mut ok);
     let keys = key_source(c, p, &key, base, &mut ok)?;
     let jwks_ca = jwks_ca(c, p, &key, base, &mut ok);
     let claims_to_metadata = claims_to_metadata(c, p, &key);
@@ -83,10 +83,7 @@ fn provider(
         algorithms,
         keys,
         kid: p.kid.clone(),
-        shared_secret: p
-            .shared_secret
-            .as_ref()
-            .map(|s| Secret::new(s.value.clone())),
+        shared_secret,
         clock_skew: duration(&p.clock_skew, "clock_skew", 60),
         jwks_timeout: duration(&p.jwks_timeout, "jwks_timeout", 5),
         jwks_refresh_interval: duration(&p.jwks_refresh_interval, "jwks_refresh_interval", 600),
@@ -127,14 +124,15 @@ fn algorithms(c: &mut Checker<'_>, p: &RawProvider, key: &str, ok: &mut bool) ->
     algorithms
 }
 
-/// HS algorithms and `shared_secret` go together, and the secret is at least 32 bytes.
+/// HS algorithms and `shared_secret` go together; the secret (written, `{ env: NAME }` or
+/// `{ file: path }`) is at least 32 bytes.
 fn shared_secret(
     c: &mut Checker<'_>,
-    p: &RawProvider,
+    (p, base): (&RawProvider, &Path),
     key: &str,
     algorithms: &[Algorithm],
     ok: &mut bool,
-) {
+) -> Option<Secret<String>> {
     let hmac = algorithms
         .iter()
         .any(|a| a.family() == AlgorithmFamily::Hmac);
@@ -143,13 +141,19 @@ fn shared_secret(
         c.error(place(&p.issuer), format!("{key}.algorithms"), reason);
         *ok = false;
     }
-    if let Some(s) = &p.shared_secret
-        && (!hmac || s.value.len() < 32)
-    {
-        let reason = "a shared_secret needs an HS algorithm and at least 32 bytes";
-        c.error(place(s), format!("{key}.shared_secret"), reason);
+    let raw = p.shared_secret.as_ref()?;
+    let name = format!("{key}.shared_secret");
+    let Some(secret) = super::secret::secret(c, base, raw, &name) else {
         *ok = false;
+        return None;
+    };
+    if !hmac || secret.expose().len() < 32 {
+        let reason = "a shared_secret needs an HS algorithm and at least 32 bytes";
+        c.error(raw.at().map(place).unwrap_or_default(), name, reason);
+        *ok = false;
+        return None;
     }
+    Some(secret)
 }
 
 /// Where the provider's keys come from: exactly one of `pem_file`, `jwks_file`, `jwks_url`, or

@@ -17,6 +17,7 @@ mod rate_limit;
 mod redis;
 mod resilience;
 mod route;
+mod secret;
 mod tls;
 mod transcoding;
 mod upstream;

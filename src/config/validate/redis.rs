@@ -4,8 +4,7 @@
 use std::path::Path;
 
 use super::checker::{Checker, located_path, place};
-use crate::config::edge::Secret;
-use crate::config::raw::{At, RawRedis, RawSecret};
+use crate::config::raw::{At, RawRedis};
 use crate::config::redis::{
     DEFAULT_KEY_PREFIX, DEFAULT_REDIS_TIMEOUT, RedisConfig, RedisTarget, RedisTls,
 };
@@ -33,7 +32,7 @@ pub(super) fn redis(
     let password = raw
         .password
         .as_ref()
-        .and_then(|p| secret(c, base, p, "redis.password"));
+        .and_then(|p| super::secret::secret(c, base, p, "redis.password"));
     Some(RedisConfig {
         target,
         username: raw.username.as_ref().map(|u| u.value.clone()),
@@ -133,52 +132,6 @@ fn redis_url(c: &mut Checker<'_>, url: &At<String>, key: &str) -> Option<String>
         return None;
     }
     Some(text.to_owned())
-}
-
-/// A secret's value: written as is, from `{ env: NAME }`, or from `{ file: path }` (one
-/// trailing newline dropped). A missing variable or unreadable file is a config error.
-pub(super) fn secret(
-    c: &mut Checker<'_>,
-    base: &Path,
-    raw: &RawSecret,
-    key: &str,
-) -> Option<Secret<String>> {
-    let source = match raw {
-        RawSecret::Text(text) => return Some(Secret::new(text.value.clone())),
-        RawSecret::From(source) => source,
-    };
-    match (&source.env, &source.file) {
-        (Some(name), None) => match std::env::var(&name.value) {
-            Ok(value) => Some(Secret::new(value)),
-            Err(_) => {
-                let reason = format!("environment variable `{}` is not set", name.value);
-                c.error(place(name), key, reason);
-                None
-            }
-        },
-        (None, Some(file)) => {
-            let path = located_path(base, file, key.to_owned()).value;
-            match std::fs::read_to_string(&path) {
-                Ok(text) => Some(Secret::new(
-                    text.strip_suffix('\n').unwrap_or(&text).to_owned(),
-                )),
-                Err(e) => {
-                    let reason = format!("cannot read `{}`: {e}", path.display());
-                    c.error(place(file), key, reason);
-                    None
-                }
-            }
-        }
-        _ => {
-            let at = source.env.as_ref().or(source.file.as_ref()).map(place);
-            c.error(
-                at.unwrap_or_default(),
-                key,
-                "use { env: NAME } or { file: path }",
-            );
-            None
-        }
-    }
 }
 
 #[cfg(test)]
