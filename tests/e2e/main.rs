@@ -9,6 +9,7 @@ mod breaker_clients;
 mod cache;
 mod connections;
 mod edge_ops;
+mod edge_transcode;
 mod errors;
 mod event_consumers;
 mod events;

@@ -17,6 +17,7 @@ mod ctx;
 mod decode;
 mod direct;
 mod dynamic;
+mod empty_any;
 pub mod encode;
 mod key_order;
 mod map_key;

@@ -170,6 +170,16 @@ fn accepts_well_known_types_in_their_json_forms() {
             r#"{"anyValue":{"@type":"type.googleapis.com/google.protobuf.Duration","value":"2s"}}"#,
             r#"{"anyValue":{"@type":"type.googleapis.com/google.protobuf.Duration","value":"2s"}}"#,
         ),
+        // An empty Any prints as `{}` (proto3 JSON mapping), at any depth.
+        (r#"{"anyValue":{}}"#, r#"{"anyValue":{}}"#),
+        (
+            r#"{"anyValue":{"@type":"type.googleapis.com/google.protobuf.Any","value":{}}}"#,
+            r#"{"anyValue":{"@type":"type.googleapis.com/google.protobuf.Any","value":{}}}"#,
+        ),
+        (
+            r#"{"anyValue":{"@type":"type.googleapis.com/tai.EchoMessage","anyValue":{}}}"#,
+            r#"{"anyValue":{"@type":"type.googleapis.com/tai.EchoMessage","anyValue":{}}}"#,
+        ),
     ];
     for (json, expected) in cases {
         assert_eq!(roundtrip(json), expected, "input {json}");

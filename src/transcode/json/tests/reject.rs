@@ -227,6 +227,11 @@ fn rejects_ill_formed_documents() {
             "unknown type `tai.Nope` in `@type`",
         ),
         (
+            r#"{"anyValue":{"@type":"empty-any.tai-gateway.invalid/tai.Policy"}}"#,
+            "anyValue",
+            "`@type` `empty-any.tai-gateway.invalid/tai.Policy` uses the prefix reserved for empty Any values",
+        ),
+        (
             r#"{"anyValue":{"id":"p"}}"#,
             "anyValue",
             "missing `@type` in Any",
