@@ -64,3 +64,73 @@ async fn an_any_that_cannot_round_trip_is_refused_before_the_backend() {
         "the backend was called"
     );
 }
+
+/// Reproduction (before the fix): `curl '/v1/echo/x?string_to_int64[env]=3'` answered
+/// `400 unknown query parameter `string_to_int64[env]``: map fields could not be bound from the
+/// query at all. grpc-gateway's `field[key]=value` now sets one entry, keys parsed per the
+/// map's key type (here string and int32).
+#[tokio::test]
+async fn map_fields_are_bound_from_bracketed_query_parameters() {
+    let env = TestEnv::start().await;
+    let reply = env
+        .get("/v1/echo/x?string_to_int64[env]=3&stringToInt64%5Bprod%20eu%5D=-4&int32_to_string[-7]=minus")
+        .await;
+    assert_eq!(reply.header("x-stub-service"), Some("governor"));
+    assert_eq!(
+        echoed(&reply),
+        echo_with(json!({
+            "stringValue": "x",
+            "stringToInt64": {"env": "3", "prod eu": "-4"},
+            "int32ToString": {"-7": "minus"}
+        }))
+    );
+}
+
+/// Map parameters are strict: a key that does not parse as the key type, a value that does not
+/// parse as the value type, the same key twice, and a bare map name are 400s naming the
+/// parameter, before the backend is called.
+#[tokio::test]
+async fn bad_map_query_parameters_are_refused_naming_the_parameter() {
+    let env = TestEnv::start().await;
+    let cases = [
+        (
+            "int32_to_string[abc]=x",
+            "int32_to_string[abc]",
+            "invalid query parameter `int32_to_string[abc]`: `abc` is not a valid int32 map key",
+        ),
+        (
+            "int32_to_string[2147483648]=x",
+            "int32_to_string[2147483648]",
+            "invalid query parameter `int32_to_string[2147483648]`: `2147483648` is not a valid int32 map key",
+        ),
+        (
+            "string_to_int64[env]=high",
+            "string_to_int64[env]",
+            "invalid query parameter `string_to_int64[env]`: `high` is not an integer",
+        ),
+        (
+            "string_to_int64[env]=1&string_to_int64[env]=2",
+            "string_to_int64[env]",
+            "invalid query parameter `string_to_int64[env]`: map key `env` is given more than once",
+        ),
+        (
+            "string_to_int64=1",
+            "string_to_int64",
+            "invalid query parameter `string_to_int64`: `string_to_int64` is a map: set its entries as `string_to_int64[key]=value`",
+        ),
+        (
+            "repeated_string[0]=a",
+            "repeated_string[0]",
+            "invalid query parameter `repeated_string[0]`: `repeated_string` is not a map field; `[key]` selects an entry of a map",
+        ),
+    ];
+    for (query, field, message) in cases {
+        let reply = env.get(&format!("/v1/echo/x?{query}")).await;
+        assert_error(&reply, StatusCode::BAD_REQUEST, message, Some(field));
+        assert_eq!(
+            reply.header("x-stub-service"),
+            None,
+            "{query} reached the backend"
+        );
+    }
+}

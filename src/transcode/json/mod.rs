@@ -40,6 +40,7 @@ use ctx::Ctx;
 pub use ctx::{DecodeOptions, JsonError};
 pub(crate) use direct::encode_wire;
 pub use encode::{EncodeError, EncodeOptions, encode_field_json, encode_message_json};
+pub(crate) use map_key::map_key_from_text;
 pub(crate) use print::print_wire_message;
 pub(crate) use scalar::{TextMode, value_from_text};
 pub(crate) use wkt::{Wkt, classify as classify_wkt};
