@@ -4,7 +4,7 @@
 use http::StatusCode;
 use serde_json::json;
 
-use crate::harness::TestEnv;
+use crate::harness::{TempDir, TestEnv, proto_dir};
 use crate::json_mapping::{echo_with, echoed};
 use crate::requests::assert_error;
 
@@ -131,6 +131,43 @@ async fn bad_map_query_parameters_are_refused_naming_the_parameter() {
             reply.header("x-stub-service"),
             None,
             "{query} reached the backend"
+        );
+    }
+}
+
+/// Reproduction (before the fix): a protobuf 7 `google/protobuf/descriptor.proto` (as shipped by
+/// protoc 3x and vendored protobuf trees) in a `proto_dirs` or `include_paths` folder made loading
+/// fail: `descriptor.proto:17:24: expected 'to', ',' or ';', but found '['` (protox 0.10 cannot
+/// parse options on a single-number extension range, `extensions 536000000 [declaration = {…}]`),
+/// so the gateway did not start. The built-in well-known files are used instead (with a warning
+/// naming the skipped copy), and routes work.
+#[tokio::test]
+async fn a_protobuf_7_descriptor_proto_in_an_include_root_does_not_break_loading() {
+    for setting in ["proto_dirs", "include_paths"] {
+        let include = TempDir::new();
+        include.write(
+            "google/protobuf/descriptor.proto",
+            include_str!("descriptor_v7.proto"),
+        );
+        let root = include.path().display().to_string();
+        let env = TestEnv::start_with(|config| {
+            let line = format!("  proto_dirs: [\"{}\"]\n", proto_dir().display());
+            assert!(config.contains(&line), "{config}");
+            let with_root = match setting {
+                "proto_dirs" => format!(
+                    "  proto_dirs: [\"{}\", \"{root}\"]\n",
+                    proto_dir().display()
+                ),
+                _ => format!("{line}  include_paths: [\"{root}\"]\n"),
+            };
+            config.replace(&line, &with_root)
+        })
+        .await;
+        let reply = env.post_json("/v1/echo", r#"{"stringValue":"v7"}"#).await;
+        assert_eq!(
+            echoed(&reply),
+            echo_with(json!({"stringValue": "v7"})),
+            "with the folder in {setting}"
         );
     }
 }
