@@ -171,3 +171,23 @@ async fn a_protobuf_7_descriptor_proto_in_an_include_root_does_not_break_loading
         );
     }
 }
+
+/// Fuzz finding (json_every_kind): `{"doubleValue":2.184467440737095516165}` reached the backend
+/// as 2.184467440737095 (one ULP below the nearest double, 2.1844674407370954): serde_json's
+/// default float parsing is not correctly rounded for long decimals, so the gateway forwarded a
+/// different number than the client sent, and its own printed answer did not read back the same.
+#[tokio::test]
+async fn a_long_decimal_reaches_the_backend_as_the_nearest_double() {
+    let env = TestEnv::start().await;
+    let body = r#"{"doubleValue":2.184467440737095516165,"dynamicValue":2.184467440737095516165}"#;
+    let reply = env.post_json("/v1/echo", body).await;
+    assert_eq!(
+        echoed(&reply),
+        echo_with(json!({"doubleValue": 2.1844674407370954, "dynamicValue": 2.1844674407370954}))
+    );
+    assert!(
+        reply.body.contains(r#""doubleValue":2.1844674407370954,"#),
+        "{}",
+        reply.body
+    );
+}

@@ -62,6 +62,12 @@ fn accepts_every_field_kind_in_proto3_json() {
             r#"{"floatValue":1.5,"doubleValue":2.25}"#,
         ),
         (r#"{"doubleValue":"NaN"}"#, r#"{"doubleValue":"NaN"}"#),
+        // Fuzz finding (fuzz/corpus/json_every_kind/finding-long-decimal-float): a long decimal
+        // must parse to the nearest double (serde_json's `float_roundtrip`), not one ULP off.
+        (
+            r#"{"doubleValue":2.184467440737095516165,"dynamicValue":2.184467440737095516165}"#,
+            r#"{"doubleValue":2.1844674407370954,"dynamicValue":2.1844674407370954}"#,
+        ),
         (
             r#"{"floatValue":"-Infinity","doubleValue":"Infinity"}"#,
             r#"{"floatValue":"-Infinity","doubleValue":"Infinity"}"#,

@@ -57,7 +57,7 @@ fn rejects_invalid_values_with_path_and_reason() {
         (
             r#"{"int64Value":9007199254740993.0}"#,
             "int64Value",
-            "9.007199254740994e15 is too large to be exact in exponent or fraction form; write the integer digits",
+            "9.007199254740992e15 is too large to be exact in exponent or fraction form; write the integer digits",
         ),
         (
             r#"{"int32Value":1.5}"#,
