@@ -63,6 +63,25 @@ async fn an_any_that_cannot_round_trip_is_refused_before_the_backend() {
         None,
         "the backend was called"
     );
+
+    // Fuzz finding: a leading dot in the type name resolved in the descriptor pool, so the
+    // request was sent, but the answer printed the Duration as an ordinary message
+    // (`{"@type":…,"seconds":"1"}`), which no longer reads back as an Any. any.proto says a
+    // leading "." is not accepted.
+    let dotted =
+        r#"{"anyValue":{"@type":"type.googleapis.com/.google.protobuf.Duration","value":"1s"}}"#;
+    let reply = env.post_json("/v1/echo", dotted).await;
+    assert_error(
+        &reply,
+        StatusCode::BAD_REQUEST,
+        "invalid JSON at `anyValue`: `@type` `type.googleapis.com/.google.protobuf.Duration` names `.google.protobuf.Duration`: a type name has no leading dot",
+        Some("anyValue"),
+    );
+    assert_eq!(
+        reply.header("x-stub-service"),
+        None,
+        "the backend was called"
+    );
 }
 
 /// Reproduction (before the fix): `curl '/v1/echo/x?string_to_int64[env]=3'` answered

@@ -91,6 +91,11 @@ fn payload_name(type_url: &str) -> Result<&str, String> {
         ));
     }
     match type_url.rsplit_once('/') {
+        // google/protobuf/any.proto: the name is canonical, "leading \".\" is not accepted";
+        // the descriptor pool would resolve it, but it could not be printed back as sent.
+        Some((_, name)) if name.starts_with('.') => Err(format!(
+            "`@type` `{type_url}` names `{name}`: a type name has no leading dot"
+        )),
         Some((_, name)) if !name.is_empty() => Ok(name),
         _ => Err(format!(
             "`@type` `{type_url}` is not of the form type.googleapis.com/package.Message"

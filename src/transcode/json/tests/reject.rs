@@ -232,6 +232,12 @@ fn rejects_ill_formed_documents() {
             "`@type` `empty-any.tai-gateway.invalid/tai.Policy` uses the prefix reserved for empty Any values",
         ),
         (
+            // Fuzz finding: resolved by the pool, but printed as an ordinary message.
+            r#"{"anyValue":{"@type":"type.googleapis.com/.google.protobuf.Duration","value":"1s"}}"#,
+            "anyValue",
+            "`@type` `type.googleapis.com/.google.protobuf.Duration` names `.google.protobuf.Duration`: a type name has no leading dot",
+        ),
+        (
             r#"{"anyValue":{"id":"p"}}"#,
             "anyValue",
             "missing `@type` in Any",
