@@ -3,6 +3,13 @@
 //!
 //! The google.api HTTP annotations and the google.rpc error model are built into the binary, so an
 //! operator's folder only needs its own service files; a copy in the folder takes precedence.
+//!
+//! The well-known files under `google/protobuf/` (`descriptor.proto`, `any.proto`, …) are the other
+//! way round: protox's built-in copies always win, and a copy found in a folder is skipped with a
+//! warning. Newer protobuf releases ship a `descriptor.proto` that protox 0.10 cannot parse
+//! (`extensions 536000000 [declaration = {…}]`: options on a single-number extension range), and
+//! include roots such as `/usr/include` or a vendored protobuf tree carry one; the gateway reads
+//! its descriptors with prost-reflect, which knows the built-in definitions anyway.
 
 use std::path::{Path, PathBuf};
 
@@ -47,6 +54,22 @@ const ALWAYS_COMPILED: &[&str] = &[
     "google/api/httpbody.proto",
     "google/rpc/status.proto",
     "google/rpc/error_details.proto",
+];
+
+/// The `google/protobuf/` files protox builds in (its `GoogleFileResolver`): always used as built in.
+const WELL_KNOWN_FILES: &[&str] = &[
+    "google/protobuf/any.proto",
+    "google/protobuf/api.proto",
+    "google/protobuf/descriptor.proto",
+    "google/protobuf/duration.proto",
+    "google/protobuf/empty.proto",
+    "google/protobuf/field_mask.proto",
+    "google/protobuf/source_context.proto",
+    "google/protobuf/struct.proto",
+    "google/protobuf/timestamp.proto",
+    "google/protobuf/type.proto",
+    "google/protobuf/wrappers.proto",
+    "google/protobuf/compiler/plugin.proto",
 ];
 
 /// Most `.proto` files one folder may hold; a guard against pointing `proto_dirs` at `/`.
@@ -118,6 +141,8 @@ fn compiler(
     errors: &mut Vec<ConfigError>,
 ) -> (protox::Compiler, Vec<PathBuf>) {
     let mut resolver = ChainFileResolver::new();
+    // First: a folder's copy of a well-known file must not replace the built-in one (module docs).
+    resolver.add(GoogleFileResolver::new());
     let mut roots: Vec<PathBuf> = Vec::new();
     for root in sources.proto_dirs.iter().chain(&sources.include_paths) {
         if root.value.is_dir() {
@@ -129,11 +154,26 @@ fn compiler(
         }
     }
     resolver.add(BuiltinResolver);
-    resolver.add(GoogleFileResolver::new());
+    for skipped in shadowed_well_known_files(&roots) {
+        tracing::warn!(
+            file = %skipped.display(),
+            "skipping this copy of a well-known protobuf file: the gateway uses its built-in \
+             google/protobuf definitions (newer descriptor.proto releases do not parse with protox 0.10)"
+        );
+    }
     let mut compiler = protox::Compiler::with_file_resolver(resolver);
     // Source info lets config errors point at the `rpc` line of a proto rule (route collisions).
     compiler.include_imports(true).include_source_info(true);
     (compiler, roots)
+}
+
+/// The copies of well-known files in `roots`, which [`compiler`] skips for the built-in ones.
+fn shadowed_well_known_files(roots: &[PathBuf]) -> Vec<PathBuf> {
+    roots
+        .iter()
+        .flat_map(|root| WELL_KNOWN_FILES.iter().map(move |name| root.join(name)))
+        .filter(|path| path.is_file())
+        .collect()
 }
 
 /// The import names of every file to compile, with the setting that named it: each `.proto`

@@ -43,6 +43,8 @@ pub mod descriptors;
 pub mod edge;
 pub mod error;
 pub mod events;
+#[cfg(test)]
+mod fuzz;
 pub mod listener;
 pub mod metrics;
 pub mod pipeline;

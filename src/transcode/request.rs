@@ -13,6 +13,7 @@
 
 pub(crate) mod encode;
 mod query;
+mod query_map;
 #[cfg(test)]
 mod tests;
 
@@ -269,6 +270,25 @@ pub fn parse_binding_value(field: &FieldDescriptor, text: &str) -> Result<Value,
         ));
     }
     json::value_from_text(&field.kind(), text, TextMode::Binding)
+}
+
+/// A query parameter whose name or value cannot be used.
+fn invalid_parameter(name: &str, reason: String) -> RequestError {
+    RequestError::InvalidQueryParameter {
+        name: name.to_owned(),
+        reason,
+    }
+}
+
+/// True when the body carries the field `chain` leads to.
+fn in_body(body_rule: &BodyRule, chain: &[FieldDescriptor]) -> bool {
+    match body_rule {
+        BodyRule::None => false,
+        BodyRule::Whole => true,
+        BodyRule::Field(field) => {
+            chain.first().map(FieldDescriptor::number) == Some(field.number())
+        }
+    }
 }
 
 fn leaf(chain: &[FieldDescriptor]) -> Result<&FieldDescriptor, String> {

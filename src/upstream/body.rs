@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll, ready};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::Body as _;
 use http_body_util::Full;
@@ -238,33 +238,8 @@ impl MessageStream {
 
     /// A complete message from the buffer, if one is there.
     fn take_message(&mut self) -> Result<Option<Bytes>, UpstreamError> {
-        if self.buffer.len() < 5 {
-            return Ok(None);
-        }
-        let flag = self.buffer[0];
-        let length = u32::from_be_bytes([
-            self.buffer[1],
-            self.buffer[2],
-            self.buffer[3],
-            self.buffer[4],
-        ]) as usize;
-        if flag > 1 {
-            return Err(self.invalid(&format!("invalid frame flag {flag}")));
-        }
-        if length > self.limit {
-            return Err(self.invalid(&format!(
-                "stream message of {length} bytes is larger than {} bytes",
-                self.limit
-            )));
-        }
-        if self.buffer.len() < 5 + length {
-            self.buffer.reserve(5 + length - self.buffer.len());
-            return Ok(None);
-        }
-        self.buffer.advance(5);
-        let payload = self.buffer.split_to(length).freeze();
-        let message = self.encoding.message(flag, payload, self.limit);
-        message.map(Some).map_err(|reason| self.invalid(&reason))
+        super::codec::take_frame(&mut self.buffer, self.limit, &self.encoding)
+            .map_err(|reason| self.invalid(&reason))
     }
 
     fn invalid(&self, reason: &str) -> UpstreamError {

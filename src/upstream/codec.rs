@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use base64::Engine;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue};
 
 /// The gRPC status of a finished call.
@@ -158,6 +158,37 @@ pub fn unframe_single_encoded(
         ));
     }
     encoding.message(flag, data.split_off(5), limit)
+}
+
+/// Takes one complete message off the front of a stream's `buffer`, inflated when flagged
+/// compressed in `encoding`; `Ok(None)` when more bytes are needed (room for the announced message
+/// is reserved). `Err` is the reason the stream is invalid: a bad flag, a compression not
+/// offered, or a message larger than `limit` bytes (before or after inflating).
+pub(crate) fn take_frame(
+    buffer: &mut BytesMut,
+    limit: usize,
+    encoding: &MessageEncoding,
+) -> Result<Option<Bytes>, String> {
+    if buffer.len() < 5 {
+        return Ok(None);
+    }
+    let flag = buffer[0];
+    let length = u32::from_be_bytes([buffer[1], buffer[2], buffer[3], buffer[4]]) as usize;
+    if flag > 1 {
+        return Err(format!("invalid frame flag {flag}"));
+    }
+    if length > limit {
+        return Err(format!(
+            "stream message of {length} bytes is larger than {limit} bytes"
+        ));
+    }
+    if buffer.len() < 5 + length {
+        buffer.reserve(5 + length - buffer.len());
+        return Ok(None);
+    }
+    buffer.advance(5);
+    let payload = buffer.split_to(length).freeze();
+    encoding.message(flag, payload, limit).map(Some)
 }
 
 /// Formats a deadline as a `grpc-timeout` value (at most 8 digits, coarsest exact unit).

@@ -17,6 +17,7 @@ mod edge_http;
 mod edge_jwks_https;
 mod edge_ops;
 mod edge_redaction;
+mod edge_transcode;
 mod errors;
 mod event_consumers;
 mod events;

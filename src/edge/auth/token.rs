@@ -216,3 +216,7 @@ mod tests {
         assert_eq!(scopes(&claims), vec!["a", "b", "c"]);
     }
 }
+
+#[cfg(test)]
+#[path = "token_fuzz.rs"]
+mod fuzz;

@@ -56,14 +56,7 @@ fn any_from_object(
         None if object.is_empty() => return Ok(any),
         None => return Err(ctx.fail("missing `@type` in Any")),
     };
-    let name = match type_url.rsplit_once('/') {
-        Some((_, name)) if !name.is_empty() => name,
-        _ => {
-            return Err(ctx.fail(format!(
-                "`@type` `{type_url}` is not of the form type.googleapis.com/package.Message"
-            )));
-        }
-    };
+    let name = payload_name(&type_url).map_err(|r| ctx.fail(r))?;
     let payload_desc = desc
         .parent_pool()
         .get_message_by_name(name)
@@ -87,6 +80,27 @@ fn any_from_object(
     set(&mut any, 1, Value::String(type_url)).map_err(|r| ctx.fail(r))?;
     set(&mut any, 2, Value::Bytes(bytes.into())).map_err(|r| ctx.fail(r))?;
     Ok(any)
+}
+
+/// The message name in a client's `@type`, refusing what could not print back as sent.
+fn payload_name(type_url: &str) -> Result<&str, String> {
+    if type_url.starts_with(super::empty_any::MARKER_PREFIX) {
+        // It would print back as `{}` (see `empty_any`).
+        return Err(format!(
+            "`@type` `{type_url}` uses the prefix reserved for empty Any values"
+        ));
+    }
+    match type_url.rsplit_once('/') {
+        // google/protobuf/any.proto: the name is canonical, "leading \".\" is not accepted";
+        // the descriptor pool would resolve it, but it could not be printed back as sent.
+        Some((_, name)) if name.starts_with('.') => Err(format!(
+            "`@type` `{type_url}` names `{name}`: a type name has no leading dot"
+        )),
+        Some((_, name)) if !name.is_empty() => Ok(name),
+        _ => Err(format!(
+            "`@type` `{type_url}` is not of the form type.googleapis.com/package.Message"
+        )),
+    }
 }
 
 /// Reads any JSON into a `serde_json::Value`, rejecting duplicate keys and excess depth (which

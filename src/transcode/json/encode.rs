@@ -120,8 +120,22 @@ pub fn encode_field_json(
     Ok(text)
 }
 
-/// prost-reflect's JSON for `msg`, with floats as [`super::number`] prints them.
+/// prost-reflect's JSON for `msg`, with floats as [`super::number`] prints them; empty `Any`s
+/// (which prost-reflect refuses) are printed as markers that [`reprint_message`] turns into `{}`.
 fn serialize(msg: &DynamicMessage, options: &SerializeOptions) -> Result<Vec<u8>, EncodeError> {
+    serialize_as_is(msg, options).or_else(|err| {
+        let mut marked = msg.clone();
+        if !super::empty_any::mark(&mut marked) {
+            return Err(err);
+        }
+        serialize_as_is(&marked, options)
+    })
+}
+
+fn serialize_as_is(
+    msg: &DynamicMessage,
+    options: &SerializeOptions,
+) -> Result<Vec<u8>, EncodeError> {
     let mut ser = serde_json::Serializer::with_formatter(
         Vec::with_capacity(256),
         super::number::ProtoJsonFormatter,
@@ -175,18 +189,33 @@ fn reprint_message(
         out.extend_from_slice(text.as_bytes());
         return Ok(());
     }
-    let mut members: HashMap<String, &RawValue> =
-        serde_json::from_str(text).map_err(unprintable)?;
+    let members: HashMap<String, &RawValue> = serde_json::from_str(text).map_err(unprintable)?;
     let desc = match wkt {
         None => desc.clone(),
         Some(_) => match any_payload_type(desc, &members) {
-            Some(payload) => payload,
-            None => {
+            AnyPayload::Message(payload) => payload,
+            AnyPayload::EmptyAny => {
+                out.extend_from_slice(b"{}");
+                return Ok(());
+            }
+            AnyPayload::Any(value) => return reprint_any_in_any(desc, &members, value, opts, out),
+            AnyPayload::Verbatim => {
                 out.extend_from_slice(text.as_bytes());
                 return Ok(());
             }
         },
     };
+    reprint_members(&desc, members, opts, out)
+}
+
+/// Writes an object of `desc`'s printed members: `@type` first (inside an `Any`), then the
+/// fields in declaration order, then anything else sorted by name.
+fn reprint_members(
+    desc: &MessageDescriptor,
+    mut members: HashMap<String, &RawValue>,
+    opts: &EncodeOptions,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
     out.push(b'{');
     let mut first = true;
     let mut member = |out: &mut Vec<u8>, name: &str| -> Result<(), EncodeError> {
@@ -219,16 +248,55 @@ fn reprint_message(
     Ok(())
 }
 
-/// The ordinary message type packed in a printed `Any`; `None` for a well-known payload (printed
-/// as `{"@type": …, "value": …}`) or a type the pool does not know.
-fn any_payload_type(
+/// What a printed `Any` holds, for re-emitting it.
+enum AnyPayload<'r> {
+    /// An ordinary message: its members follow `@type`.
+    Message(MessageDescriptor),
+    /// An empty `Any` (a marker, see `empty_any`): printed as `{}`.
+    EmptyAny,
+    /// Another `Any`, printed under `value`: re-emitted in turn.
+    Any(&'r RawValue),
+    /// Another well-known type or a type the pool does not know: copied as printed.
+    Verbatim,
+}
+
+fn any_payload_type<'r>(
+    any: &MessageDescriptor,
+    members: &HashMap<String, &'r RawValue>,
+) -> AnyPayload<'r> {
+    let Some(raw_url) = members.get("@type") else {
+        return AnyPayload::Verbatim;
+    };
+    if super::empty_any::is_marker(raw_url.get()) {
+        return AnyPayload::EmptyAny;
+    }
+    let type_url: String = serde_json::from_str(raw_url.get()).unwrap_or_default();
+    let name = type_url.rsplit('/').next().unwrap_or_default();
+    match any.parent_pool().get_message_by_name(name) {
+        Some(payload) if super::wkt::classify(&payload).is_none() => AnyPayload::Message(payload),
+        Some(payload) if payload.full_name() == any.full_name() => match members.get("value") {
+            Some(value) => AnyPayload::Any(value),
+            None => AnyPayload::Verbatim,
+        },
+        _ => AnyPayload::Verbatim,
+    }
+}
+
+/// `{"@type": "…/google.protobuf.Any", "value": <an Any>}`, the inner `Any` re-emitted.
+fn reprint_any_in_any(
     any: &MessageDescriptor,
     members: &HashMap<String, &RawValue>,
-) -> Option<MessageDescriptor> {
-    let type_url: String = serde_json::from_str(members.get("@type")?.get()).ok()?;
-    let name = type_url.rsplit('/').next()?;
-    let payload = any.parent_pool().get_message_by_name(name)?;
-    super::wkt::classify(&payload).is_none().then_some(payload)
+    value: &RawValue,
+    opts: &EncodeOptions,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    let type_url = members.get("@type").map_or("\"\"", |raw| raw.get());
+    out.extend_from_slice(b"{\"@type\":");
+    out.extend_from_slice(type_url.as_bytes());
+    out.extend_from_slice(b",\"value\":");
+    reprint_message(any, value, opts, out)?;
+    out.extend_from_slice(b"}");
+    Ok(())
 }
 
 /// [`reprint_message`] for one field's value: a map, a list or a single value.

@@ -43,16 +43,20 @@ impl<'de> Visitor<'de> for MapKeySeed<'_, '_> {
     }
 
     fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Self::Value, E> {
-        let value = match self.kind {
-            Kind::String => return Ok(MapKey::String(key.to_owned())),
-            Kind::Bool => value_from_text(self.kind, key, TextMode::Binding),
-            _ => value_from_text(self.kind, key, TextMode::Json),
-        };
-        value.ok().and_then(Value::into_map_key).ok_or_else(|| {
-            self.ctx.fail(format!(
-                "`{key}` is not a valid {} map key",
-                kind_name(self.kind)
-            ))
-        })
+        map_key_from_text(self.kind, key).map_err(|reason| self.ctx.fail(reason))
     }
+}
+
+/// Parses a map key of type `kind` from its text form: a JSON object key, or the `[key]` of a
+/// query parameter. Integer keys are decimal, bool keys `true` or `false`.
+pub(crate) fn map_key_from_text(kind: &Kind, key: &str) -> Result<MapKey, String> {
+    let value = match kind {
+        Kind::String => return Ok(MapKey::String(key.to_owned())),
+        Kind::Bool => value_from_text(kind, key, TextMode::Binding),
+        _ => value_from_text(kind, key, TextMode::Json),
+    };
+    value
+        .ok()
+        .and_then(Value::into_map_key)
+        .ok_or_else(|| format!("`{key}` is not a valid {} map key", kind_name(kind)))
 }

@@ -62,6 +62,12 @@ fn accepts_every_field_kind_in_proto3_json() {
             r#"{"floatValue":1.5,"doubleValue":2.25}"#,
         ),
         (r#"{"doubleValue":"NaN"}"#, r#"{"doubleValue":"NaN"}"#),
+        // Fuzz finding (fuzz/corpus/json_every_kind/finding-long-decimal-float): a long decimal
+        // must parse to the nearest double (serde_json's `float_roundtrip`), not one ULP off.
+        (
+            r#"{"doubleValue":2.184467440737095516165,"dynamicValue":2.184467440737095516165}"#,
+            r#"{"doubleValue":2.1844674407370954,"dynamicValue":2.1844674407370954}"#,
+        ),
         (
             r#"{"floatValue":"-Infinity","doubleValue":"Infinity"}"#,
             r#"{"floatValue":"-Infinity","doubleValue":"Infinity"}"#,
@@ -169,6 +175,16 @@ fn accepts_well_known_types_in_their_json_forms() {
         (
             r#"{"anyValue":{"@type":"type.googleapis.com/google.protobuf.Duration","value":"2s"}}"#,
             r#"{"anyValue":{"@type":"type.googleapis.com/google.protobuf.Duration","value":"2s"}}"#,
+        ),
+        // An empty Any prints as `{}` (proto3 JSON mapping), at any depth.
+        (r#"{"anyValue":{}}"#, r#"{"anyValue":{}}"#),
+        (
+            r#"{"anyValue":{"@type":"type.googleapis.com/google.protobuf.Any","value":{}}}"#,
+            r#"{"anyValue":{"@type":"type.googleapis.com/google.protobuf.Any","value":{}}}"#,
+        ),
+        (
+            r#"{"anyValue":{"@type":"type.googleapis.com/tai.EchoMessage","anyValue":{}}}"#,
+            r#"{"anyValue":{"@type":"type.googleapis.com/tai.EchoMessage","anyValue":{}}}"#,
         ),
     ];
     for (json, expected) in cases {

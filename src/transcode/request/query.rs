@@ -6,9 +6,10 @@ use prost_reflect::{
     DynamicMessage, FieldDescriptor, MessageDescriptor, ReflectMessage as _, Value,
 };
 
+use super::query_map::MapParameter;
 use super::{
-    BodyRule, RequestError, check_leaf_kind, leaf, parent_along, parse_binding_value, set_along,
-    walk,
+    BodyRule, RequestError, check_leaf_kind, in_body, invalid_parameter, leaf, parent_along,
+    parse_binding_value, set_along, walk,
 };
 
 /// How query parameters are read.
@@ -42,6 +43,12 @@ pub(super) fn bind_query(
             }
         })?;
         if opts.ignored.iter().any(|ignored| *ignored == name) {
+            continue;
+        }
+        if let Some(entry) = MapParameter::parse(&name) {
+            let text = percent_decode(raw_value, opts.unescape_plus)
+                .map_err(|reason| invalid_parameter(&name, reason))?;
+            entry.bind(msg, body_rule, &text, opts.ignore_unknown)?;
             continue;
         }
         let Some(chain) = parameter_field(&input, body_rule, &name, opts)? else {
@@ -91,7 +98,10 @@ fn parameter_field(
     }
     let last = leaf(&chain).map_err(invalid)?;
     if last.is_map() {
-        return Err(invalid("map fields cannot be set from the query".into()));
+        return Err(invalid(format!(
+            "`{}` is a map: set its entries as `{name}[key]=value`",
+            last.name()
+        )));
     }
     check_leaf_kind(last, name).map_err(invalid)?;
     Ok(Some(chain))
@@ -126,24 +136,6 @@ fn bind_element(
     }
     bound.query.push(key);
     Ok(())
-}
-
-fn invalid_parameter(name: &str, reason: String) -> RequestError {
-    RequestError::InvalidQueryParameter {
-        name: name.to_owned(),
-        reason,
-    }
-}
-
-/// True when the body carries the field `chain` leads to.
-fn in_body(body_rule: &BodyRule, chain: &[FieldDescriptor]) -> bool {
-    match body_rule {
-        BodyRule::None => false,
-        BodyRule::Whole => true,
-        BodyRule::Field(field) => {
-            chain.first().map(FieldDescriptor::number) == Some(field.number())
-        }
-    }
 }
 
 /// Appends one element to the repeated field at the end of `chain`.

@@ -57,7 +57,7 @@ fn rejects_invalid_values_with_path_and_reason() {
         (
             r#"{"int64Value":9007199254740993.0}"#,
             "int64Value",
-            "9.007199254740994e15 is too large to be exact in exponent or fraction form; write the integer digits",
+            "9.007199254740992e15 is too large to be exact in exponent or fraction form; write the integer digits",
         ),
         (
             r#"{"int32Value":1.5}"#,
@@ -225,6 +225,17 @@ fn rejects_ill_formed_documents() {
             r#"{"anyValue":{"@type":"type.googleapis.com/tai.Nope"}}"#,
             "anyValue",
             "unknown type `tai.Nope` in `@type`",
+        ),
+        (
+            r#"{"anyValue":{"@type":"empty-any.tai-gateway.invalid/tai.Policy"}}"#,
+            "anyValue",
+            "`@type` `empty-any.tai-gateway.invalid/tai.Policy` uses the prefix reserved for empty Any values",
+        ),
+        (
+            // Fuzz finding: resolved by the pool, but printed as an ordinary message.
+            r#"{"anyValue":{"@type":"type.googleapis.com/.google.protobuf.Duration","value":"1s"}}"#,
+            "anyValue",
+            "`@type` `type.googleapis.com/.google.protobuf.Duration` names `.google.protobuf.Duration`: a type name has no leading dot",
         ),
         (
             r#"{"anyValue":{"id":"p"}}"#,

@@ -168,7 +168,7 @@ fn rejects_bad_query_parameters_precisely() {
         map,
         Err(invalid(
             "string_to_int64",
-            "map fields cannot be set from the query"
+            "`string_to_int64` is a map: set its entries as `string_to_int64[key]=value`"
         ))
     );
     let oneof = build(
@@ -231,4 +231,159 @@ fn honours_query_options() {
         let got = build(SEARCH, &BodyRule::None, &[], Some(query), "", &opts);
         assert_eq!(got, expected.map(str::to_owned), "query {query}");
     }
+}
+
+fn maps(query: &str) -> Result<String, RequestError> {
+    build(
+        "tai_test.KeyedMaps",
+        &BodyRule::None,
+        &[],
+        Some(query),
+        "",
+        &QueryOptions::default(),
+    )
+}
+
+#[test]
+fn binds_map_entries_from_bracketed_parameters() {
+    let cases = [
+        (
+            "by_bool[true]=a&by_bool[false]=",
+            r#"{"byBool":{"false":"","true":"a"}}"#,
+        ),
+        (
+            "by_uint64[18446744073709551615]=-1&byUint64[0]=2",
+            r#"{"byUint64":{"0":2,"18446744073709551615":-1}}"#,
+        ),
+        ("by_sint32[-5]=1.5", r#"{"bySint32":{"-5":1.5}}"#),
+        ("by_fixed32[7]=aGk%3D", r#"{"byFixed32":{"7":"aGk="}}"#),
+        (
+            "by_enum[-9]=RED&by_enum[3]=0",
+            r#"{"byEnum":{"-9":"RED","3":"COLOR_UNSPECIFIED"}}"#,
+        ),
+        (
+            "child.by_bool[true]=x&child.child.by_uint64[1]=1",
+            r#"{"child":{"byBool":{"true":"x"},"child":{"byUint64":{"1":1}}}}"#,
+        ),
+        // Percent-encoded brackets and keys are decoded first.
+        ("by_bool%5Btrue%5D=y", r#"{"byBool":{"true":"y"}}"#),
+    ];
+    for (query, expected) in cases {
+        assert_eq!(maps(query).as_deref(), Ok(expected), "query {query}");
+    }
+    let strings = build(
+        "tai.EchoMessage",
+        &BodyRule::None,
+        &[],
+        Some(
+            "string_to_int64[env]=3&stringToInt64[a%5Bb%5D]=-4&string_to_int64[]=0&int32_to_string[-1]=x",
+        ),
+        "",
+        &QueryOptions::default(),
+    );
+    assert_eq!(
+        strings.as_deref(),
+        Ok(r#"{"stringToInt64":{"":"0","a[b]":"-4","env":"3"},"int32ToString":{"-1":"x"}}"#)
+    );
+}
+
+#[test]
+fn rejects_bad_map_parameters_precisely() {
+    let invalid = |name: &str, reason: &str| RequestError::InvalidQueryParameter {
+        name: name.into(),
+        reason: reason.into(),
+    };
+    let cases = [
+        (
+            "by_bool[1]=a",
+            invalid("by_bool[1]", "`1` is not a valid bool map key"),
+        ),
+        (
+            "by_uint64[-1]=1",
+            invalid("by_uint64[-1]", "`-1` is not a valid uint64 map key"),
+        ),
+        (
+            "by_uint64[x]=1",
+            invalid("by_uint64[x]", "`x` is not a valid uint64 map key"),
+        ),
+        (
+            "by_uint64[1]=x",
+            invalid("by_uint64[1]", "`x` is not an integer"),
+        ),
+        (
+            "by_uint64[1]=1&by_uint64[1]=1",
+            invalid("by_uint64[1]", "map key `1` is given more than once"),
+        ),
+        (
+            "by_bool[true]=a&byBool[true]=b",
+            invalid("byBool[true]", "map key `true` is given more than once"),
+        ),
+        (
+            "nested[k]=x",
+            invalid(
+                "nested[k]",
+                "the values of map `nested` are messages (tai_test.KeyedMaps); only scalar values can come from the query",
+            ),
+        ),
+        (
+            "maybe[k]=x",
+            invalid(
+                "maybe[k]",
+                "`maybe` is not a map field; `[key]` selects an entry of a map",
+            ),
+        ),
+        (
+            "flags[0]=true",
+            invalid(
+                "flags[0]",
+                "`flags` is not a map field; `[key]` selects an entry of a map",
+            ),
+        ),
+        (
+            "by_bool=x",
+            invalid(
+                "by_bool",
+                "`by_bool` is a map: set its entries as `by_bool[key]=value`",
+            ),
+        ),
+        (
+            "bogus[k]=1",
+            RequestError::UnknownQueryParameter {
+                name: "bogus[k]".into(),
+            },
+        ),
+        (
+            "[k]=1",
+            RequestError::UnknownQueryParameter { name: "[k]".into() },
+        ),
+    ];
+    for (query, expected) in cases {
+        assert_eq!(maps(query), Err(expected), "query {query}");
+    }
+    let in_body = build(
+        "tai_test.KeyedMaps",
+        &BodyRule::Whole,
+        &[],
+        Some("by_bool[true]=a"),
+        "{}",
+        &QueryOptions::default(),
+    );
+    assert_eq!(
+        in_body,
+        Err(RequestError::QueryParameterInBody {
+            name: "by_bool[true]".into()
+        })
+    );
+    let ignored = build(
+        "tai_test.KeyedMaps",
+        &BodyRule::None,
+        &[],
+        Some("bogus[k]=1&by_bool[true]=a"),
+        "",
+        &QueryOptions {
+            ignore_unknown: true,
+            ..QueryOptions::default()
+        },
+    );
+    assert_eq!(ignored.as_deref(), Ok(r#"{"byBool":{"true":"a"}}"#));
 }
