@@ -6,7 +6,7 @@
 //! - `raw/`: the serde shape of the file, one file per section, unknown keys rejected. A leaf.
 //! - The typed values, one module per section: `gateway` ([`Config`] itself, listeners, workers),
 //!   `upstream` and `resilience`, `route`, `cache`, `events`, `streaming`, `cors`, `edge` (auth and rate limits),
-//!   `tls`, `ops`. They only describe; they never parse or check.
+//!   `tls`, `ops`, `openapi`. They only describe; they never parse or check.
 //! - `error` ([`Place`], [`ConfigError`]) and `units` (durations, sizes): leaves used by all.
 //!
 //! The descriptor-dependent checks (methods exist, templates parse, variables name fields) happen
@@ -19,6 +19,7 @@ mod edge;
 mod error;
 mod events;
 mod gateway;
+mod openapi;
 mod ops;
 mod raw;
 mod redis;
@@ -43,6 +44,7 @@ pub use events::{
     RouteEventsConfig,
 };
 pub use gateway::{Config, DescriptorSources, ListenerLimits, WorkerCount};
+pub use openapi::{DEFAULT_OPENAPI_PATH, OpenApiConfig};
 pub use ops::{AccessLogTarget, OpsConfig};
 pub use redis::{RedisConfig, RedisTarget, RedisTls};
 pub use resilience::code_name;
