@@ -57,8 +57,23 @@ pub fn compress(
         parts
             .headers
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        gzip_etag(&mut parts.headers);
     }
     Response::from_parts(parts, body)
+}
+
+/// A strong `ETag` names one representation: its gzip form gets its own tag, `"…-gzip"`.
+fn gzip_etag(headers: &mut http::HeaderMap) {
+    let Some(tag) = headers.get(header::ETAG).and_then(|t| t.to_str().ok()) else {
+        return;
+    };
+    if tag.starts_with("W/") || !tag.ends_with('"') {
+        return;
+    }
+    let tagged = format!("{}-gzip\"", &tag[..tag.len() - 1]);
+    if let Ok(value) = HeaderValue::from_str(&tagged) {
+        headers.insert(header::ETAG, value);
+    }
 }
 
 /// A type the policy compresses, not encoded already, with a body to compress.

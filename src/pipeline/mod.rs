@@ -1,7 +1,8 @@
 //! The request pipeline, in one place and in order ([`Gateway::handle`]):
 //!
 //! 1. **find the route** ([`route`]): the HTTP rule a JSON request's path selects, or the gRPC
-//!    method a gRPC / gRPC-Web request names (a CORS preflight for one is answered here);
+//!    method a gRPC / gRPC-Web request names (a CORS preflight for one is answered here, and
+//!    `GET` of the OpenAPI document's path by [`crate::openapi::answer`]);
 //! 2. **admit** ([`crate::edge::admit`], the same for every kind of call): rate limits before
 //!    authentication → the token → rate limits after it → the deadline → the metadata;
 //! 3. **call**, by kind: [`unary`], [`server_stream`], [`client_stream`] (client and bidi
@@ -169,6 +170,7 @@ impl Gateway {
             let target = match route::find(&runtime, &request, ctx.protocol)? {
                 Found::Call(target) => target,
                 Found::Preflight(asked) => return Ok(preflight(&asked, request.headers())?),
+                Found::OpenApi => return Ok(crate::openapi::answer(&runtime, request.headers())),
             };
             outcome.route = Some(target.options().clone());
             let head = RequestHead::of(&request, peer, &ctx.request_id);

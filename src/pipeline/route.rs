@@ -17,6 +17,9 @@ pub(crate) enum Found<'r> {
     Preflight(Preflight),
     /// A call to make.
     Call(Target<'r>),
+    /// `GET` of the OpenAPI document's path (`openapi.path`): answered before any route, with
+    /// no rate limit or token check.
+    OpenApi,
 }
 
 /// A CORS preflight: the policies of the route the browser asks to call, and the methods that
@@ -55,6 +58,11 @@ pub(crate) fn find<'r, B>(
     let (method, path) = (request.method(), request.uri().path());
     if cors::is_preflight(method, request.headers()) {
         return preflight(runtime, request.headers(), path).map(Found::Preflight);
+    }
+    let openapi = &runtime.config.openapi;
+    if openapi.enabled && method == http::Method::GET && path == openapi.path && !protocol.is_grpc()
+    {
+        return Ok(Found::OpenApi);
     }
     if protocol.is_grpc() {
         return match runtime.grpc_methods.get(path) {
