@@ -1,5 +1,5 @@
-//! The `tai-gateway` command: `run` (default), `validate`, `certs dev`, `token`, `events …`,
-//! `--version`.
+//! The `tai-gateway` command: `run` (default), `validate`, `openapi`, `certs dev`, `token`,
+//! `events …`, `--version`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +35,16 @@ enum Command {
         /// The config file.
         #[arg(default_value = "gateway.yaml")]
         config: PathBuf,
+    },
+    /// Print the OpenAPI 3.1 document of a config's routes (as `GET /openapi.json` serves it,
+    /// indented), without starting a server; exit non-zero when the config has problems.
+    Openapi {
+        /// The config file (also accepted as `--config`).
+        #[arg(conflicts_with = "config")]
+        file: Option<PathBuf>,
+        /// The config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
     /// Make certificates.
     #[command(subcommand)]
@@ -183,9 +193,8 @@ fn main() -> ExitCode {
     let level = match &cli.command {
         Some(Command::Run(args)) => configured_log_level(&args.config),
         None => configured_log_level(std::path::Path::new("gateway.yaml")),
-        Some(
-            Command::Validate { .. } | Command::Token(_) | Command::Certs(_) | Command::Events(_),
-        ) => "info".to_owned(),
+        // validate, openapi, token, certs, events
+        Some(_) => "info".to_owned(),
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -196,6 +205,12 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Some(Command::Validate { config }) => validate(&config),
+        Some(Command::Openapi { file, config }) => {
+            let path = file
+                .or(config)
+                .unwrap_or_else(|| PathBuf::from("gateway.yaml"));
+            openapi(&path)
+        }
         Some(Command::Token(args)) => match token(&args) {
             Ok(token) => {
                 println!("{token}");
@@ -236,6 +251,32 @@ fn validate(config: &std::path::Path) -> ExitCode {
                 rt.upstreams.len()
             );
             ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("{error}");
+            }
+            eprintln!("{}: {} problem(s)", config.display(), errors.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `tai-gateway openapi`: the document on stdout, or the config's problems on stderr.
+fn openapi(config: &std::path::Path) -> ExitCode {
+    match runtime::load(config) {
+        Ok(rt) => {
+            let document = tai_gateway::openapi::document(&rt);
+            match serde_json::to_string_pretty(&document) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("cannot print the document: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Err(errors) => {
             for error in &errors {
