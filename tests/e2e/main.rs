@@ -20,6 +20,7 @@ mod grpc_passthrough;
 mod harness;
 mod hostile;
 mod json_mapping;
+mod openapi;
 mod operations;
 mod query_params;
 mod rate_limit;
