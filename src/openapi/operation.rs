@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use super::parameters::{Unbound, path_of, query_parameters};
 use super::schema::{Schemas, Style, comments, reference};
 use super::security;
-use crate::config::{AuthConfig, AuthMode, StreamFormat};
+use crate::config::{AuthConfig, AuthMode, RouteAuth, StreamFormat};
 use crate::runtime::Binding;
 use crate::transcode::request::{BodyRule, resolve_field_path};
 use crate::transcode::template::PathTemplate;
@@ -152,8 +152,7 @@ fn whole_body(
 }
 
 fn responses(binding: &Binding, schemas: &mut Schemas, style: Style) -> Value {
-    let method = &binding.method;
-    let options = &method.options;
+    let options = &binding.method.options;
     let limited = !options.rate_limits.names().is_empty();
     let headers = if limited {
         rate_limit_headers()
@@ -162,33 +161,51 @@ fn responses(binding: &Binding, schemas: &mut Schemas, style: Style) -> Value {
     };
     let mut ok = success(binding, schemas, style);
     with_headers(&mut ok, &headers);
-    let error = |description: &str, headers: Value| {
-        let mut response = json!({
-            "description": description,
-            "content": { "application/json": { "schema": reference(STATUS) } },
-        });
-        with_headers(&mut response, &headers);
-        response
-    };
     let mut out = Map::new();
     out.insert("200".to_owned(), ok);
-    if options.auth.rules().mode == AuthMode::Required {
-        let challenge = json!({ "WWW-Authenticate": { "schema": { "type": "string" } } });
-        out.insert("401".to_owned(), error("no valid token", challenge));
-    }
+    auth_responses(&mut out, options.auth.rules(), &headers);
     if limited {
         let mut refused = headers.clone();
         if let Value::Object(map) = &mut refused {
-            map.insert(
-                "Retry-After".to_owned(),
-                integer_header("seconds until a request may pass"),
-            );
+            let retry = integer_header("seconds until a request may pass");
+            map.insert("Retry-After".to_owned(), retry);
         }
-        out.insert("429".to_owned(), error("rate limit exceeded", refused));
+        out.insert("429".to_owned(), error("rate limit exceeded", &refused));
     }
     let text = "an error: the gRPC status (or the gateway's own refusal) as google.rpc.Status, with the HTTP status mapped from its code";
-    out.insert("default".to_owned(), error(text, headers));
+    out.insert("default".to_owned(), error(text, &headers));
     Value::Object(out)
+}
+
+/// 401 on routes that read tokens; 403 where they must carry scopes or claims.
+fn auth_responses(out: &mut Map<String, Value>, auth: &RouteAuth, headers: &Value) {
+    if auth.mode == AuthMode::None {
+        return;
+    }
+    let mut challenge = headers.clone();
+    if let Value::Object(map) = &mut challenge {
+        let schema = json!({ "schema": { "type": "string" } });
+        map.insert("WWW-Authenticate".to_owned(), schema);
+    }
+    let text = match auth.mode {
+        AuthMode::Required => "no token, or one that does not verify",
+        _ => "a token that does not verify (requests without one pass)",
+    };
+    out.insert("401".to_owned(), error(text, &challenge));
+    if !auth.require_scopes.is_empty() || !auth.require_claims.is_empty() {
+        let text = "the token lacks a required scope or claim";
+        out.insert("403".to_owned(), error(text, headers));
+    }
+}
+
+/// An error answer: `google.rpc.Status` with `headers`.
+fn error(description: &str, headers: &Value) -> Value {
+    let mut response = json!({
+        "description": description,
+        "content": { "application/json": { "schema": reference(STATUS) } },
+    });
+    with_headers(&mut response, headers);
+    response
 }
 
 /// The 200 answer: JSON, raw bytes (HttpBody), or a stream in the three formats.
