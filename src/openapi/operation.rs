@@ -38,6 +38,7 @@ pub(crate) fn operation(
         input: &method.input,
         body: &binding.body,
         path_fields: bound_fields(&method.input, template),
+        ignored: &method.options.query.ignored,
     };
     let (query, truncated) = query_parameters(&unbound, schemas, style);
     parameters.extend(query);

@@ -14,7 +14,8 @@
 //! Query parameters follow `transcode::request`: every field the path and body leave unbound,
 //! reached through singular (non well-known) messages as `a.b`, whose leaf is a scalar, an enum
 //! (by name) or a Timestamp, Duration, FieldMask or wrapper; repeated leaves repeat the
-//! parameter (`?ids=a&ids=b`). Maps and repeated messages cannot be set from the query.
+//! parameter (`?ids=a&ids=b`). Maps and repeated messages cannot be set from the query, and
+//! names in `transcoding.ignored_query_parameters` are never bound.
 
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Value, json};
@@ -180,6 +181,8 @@ pub(crate) struct Unbound<'a> {
     pub(crate) body: &'a BodyRule,
     /// Field paths the template binds (`policy.id`).
     pub(crate) path_fields: Vec<String>,
+    /// Parameter names the route never binds (`transcoding.ignored_query_parameters`).
+    pub(crate) ignored: &'a [String],
 }
 
 /// The query parameters of a binding, and whether the list was cut at [`MAX_QUERY_PARAMETERS`].
@@ -253,6 +256,9 @@ impl QueryWalk<'_, '_> {
     }
 
     fn leaf(&mut self, field: &FieldDescriptor, name: String) {
+        if self.unbound.ignored.contains(&name) {
+            return;
+        }
         if self.out.len() >= MAX_QUERY_PARAMETERS {
             self.truncated = true;
             return;
