@@ -224,6 +224,17 @@ fn check_covers_every_binding(runtime: &Runtime, doc: &Value) {
             .find(|(m, _)| m == method)
             .map(|(_, op)| op)
             .unwrap_or_else(|| panic!("no operation for {label}"));
+        if op["x-tai-http-rule"]["template"] != binding.template {
+            // Its place was taken by an equal-shaped binding: it must be named as unlisted.
+            let unlisted = doc["x-tai-unlisted-bindings"].as_array().expect("unlisted");
+            assert!(
+                unlisted
+                    .iter()
+                    .any(|u| u["template"] == binding.template && u["method"] == method),
+                "{label} neither documented nor listed as unlisted"
+            );
+            continue;
+        }
         assert_eq!(op["x-tai-grpc-method"], binding.method.full_name, "{label}");
         assert_eq!(
             op["x-tai-http-rule"]["template"], binding.template,
@@ -454,6 +465,13 @@ async fn an_openapi_path_a_route_answers_is_a_config_error_with_its_line() {
         shown.contains("openapi.path") && shown.contains("tai.Governor/ListPolicies"),
         "{shown}"
     );
+    let text = crate::harness::default_config(&stubs) + "openapi:\n  path: spec.json\n";
+    let errors = tai_gateway::config::Config::parse(&path, &text).expect_err("not a path");
+    let shown = errors.to_string();
+    assert!(
+        shown.contains(&format!(":{line}:9: openapi.path:")),
+        "{shown}"
+    );
 }
 
 #[tokio::test]
@@ -503,6 +521,10 @@ service Fleet {
   }
   rpc Fetch(FetchRequest) returns (Blob) {
     option (google.api.http) = { get: "/v2/blobs/{path=**}" };
+  }
+  // Served next to Fetch (the router prefers `*` to `**`), but OpenAPI has one GET per path.
+  rpc Peek(FetchRequest) returns (Blob) {
+    option (google.api.http) = { get: "/v2/blobs/{path}" };
   }
   rpc Dock(DockRequest) returns (Ship) {
     option (google.api.http) = {
@@ -677,6 +699,15 @@ rate_limits:
     assert_eq!(
         paths["/v2/blobs/{path}"]["get"]["parameters"][0]["schema"]["pattern"],
         "^.*$"
+    );
+    assert_eq!(
+        doc["x-tai-unlisted-bindings"],
+        serde_json::json!([{
+            "method": "GET",
+            "template": "/v2/blobs/{path}",
+            "grpc_method": "fleet.v1.Fleet/Peek",
+            "path": "/v2/blobs/{path}",
+        }])
     );
     let cargo = &paths["/v2/{parent}/cargo"]["get"]["responses"]["200"];
     assert_eq!(cargo["x-tai-stream-format"], "ndjson");
