@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use super::operation::{Operation, STATUS, operation};
+use super::operation::{Operation, STATUS, header_components, operation};
 use super::schema::Schemas;
 use super::security;
 use crate::config::AuthMode;
@@ -39,6 +39,7 @@ pub fn document(runtime: &Runtime) -> Value {
         components.insert("securitySchemes".to_owned(), schemes);
     }
     components.insert("schemas".to_owned(), Value::Object(schemas.finish()));
+    components.insert("headers".to_owned(), header_components());
     let mut doc = json!({
         "openapi": "3.1.0",
         "info": info(),

@@ -168,8 +168,7 @@ fn responses(binding: &Binding, schemas: &mut Schemas, style: Style) -> Value {
     if limited {
         let mut refused = headers.clone();
         if let Value::Object(map) = &mut refused {
-            let retry = integer_header("seconds until a request may pass");
-            map.insert("Retry-After".to_owned(), retry);
+            map.insert("Retry-After".to_owned(), header_ref("Retry-After"));
         }
         out.insert("429".to_owned(), error("rate limit exceeded", &refused));
     }
@@ -185,8 +184,10 @@ fn auth_responses(out: &mut Map<String, Value>, auth: &RouteAuth, headers: &Valu
     }
     let mut challenge = headers.clone();
     if let Value::Object(map) = &mut challenge {
-        let schema = json!({ "schema": { "type": "string" } });
-        map.insert("WWW-Authenticate".to_owned(), schema);
+        map.insert(
+            "WWW-Authenticate".to_owned(),
+            header_ref("WWW-Authenticate"),
+        );
     }
     let text = match auth.mode {
         AuthMode::Required => "no token, or one that does not verify",
@@ -278,10 +279,30 @@ fn integer_header(description: &str) -> Value {
 
 /// `RateLimit-*` headers of the tightest limit the request passed.
 fn rate_limit_headers() -> Value {
+    let names = ["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"];
+    Value::Object(
+        names
+            .map(|n| (n.to_owned(), header_ref(n)))
+            .into_iter()
+            .collect(),
+    )
+}
+
+fn header_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/headers/{name}") })
+}
+
+/// The response headers operations refer to (`components.headers`).
+pub(crate) fn header_components() -> Value {
     json!({
         "RateLimit-Limit": integer_header("requests per period of the tightest limit applied"),
         "RateLimit-Remaining": integer_header("requests left in the current period"),
         "RateLimit-Reset": integer_header("seconds until the budget is full again"),
+        "Retry-After": integer_header("seconds until a request may pass"),
+        "WWW-Authenticate": {
+            "description": "the Bearer challenge: realm, and the error when a token was sent",
+            "schema": { "type": "string" },
+        },
     })
 }
 
