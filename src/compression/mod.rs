@@ -127,6 +127,21 @@ mod tests {
     }
 
     #[test]
+    fn a_gzipped_answer_has_its_own_strong_tag_and_weak_tags_stay() {
+        let config = CompressionConfig::default();
+        let json = "x".repeat(2000);
+        let tagged = |tag: &str, gzip: bool| {
+            let mut response = answer("application/json", &json);
+            let value = HeaderValue::from_str(tag).expect("tag");
+            response.headers_mut().insert(header::ETAG, value);
+            compress(response, gzip, &config).headers()[header::ETAG].clone()
+        };
+        assert_eq!(tagged("\"abc\"", true), "\"abc-gzip\"");
+        assert_eq!(tagged("\"abc\"", false), "\"abc\"");
+        assert_eq!(tagged("W/\"abc\"", true), "W/\"abc\"");
+    }
+
+    #[test]
     fn small_binary_or_unaccepted_answers_are_left_alone() {
         let config = CompressionConfig::default();
         let small = compress(answer("application/json", "{}"), true, &config);

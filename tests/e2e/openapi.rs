@@ -496,6 +496,16 @@ async fn the_openapi_command_prints_the_served_document() {
         let printed: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
         assert_eq!(printed, served);
     }
+    let broken = env.dir.write("broken.yaml", "listeners: {}\nroutes: []\n");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tai-gateway"))
+        .args(["openapi", "--config"])
+        .arg(&broken)
+        .output()
+        .expect("run tai-gateway openapi");
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("broken.yaml"), "{stderr}");
 }
 
 /// A proto unlike the TAI ones: nested and recursive messages, maps, enums, a oneof, repeated
