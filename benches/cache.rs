@@ -57,6 +57,7 @@ fn through_the_gateway(c: &mut Criterion) {
     let (cached, uncached) = (gateway(&stubs, true), gateway(&stubs, false));
     let peer: SocketAddr = "127.0.0.1:40000".parse().expect("peer");
     let propose = Request::post("/v1/policies/propose")
+        .header("host", "gateway.bench")
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from_static(br#"{"policyName":"bench"}"#)))
         .expect("request");

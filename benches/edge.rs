@@ -39,6 +39,7 @@ fn provider(name: &str, alg: Algorithm, public: &str) -> ProviderConfig {
         jwks_timeout: Duration::from_secs(5),
         jwks_refresh_interval: Duration::from_secs(600),
         jwks_min_refetch_interval: Duration::from_secs(30),
+        jwks_ca: None,
         claims_to_metadata: vec![("sub".to_owned(), "x-jwt-sub".to_owned())],
         payload_to_metadata: None,
         place: Place::default(),

@@ -74,6 +74,7 @@ fn gateway(stubs: &StubServers, dir: &Path, events: &str) -> Gateway {
 
 fn propose() -> Request<Full<Bytes>> {
     Request::post("/v1/policies/propose")
+        .header("host", "gateway.bench")
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from_static(
             br#"{"policyType":"access","policyName":"bench","rules":{"effect":"deny","scope":"external"}}"#,

@@ -65,6 +65,7 @@ fn gateway(stubs: &StubServers, redis_port: u16, scope: &str) -> Gateway {
 
 fn get() -> Request<Full<Bytes>> {
     Request::get("/v1/echo/hi")
+        .header("host", "gateway.bench")
         .body(Full::new(Bytes::new()))
         .expect("request")
 }

@@ -23,6 +23,7 @@ use crate::edge::metadata::DeadlineError;
 use crate::edge::rate_limit::{Exceeded, KeyTooLong, Unavailable as RateLimitUnavailable};
 use crate::events::outbox::SpoolError;
 use crate::listener::connection::Refused;
+use crate::listener::refusal::HeadRefused;
 use crate::pipeline::protocol::Protocol;
 use crate::transcode::json::EncodeOptions;
 use crate::transcode::request::RequestError;
@@ -75,9 +76,27 @@ pub enum GatewayError {
         /// Methods that would match.
         allow: Vec<String>,
     },
+    /// hyper refused an HTTP/1.1 request head before the pipeline saw it (400, 414, 431); the
+    /// listener answers with this error's reply in place of hyper's empty one.
+    #[error(transparent)]
+    HeadRefused(#[from] HeadRefused),
     /// The path has malformed percent-encoding.
     #[error("malformed request path: {0}")]
     MalformedPath(String),
+    /// A path variable's value has a `.` or `..` segment once decoded (`..%2F..%2Fetc`): it would
+    /// name another resource than the one routed to (see `transcode::normalize`).
+    #[error("path variable `{field}` holds a dot segment (`.` or `..`); it is refused")]
+    DotSegment {
+        /// The field the variable binds.
+        field: String,
+    },
+    /// An HTTP/1.1 request without a `Host` header, or any request with more than one
+    /// (RFC 9112 §3.2).
+    #[error("a request must carry exactly one Host header (RFC 9112 §3.2); this one has {count}")]
+    HostHeader {
+        /// How many `Host` headers the request has.
+        count: usize,
+    },
     /// The request body's media type cannot be transcoded.
     #[error("unsupported content type `{0}`; send application/json")]
     UnsupportedMediaType(String),
@@ -213,7 +232,22 @@ impl GatewayError {
             GatewayError::UnknownGrpcMethod { .. } => {
                 row(StatusCode::NOT_FOUND, code::UNIMPLEMENTED)
             }
+            GatewayError::HeadRefused(HeadRefused::TooLarge) => row(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                code::RESOURCE_EXHAUSTED,
+            ),
+            GatewayError::HeadRefused(HeadRefused::UriTooLong) => {
+                row(StatusCode::URI_TOO_LONG, code::RESOURCE_EXHAUSTED)
+            }
+            GatewayError::HeadRefused(HeadRefused::Malformed) => {
+                row(StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT)
+            }
+            GatewayError::DotSegment { field } => Row {
+                field: Some(field.clone()),
+                ..row(StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT)
+            },
             GatewayError::MalformedPath(_)
+            | GatewayError::HostHeader { .. }
             | GatewayError::Deadline(_)
             | GatewayError::RateLimitKey(_)
             | GatewayError::BodyRead(_) => row(StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT),
@@ -241,6 +275,10 @@ impl GatewayError {
             | GatewayError::ResponseTranscode(_) => row(StatusCode::BAD_GATEWAY, code::INTERNAL),
             GatewayError::Auth(e) if e.is_forbidden() => {
                 row(StatusCode::FORBIDDEN, code::PERMISSION_DENIED)
+            }
+            // RFC 6750 §3.1: `invalid_request` (two tokens) is a 400, with its challenge.
+            GatewayError::Auth(e) if e.is_invalid_request() => {
+                row(StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT)
             }
             GatewayError::Auth(_) => row(StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED),
             GatewayError::RequestEncoding(e) => match e {
@@ -310,6 +348,12 @@ impl GatewayError {
             body,
             headers: self.extra_headers(),
         }
+    }
+
+    /// The failure as a JSON client sees it, for failures outside any route (no backend
+    /// details to decode, default JSON options): the listener's own refusals.
+    pub fn to_plain_reply(&self) -> ErrorReply {
+        self.to_reply(&DescriptorPool::new(), &EncodeOptions::default())
     }
 
     /// Headers an HTTP client needs to act on the failure (`Allow`, `Retry-After`,

@@ -31,21 +31,10 @@ enum Command {
     /// Serve with the given config (the default command).
     Run(RunArgs),
     /// Check a config and its descriptors; print every problem; exit non-zero on any.
-    Validate {
-        /// The config file.
-        #[arg(default_value = "gateway.yaml")]
-        config: PathBuf,
-    },
+    Validate(ValidateArgs),
     /// Print the OpenAPI 3.1 document of a config's routes (as `GET /openapi.json` serves it,
     /// indented), without starting a server; exit non-zero when the config has problems.
-    Openapi {
-        /// The config file (also accepted as `--config`).
-        #[arg(conflicts_with = "config")]
-        file: Option<PathBuf>,
-        /// The config file.
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-    },
+    Openapi(ValidateArgs),
     /// Make certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -55,11 +44,36 @@ enum Command {
     Events(EventsArgs),
 }
 
+/// `--config FILE` / `-c FILE`: the same flag on every command that reads a config.
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// The config file.
+    #[arg(long, short, default_value = "gateway.yaml", global = true)]
+    config: PathBuf,
+}
+
+/// The config file of `validate` and `openapi`: `--config FILE` or positionally.
+#[derive(clap::Args)]
+struct ValidateArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The config file, positionally (the older form; `--config` is the same).
+    #[arg(conflicts_with = "config", value_name = "FILE")]
+    file: Option<PathBuf>,
+}
+
+impl ValidateArgs {
+    /// The file to check: the positional one, else `--config`.
+    fn path(&self) -> &std::path::Path {
+        self.file.as_deref().unwrap_or(&self.config.config)
+    }
+}
+
 #[derive(clap::Args)]
 struct EventsArgs {
     /// The config file; its `redis:` section and the stream names of its `events:` section are read.
-    #[arg(long, short, default_value = "gateway.yaml", global = true)]
-    config: PathBuf,
+    #[command(flatten)]
+    config: ConfigArg,
     #[command(subcommand)]
     command: EventsCommand,
 }
@@ -171,9 +185,8 @@ enum CertsCommand {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// The config file.
-    #[arg(long, short, default_value = "gateway.yaml")]
-    config: PathBuf,
+    #[command(flatten)]
+    config: ConfigArg,
     /// Also start the in-memory TAI stub backends (for local development and demos).
     #[arg(long)]
     with_stubs: bool,
@@ -191,7 +204,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // RUST_LOG wins; otherwise the config's `log_level` (read here, before anything logs).
     let level = match &cli.command {
-        Some(Command::Run(args)) => configured_log_level(&args.config),
+        Some(Command::Run(args)) => configured_log_level(&args.config.config),
         None => configured_log_level(std::path::Path::new("gateway.yaml")),
         // validate, openapi, token, certs, events
         Some(_) => "info".to_owned(),
@@ -204,13 +217,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Some(Command::Validate { config }) => validate(&config),
-        Some(Command::Openapi { file, config }) => {
-            let path = file
-                .or(config)
-                .unwrap_or_else(|| PathBuf::from("gateway.yaml"));
-            openapi(&path)
-        }
+        Some(Command::Validate(args)) => validate(args.path()),
+        Some(Command::Openapi(args)) => openapi(args.path()),
         Some(Command::Token(args)) => match token(&args) {
             Ok(token) => {
                 println!("{token}");
@@ -225,7 +233,9 @@ fn main() -> ExitCode {
         Some(Command::Events(args)) => events_blocking(args),
         Some(Command::Certs(CertsCommand::Dev { out, force })) => certs_dev(&out, force),
         None => run_blocking(RunArgs {
-            config: PathBuf::from("gateway.yaml"),
+            config: ConfigArg {
+                config: PathBuf::from("gateway.yaml"),
+            },
             with_stubs: false,
             stub_governor: SocketAddr::from(([127, 0, 0, 1], 50051)),
             stub_coordinator: SocketAddr::from(([127, 0, 0, 1], 50052)),
@@ -379,7 +389,7 @@ fn block_on(
 /// `events …`: the work is in `tai_gateway::events`; this only picks it and prints.
 async fn events(args: EventsArgs) -> anyhow::Result<()> {
     use tai_gateway::events::commands;
-    let streams = commands::streams_of(&args.config)?;
+    let streams = commands::streams_of(&args.config.config)?;
     match args.command {
         EventsCommand::Audit {
             out,
@@ -467,6 +477,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         // Dev mode: the default gateway.yaml's HTTPS listener reads certs/dev/, made on first run.
         let dir = args
             .config
+            .config
             .parent()
             .unwrap_or(std::path::Path::new(""))
             .join("certs/dev");
@@ -476,7 +487,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             tracing::info!(dir = %dir.display(), "created dev certificates (trust ca.pem in clients)");
         }
     }
-    let rt = runtime::load(&args.config).map_err(|errors| {
+    let rt = runtime::load(&args.config.config).map_err(|errors| {
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("invalid config:\n{}", text.join("\n"))
     })?;

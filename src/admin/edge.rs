@@ -1,14 +1,14 @@
 //! The edge part of the admin answers: each binding's token policy and rate limits on `/routes`;
 //! the `auth`, `rate_limits` and TLS listener sections on `/config`. Secrets never appear: a
 //! shared secret prints `<redacted>`, a TLS listener shows file paths (never key contents), a
-//! JWKS URL shows no credentials or query.
+//! JWKS URL shows no credentials or query ([`redact_url`]).
 
 use serde_json::{Value, json};
 
 use super::format::duration;
 use crate::config::{
     AuthConfig, AuthMode, ClientAuthMode, Config, KeySource, LimitKey, RateLimitConfig, RouteAuth,
-    TlsListenerConfig,
+    TlsListenerConfig, redact_url,
 };
 use crate::runtime::Binding;
 
@@ -75,7 +75,7 @@ fn auth_json(auth: &AuthConfig) -> Value {
                 KeySource::SecretOnly => json!({ "shared_secret_only": true }),
                 KeySource::PemFile(path) => json!({ "pem_file": path.display().to_string() }),
                 KeySource::JwksFile(path) => json!({ "jwks_file": path.display().to_string() }),
-                KeySource::JwksUrl(url) => json!({ "jwks_url": url_without_secrets(url) }),
+                KeySource::JwksUrl(url) => json!({ "jwks_url": redact_url(url) }),
             };
             json!({
                 "name": p.name,
@@ -103,22 +103,6 @@ fn auth_json(auth: &AuthConfig) -> Value {
         "verified_cache_size": auth.verified_cache_size,
         "providers": providers,
     })
-}
-
-/// `scheme://host[:port]/path` of a URL: no user info, no query (either may carry credentials).
-fn url_without_secrets(url: &str) -> String {
-    let Ok(uri) = url.parse::<http::Uri>() else {
-        return "<unparsable>".to_owned();
-    };
-    let host = uri.authority().map_or("", |a| {
-        let text = a.as_str();
-        text.rsplit_once('@').map_or(text, |(_, host)| host)
-    });
-    format!(
-        "{}://{host}{}",
-        uri.scheme_str().unwrap_or("http"),
-        uri.path()
-    )
 }
 
 /// The `key` of a limit as written in the config.
@@ -178,21 +162,4 @@ fn tls_json(tls: &TlsListenerConfig) -> Value {
         "handshake_timeout": duration(tls.handshake_timeout),
         "reload_interval": duration(tls.reload_interval),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jwks_urls_lose_user_info_and_query() {
-        assert_eq!(
-            url_without_secrets("https://user:pw@idp.example:8443/keys.json?token=abc"),
-            "https://idp.example:8443/keys.json"
-        );
-        assert_eq!(
-            url_without_secrets("http://127.0.0.1:9/jwks"),
-            "http://127.0.0.1:9/jwks"
-        );
-    }
 }

@@ -63,8 +63,8 @@ impl Default for AuthConfig {
     }
 }
 
-/// Where a provider's verification keys come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a provider's verification keys come from. `Debug` shows a JWKS URL redacted.
+#[derive(Clone, PartialEq, Eq)]
 pub enum KeySource {
     /// Only the shared secret (HS algorithms).
     SecretOnly,
@@ -74,6 +74,20 @@ pub enum KeySource {
     JwksFile(PathBuf),
     /// A JWKS fetched over http(s), cached and refreshed.
     JwksUrl(String),
+}
+
+impl fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeySource::SecretOnly => f.write_str("SecretOnly"),
+            KeySource::PemFile(path) => f.debug_tuple("PemFile").field(path).finish(),
+            KeySource::JwksFile(path) => f.debug_tuple("JwksFile").field(path).finish(),
+            KeySource::JwksUrl(url) => f
+                .debug_tuple("JwksUrl")
+                .field(&super::redact_url(url))
+                .finish(),
+        }
+    }
 }
 
 /// One token issuer.
@@ -101,6 +115,9 @@ pub struct ProviderConfig {
     pub jwks_refresh_interval: Duration,
     /// Shortest gap between fetches caused by unknown `kid`s.
     pub jwks_min_refetch_interval: Duration,
+    /// PEM file of CA certificates an `https://` JWKS server may also chain to, besides the
+    /// web PKI roots (a private identity provider, a test server).
+    pub jwks_ca: Option<PathBuf>,
     /// Claim name → metadata name, forwarded after verification.
     pub claims_to_metadata: Vec<(String, String)>,
     /// Metadata name carrying the whole verified payload (base64url JSON).

@@ -8,6 +8,7 @@
 //!   `upstream` and `resilience`, `route`, `cache`, `events`, `streaming`, `cors`, `edge` (auth and rate limits),
 //!   `tls`, `ops`, `openapi`. They only describe; they never parse or check.
 //! - `error` ([`Place`], [`ConfigError`]) and `units` (durations, sizes): leaves used by all.
+//! - `redact`: [`redact_url`], the one way a configured URL is shown (admin, logs, errors).
 //!
 //! The descriptor-dependent checks (methods exist, templates parse, variables name fields) happen
 //! when the runtime snapshot is built from a `Config`, and report through the same [`ConfigError`].
@@ -22,6 +23,7 @@ mod gateway;
 mod openapi;
 mod ops;
 mod raw;
+mod redact;
 mod redis;
 mod resilience;
 mod route;
@@ -46,6 +48,7 @@ pub use events::{
 pub use gateway::{Config, DescriptorSources, ListenerLimits, WorkerCount};
 pub use openapi::{DEFAULT_OPENAPI_PATH, OpenApiConfig};
 pub use ops::{AccessLogTarget, OpsConfig};
+pub use redact::redact_url;
 pub use redis::{RedisConfig, RedisTarget, RedisTls};
 pub use resilience::code_name;
 pub use resilience::{

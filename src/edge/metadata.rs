@@ -1,5 +1,10 @@
 //! What crosses between HTTP headers and gRPC metadata: the allowlists of a route (transcoded
 //! calls) or every end-to-end header (gRPC pass-through), the request id, and the call deadline.
+//!
+//! Credentials follow one rule on every kind of route, in [`forwarded`]: `Authorization` (and
+//! the configured token header) reaches a backend only when the route says `forward_authorization: true`,
+//! whatever an allowlist or pass-through would let through; `Cookie` and `Proxy-Authorization`
+//! only when the route's `request_to_metadata` names them exactly (a wildcard never does).
 
 use std::time::Duration;
 
@@ -37,6 +42,19 @@ const NOT_PASSED_THROUGH: &[&str] = &[
     "x-request-id",
 ];
 
+/// What a call may carry of the request's credentials.
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials<'a> {
+    /// The header tokens are read from (`authorization` unless configured).
+    pub token_header: &'a HeaderName,
+    /// The route's `forward_authorization`: the token header goes to the backend.
+    pub forward_token: bool,
+}
+
+/// Credential headers that cross only when the allowlist names them exactly.
+const NAMED_CREDENTIALS: [HeaderName; 2] =
+    [http::header::COOKIE, http::header::PROXY_AUTHORIZATION];
+
 /// A client-supplied header the deadline could not be read from (400).
 #[derive(Debug, thiserror::Error)]
 pub enum DeadlineError {
@@ -49,11 +67,13 @@ pub enum DeadlineError {
 }
 
 /// The outgoing metadata of a call, before the token's claims are applied: the request headers
-/// `forwarding` lets through, and the request id.
+/// `forwarding` lets through, the credentials the route allows (the same rule for every kind
+/// of route), and the request id.
 pub fn forwarded(
     forwarding: Forwarding,
     headers: &HeaderMap,
     rules: &HeaderRules,
+    credentials: Credentials<'_>,
     request_id: &HeaderValue,
 ) -> HeaderMap {
     let mut out = match forwarding {
@@ -65,11 +85,44 @@ pub fn forwarded(
         }
         Forwarding::PassThrough => pass_through(headers),
     };
+    limit_credentials(&mut out, headers, rules, credentials);
     // Unique per request: mark it never-indexed so HPACK does not churn its dynamic table.
     let mut request_id = request_id.clone();
     request_id.set_sensitive(true);
     out.insert(HeaderName::from_static(REQUEST_ID), request_id);
     out
+}
+
+/// Takes out of `out` every credential the route does not allow, and puts in the token header
+/// when it does.
+fn limit_credentials(
+    out: &mut HeaderMap,
+    headers: &HeaderMap,
+    rules: &HeaderRules,
+    credentials: Credentials<'_>,
+) {
+    let token = credentials.token_header;
+    out.remove(http::header::AUTHORIZATION);
+    out.remove(token);
+    for name in &NAMED_CREDENTIALS {
+        if !rules.request_to_metadata.iter().any(|e| e == name.as_str()) {
+            out.remove(name);
+        }
+    }
+    if !credentials.forward_token {
+        return;
+    }
+    let mut names = vec![&http::header::AUTHORIZATION];
+    if *token != http::header::AUTHORIZATION {
+        names.push(token);
+    }
+    for name in names {
+        for value in headers.get_all(name) {
+            let mut value = value.clone();
+            value.set_sensitive(true);
+            out.append(name.clone(), value);
+        }
+    }
 }
 
 /// Every end-to-end request header.
@@ -236,6 +289,57 @@ mod tests {
         }
     }
 
+    const NO_CREDENTIALS: Credentials<'static> = Credentials {
+        token_header: &http::header::AUTHORIZATION,
+        forward_token: false,
+    };
+
+    #[test]
+    fn credentials_follow_one_rule_for_allowlists_and_pass_through() {
+        let request = http::Request::post("/pkg.S/M")
+            .header("authorization", "Bearer t")
+            .header("x-api-token", "k")
+            .header("cookie", "session=1")
+            .header("proxy-authorization", "Basic p")
+            .header("x-tenant-id", "acme")
+            .body(())
+            .expect("request");
+        let id = HeaderValue::from_static("id");
+        let token_header = HeaderName::from_static("x-api-token");
+        let names = |forwarding, list: &[&str], forward_token| {
+            let rules = HeaderRules {
+                request_to_metadata: list.iter().map(|s| (*s).to_owned()).collect(),
+                ..HeaderRules::default()
+            };
+            let credentials = Credentials {
+                token_header: &token_header,
+                forward_token,
+            };
+            let out = forwarded(forwarding, request.headers(), &rules, credentials, &id);
+            // The gateway's own offer of gzip (transcoded calls) is not a client header.
+            let mut names: Vec<_> = out
+                .keys()
+                .filter(|k| *k != ACCEPT_ENCODING)
+                .map(|k| k.as_str().to_owned())
+                .collect();
+            names.sort();
+            names.join(" ")
+        };
+        let everything = ["authorization", "x-api-token", "c*", "x-*", "p*"];
+        for forwarding in [Forwarding::Allowlist, Forwarding::PassThrough] {
+            assert_eq!(
+                names(forwarding, &everything, false),
+                "x-request-id x-tenant-id",
+                "{forwarding:?}: no credential by wildcard, none without forward_authorization"
+            );
+            assert_eq!(
+                names(forwarding, &["cookie", "x-tenant-id"], true),
+                "authorization cookie x-api-token x-request-id x-tenant-id",
+                "{forwarding:?}"
+            );
+        }
+    }
+
     #[test]
     fn trace_context_is_forwarded_without_an_allowlist() {
         let request = http::Request::get("/x")
@@ -252,6 +356,7 @@ mod tests {
             Forwarding::Allowlist,
             request.headers(),
             &HeaderRules::default(),
+            NO_CREDENTIALS,
             &id,
         );
         assert_eq!(
@@ -281,6 +386,7 @@ mod tests {
             Forwarding::PassThrough,
             request.headers(),
             &HeaderRules::default(),
+            NO_CREDENTIALS,
             &id,
         );
         assert_eq!(out.len(), 2);

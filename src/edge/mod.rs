@@ -24,7 +24,7 @@ use http::{HeaderMap, HeaderValue};
 use crate::runtime::RouteOptions;
 use crate::state::Shared;
 use auth::{AuthError, AuthRuntime};
-use metadata::{DeadlineError, Forwarding};
+use metadata::{Credentials, DeadlineError, Forwarding};
 use rate_limit::{Budget, Exceeded, KeyTooLong, Refusal, Unavailable as RateLimitUnavailable};
 
 /// What the edge learned about a request, kept whether it was admitted or not: the rate-limit
@@ -126,9 +126,18 @@ pub async fn admit(
     let global = limits.check_after_auth(claims, headers, request.peer, &mut admission.budget)?;
     rate_limit::check_global(global, shared, &mut admission.budget).await?;
     let deadline = metadata::deadline(route.timeout, headers)?;
-    let mut forwarded =
-        metadata::forwarded(forwarding, headers, &route.headers, request.request_id);
-    auth.forward(&mut forwarded, policy, verified.as_ref(), headers);
+    let credentials = Credentials {
+        token_header: auth.token_header(),
+        forward_token: policy.rules().forward_authorization,
+    };
+    let mut forwarded = metadata::forwarded(
+        forwarding,
+        headers,
+        &route.headers,
+        credentials,
+        request.request_id,
+    );
+    auth.forward(&mut forwarded, verified.as_ref());
     Ok(Admitted {
         deadline,
         metadata: forwarded,

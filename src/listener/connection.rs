@@ -177,6 +177,11 @@ impl Connection {
         }
     }
 
+    /// True while a request head is half-received (none dispatched since its first byte).
+    pub(crate) fn is_head_pending(&self) -> bool {
+        self.head_since_ms.load(Ordering::Relaxed) != NEVER
+    }
+
     /// Asks the connection to close as soon as its transport is polled (woken now).
     pub(crate) fn evict(&self) {
         self.evicted.store(true, Ordering::Relaxed);

@@ -1,12 +1,16 @@
 //! The HTTPS accept loop: TCP accept → TLS handshake (bounded by `handshake_timeout`) → the same
 //! HTTP/1.1 + HTTP/2 server as the cleartext listener, with the client identity set on each
-//! request.
+//! request. The protocol ALPN negotiated is the only one spoken on the connection (a client that
+//! agreed on `h2` and sends HTTP/1.1, or on `http/1.1` and sends the HTTP/2 preface, is closed);
+//! without ALPN the server goes by what the client sends, as on the cleartext listener.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper_util::rt::TokioExecutor;
+use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
@@ -31,7 +35,7 @@ pub(crate) async fn serve_tls<H: Handler>(
     workers: Arc<Workers>,
     handler: H,
 ) {
-    let builder = Arc::new(http_builder(&limits));
+    let servers = Arc::new(Servers::new(&limits));
     let handshake_timeout = tls.settings().handshake_timeout;
     let seating = (table, timeouts(&limits));
     accept_loop(
@@ -46,7 +50,7 @@ pub(crate) async fn serve_tls<H: Handler>(
                 return;
             };
             let acceptor = TlsAcceptor::from(tls.server_config());
-            let (builder, handler) = (builder.clone(), handler.clone());
+            let (servers, handler) = (servers.clone(), handler.clone());
             let open = metrics.connection_opened(name);
             let metrics = metrics.clone();
             worker.spawn(async move {
@@ -55,11 +59,42 @@ pub(crate) async fn serve_tls<H: Handler>(
                 let Some((stream, identity)) = shake.await else {
                     return;
                 };
-                serve_connection(&builder, stream, connection, identity, handler, watcher).await;
+                let builder = servers.for_alpn(stream.get_ref().1.alpn_protocol());
+                serve_connection(builder, stream, connection, identity, handler, watcher).await;
             });
         },
     )
     .await;
+}
+
+/// The HTTP server for each ALPN result.
+struct Servers {
+    /// No ALPN: HTTP/1.1 or HTTP/2 by what the client sends.
+    any: auto::Builder<TokioExecutor>,
+    /// `http/1.1` negotiated: an HTTP/2 preface is refused.
+    http1: auto::Builder<TokioExecutor>,
+    /// `h2` negotiated: anything but the HTTP/2 preface is refused.
+    http2: auto::Builder<TokioExecutor>,
+}
+
+impl Servers {
+    fn new(limits: &ListenerLimits) -> Servers {
+        let any = http_builder(limits);
+        Servers {
+            http1: any.clone().http1_only(),
+            http2: any.clone().http2_only(),
+            any,
+        }
+    }
+
+    /// The server that speaks only what `alpn` (the negotiated protocol) names.
+    fn for_alpn(&self, alpn: Option<&[u8]>) -> &auto::Builder<TokioExecutor> {
+        match alpn {
+            Some(b"h2") => &self.http2,
+            Some(b"http/1.1") => &self.http1,
+            _ => &self.any,
+        }
+    }
 }
 
 /// The TLS handshake of one connection, bounded by `timeout` and counted in `metrics` under

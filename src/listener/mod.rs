@@ -11,6 +11,8 @@
 //! - [`connection`]: one connection's state — idle, head and write timeouts, answers being
 //!   delivered and the bytes they hold; [`watch`] enforces it in the transport, with
 //!   [`h2frames`] to see half-received HTTP/2 heads.
+//! - [`refusal`]: hyper's own empty 400 / 414 / 431 for an unparsable HTTP/1.1 head, replaced
+//!   by the gateway's JSON error as the transport writes it.
 //! - [`table`]: the open connections — caps in all and per address, idle ones closed first;
 //!   [`budget`]: the process-wide count of held answer bytes.
 
@@ -19,6 +21,7 @@ pub mod connection;
 mod h2frames;
 pub(crate) mod https;
 pub(crate) mod plain;
+pub mod refusal;
 pub(crate) mod table;
 pub mod tls;
 mod watch;
@@ -132,7 +135,12 @@ pub(crate) fn http_builder(limits: &ListenerLimits) -> auto::Builder<TokioExecut
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        // Twice the limit: a header list between the limit and this is decoded and refused by
+        // the pipeline with the gateway's JSON 431 (h2's own 431 has no body); past it h2
+        // refuses the stream itself without decoding more.
+        .max_header_list_size(
+            u32::try_from(limits.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX),
+        )
         .max_concurrent_streams(limits.max_concurrent_streams)
         // What HTTP/2 buffers per stream ahead of the client's window: one answer chunk, so the
         // bytes a stalled client holds are counted where the answer is delivered (`connection`).

@@ -8,17 +8,23 @@
 //! HTTP/1.1, any byte that arrives while nothing is in progress starts a head (cleared when the
 //! request is dispatched); for HTTP/2, [`FrameReader`] follows the frames. Bytes never count as
 //! activity by themselves, so PINGs or a trickled head cannot keep a connection alive.
+//!
+//! On the way out it replaces hyper's own empty refusal of an unparsable HTTP/1.1 head (400, 414,
+//! 431) with the gateway's JSON error ([`refusal`]).
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 use super::connection::{Connection, Expired};
 use super::h2frames::{FrameReader, PREFACE};
+use super::refusal;
+use crate::error::GatewayError;
 
 /// What the client's bytes turned out to be.
 #[derive(Debug)]
@@ -37,6 +43,9 @@ pub(crate) struct Watched<T> {
     connection: Arc<Connection>,
     timer: Pin<Box<Sleep>>,
     sniffed: Sniffed,
+    /// hyper's own refusal of an HTTP/1.1 head being replaced by the gateway's ([`refusal`]):
+    /// the bytes of ours still to write, and how many of hyper's to report written after them.
+    replacing: Option<(Bytes, usize)>,
 }
 
 impl<T> Watched<T> {
@@ -48,6 +57,7 @@ impl<T> Watched<T> {
             connection,
             timer,
             sniffed: Sniffed::Unknown(0),
+            replacing: None,
         }
     }
 
@@ -116,6 +126,45 @@ impl<T> Watched<T> {
         }
     }
 
+    /// When `data` (what hyper writes next) is its own empty refusal of an HTTP/1.1 head, starts
+    /// writing the gateway's answer in its place ([`refusal`]).
+    fn replace_refusal(&mut self, data: &[u8]) {
+        let head_pending =
+            matches!(self.sniffed, Sniffed::Http1) && self.connection.is_head_pending();
+        if self.replacing.is_some() || !head_pending {
+            return;
+        }
+        if let Some(refused) = refusal::recognise(data) {
+            let reply = GatewayError::from(refused).to_plain_reply();
+            let answer = refusal::answer(data, reply.status, &reply.body);
+            self.replacing = Some((answer, data.len()));
+        }
+    }
+
+    /// Writes the rest of the gateway's answer that replaces hyper's refusal; once it is all
+    /// written, hyper's bytes are reported written.
+    fn poll_replacement(&mut self, cx: &mut Context<'_>) -> Option<Poll<io::Result<usize>>>
+    where
+        T: AsyncWrite + Unpin,
+    {
+        let (rest, reported) = self.replacing.as_mut()?;
+        while !rest.is_empty() {
+            match Pin::new(&mut self.inner).poll_write(cx, rest) {
+                Poll::Ready(Ok(0)) => {
+                    return Some(Poll::Ready(Err(io::ErrorKind::WriteZero.into())));
+                }
+                Poll::Ready(Ok(n)) => {
+                    let _ = rest.split_to(n);
+                }
+                Poll::Ready(Err(e)) => return Some(Poll::Ready(Err(e))),
+                Poll::Pending => return Some(self.after_write(cx, Poll::Pending)),
+            }
+        }
+        let reported = *reported;
+        self.replacing = None;
+        Some(Poll::Ready(Ok(reported)))
+    }
+
     /// The watchdog's verdict as the error a pending read or write ends with.
     fn closing(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
         let expired = self.watchdog(cx).err()?;
@@ -153,6 +202,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
+        this.replace_refusal(data);
+        if let Some(polled) = this.poll_replacement(cx) {
+            return polled;
+        }
         let written = Pin::new(&mut this.inner).poll_write(cx, data);
         this.after_write(cx, written)
     }
@@ -163,6 +216,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
+        if let Some(first) = bufs.iter().find(|b| !b.is_empty()) {
+            this.replace_refusal(first);
+        }
+        if let Some(polled) = this.poll_replacement(cx) {
+            return polled;
+        }
         let written = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         this.after_write(cx, written)
     }
@@ -251,6 +310,56 @@ mod tests {
         let busy = connection.begin();
         assert!(connection.check().is_ok());
         drop(busy);
+    }
+
+    #[tokio::test]
+    async fn hypers_empty_refusal_of_a_head_goes_out_as_the_gateways_json_answer() {
+        // A small pipe: the answer needs several partial writes, some of them pending.
+        let (mut client, server) = tokio::io::duplex(16);
+        let (mut io, _) = watched(server);
+        // The start of a head (the rest of it is what hyper refuses).
+        client.write_all(b"GET / HT").await.expect("write");
+        let mut buf = [0u8; 64];
+        let _ = io.read(&mut buf).await.expect("read");
+        let hyper = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\ndate: D\r\n\r\n";
+        let writer = tokio::spawn(async move {
+            let n = io.write(hyper).await.expect("write");
+            (n, io)
+        });
+        let mut seen = Vec::new();
+        let body = br#"{"code":3,"message":"malformed HTTP/1.1 request head","details":[]}"#;
+        while !seen.ends_with(body) {
+            let read = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf)).await;
+            let n = read
+                .unwrap_or_else(|_| panic!("stalled: {:?}", String::from_utf8_lossy(&seen)))
+                .expect("read");
+            assert!(n > 0, "closed early: {seen:?}");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        let (n, _io) = writer.await.expect("writer");
+        assert_eq!(n, hyper.len(), "hyper's bytes are reported written");
+        let head = "HTTP/1.1 400 Bad Request\r\ndate: D\r\ncontent-type: application/json\r\ncontent-length: 67\r\nconnection: close\r\n\r\n";
+        assert_eq!(
+            String::from_utf8_lossy(&seen),
+            format!("{head}{}", String::from_utf8_lossy(body))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_to_a_dispatched_request_is_never_replaced() {
+        let (mut client, server) = tokio::io::duplex(256);
+        let (mut io, connection) = watched(server);
+        client
+            .write_all(b"GET / HTTP/1.1\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buf = [0u8; 64];
+        let _ = io.read(&mut buf).await.expect("read");
+        let _busy = connection.begin();
+        let empty = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
+        io.write_all(empty).await.expect("write");
+        let n = client.read(&mut buf).await.expect("read");
+        assert_eq!(&buf[..n], &empty[..]);
     }
 
     #[tokio::test(start_paused = true)]

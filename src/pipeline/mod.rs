@@ -1,8 +1,10 @@
 //! The request pipeline, in one place and in order ([`Gateway::handle`]):
 //!
-//! 1. **find the route** ([`route`]): the HTTP rule a JSON request's path selects, or the gRPC
-//!    method a gRPC / gRPC-Web request names (a CORS preflight for one is answered here, and
-//!    `GET` of the OpenAPI document's path by [`crate::openapi::answer`]);
+//! 1. **find the route** ([`route`]): the head's own rules first (one `Host`, the HTTP/2
+//!    header-list limit) and the path's dot segments removed; then the HTTP rule a JSON
+//!    request's path selects, or the gRPC method a gRPC / gRPC-Web request names (a CORS
+//!    preflight for one is answered here, and `GET` of the OpenAPI document's path by
+//!    [`crate::openapi::answer`]);
 //! 2. **admit** ([`crate::edge::admit`], the same for every kind of call): rate limits before
 //!    authentication → the token → rate limits after it → the deadline → the metadata;
 //! 3. **call**, by kind: [`unary`], [`server_stream`], [`client_stream`] (client and bidi
@@ -160,14 +162,14 @@ impl Gateway {
     /// request's protocol (JSON `google.rpc.Status`, or a gRPC status).
     pub async fn handle<B: RequestBody>(
         &self,
-        request: Request<B>,
+        mut request: Request<B>,
         peer: SocketAddr,
     ) -> Response<ResponseBody> {
         let runtime = self.runtime.load_full();
         let ctx = RequestCtx::new(&request, peer, &self.request_ids);
         let mut outcome = Outcome::default();
         let answer: Answer = async {
-            let target = match route::find(&runtime, &request, ctx.protocol)? {
+            let target = match route::find(&runtime, &mut request, ctx.protocol)? {
                 Found::Call(target) => target,
                 Found::Preflight(asked) => return Ok(preflight(&asked, request.headers())?),
                 Found::OpenApi => return Ok(crate::openapi::answer(&runtime, request.headers())),

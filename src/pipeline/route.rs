@@ -3,12 +3,15 @@
 
 use std::sync::Arc;
 
-use http::Request;
+use http::uri::PathAndQuery;
+use http::{Request, Uri, Version, header};
 
 use super::protocol::Protocol;
 use crate::edge::cors;
 use crate::error::GatewayError;
+use crate::listener::refusal::HeadRefused;
 use crate::runtime::{Binding, GrpcMethod, RouteOptions, Runtime};
+use crate::transcode::normalize::{has_dot_segment, normalize_path};
 use crate::transcode::router::RouteMiss;
 
 /// What a request selected.
@@ -49,12 +52,16 @@ impl Target<'_> {
     }
 }
 
-/// What `request`, speaking `protocol`, selected.
+/// What `request`, speaking `protocol`, selected. The head is checked first ([`check_head`]:
+/// exactly one `Host`, the header-size limit), and the path normalised in place ([`normalize`]), so every later
+/// step (routing, cache keys, pass-through) sees the same path.
 pub(crate) fn find<'r, B>(
     runtime: &'r Runtime,
-    request: &Request<B>,
+    request: &mut Request<B>,
     protocol: Protocol,
 ) -> Result<Found<'r>, GatewayError> {
+    check_head(request, runtime.config.limits.max_header_bytes)?;
+    normalize(request)?;
     let (method, path) = (request.method(), request.uri().path());
     if cors::is_preflight(method, request.headers()) {
         return preflight(runtime, request.headers(), path).map(Found::Preflight);
@@ -73,10 +80,17 @@ pub(crate) fn find<'r, B>(
         };
     }
     match runtime.router.lookup(method.as_str(), path) {
-        Ok(found) => Ok(Found::Call(Target::Http(
-            found.value.clone(),
-            found.bindings,
-        ))),
+        Ok(found) => {
+            let climbing = found.bindings.iter().find(|(_, v)| has_dot_segment(v));
+            if let Some((field, _)) = climbing {
+                let field = (*field).to_owned();
+                return Err(GatewayError::DotSegment { field });
+            }
+            Ok(Found::Call(Target::Http(
+                found.value.clone(),
+                found.bindings,
+            )))
+        }
         Err(RouteMiss::NotFound) => Err(GatewayError::RouteNotFound {
             path: path.to_owned(),
         }),
@@ -119,4 +133,58 @@ fn preflight(
         options: found.value.method.options.clone(),
         methods: methods.join(", "),
     })
+}
+
+/// The head's own rules. RFC 9112 §3.2: an HTTP/1.1 request without `Host`, or any request with
+/// more than one, is a 400; HTTP/2 names the authority in `:authority` (hyper puts it in the
+/// URI), so an HTTP/2 request without `Host` is fine. An HTTP/2 header list larger than
+/// `max_header_bytes` is a 431 answered here, with the JSON body: the HTTP/2 codec decodes up to
+/// twice the limit (`listener::http_builder`) so that the gateway, not h2's empty 431, answers.
+/// (HTTP/1.1 heads over the limit never get here: see `listener::refusal`.)
+fn check_head<B>(request: &Request<B>, max_header_bytes: usize) -> Result<(), GatewayError> {
+    let count = request.headers().get_all(header::HOST).iter().count();
+    let missing = count == 0 && request.version() == Version::HTTP_11;
+    if missing || count > 1 {
+        return Err(GatewayError::HostHeader { count });
+    }
+    if request.version() == Version::HTTP_2 && header_list_size(request) > max_header_bytes {
+        return Err(GatewayError::HeadRefused(HeadRefused::TooLarge));
+    }
+    Ok(())
+}
+
+/// The size of an HTTP/2 header list as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113
+/// §6.5.2): name + value + 32 per field, the pseudo-header fields included.
+fn header_list_size<B>(request: &Request<B>) -> usize {
+    const FIELD: usize = 32;
+    let uri = request.uri();
+    let pseudo = request.method().as_str().len()
+        + uri.path_and_query().map_or(0, |p| p.as_str().len())
+        + uri.scheme_str().map_or(0, str::len)
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + 4 * (FIELD + 8);
+    let fields = request.headers().iter();
+    pseudo
+        + fields
+            .map(|(n, v)| n.as_str().len() + v.len() + FIELD)
+            .sum::<usize>()
+}
+
+/// Rewrites the request's path with its dot segments removed (`transcode::normalize`), keeping
+/// the query; a path that needs nothing is left alone.
+fn normalize<B>(request: &mut Request<B>) -> Result<(), GatewayError> {
+    let uri = request.uri();
+    let path = match normalize_path(uri.path()) {
+        std::borrow::Cow::Borrowed(_) => return Ok(()),
+        std::borrow::Cow::Owned(path) => path,
+    };
+    let target = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path,
+    };
+    let malformed = |e: &dyn std::fmt::Display| GatewayError::MalformedPath(e.to_string());
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(PathAndQuery::try_from(target).map_err(|e| malformed(&e))?);
+    *request.uri_mut() = Uri::from_parts(parts).map_err(|e| malformed(&e))?;
+    Ok(())
 }

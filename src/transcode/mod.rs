@@ -1,6 +1,7 @@
 //! Pure HTTP/JSON <-> gRPC transcoding pieces: no sockets, no tokio, no config structs.
 //!
 //! - [`template`]: the `google.api.http` path-template grammar, parsed and validated.
+//! - [`normalize`]: dot segments out of a request path before routing (Envoy's `normalize_path`).
 //! - [`router`]: a per-segment trie that maps a method and a raw request path to a rule and its
 //!   decoded variable bindings.
 //! - [`json`]: strict proto3 JSON ⇄ `DynamicMessage` (ranges, duplicates, depth, unknown fields).
@@ -10,6 +11,7 @@
 //! - `wire`: a zero-copy reader of the protobuf wire format (and the request encoder).
 
 pub mod json;
+pub mod normalize;
 pub mod request;
 pub mod response;
 pub mod router;

@@ -29,7 +29,7 @@ fn pem(name: &str) -> Vec<u8> {
     std::fs::read(key_path(name)).expect("read test key")
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock")
@@ -69,7 +69,7 @@ pub(crate) fn ed_token(claims: &Value) -> String {
 
 /// Providers `ed` (EdDSA, kid ed-1), `ec` (ES256), `rsa` (RS256/PS256), `hs` (HS256, shared secret);
 /// `/v1/echo` requires a token with scope policy:write; GetPolicy takes an optional one.
-fn config(stubs: &tai_stubs::StubServers, extra_providers: &str) -> String {
+pub(crate) fn config(stubs: &tai_stubs::StubServers, extra_providers: &str) -> String {
     format!(
         r#"listeners:
   http:
@@ -124,13 +124,13 @@ auth:
     )
 }
 
-async fn start() -> TestEnv {
+pub(crate) async fn start() -> TestEnv {
     let stubs = start_stubs().await;
     let config = config(&stubs, "");
     TestEnv::start_on(stubs, &config).await
 }
 
-async fn echo(env: &TestEnv, token: Option<&str>, extra: &[(&str, &str)]) -> Reply {
+pub(crate) async fn echo(env: &TestEnv, token: Option<&str>, extra: &[(&str, &str)]) -> Reply {
     let bearer = token.map(|t| format!("Bearer {t}"));
     let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
     if let Some(b) = &bearer {
@@ -146,7 +146,7 @@ async fn echo(env: &TestEnv, token: Option<&str>, extra: &[(&str, &str)]) -> Rep
     .await
 }
 
-fn assert_invalid(reply: &Reply, reason: &str) {
+pub(crate) fn assert_invalid(reply: &Reply, reason: &str) {
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
     assert_eq!(
         reply.header("www-authenticate"),
@@ -225,7 +225,7 @@ async fn every_invalid_token_is_a_401_invalid_token_with_its_reason() {
     let confusion = sign(
         Header::new(Algorithm::HS256),
         &confused,
-        &EncodingKey::from_secret(&pem("rsa_public.pem")),
+        &EncodingKey::from_secret(&pem("rsa_public.pem")).expect("hmac key"),
     );
     let none = format!(
         "{}.{}.",
@@ -349,7 +349,7 @@ async fn rsa_pss_ec_and_hmac_tokens_verify_with_their_configured_keys() {
         sign(
             Header::new(Algorithm::HS256),
             &with_iss("hs-issuer"),
-            &EncodingKey::from_secret(HS_SECRET.as_bytes()),
+            &EncodingKey::from_secret(HS_SECRET.as_bytes()).expect("hmac key"),
         ),
     ];
     for token in tokens {
@@ -405,14 +405,14 @@ async fn the_query_parameter_is_not_a_token_source_unless_enabled() {
 }
 
 /// A JWKS server on 127.0.0.1:0 whose answer the test changes, counting requests.
-struct JwksServer {
-    url: String,
+pub(crate) struct JwksServer {
+    pub(crate) url: String,
     answer: Arc<Mutex<(u16, String)>>,
-    hits: Arc<AtomicU64>,
+    pub(crate) hits: Arc<AtomicU64>,
 }
 
 impl JwksServer {
-    async fn start(body: String) -> JwksServer {
+    pub(crate) async fn start(body: String) -> JwksServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -439,13 +439,13 @@ impl JwksServer {
         JwksServer { url, answer, hits }
     }
 
-    fn set(&self, status: u16, body: String) {
+    pub(crate) fn set(&self, status: u16, body: String) {
         *self.answer.lock().expect("lock") = (status, body);
     }
 }
 
 /// A JWKS with the test Ed25519 public key under each of `kids`.
-fn jwks(kids: &[&str]) -> String {
+pub(crate) fn jwks(kids: &[&str]) -> String {
     let text = String::from_utf8(pem("ed_public.pem")).expect("pem");
     let b64: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
     let der = base64::engine::general_purpose::STANDARD
@@ -459,7 +459,7 @@ fn jwks(kids: &[&str]) -> String {
     json!({ "keys": keys }).to_string()
 }
 
-fn kid_token(kid: &str) -> String {
+pub(crate) fn kid_token(kid: &str) -> String {
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(kid.to_owned());
     let mut c = claims();
@@ -747,7 +747,7 @@ async fn a_repeated_token_stops_being_accepted_the_second_it_expires() {
     let token = sign(
         Header::new(Algorithm::HS256),
         &short,
-        &EncodingKey::from_secret(HS_SECRET.as_bytes()),
+        &EncodingKey::from_secret(HS_SECRET.as_bytes()).expect("hmac key"),
     );
     // The second request is answered from the verified-token cache.
     for _ in 0..2 {

@@ -64,7 +64,7 @@ fn token(secret: &str, scope: &str, exp: i64) -> String {
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
+        &EncodingKey::from_secret(secret.as_bytes()).expect("hmac key"),
     )
     .expect("sign")
 }

@@ -18,7 +18,7 @@ use tonic::transport::Channel;
 use crate::harness::{TestEnv, h2c_client, http1_client};
 
 /// A tonic client talking to the gateway's public listener.
-async fn client(env: &TestEnv) -> GovernorClient<Channel> {
+pub(crate) async fn client(env: &TestEnv) -> GovernorClient<Channel> {
     let channel = Channel::from_shared(env.base())
         .expect("uri")
         .connect()
@@ -162,7 +162,7 @@ async fn unknown_grpc_methods_are_unimplemented() {
 }
 
 /// A gRPC(-Web) message frame.
-fn frame(flag: u8, payload: &[u8]) -> Bytes {
+pub(crate) fn frame(flag: u8, payload: &[u8]) -> Bytes {
     let mut out = BytesMut::new();
     out.put_u8(flag);
     out.put_u32(payload.len() as u32);
@@ -171,7 +171,7 @@ fn frame(flag: u8, payload: &[u8]) -> Bytes {
 }
 
 /// Splits a gRPC-Web response body into (flag, payload) frames.
-fn frames(mut body: &[u8]) -> Vec<(u8, Vec<u8>)> {
+pub(crate) fn frames(mut body: &[u8]) -> Vec<(u8, Vec<u8>)> {
     let mut out = Vec::new();
     while body.len() >= 5 {
         let length = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;

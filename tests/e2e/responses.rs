@@ -47,7 +47,8 @@ async fn metadata_seen(env: &TestEnv, headers: &[(&str, &str)]) -> serde_json::V
     reply.json()["receivedMetadata"].clone()
 }
 
-/// `extra` plus the protocol headers every gRPC call carries (tonic keeps them in its metadata).
+/// `extra` plus the protocol headers every transcoded gRPC call carries (tonic keeps them in its
+/// metadata).
 /// No `content-length`: neither the client's nor one for the gRPC frame reaches the backend.
 fn with_protocol_headers(extra: serde_json::Value, grpc_timeout: &str) -> serde_json::Value {
     let mut all = json!({
@@ -55,6 +56,8 @@ fn with_protocol_headers(extra: serde_json::Value, grpc_timeout: &str) -> serde_
         "te": "trailers",
         "user-agent": concat!("tai-gateway/", env!("CARGO_PKG_VERSION")),
         "grpc-timeout": grpc_timeout,
+        // The gateway reads transcoded answers itself and takes gzip messages.
+        "grpc-accept-encoding": "gzip",
     });
     if let (Some(all), serde_json::Value::Object(extra)) = (all.as_object_mut(), extra) {
         all.extend(extra);
@@ -176,12 +179,19 @@ async fn connection_headers_never_reach_the_backend_even_through_a_wildcard() {
     );
 }
 
+/// Credentials cross only when the route says so (one rule for every kind of route, see
+/// `edge_credentials`): `cookie` by naming it in `request_to_metadata`, `authorization` by
+/// `forward_authorization: true` (listing it is not enough).
 #[tokio::test]
-async fn authorization_and_cookie_are_forwarded_when_listed() {
+async fn cookie_is_forwarded_when_listed_and_authorization_when_the_route_forwards_it() {
     let env = TestEnv::start_with(|c| {
         c.replace(
             "request_to_metadata: [x-tenant-id, x-stub-*]",
             "request_to_metadata: [authorization, cookie]",
+        )
+        .replace(
+            "  - service: tai.Governor\n    upstream: governor\n",
+            "  - service: tai.Governor\n    upstream: governor\n    auth: { mode: none, forward_authorization: true }\n",
         )
     })
     .await;

@@ -52,6 +52,8 @@ pub(crate) struct RawProvider {
     #[serde(default)]
     pub(crate) jwks_url: Option<At<String>>,
     #[serde(default)]
+    pub(crate) jwks_ca: Option<At<String>>,
+    #[serde(default)]
     pub(crate) shared_secret: Option<At<String>>,
     #[serde(default)]
     pub(crate) clock_skew: Option<At<String>>,

@@ -2,7 +2,7 @@
 //! asks of them (`routes[].auth`). Key files are only resolved here; they are read when the runtime
 //! is built.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
@@ -66,6 +66,7 @@ fn provider(
     let algorithms = algorithms(c, p, &key, &mut ok);
     shared_secret(c, p, &key, &algorithms, &mut ok);
     let keys = key_source(c, p, &key, base, &mut ok)?;
+    let jwks_ca = jwks_ca(c, p, &key, base, &mut ok);
     let claims_to_metadata = claims_to_metadata(c, p, &key);
     let payload_to_metadata = p
         .payload_to_metadata
@@ -94,6 +95,7 @@ fn provider(
             "jwks_min_refetch_interval",
             30,
         ),
+        jwks_ca,
         claims_to_metadata,
         payload_to_metadata,
         place: place(&p.issuer),
@@ -179,6 +181,31 @@ fn key_source(
             None
         }
     }
+}
+
+/// `auth.providers.<name>.jwks_ca`: a CA file for an `https://` `jwks_url` only (read when the
+/// runtime is built).
+fn jwks_ca(
+    c: &mut Checker<'_>,
+    p: &RawProvider,
+    key: &str,
+    base: &Path,
+    ok: &mut bool,
+) -> Option<PathBuf> {
+    let ca = p.jwks_ca.as_ref()?;
+    let https = p
+        .jwks_url
+        .as_ref()
+        .is_some_and(|u| u.value.starts_with("https://"));
+    if !https {
+        c.error(
+            place(ca),
+            format!("{key}.jwks_ca"),
+            "needs an https:// jwks_url",
+        );
+        *ok = false;
+    }
+    Some(base.join(&ca.value))
 }
 
 /// `auth.providers.<name>.claims_to_metadata`: claim name → metadata name, the valid ones.

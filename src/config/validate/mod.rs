@@ -106,10 +106,32 @@ fn parse_with_problems(
 /// The first line of serde-saphyr's message, without the source snippet it renders below it and
 /// without its `line N column M: ` prefix (the place is already printed as `file:line:col`).
 fn yaml_reason(error: &serde_saphyr::Error) -> String {
+    if let Some(key) = duplicate_key(error) {
+        return match key {
+            Some(key) => format!("duplicate key `{key}`"),
+            None => "duplicate key".to_owned(),
+        };
+    }
     let rendered = error.to_string();
     let first = rendered.lines().next().unwrap_or("invalid YAML").trim();
     let first = first.strip_prefix("error: ").unwrap_or(first);
     strip_location(first).to_owned()
+}
+
+/// The key a duplicate-key error names (`Some(None)`: a key that is not a plain scalar), or `None`
+/// for any other error. serde-saphyr's own text for it tells the reader to "set
+/// DuplicateKeyPolicy in Options", which is advice for Rust code, not for a config's author.
+fn duplicate_key(mut error: &serde_saphyr::Error) -> Option<Option<&str>> {
+    use serde_saphyr::Error;
+    while let Error::WithSnippet { error: inner, .. } | Error::AliasError { error: inner, .. } =
+        error
+    {
+        error = inner;
+    }
+    match error {
+        Error::DuplicateMappingKey { key, .. } => Some(key.as_deref()),
+        _ => None,
+    }
 }
 
 /// `line 8 column 5: unknown field` → `unknown field`; other text is returned as it is.

@@ -125,7 +125,10 @@ fn redis_url(c: &mut Checker<'_>, url: &At<String>, key: &str) -> Option<String>
         .iter()
         .any(|scheme| text.len() > scheme.len() && text.starts_with(scheme));
     if !ok {
-        let reason = format!("`{text}`: use redis://host:port/db (or rediss:// for TLS)");
+        let reason = format!(
+            "`{}`: use redis://host:port/db (or rediss:// for TLS)",
+            crate::config::redact_url(text)
+        );
         c.error(place(url), key, reason);
         return None;
     }

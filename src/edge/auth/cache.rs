@@ -165,6 +165,7 @@ mod tests {
             jwks_timeout: Duration::from_secs(5),
             jwks_refresh_interval: Duration::from_secs(600),
             jwks_min_refetch_interval: Duration::from_secs(30),
+            jwks_ca: None,
             claims_to_metadata: Vec::new(),
             payload_to_metadata: None,
             place: Place::default(),
@@ -196,7 +197,7 @@ mod tests {
 
     fn hs_token(issuer: &str, exp: u64, scope: &str) -> String {
         let claims = json!({"iss": issuer, "sub": "alice", "exp": exp, "scope": scope});
-        let key = EncodingKey::from_secret(SECRET.as_bytes());
+        let key = EncodingKey::from_secret(SECRET.as_bytes()).expect("hmac key");
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).expect("sign")
     }
 

@@ -2,7 +2,11 @@
 //! with a timeout, cached, refreshed periodically and refetched (rate-limited) on an unknown `kid`.
 //! A failed refresh keeps the keys already held. Keys never come from the token itself: embedded
 //! `jwk`/`jku`/`x5u` headers are ignored and cause no connection.
+//!
+//! An `https://` JWKS server must chain to the web PKI roots or to a CA of the provider's
+//! `jwks_ca`. The URL is only ever logged through [`redact_url`].
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,8 +17,13 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::rt::TokioIo;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
+use rustls::ClientConfig;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+
+use crate::config::redact_url;
 
 /// Largest JWKS document accepted from a remote server.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
@@ -106,10 +115,13 @@ fn jwk_key(entry: &serde_json::Value) -> Result<VerifyKey, String> {
     })
 }
 
-/// A JWKS URL, its cached keys, and when it was last fetched.
-#[derive(Debug)]
+/// A JWKS URL, its cached keys, and when it was last fetched. `Debug` shows the URL redacted.
 pub(crate) struct RemoteJwks {
     url: Uri,
+    /// The URL as logs show it ([`redact_url`]): no user info, no query.
+    shown: String,
+    /// TLS for `https://`: the web PKI roots and the `jwks_ca` certificates.
+    tls: Arc<ClientConfig>,
     timeout: Duration,
     refresh_interval: Duration,
     min_refetch_interval: Duration,
@@ -122,15 +134,30 @@ pub(crate) struct RemoteJwks {
     pub(crate) attempts: std::sync::atomic::AtomicU64,
 }
 
+impl std::fmt::Debug for RemoteJwks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteJwks")
+            .field("url", &self.shown)
+            .field("timeout", &self.timeout)
+            .field("refresh_interval", &self.refresh_interval)
+            .field("min_refetch_interval", &self.min_refetch_interval)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
 impl RemoteJwks {
     pub(crate) fn new(
         url: Uri,
+        tls: Arc<ClientConfig>,
         timeout: Duration,
         refresh: Duration,
         min_refetch: Duration,
     ) -> Self {
         RemoteJwks {
+            shown: redact_url(&url.to_string()),
             url,
+            tls,
             timeout,
             refresh_interval: refresh,
             min_refetch_interval: min_refetch,
@@ -160,31 +187,61 @@ impl RemoteJwks {
         *last = Some(Instant::now());
         self.attempts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        match tokio::time::timeout(self.timeout, get(&self.url)).await {
+        let url = &self.shown;
+        match tokio::time::timeout(self.timeout, get(&self.url, &self.tls)).await {
             Ok(Ok(body)) => match from_jwks(&body) {
                 Ok(fresh) => {
-                    tracing::info!(url = %self.url, keys = fresh.len(), "JWKS fetched");
+                    tracing::info!(%url, keys = fresh.len(), "JWKS fetched");
                     keys.store(Arc::new(fresh));
                     if let Ok(mut f) = self.fetched.lock() {
                         *f = Some(Instant::now());
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(url = %self.url, error = %e, "JWKS refresh failed; keeping the old keys")
+                    tracing::warn!(%url, error = %e, "JWKS refresh failed; keeping the old keys")
                 }
             },
             Ok(Err(e)) => {
-                tracing::warn!(url = %self.url, error = %e, "JWKS refresh failed; keeping the old keys")
+                tracing::warn!(%url, error = %e, "JWKS refresh failed; keeping the old keys")
             }
             Err(_) => {
-                tracing::warn!(url = %self.url, "JWKS refresh timed out; keeping the old keys")
+                tracing::warn!(%url, "JWKS refresh timed out; keeping the old keys")
             }
         }
     }
 }
 
-/// GET over HTTP/1.1 (plain or TLS with the web PKI roots); the body of a 2xx answer.
-async fn get(url: &Uri) -> Result<Bytes, String> {
+/// The TLS settings of JWKS fetches: the web PKI roots, and the CA certificates of the PEM file
+/// `ca` (a provider's `jwks_ca`) when given.
+pub(crate) fn tls_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca {
+        let pem =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(format!("{}: no PEM certificate", path.display()));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// GET over HTTP/1.1 (plain, or TLS with `tls`); the body of a 2xx answer.
+async fn get(url: &Uri, tls: &Arc<ClientConfig>) -> Result<Bytes, String> {
     let host = url.host().ok_or("URL has no host")?.to_owned();
     let https = url.scheme_str() == Some("https");
     let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
@@ -206,17 +263,9 @@ async fn get(url: &Uri) -> Result<Bytes, String> {
     if !https {
         return send(TokioIo::new(tcp), request).await;
     }
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
     let name =
         rustls_pki_types::ServerName::try_from(host_only.to_owned()).map_err(|e| e.to_string())?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let tls = tokio_rustls::TlsConnector::from(tls.clone())
         .connect(name, tcp)
         .await
         .map_err(|e| format!("TLS: {e}"))?;
@@ -290,6 +339,7 @@ mod tests {
             .expect("url");
         let remote = RemoteJwks::new(
             url,
+            tls_config(None).expect("web PKI roots"),
             Duration::from_secs(1),
             Duration::from_secs(600),
             Duration::from_secs(30),

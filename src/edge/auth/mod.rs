@@ -6,6 +6,7 @@
 
 mod cache;
 mod keys;
+mod source;
 mod token;
 
 use std::borrow::Cow;
@@ -18,9 +19,13 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
-use crate::config::{AuthConfig, AuthMode, ConfigError, KeySource, ProviderConfig, RouteAuth};
+use crate::config::{
+    AuthConfig, AuthMode, ConfigError, KeySource, ProviderConfig, RouteAuth, redact_url,
+};
 use cache::{CachedToken, TokenCache};
 use keys::{RemoteJwks, VerifyKey};
+use source::TokenSource;
+pub use source::TokenSourceError;
 
 /// Why a request was refused by authentication (401) or authorisation (403).
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +44,15 @@ pub enum AuthError {
         /// What is wrong with it.
         reason: Cow<'static, str>,
     },
+    /// The request carries more than one token (two headers, the parameter twice, or a header
+    /// and the parameter): refused, not resolved by position (RFC 6750 §3.1 `invalid_request`).
+    #[error("ambiguous credentials: {reason}")]
+    Ambiguous {
+        /// Challenge realm.
+        realm: Arc<str>,
+        /// Where the tokens were.
+        reason: TokenSourceError,
+    },
     /// The token is valid but lacks an audience, scope or claim the route requires.
     #[error("permission denied: {reason}")]
     Forbidden {
@@ -55,11 +69,18 @@ impl AuthError {
         matches!(self, AuthError::Forbidden { .. })
     }
 
+    /// True for a malformed request (400 `invalid_request`) rather than a missing or bad token.
+    pub fn is_invalid_request(&self) -> bool {
+        matches!(self, AuthError::Ambiguous { .. })
+    }
+
     /// The bounded `reason` label of `tai_gateway_auth_failures_total`: `missing`,
-    /// `insufficient_scope` (403), or what made a token invalid (one of ten kinds).
+    /// `ambiguous` (400), `insufficient_scope` (403), or what made a token invalid (one of ten
+    /// kinds).
     pub fn metric_reason(&self) -> &'static str {
         match self {
             AuthError::Missing { .. } => "missing",
+            AuthError::Ambiguous { .. } => "ambiguous",
             AuthError::Invalid { reason, .. } => invalid_kind(reason),
             AuthError::Forbidden { .. } => "insufficient_scope",
         }
@@ -72,6 +93,9 @@ impl AuthError {
             AuthError::Invalid { realm, .. } => {
                 format!(r#"Bearer realm="{realm}", error="invalid_token""#)
             }
+            AuthError::Ambiguous { realm, reason } => format!(
+                r#"Bearer realm="{realm}", error="invalid_request", error_description="{reason}""#
+            ),
             AuthError::Forbidden { realm, .. } => {
                 format!(r#"Bearer realm="{realm}", error="insufficient_scope""#)
             }
@@ -116,9 +140,13 @@ impl Provider {
                 (keys, None)
             }
             KeySource::JwksUrl(url) => {
-                let uri = url.parse().map_err(|_| format!("bad URL `{url}`"))?;
+                let uri = url
+                    .parse()
+                    .map_err(|_| format!("bad URL `{}`", redact_url(url)))?;
+                let tls = keys::tls_config(config.jwks_ca.as_deref())?;
                 let remote = RemoteJwks::new(
                     uri,
+                    tls,
                     config.jwks_timeout,
                     config.jwks_refresh_interval,
                     config.jwks_min_refetch_interval,
@@ -126,11 +154,14 @@ impl Provider {
                 (Vec::new(), Some(remote))
             }
         };
+        let secret = config
+            .shared_secret
+            .as_ref()
+            .map(|s| DecodingKey::from_secret(s.expose().as_bytes()))
+            .transpose()
+            .map_err(|e| format!("shared_secret: {e}"))?;
         Ok(Provider {
-            secret: config
-                .shared_secret
-                .as_ref()
-                .map(|s| DecodingKey::from_secret(s.expose().as_bytes())),
+            secret,
             config: config.clone(),
             keys: ArcSwap::from_pointee(keys),
             remote,
@@ -217,6 +248,8 @@ impl RoutePolicy {
 pub struct AuthRuntime {
     config: AuthConfig,
     realm: Arc<str>,
+    /// Where tokens are read from.
+    source: TokenSource,
     providers: Vec<Arc<Provider>>,
     /// Metadata names any provider fills from claims: stripped from client requests everywhere.
     reserved: Vec<HeaderName>,
@@ -275,6 +308,7 @@ impl AuthRuntime {
             .collect();
         Ok(AuthRuntime {
             realm: Arc::from(config.realm.as_str()),
+            source: TokenSource::of(config),
             config: config.clone(),
             providers,
             reserved,
@@ -319,44 +353,15 @@ impl AuthRuntime {
         }
     }
 
-    /// The request's token, from the configured header (after its scheme) or, only when enabled,
-    /// the query parameter.
-    fn find_token<'r>(
-        &self,
-        headers: &'r HeaderMap,
-        query: Option<&'r str>,
-    ) -> Option<Cow<'r, str>> {
-        if let Some(value) = headers.get(self.config.header.as_str()) {
-            let text = value.to_str().ok()?.trim();
-            let prefix = &self.config.prefix;
-            if prefix.is_empty() {
-                return Some(Cow::Borrowed(text));
-            }
-            let (scheme, rest) = text.split_once(' ')?;
-            return scheme
-                .eq_ignore_ascii_case(prefix)
-                .then(|| Cow::Borrowed(rest.trim()));
-        }
-        let name = self.config.query_parameter.as_deref()?;
-        query?
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| Cow::Owned(v.replace("%2E", ".").replace("%2e", ".")))
-    }
-
     /// The query without the token parameter (when one is configured), so it is neither bound
     /// to a field nor reported as unknown.
     pub fn query_without_token(&self, query: Option<&str>) -> Option<String> {
-        let query = query?;
-        let Some(name) = self.config.query_parameter.as_deref() else {
-            return Some(query.to_owned());
-        };
-        let kept: Vec<&str> = query
-            .split('&')
-            .filter(|pair| pair.split('=').next() != Some(name))
-            .collect();
-        Some(kept.join("&"))
+        self.source.query_without_token(query)
+    }
+
+    /// The header a token is read from (`authorization` unless configured).
+    pub fn token_header(&self) -> &HeaderName {
+        &self.source.header
     }
 
     /// Verifies the request's token as the route requires: `Ok(None)` for an anonymous request
@@ -370,7 +375,17 @@ impl AuthRuntime {
         if policy.rules.mode == AuthMode::None {
             return Ok(None);
         }
-        let Some(token) = self.find_token(headers, query) else {
+        let found = self.source.find(headers, query).map_err(|reason| {
+            if reason.is_ambiguous() {
+                AuthError::Ambiguous {
+                    realm: self.realm.clone(),
+                    reason,
+                }
+            } else {
+                self.invalid(reason.to_string())
+            }
+        })?;
+        let Some(token) = found else {
             return match policy.rules.mode {
                 AuthMode::Required => Err(AuthError::Missing {
                     realm: self.realm.clone(),
@@ -494,26 +509,10 @@ impl AuthRuntime {
     }
 
     /// Outgoing metadata: client-sent copies of claim headers removed, verified claims (and the
-    /// payload) added, and `authorization` forwarded only when the route says so.
-    pub fn forward(
-        &self,
-        metadata: &mut HeaderMap,
-        policy: &RoutePolicy,
-        verified: Option<&Verified>,
-        request: &HeaderMap,
-    ) {
+    /// payload) added. (Which credentials cross is decided in [`crate::edge::metadata`].)
+    pub fn forward(&self, metadata: &mut HeaderMap, verified: Option<&Verified>) {
         for name in &self.reserved {
             metadata.remove(name);
-        }
-        if policy.rules.mode != AuthMode::None {
-            metadata.remove(http::header::AUTHORIZATION);
-        }
-        if policy.rules.forward_authorization
-            && let Some(value) = request.get(http::header::AUTHORIZATION)
-        {
-            let mut value = value.clone();
-            value.set_sensitive(true);
-            metadata.insert(http::header::AUTHORIZATION, value);
         }
         let Some(verified) = verified else { return };
         let config = &verified.provider.config;
@@ -566,7 +565,9 @@ fn invalid_kind(reason: &str) -> &'static str {
         "bad signature" => "bad_signature",
         "unknown key id" | "no key for this algorithm" => "unknown_kid",
         "untrusted issuer" => "untrusted_issuer",
-        "empty token" | "malformed claims" => "malformed",
+        "empty token" | "malformed claims" | "the token has a byte outside visible ASCII" => {
+            "malformed"
+        }
         r if r.starts_with("token longer than") => "oversized",
         r if r.contains("algorithm") => "bad_algorithm",
         r if r.starts_with("malformed")
@@ -579,8 +580,7 @@ fn invalid_kind(reason: &str) -> &'static str {
             || r.starts_with("the token has no")
             || r.starts_with("the header has no")
             || r.starts_with("`kid`")
-            || r.starts_with("unsupported critical")
-            || r == "a required claim is missing" =>
+            || r.starts_with("unsupported critical") =>
         {
             "bad_claims"
         }
@@ -598,9 +598,13 @@ fn reason(kind: &jsonwebtoken::errors::ErrorKind) -> Cow<'static, str> {
         K::InvalidAlgorithm | K::InvalidAlgorithmName | K::UnsupportedAlgorithm => {
             "algorithm does not match the key"
         }
-        K::MissingRequiredClaim(_) => "a required claim is missing",
+        // `inspect` already refused these with a more precise reason; kept for safety.
+        K::MissingRequiredClaim(claim) => return Cow::Owned(format!("the token has no `{claim}`")),
+        K::InvalidClaimFormat(claim) => {
+            return Cow::Owned(format!("claim `{claim}` has the wrong type"));
+        }
         K::Base64(_) => "malformed base64url",
-        K::Json(_) | K::InvalidClaimFormat(_) | K::Utf8(_) => "malformed claims",
+        K::Json(_) | K::Utf8(_) => "malformed claims",
         _ => "token rejected",
     })
 }
@@ -610,6 +614,21 @@ mod tests {
     use super::*;
     use crate::config::Secret;
     use std::time::Duration;
+
+    #[test]
+    fn debug_output_never_shows_url_credentials() {
+        let config = AuthConfig {
+            providers: vec![remote("r", "https://u:pw@127.0.0.1:9/jwks?api_key=k1", 0)],
+            ..AuthConfig::default()
+        };
+        let runtime = AuthRuntime::build(&config, Path::new("x.yaml")).expect("builds");
+        let text = format!("{runtime:?} {config:?}");
+        assert!(!text.contains("pw") && !text.contains("k1"), "{text}");
+        assert!(
+            text.contains("https://<redacted>@127.0.0.1:9/jwks?<redacted>"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn debug_output_never_shows_the_shared_secret() {
@@ -642,6 +661,7 @@ mod tests {
             jwks_timeout: Duration::from_secs(5),
             jwks_refresh_interval: Duration::from_secs(600),
             jwks_min_refetch_interval: Duration::from_secs(30),
+            jwks_ca: None,
             claims_to_metadata: Vec::new(),
             payload_to_metadata: None,
             place: crate::config::Place {

@@ -90,11 +90,25 @@ fn check_claim_types(claims: &Map<String, Value>) -> Result<(), String> {
         if !ok {
             return Err(format!("claim `{name}` has the wrong type"));
         }
+        if matches!(name.as_str(), "exp" | "nbf" | "iat") && !is_numeric_date(value) {
+            return Err(format!(
+                "claim `{name}` is not a valid NumericDate (seconds since 1970, from 0 to 2^64)"
+            ));
+        }
     }
     if !claims.contains_key("exp") {
         return Err("the token has no expiry (`exp`)".to_owned());
     }
     Ok(())
+}
+
+/// RFC 7519 §2 NumericDate as the signature check reads it: whole or fractional seconds since
+/// 1970, not negative, below 2^64. (`-1` or `1e300` are numbers, but no date a check could use.)
+fn is_numeric_date(value: &Value) -> bool {
+    value.is_u64()
+        || value
+            .as_f64()
+            .is_some_and(|f| f.is_finite() && f >= 0.0 && f < u64::MAX as f64)
 }
 
 /// The scopes a verified token grants: the space-separated `scope` string and the `scp` list.
@@ -170,6 +184,16 @@ mod tests {
                 r#"{"alg":"ES256"}"#,
                 r#"{"exp":1}"#,
                 "the token has no issuer (`iss`)",
+            ),
+            (
+                r#"{"alg":"ES256"}"#,
+                r#"{"iss":"me","exp":-1}"#,
+                "claim `exp` is not a valid NumericDate (seconds since 1970, from 0 to 2^64)",
+            ),
+            (
+                r#"{"alg":"ES256"}"#,
+                r#"{"iss":"me","exp":1,"nbf":1e300}"#,
+                "claim `nbf` is not a valid NumericDate (seconds since 1970, from 0 to 2^64)",
             ),
         ];
         for (header, payload, reason) in cases {

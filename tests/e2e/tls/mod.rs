@@ -3,6 +3,7 @@
 //! Certificates are made in each test with rcgen; clients are rustls (tokio-rustls) + hyper.
 //! This file holds the shared helpers; the tests are in the submodules.
 
+mod alpn;
 mod dev_certs;
 mod metrics;
 mod mtls;
