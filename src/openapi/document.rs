@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use super::operation::{Operation, STATUS, header_components, operation};
-use super::schema::Schemas;
+use super::schema::{Schemas, comments};
 use super::security;
 use crate::config::AuthMode;
 use crate::runtime::Runtime;
@@ -44,6 +44,7 @@ pub fn document(runtime: &Runtime) -> Value {
         "openapi": "3.1.0",
         "info": info(),
         "servers": [{ "url": "/" }],
+        "tags": tags(runtime),
         "paths": paths,
         "components": components,
     });
@@ -85,6 +86,30 @@ fn paths(runtime: &Runtime, schemas: &mut Schemas) -> (Map<String, Value>, Vec<V
         }
     }
     (paths, unlisted)
+}
+
+/// One tag per routed service (operations are tagged with their service), described by the
+/// service's proto comment.
+fn tags(runtime: &Runtime) -> Value {
+    let mut names: Vec<&str> = runtime
+        .router
+        .routes()
+        .filter_map(|(_, _, b)| b.method.full_name.split_once('/').map(|(s, _)| s))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let tags: Vec<Value> = names
+        .into_iter()
+        .map(|name| {
+            let service = runtime.pool.get_service_by_name(name);
+            let text = service.and_then(|s| comments(s.parent_file(), s.path()));
+            match text {
+                Some(text) => json!({ "name": name, "description": text }),
+                None => json!({ "name": name }),
+            }
+        })
+        .collect();
+    Value::Array(tags)
 }
 
 /// The path with its parameter names erased: `/v1/policies/{}`. OpenAPI forbids two paths that

@@ -692,6 +692,10 @@ rate_limits:
     let get = &paths["/v2/{name}"]["get"];
     assert_eq!(get["description"], "Reads one ship.");
     assert_eq!(
+        doc["tags"],
+        serde_json::json!([{ "name": "fleet.v1.Fleet", "description": "Ships and their cargo." }])
+    );
+    assert_eq!(
         get["parameters"][0]["schema"]["pattern"],
         "^fleets/[^/]+/ships/[^/]+$"
     );
