@@ -765,14 +765,14 @@ fn route_options(route: &RouteConfig, default_cors: Option<&CorsConfig>) -> Rout
     }
 }
 
-/// A route answering `GET` at the OpenAPI document's path: that route could never be reached.
+/// A route answering `GET` at the OpenAPI document's path (or its YAML sibling): that route
+/// could never be reached.
 fn openapi_collision(config: &Config, router: &Router<Arc<Binding>>) -> Option<ConfigError> {
     let openapi = &config.openapi;
-    let found = router
-        .lookup("GET", &openapi.path)
-        .ok()
-        .filter(|_| openapi.enabled)?;
-    let binding = found.value;
+    let paths = std::iter::once(&openapi.path).chain(&openapi.yaml_path);
+    let (path, binding) = paths
+        .filter(|_| openapi.enabled)
+        .find_map(|p| Some((p, router.lookup("GET", p).ok()?.value)))?;
     let written = if openapi.place.line > 0 {
         "openapi.path"
     } else {
@@ -785,7 +785,7 @@ fn openapi_collision(config: &Config, router: &Router<Arc<Binding>>) -> Option<C
         reason: format!(
             "`{}` is also matched by route `GET {}` of {} ({}): the document is answered first, \
              so that route would never be reached; set `openapi.path` elsewhere or `openapi.enabled: false`",
-            openapi.path, binding.template, binding.method.full_name, binding.origin
+            path, binding.template, binding.method.full_name, binding.origin
         ),
     })
 }

@@ -46,7 +46,7 @@ pub use events::{
     RouteEventsConfig,
 };
 pub use gateway::{Config, DescriptorSources, ListenerLimits, WorkerCount};
-pub use openapi::{DEFAULT_OPENAPI_PATH, OpenApiConfig};
+pub use openapi::{DEFAULT_OPENAPI_PATH, OpenApiConfig, yaml_path_of};
 pub use ops::{AccessLogTarget, OpsConfig};
 pub use redact::redact_url;
 pub use redis::{RedisConfig, RedisTarget, RedisTls};

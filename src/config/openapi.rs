@@ -14,6 +14,9 @@ pub struct OpenApiConfig {
     pub enabled: bool,
     /// The request path answered, e.g. `/openapi.json`.
     pub path: String,
+    /// Where the YAML form is answered: `path` with `.yaml` for its `.json` (`None` when `path`
+    /// does not end in `.json`).
+    pub yaml_path: Option<String>,
     /// Where `path` was written (the section's default place when it was not), for the check
     /// that no route claims the same path.
     pub place: Place,
@@ -24,7 +27,14 @@ impl Default for OpenApiConfig {
         OpenApiConfig {
             enabled: true,
             path: DEFAULT_OPENAPI_PATH.to_owned(),
+            yaml_path: yaml_path_of(DEFAULT_OPENAPI_PATH),
             place: Place::default(),
         }
     }
+}
+
+/// The `.yaml` sibling of a `.json` path (`/openapi.json` → `/openapi.yaml`).
+pub fn yaml_path_of(path: &str) -> Option<String> {
+    path.strip_suffix(".json")
+        .map(|stem| format!("{stem}.yaml"))
 }

@@ -275,13 +275,31 @@ fn template_variables_become_one_parameter_each() {
 #[test]
 fn the_tag_matches_itself_its_gzip_form_and_star_only() {
     let published = Published::of(&json!({ "openapi": "3.1.0" }));
-    let tag = published.etag().to_owned();
+    let json = published.json();
+    let tag = json.etag().to_owned();
     assert!(tag.starts_with('"') && tag.ends_with('"') && tag.len() == 42);
-    assert!(published.matches(&tag));
-    assert!(published.matches(&format!("\"x\", W/{tag}")));
-    assert!(published.matches(&format!("{}-gzip\"", &tag[..41])));
-    assert!(published.matches("*"));
-    assert!(!published.matches("\"other\""));
+    assert!(json.matches(&tag));
+    assert!(json.matches(&format!("\"x\", W/{tag}")));
+    assert!(json.matches(&format!("{}-gzip\"", &tag[..41])));
+    assert!(json.matches("*"));
+    assert!(!json.matches("\"other\""));
+    assert_ne!(published.yaml().expect("yaml").etag(), tag);
+}
+
+#[test]
+fn the_yaml_form_reads_back_as_the_same_document() {
+    let mut schemas = Schemas::new(pool());
+    schemas.message(&node(), DEFAULT);
+    let doc = json!({
+        "openapi": "3.1.0",
+        "paths": { "/v1/{name}:x": { "get": { "responses": { "200": { "description": "OK" } } } } },
+        "components": { "schemas": schemas.finish() },
+        "tricky": ["true", "null", "007", "1e3", "*/*", "@type", "- a", "a: b", "#x", "", "NaN", "~"],
+    });
+    let published = Published::of(&doc);
+    let text = std::str::from_utf8(published.yaml().expect("yaml").body()).expect("utf-8");
+    let back: Value = serde_saphyr::from_str(text).expect("YAML reads back");
+    assert_eq!(back, doc);
 }
 
 #[test]

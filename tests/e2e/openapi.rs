@@ -438,15 +438,43 @@ async fn openapi_answers_if_none_match_with_304_and_follows_a_reload() {
 }
 
 #[tokio::test]
+async fn the_yaml_form_is_the_same_document_with_its_own_tag() {
+    let env = TestEnv::start().await;
+    let json = env.get("/openapi.json").await;
+    let yaml = env.get("/openapi.yaml").await;
+    assert_eq!(yaml.status, StatusCode::OK);
+    assert_eq!(yaml.header("content-type"), Some("application/yaml"));
+    let read: Value = serde_saphyr::from_str(&yaml.body).expect("YAML");
+    assert_eq!(read, json.json());
+    let tag = yaml.header("etag").expect("etag").to_owned();
+    assert_ne!(Some(tag.as_str()), json.header("etag"));
+    let again = env
+        .send(
+            Method::GET,
+            "/openapi.yaml",
+            &[("if-none-match", &tag)],
+            None,
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+}
+
+#[tokio::test]
 async fn openapi_can_be_moved_or_turned_off() {
     let off = TestEnv::start_with(|c| c + "openapi:\n  enabled: false\n").await;
     assert_eq!(off.get("/openapi.json").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(off.get("/openapi.yaml").await.status, StatusCode::NOT_FOUND);
     let moved = TestEnv::start_with(|c| c + "openapi:\n  path: /v1/spec.json\n").await;
     assert_eq!(
         moved.get("/openapi.json").await.status,
         StatusCode::NOT_FOUND
     );
     parse(&moved.get("/v1/spec.json").await);
+    assert_eq!(moved.get("/v1/spec.yaml").await.status, StatusCode::OK);
+    assert_eq!(
+        moved.get("/openapi.yaml").await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! (That no route claims it is checked with the route table, in `runtime`.)
 
 use super::checker::{Checker, place};
-use crate::config::openapi::OpenApiConfig;
+use crate::config::openapi::{OpenApiConfig, yaml_path_of};
 use crate::config::raw::RawOpenApi;
 
 /// `openapi:`; the defaults (enabled, `/openapi.json`) when absent.
@@ -31,6 +31,7 @@ pub(super) fn openapi(c: &mut Checker<'_>, raw: Option<&RawOpenApi>) -> OpenApiC
             c.error(config.place, "openapi.path", reason);
         } else {
             config.path = text.clone();
+            config.yaml_path = yaml_path_of(text);
         }
     }
     config
@@ -53,6 +54,10 @@ mod tests {
         let moved = parse("openapi:\n  enabled: false\n  path: /api/spec.json\n").expect("valid");
         assert!(!moved.openapi.enabled);
         assert_eq!(moved.openapi.path, "/api/spec.json");
+        assert_eq!(moved.openapi.yaml_path.as_deref(), Some("/api/spec.yaml"));
+        assert_eq!(default.yaml_path.as_deref(), Some("/openapi.yaml"));
+        let other = parse("openapi:\n  path: /spec\n").expect("valid").openapi;
+        assert_eq!(other.yaml_path, None);
         assert_eq!(moved.openapi.place.line, 14);
         for bad in [
             "spec.json",
