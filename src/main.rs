@@ -34,7 +34,7 @@ enum Command {
     Validate(ValidateArgs),
     /// Print the OpenAPI 3.1 document of a config's routes (as `GET /openapi.json` serves it,
     /// indented), without starting a server; exit non-zero when the config has problems.
-    Openapi(ValidateArgs),
+    Openapi(OpenapiArgs),
     /// Make certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -50,6 +50,15 @@ struct ConfigArg {
     /// The config file.
     #[arg(long, short, default_value = "gateway.yaml", global = true)]
     config: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct OpenapiArgs {
+    #[command(flatten)]
+    file: ValidateArgs,
+    /// Print YAML (as `GET /openapi.yaml` serves it) instead of indented JSON.
+    #[arg(long)]
+    yaml: bool,
 }
 
 /// The config file of `validate` and `openapi`: `--config FILE` or positionally.
@@ -218,7 +227,7 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Some(Command::Validate(args)) => validate(args.path()),
-        Some(Command::Openapi(args)) => openapi(args.path()),
+        Some(Command::Openapi(args)) => openapi(args.file.path(), args.yaml),
         Some(Command::Token(args)) => match token(&args) {
             Ok(token) => {
                 println!("{token}");
@@ -273,13 +282,21 @@ fn validate(config: &std::path::Path) -> ExitCode {
 }
 
 /// `tai-gateway openapi`: the document on stdout, or the config's problems on stderr.
-fn openapi(config: &std::path::Path) -> ExitCode {
+fn openapi(config: &std::path::Path, yaml: bool) -> ExitCode {
     match runtime::load(config) {
         Ok(rt) => {
             let document = tai_gateway::openapi::document(&rt);
-            match serde_json::to_string_pretty(&document) {
+            let text = if yaml {
+                serde_saphyr::to_string(&document).map_err(|e| e.to_string())
+            } else {
+                serde_json::to_string_pretty(&document).map_err(|e| e.to_string())
+            };
+            match text {
                 Ok(text) => {
-                    println!("{text}");
+                    print!("{text}");
+                    if !text.ends_with('\n') {
+                        println!();
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

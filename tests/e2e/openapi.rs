@@ -524,6 +524,17 @@ async fn the_openapi_command_prints_the_served_document() {
         let printed: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
         assert_eq!(printed, served);
     }
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tai-gateway"))
+        .args(["openapi", "--yaml", "-c"])
+        .arg(&config)
+        .output()
+        .expect("run tai-gateway openapi --yaml");
+    assert!(output.status.success());
+    let yaml = String::from_utf8(output.stdout).expect("utf-8");
+    assert_eq!(
+        serde_saphyr::from_str::<Value>(&yaml).expect("YAML"),
+        served
+    );
     let broken = env.dir.write("broken.yaml", "listeners: {}\nroutes: []\n");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_tai-gateway"))
         .args(["openapi", "--config"])
