@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tai_gateway::config::LogFormat;
 use tai_gateway::runtime;
 use tai_gateway::server::ServerHandle;
 
@@ -212,19 +213,13 @@ fn main() -> ExitCode {
     tai_gateway::listener::tls::install_default_provider();
     let cli = Cli::parse();
     // RUST_LOG wins; otherwise the config's `log_level` (read here, before anything logs).
-    let level = match &cli.command {
-        Some(Command::Run(args)) => configured_log_level(&args.config.config),
-        None => configured_log_level(std::path::Path::new("gateway.yaml")),
+    let (level, format) = match &cli.command {
+        Some(Command::Run(args)) => configured_logging(&args.config.config),
+        None => configured_logging(std::path::Path::new("gateway.yaml")),
         // validate, openapi, token, certs, events
-        Some(_) => "info".to_owned(),
+        Some(_) => ("info".to_owned(), LogFormat::Text),
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(&level, format);
     match cli.command {
         Some(Command::Validate(args)) => validate(args.path()),
         Some(Command::Openapi(args)) => openapi(args.file.path(), args.yaml),
@@ -254,10 +249,27 @@ fn main() -> ExitCode {
 
 /// The config's `log_level`, or `info` when the config cannot be read (its errors are reported
 /// once logging is up).
-fn configured_log_level(path: &std::path::Path) -> String {
+/// The config's `log_level` and `log_format` (the defaults when it cannot be read: the run
+/// itself then reports why).
+fn configured_logging(path: &std::path::Path) -> (String, LogFormat) {
     tai_gateway::config::Config::load(path)
-        .map(|c| c.ops.log_level)
-        .unwrap_or_else(|_| "info".to_owned())
+        .map(|c| (c.ops.log_level, c.ops.log_format))
+        .unwrap_or_else(|_| ("info".to_owned(), LogFormat::Text))
+}
+
+/// Logs to stderr: `RUST_LOG` or `level`; JSON lines, or text coloured only on a terminal (log
+/// files and shippers get no escape codes).
+fn init_logging(level: &str, format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }
 
 fn validate(config: &std::path::Path) -> ExitCode {

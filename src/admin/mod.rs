@@ -88,6 +88,7 @@ impl Admin {
                 crate::metrics::render_rate_limits(&mut text, &runtime.rate_limits);
                 crate::metrics::render_cache_usage(&mut text, &runtime.cache);
                 crate::metrics::render_shared(&mut text, self.gateway.shared());
+                crate::metrics::render_process(&mut text);
                 if let Some(events) = self.gateway.events() {
                     events.render_metrics(&mut text);
                 }

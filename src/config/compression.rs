@@ -19,7 +19,7 @@ impl Default for CompressionConfig {
         CompressionConfig {
             enabled: true,
             min_size: 1024,
-            level: 6,
+            level: 1,
             content_types: [
                 "application/json",
                 "application/x-ndjson",

@@ -47,7 +47,7 @@ pub use events::{
 };
 pub use gateway::{Config, DescriptorSources, ListenerLimits, WorkerCount};
 pub use openapi::{DEFAULT_OPENAPI_PATH, OpenApiConfig, yaml_path_of};
-pub use ops::{AccessLogTarget, OpsConfig};
+pub use ops::{AccessLogTarget, LogFormat, OpsConfig};
 pub use redact::redact_url;
 pub use redis::{RedisConfig, RedisTarget, RedisTls};
 pub use resilience::code_name;

@@ -1,4 +1,5 @@
-//! The validated operational settings (`reload`, `access_log`, `log_level`, `shutdown`).
+//! The validated operational settings (`reload`, `access_log`, `log_level`, `log_format`,
+//! `shutdown`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,6 +15,8 @@ pub struct OpsConfig {
     pub access_log: Option<AccessLogTarget>,
     /// `tracing` filter when `RUST_LOG` is not set (`info`, `debug`, `tai_gateway=debug`, ...).
     pub log_level: String,
+    /// How log lines are written to stderr.
+    pub log_format: LogFormat,
     /// How long in-flight requests get to finish after SIGTERM / SIGINT.
     pub drain_timeout: Duration,
 }
@@ -25,9 +28,19 @@ impl Default for OpsConfig {
             poll_interval: Duration::from_secs(1),
             access_log: Some(AccessLogTarget::Stdout),
             log_level: "info".to_owned(),
+            log_format: LogFormat::Text,
             drain_timeout: Duration::from_secs(30),
         }
     }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event (colours only when stderr is a terminal).
+    Text,
+    /// One JSON object per line (timestamp, level, target, message, fields), for log shippers.
+    Json,
 }
 
 /// Where access log lines go.

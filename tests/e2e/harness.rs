@@ -258,17 +258,40 @@ pub(crate) async fn run_binary(
     dir: &TempDir,
     config_for: impl Fn(u16, u16) -> String,
 ) -> RunningBinary {
+    run_binary_logging(dir, config_for, None).await
+}
+
+/// [`run_binary`], with stderr appended to `log` and the config's own `log_level` (no
+/// `RUST_LOG`) when a log file is given.
+pub(crate) async fn run_binary_logging(
+    dir: &TempDir,
+    config_for: impl Fn(u16, u16) -> String,
+    log: Option<&Path>,
+) -> RunningBinary {
     for _ in 0..5 {
         let (http_port, admin_port) = (free_port(), free_port());
         let config = config_for(http_port, admin_port);
         let config_path = dir.write("gateway.yaml", &config);
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tai-gateway"))
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tai-gateway"));
+        command
             .args(["run", "--config", config_path.to_str().expect("utf-8 path")])
-            .env("RUST_LOG", "error")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn tai-gateway");
+            .stdout(std::process::Stdio::null());
+        match log {
+            Some(path) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .expect("log file");
+                command.env_remove("RUST_LOG").stderr(file);
+            }
+            None => {
+                command
+                    .env("RUST_LOG", "error")
+                    .stderr(std::process::Stdio::null());
+            }
+        }
+        let mut child = command.spawn().expect("spawn tai-gateway");
         let client = http1_client();
         let ready_url = format!("http://127.0.0.1:{admin_port}/ready");
         for _ in 0..100 {

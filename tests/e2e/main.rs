@@ -26,6 +26,7 @@ mod grpc_passthrough;
 mod harness;
 mod hostile;
 mod json_mapping;
+mod logging;
 mod openapi;
 mod operations;
 mod query_params;

@@ -64,6 +64,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) log_level: Option<At<String>>,
     #[serde(default)]
+    pub(crate) log_format: Option<At<String>>,
+    #[serde(default)]
     pub(crate) shutdown: RawShutdown,
     pub(crate) auth: Option<RawAuth>,
     #[serde(default)]

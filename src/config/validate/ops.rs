@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::checker::{Checker, place};
-use crate::config::ops::{AccessLogTarget, OpsConfig};
+use crate::config::ops::{AccessLogTarget, LogFormat, OpsConfig};
 use crate::config::raw::RawConfig;
 
 /// Log levels `log_level` accepts as a bare word; anything with `=` or `,` is a full filter.
@@ -36,6 +36,17 @@ pub(super) fn ops(c: &mut Checker<'_>, base: &Path, raw: &RawConfig) -> OpsConfi
         }
         (_, Some(p)) => Some(AccessLogTarget::File(base.join(&p.value))),
     };
+    logging(c, raw, &mut ops);
+    if let Some(v) = &raw.shutdown.drain_timeout
+        && let Some(d) = c.duration(v, "shutdown.drain_timeout")
+    {
+        ops.drain_timeout = d;
+    }
+    ops
+}
+
+/// `log_level` (a level or a `RUST_LOG` filter) and `log_format`.
+fn logging(c: &mut Checker<'_>, raw: &RawConfig, ops: &mut OpsConfig) {
     if let Some(v) = &raw.log_level {
         let text = v.value.trim();
         let filter = (text.contains('=') || text.contains(','))
@@ -50,12 +61,17 @@ pub(super) fn ops(c: &mut Checker<'_>, base: &Path, raw: &RawConfig) -> OpsConfi
             );
         }
     }
-    if let Some(v) = &raw.shutdown.drain_timeout
-        && let Some(d) = c.duration(v, "shutdown.drain_timeout")
-    {
-        ops.drain_timeout = d;
+    if let Some(v) = &raw.log_format {
+        match v.value.trim() {
+            "text" => ops.log_format = LogFormat::Text,
+            "json" => ops.log_format = LogFormat::Json,
+            other => c.error(
+                place(v),
+                "log_format",
+                format!("`{other}`: use text or json"),
+            ),
+        }
     }
-    ops
 }
 
 #[cfg(test)]
