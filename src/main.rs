@@ -295,33 +295,37 @@ fn validate(config: &std::path::Path) -> ExitCode {
 
 /// `tai-gateway openapi`: the document on stdout, or the config's problems on stderr.
 fn openapi(config: &std::path::Path, yaml: bool) -> ExitCode {
-    match runtime::load(config) {
-        Ok(rt) => {
-            let document = tai_gateway::openapi::document(&rt);
-            let text = if yaml {
-                serde_saphyr::to_string(&document).map_err(|e| e.to_string())
-            } else {
-                serde_json::to_string_pretty(&document).map_err(|e| e.to_string())
-            };
-            match text {
-                Ok(text) => {
-                    print!("{text}");
-                    if !text.ends_with('\n') {
-                        println!();
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("cannot print the document: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+    let rt = match runtime::load(config) {
+        Ok(rt) => rt,
         Err(errors) => {
             for error in &errors {
                 eprintln!("{error}");
             }
             eprintln!("{}: {} problem(s)", config.display(), errors.len());
+            return ExitCode::FAILURE;
+        }
+    };
+    let document = tai_gateway::openapi::document(&rt);
+    let text = if yaml {
+        serde_saphyr::to_string(&document).map_err(|e| e.to_string())
+    } else {
+        serde_json::to_string_pretty(&document).map_err(|e| e.to_string())
+    };
+    let written = text.and_then(|mut text| {
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        use std::io::Write as _;
+        match std::io::stdout().lock().write_all(text.as_bytes()) {
+            // A reader that stops early (`| head`) is not a failure of ours.
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.to_string()),
+            _ => Ok(()),
+        }
+    });
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cannot print the document: {e}");
             ExitCode::FAILURE
         }
     }
