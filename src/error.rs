@@ -273,6 +273,10 @@ impl GatewayError {
             }
             GatewayError::Upstream(UpstreamError::InvalidResponse { .. })
             | GatewayError::ResponseTranscode(_) => row(StatusCode::BAD_GATEWAY, code::INTERNAL),
+            // The backend cannot be reached securely: a bad gateway, not a passing outage.
+            GatewayError::Upstream(UpstreamError::Tls { .. }) => {
+                row(StatusCode::BAD_GATEWAY, code::UNAVAILABLE)
+            }
             GatewayError::Auth(e) if e.is_forbidden() => {
                 row(StatusCode::FORBIDDEN, code::PERMISSION_DENIED)
             }

@@ -20,6 +20,7 @@
 //! - [`events`]: the event stream of writes (outbox, Redis Streams or a local file, consumers).
 //! - [`error`]: every failure and the one table mapping it to an HTTP or gRPC response.
 //! - [`body`]: the response body type every answer uses.
+//! - [`certs`]: certificate, key and CA files (PEM) and their reload, for both TLS sides.
 //! - [`config`]: `gateway.yaml` → validated [`config::Config`] (every problem with file and line).
 //! - [`descriptors`]: `.proto` files (compiled in-process) and descriptor sets → one pool.
 //! - [`runtime`]: the immutable snapshot requests use: route table, upstreams, options.
@@ -36,6 +37,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod body;
+pub mod certs;
 pub mod compression;
 pub mod config;
 pub mod descriptors;

@@ -16,6 +16,7 @@ use prost_reflect::{
     MethodDescriptor, Value,
 };
 
+use crate::certs::TlsError;
 use crate::config::{
     Config, ConfigError, ConfigHttpRule, CorsConfig, HeaderRules, MethodSelector, Place,
     RouteConfig, UpstreamConfig,
@@ -189,7 +190,10 @@ impl Runtime {
         let upstreams: HashMap<String, Arc<Upstream>> = config
             .upstreams
             .iter()
-            .map(|u| (u.name.clone(), reuse_upstream(previous, u)))
+            .map(|u| {
+                let upstream = reuse_upstream(previous, u, &mut problems, &config.source);
+                (u.name.clone(), upstream)
+            })
             .collect();
         let previous_auth = previous.map(|p| &*p.auth);
         let auth = AuthRuntime::build_reusing(&config.auth, &config.source, previous_auth)
@@ -790,12 +794,44 @@ fn openapi_collision(config: &Config, router: &Router<Arc<Binding>>) -> Option<C
     })
 }
 
-/// `previous`'s upstream named like `config` when its config is equal, else a new one.
-fn reuse_upstream(previous: Option<&Runtime>, config: &UpstreamConfig) -> Arc<Upstream> {
-    previous
+/// `previous`'s upstream named like `config` when its config is equal, else a new one. A bad
+/// TLS file is a problem placed at its setting; the upstream then stands in without TLS, so the
+/// routes using it are still checked (the runtime is refused anyway).
+fn reuse_upstream(
+    previous: Option<&Runtime>,
+    config: &UpstreamConfig,
+    problems: &mut Vec<ConfigError>,
+    source: &Path,
+) -> Arc<Upstream> {
+    if let Some(upstream) = previous
         .filter(|p| p.config.upstreams.iter().any(|u| u == config))
         .and_then(|p| p.upstreams.get(&config.name).cloned())
-        .unwrap_or_else(|| Arc::new(Upstream::new(config)))
+    {
+        return upstream;
+    }
+    Arc::new(Upstream::new(config).unwrap_or_else(|e| {
+        problems.push(tls_problem(config, &e, source));
+        Upstream::with_tls(config, None)
+    }))
+}
+
+/// A TLS file problem of `config`, placed at the setting naming the file.
+fn tls_problem(config: &UpstreamConfig, error: &TlsError, source: &Path) -> ConfigError {
+    let setting = config.tls.as_ref().and_then(|tls| {
+        [&tls.ca, &tls.client_cert, &tls.client_key]
+            .into_iter()
+            .flatten()
+            .find(|p| Some(p.value.as_path()) == error.path())
+    });
+    ConfigError {
+        file: source.to_owned(),
+        place: setting.map(|s| s.place).unwrap_or_default(),
+        key: setting.map_or_else(
+            || format!("upstreams.{}.tls", config.name),
+            |s| s.key.clone(),
+        ),
+        reason: error.to_string(),
+    }
 }
 
 /// Loads a config file and builds its runtime for a reload, reusing `previous`'s unchanged

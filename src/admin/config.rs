@@ -2,12 +2,14 @@
 //! field is only shown once someone decides it is safe to: secrets added later stay out by
 //! default. One function per section; the edge sections come from `edge.rs`.
 
+use std::path::PathBuf;
+
 use serde_json::{Value, json};
 
 use super::edge;
 use super::format::{code_names, duration, paths};
 use crate::config::{
-    AccessLogTarget, Config, DescriptorSources, MethodSelector, RetryConfig, RouteConfig,
+    AccessLogTarget, Config, DescriptorSources, Located, MethodSelector, RetryConfig, RouteConfig,
     TranscodingOptions, UpstreamConfig,
 };
 
@@ -84,6 +86,16 @@ fn upstream_json(u: &UpstreamConfig) -> Value {
             "healthy_threshold": h.healthy_threshold,
             "service": h.service,
         })),
+        "tls": u.tls.as_ref().map(|t| {
+            let path = |p: &Option<Located<PathBuf>>| p.as_ref().map(|p| p.value.display().to_string());
+            json!({
+                "ca": path(&t.ca),
+                "client_cert": path(&t.client_cert),
+                "client_key": path(&t.client_key),
+                "server_name": t.server_name,
+                "reload_interval": duration(t.reload_interval),
+            })
+        }),
     })
 }
 

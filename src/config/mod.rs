@@ -59,4 +59,4 @@ pub use route::{ConfigHttpRule, HeaderRules, MethodSelector, RouteConfig, Transc
 pub use streaming::StreamFormat;
 pub use tls::{CertificateConfig, ClientAuthConfig, ClientAuthMode, TlsListenerConfig};
 pub use units::{parse_duration, parse_size};
-pub use upstream::UpstreamConfig;
+pub use upstream::{UpstreamConfig, UpstreamTlsConfig};

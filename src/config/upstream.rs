@@ -1,7 +1,9 @@
-//! The validated form of one `upstreams.<name>` entry.
+//! The validated form of one `upstreams.<name>` entry, and of its `tls:` section.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use super::error::Located;
 use super::resilience::{BreakerConfig, HealthCheckConfig, RetryConfig};
 
 /// One gRPC backend.
@@ -9,7 +11,7 @@ use super::resilience::{BreakerConfig, HealthCheckConfig, RetryConfig};
 pub struct UpstreamConfig {
     /// Name routes refer to.
     pub name: String,
-    /// `host:port` (h2c).
+    /// `host:port` of the first endpoint.
     pub authority: String,
     /// TCP connect timeout.
     pub connect_timeout: Duration,
@@ -25,4 +27,26 @@ pub struct UpstreamConfig {
     pub health_check: Option<HealthCheckConfig>,
     /// How often endpoints given as host names are resolved again (each address is an endpoint).
     pub resolve_interval: Duration,
+    /// TLS to the backend (HTTP/2 over TLS, ALPN `h2`); `None` = h2c.
+    pub tls: Option<UpstreamTlsConfig>,
+}
+
+/// `upstreams.<name>.tls`: how the gateway verifies the backend and who it says it is.
+///
+/// Paths are only resolved here; the files are read when the runtime is built (so `validate`
+/// reports an unreadable or mismatched one at its setting), and again every `reload_interval`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTlsConfig {
+    /// PEM bundle of the CAs the backend's certificate must chain to; `None` = the webpki
+    /// (Mozilla) roots compiled in.
+    pub ca: Option<Located<PathBuf>>,
+    /// PEM client certificate chain (mutual TLS), with `client_key`; both or neither.
+    pub client_cert: Option<Located<PathBuf>>,
+    /// PEM private key of `client_cert`.
+    pub client_key: Option<Located<PathBuf>>,
+    /// The name the backend's certificate must carry (and SNI, for a DNS name); `None` = the
+    /// host of each endpoint as configured.
+    pub server_name: Option<String>,
+    /// How often the CA and client certificate files are checked for changes.
+    pub reload_interval: Duration,
 }

@@ -180,20 +180,24 @@ mod tests {
     use crate::config::{BreakerConfig, RetryConfig, UpstreamConfig};
 
     fn upstream(name: &str, endpoints: &[&str]) -> Arc<Upstream> {
-        Arc::new(Upstream::new(&UpstreamConfig {
-            name: name.to_owned(),
-            authority: endpoints[0].to_owned(),
-            connect_timeout: Duration::from_secs(1),
-            max_response_bytes: 1024,
-            endpoints: endpoints.iter().map(|e| (*e).to_owned()).collect(),
-            retry: RetryConfig::default(),
-            circuit_breaker: BreakerConfig {
-                consecutive_failures: 1,
-                ..BreakerConfig::default()
-            },
-            health_check: None,
-            resolve_interval: Duration::from_secs(30),
-        }))
+        Arc::new(
+            Upstream::new(&UpstreamConfig {
+                name: name.to_owned(),
+                authority: endpoints[0].to_owned(),
+                connect_timeout: Duration::from_secs(1),
+                max_response_bytes: 1024,
+                endpoints: endpoints.iter().map(|e| (*e).to_owned()).collect(),
+                retry: RetryConfig::default(),
+                circuit_breaker: BreakerConfig {
+                    consecutive_failures: 1,
+                    ..BreakerConfig::default()
+                },
+                health_check: None,
+                resolve_interval: Duration::from_secs(30),
+                tls: None,
+            })
+            .expect("upstream"),
+        )
     }
 
     #[tokio::test(start_paused = true)]

@@ -112,6 +112,7 @@ fn upstream_failure(
     };
     Some(match error {
         UpstreamError::Unavailable { .. } => "unavailable",
+        UpstreamError::Tls { .. } => "tls",
         // The call loop reports a per-try timeout with the per-try bound, and the whole call's
         // deadline with the deadline.
         UpstreamError::DeadlineExceeded { timeout, .. } if per_try_timeout == Some(*timeout) => {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Request, Uri, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -149,7 +149,7 @@ impl Endpoint {
             self.invalid(format!("`{}` is not a valid authority", self.authority))
         })?;
         let uri = Uri::builder()
-            .scheme(Scheme::HTTP)
+            .scheme(self.scheme.clone())
             .authority(authority)
             .path_and_query(grpc_path.clone())
             .build()
@@ -173,14 +173,31 @@ impl Endpoint {
         }
 
         let mut sender = self.connections.sender().await?;
-        sender.try_send_request(request).await.map_err(|e| {
-            let outcome = if e.message().is_none() {
-                AttemptOutcome::Reset
-            } else {
-                AttemptOutcome::NotSent
-            };
-            AttemptError::unavailable(&self.upstream, error_chain(e.error()), outcome)
-        })
+        let response = sender
+            .try_send_request(request)
+            .await
+            .map_err(|e| self.send_failed(e.message().is_none(), e.error()))?;
+        self.connections.answered();
+        Ok(response)
+    }
+
+    /// Why a request could not be sent or got no answer head: a TLS failure when the backend's
+    /// TLS alert broke the connection (see `TlsAlert`), else the endpoint is unavailable.
+    /// `reset` says the request may have left.
+    fn send_failed(&self, reset: bool, error: &hyper::Error) -> AttemptError {
+        let outcome = if reset {
+            AttemptOutcome::Reset
+        } else {
+            AttemptOutcome::NotSent
+        };
+        match self.connections.tls_alert() {
+            Some(cause) => {
+                let reason = format!("{}: {cause}", self.authority);
+                tracing::warn!(upstream = %self.upstream, endpoint = %self.authority, error = %reason, "TLS to the backend failed");
+                AttemptError::tls(&self.upstream, reason, outcome)
+            }
+            None => AttemptError::unavailable(&self.upstream, error_chain(error), outcome),
+        }
     }
 
     /// Refuses a response head that is not a gRPC answer.

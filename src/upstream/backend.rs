@@ -8,6 +8,8 @@ use std::sync::atomic::AtomicBool;
 use super::endpoint::Endpoint;
 use super::retry::RetryBudget;
 use super::stats::{StatsSnapshot, UpstreamStats};
+use super::tls::UpstreamTls;
+use crate::certs::TlsError;
 use crate::config::{HealthCheckConfig, RetryConfig, UpstreamConfig};
 
 /// A configured gRPC backend: its endpoints, retry policy and budget, and stats.
@@ -34,11 +36,24 @@ pub struct Upstream {
     pub(super) health_started: AtomicBool,
     /// Set once the DNS re-resolution task runs for this upstream.
     pub(super) resolve_started: AtomicBool,
+    /// TLS to the backend, shared by every endpoint; `None` = h2c.
+    pub(super) tls: Option<Arc<UpstreamTls>>,
 }
 
 impl Upstream {
-    /// Creates the backend's handle; no connection is made until the first call.
-    pub fn new(config: &UpstreamConfig) -> Upstream {
+    /// Creates the backend's handle; no connection is made until the first call. With `tls:`,
+    /// its certificate files are read now: the error names the first bad one.
+    pub fn new(config: &UpstreamConfig) -> Result<Upstream, TlsError> {
+        let tls = match &config.tls {
+            Some(tls) => Some(Arc::new(UpstreamTls::load(&config.name, tls)?)),
+            None => None,
+        };
+        Ok(Upstream::with_tls(config, tls))
+    }
+
+    /// Creates the backend's handle with `tls` already loaded (`None`: h2c, whatever `config`
+    /// says).
+    pub fn with_tls(config: &UpstreamConfig, tls: Option<Arc<UpstreamTls>>) -> Upstream {
         Upstream {
             name: config.name.clone(),
             authority: config.authority.clone(),
@@ -46,7 +61,7 @@ impl Upstream {
                 config
                     .endpoints
                     .iter()
-                    .map(|a| Arc::new(Endpoint::new(config, a)))
+                    .map(|a| Arc::new(Endpoint::new(config, a, tls.as_ref())))
                     .collect(),
             ),
             config: config.clone(),
@@ -56,7 +71,13 @@ impl Upstream {
             health_check: config.health_check.clone(),
             health_started: AtomicBool::new(false),
             resolve_started: AtomicBool::new(false),
+            tls,
         }
+    }
+
+    /// TLS to the backend, when configured.
+    pub fn tls(&self) -> Option<&Arc<UpstreamTls>> {
+        self.tls.as_ref()
     }
 
     /// The `host:port` of the first configured endpoint.

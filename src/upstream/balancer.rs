@@ -118,9 +118,16 @@ mod tests {
             circuit_breaker: BreakerConfig::default(),
             health_check: Some(HealthCheckConfig::default()),
             resolve_interval: Duration::from_secs(30),
+            tls: None,
         };
         (0..n)
-            .map(|i| Arc::new(Endpoint::new(&config, &format!("127.0.0.1:{}", i + 1))))
+            .map(|i| {
+                Arc::new(Endpoint::new(
+                    &config,
+                    &format!("127.0.0.1:{}", i + 1),
+                    None,
+                ))
+            })
             .collect()
     }
 

@@ -1,5 +1,5 @@
-//! The HTTP/2 (h2c) connections of one endpoint: dialed lazily and again after they close, with
-//! exponential reconnect backoff after failed dials.
+//! The HTTP/2 connections of one endpoint (h2c, or over TLS when the upstream has `tls:`): dialed
+//! lazily and again after they close, with exponential reconnect backoff after failed dials.
 //!
 //! gRPC multiplexes every call over one connection, so an endpoint keeps a single `SendRequest`
 //! handle (cheap to clone per call) instead of a general-purpose pool: one per worker thread
@@ -7,18 +7,20 @@
 //! thread, plus one for everything off the workers.
 
 use std::net::SocketAddr;
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use hyper::client::conn::http2::{self, SendRequest};
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::body::UpstreamBody;
 use super::reply::AttemptError;
 use super::retry::AttemptOutcome;
+use super::tls::{TlsAlert, UpstreamTls, Watched};
 
 /// What one upstream stream may have in flight before its reader (the client the answer goes
 /// to) takes some: the most a stalled client makes the gateway hold per stream.
@@ -38,6 +40,30 @@ const RECONNECT_CAP: Duration = Duration::from_secs(2);
 struct Reconnect {
     failures: u32,
     not_before: Option<Instant>,
+    /// Why the last dial failed, when TLS refused it: refusals during the backoff say the same
+    /// (a 502 like the dial's, not a 503).
+    tls_failure: Option<String>,
+}
+
+/// TLS to one endpoint: the upstream's client config and the name the endpoint is verified
+/// against (or why its host is no valid name).
+#[derive(Debug)]
+pub(super) struct TlsTarget {
+    tls: Arc<UpstreamTls>,
+    name: Result<ServerName<'static>, String>,
+    /// The TLS error that last broke one of the endpoint's connections, until it answers again.
+    alert: Arc<TlsAlert>,
+}
+
+impl TlsTarget {
+    /// TLS with `tls` to the endpoint configured as `target` (`host:port`).
+    pub(super) fn new(tls: &Arc<UpstreamTls>, target: &str) -> TlsTarget {
+        TlsTarget {
+            tls: tls.clone(),
+            name: tls.server_name(target),
+            alert: Arc::default(),
+        }
+    }
 }
 
 /// One thread's connection to the endpoint.
@@ -58,6 +84,8 @@ pub(super) struct Connections {
     /// The address dialed, when resolved from a host name.
     address: Option<SocketAddr>,
     connect_timeout: Duration,
+    /// TLS, when the upstream has `tls:`; `None` = h2c.
+    tls: Option<TlsTarget>,
     /// One connection slot per worker thread and one for other threads, sized at first use
     /// (workers start after the runtime that holds this endpoint is built).
     slots: OnceLock<Box<[Slot]>>,
@@ -68,15 +96,16 @@ impl Connections {
     /// No connection yet to `authority` (or `address`, when given) of `upstream`.
     pub(super) fn new(
         upstream: &str,
-        authority: &str,
-        address: Option<SocketAddr>,
+        (authority, address): (&str, Option<SocketAddr>),
         connect_timeout: Duration,
+        tls: Option<TlsTarget>,
     ) -> Connections {
         Connections {
             upstream: upstream.to_owned(),
             authority: authority.to_owned(),
             address,
             connect_timeout,
+            tls,
             slots: OnceLock::new(),
             reconnect: Mutex::new(Reconnect::default()),
         }
@@ -124,13 +153,8 @@ impl Connections {
             return Ok(sender);
         }
         let now = Instant::now();
-        if let Some(not_before) = self.reconnect().not_before.filter(|t| now < *t) {
-            let reason = format!(
-                "{}: connect failed; next attempt in {:?}",
-                self.authority,
-                not_before - now
-            );
-            return Err(self.failed(reason, AttemptOutcome::Backoff));
+        if let Some(refusal) = self.backing_off(now) {
+            return Err(refusal);
         }
         match self.dial().await {
             Ok(sender) => {
@@ -145,12 +169,80 @@ impl Connections {
                     .min(RECONNECT_CAP);
                 r.failures = r.failures.saturating_add(1);
                 r.not_before = Some(Instant::now() + wait);
+                r.tls_failure = e.tls_reason().map(str::to_owned);
                 Err(e)
             }
         }
     }
 
+    /// The TLS error that broke a connection since the endpoint last answered (see
+    /// [`TlsAlert`]).
+    pub(super) fn tls_alert(&self) -> Option<String> {
+        self.tls.as_ref()?.alert.get()
+    }
+
+    /// The endpoint answered a request.
+    pub(super) fn answered(&self) {
+        if let Some(tls) = &self.tls {
+            tls.alert.clear();
+        }
+    }
+
+    /// The refusal of a dial while the backoff after a failed one runs at `now`.
+    fn backing_off(&self, now: Instant) -> Option<AttemptError> {
+        let r = self.reconnect();
+        let wait = r.not_before.filter(|t| now < *t)? - now;
+        Some(match &r.tls_failure {
+            Some(reason) => AttemptError::tls(
+                &self.upstream,
+                format!("{reason} (next attempt in {wait:?})"),
+                AttemptOutcome::Backoff,
+            ),
+            None => {
+                let reason = format!(
+                    "{}: connect failed; next attempt in {wait:?}",
+                    self.authority
+                );
+                self.failed(reason, AttemptOutcome::Backoff)
+            }
+        })
+    }
+
+    /// A new HTTP/2 connection: TCP, then TLS when configured, then the HTTP/2 handshake.
     async fn dial(&self) -> Result<SendRequest<UpstreamBody>, AttemptError> {
+        let stream = self.connect().await?;
+        match &self.tls {
+            None => self.handshake(TokioIo::new(stream)).await,
+            Some(target) => {
+                let stream = self.tls_handshake(target, stream).await?;
+                self.handshake(TokioIo::new(stream)).await
+            }
+        }
+    }
+
+    /// The TLS handshake (bounded by the connect timeout, and so is the wait for the backend's
+    /// first bytes); a failure is logged with its reason.
+    async fn tls_handshake(
+        &self,
+        target: &TlsTarget,
+        stream: TcpStream,
+    ) -> Result<Watched, AttemptError> {
+        let result = match target.name.clone() {
+            Err(reason) => Err(reason),
+            Ok(name) => {
+                let bounds = (&target.alert, self.connect_timeout);
+                target.tls.connect(stream, name, bounds).await
+            }
+        };
+        result.map_err(|reason| {
+            let reason = format!("{}: {reason}", self.authority);
+            tracing::warn!(upstream = %self.upstream, endpoint = %self.authority, error = %reason, "TLS to the backend failed");
+            AttemptError::tls(&self.upstream, reason, AttemptOutcome::NotSent)
+        })
+    }
+
+    /// The TCP connection, bounded by the connect timeout.
+    async fn connect(&self) -> Result<TcpStream, AttemptError> {
         let not_sent = |reason| self.failed(reason, AttemptOutcome::NotSent);
         let connect = async {
             match self.address {
@@ -168,13 +260,22 @@ impl Connections {
             })?
             .map_err(|e| not_sent(format!("connect failed: {e}")))?;
         let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    /// The HTTP/2 handshake on `io`; the connection is driven by a task of its own.
+    async fn handshake<I>(&self, io: I) -> Result<SendRequest<UpstreamBody>, AttemptError>
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let not_sent = |reason| self.failed(reason, AttemptOutcome::NotSent);
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
             .initial_stream_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
             .timer(TokioTimer::new())
             .keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(10))
-            .handshake(TokioIo::new(stream))
+            .handshake(io)
             .await
             .map_err(|e| not_sent(format!("HTTP/2 handshake failed: {e}")))?;
         let name = self.upstream.clone();

@@ -9,9 +9,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use http::uri::Authority;
 use tokio::time::Instant;
 
+use std::sync::Arc;
+
+use http::uri::Scheme;
+
 use super::breaker::Breaker;
-use super::connection::Connections;
+use super::connection::{Connections, TlsTarget};
 pub use super::reply::AttemptError;
+use super::tls::UpstreamTls;
 use crate::config::UpstreamConfig;
 
 /// One `host:port` of an upstream (or one address a host name resolved to).
@@ -28,6 +33,8 @@ pub struct Endpoint {
     pub(super) upstream: String,
     /// `:authority` of requests: the configured entry (`None` when it is not a valid one).
     pub(super) uri_authority: Option<Authority>,
+    /// `:scheme` of requests: `https` over TLS, else `http`.
+    pub(super) scheme: Scheme,
     /// Largest response accepted from this endpoint.
     pub(super) max_response_bytes: usize,
     /// Its HTTP/2 connections.
@@ -66,30 +73,44 @@ impl Drop for InFlight<'_> {
 }
 
 impl Endpoint {
-    /// An endpoint of `config` at `authority`; nothing is dialed yet.
-    pub fn new(config: &UpstreamConfig, authority: &str) -> Endpoint {
-        Endpoint::with_address(config, authority, authority.to_owned(), None)
+    /// An endpoint of `config` at `authority`, over `tls` when given; nothing is dialed yet.
+    pub fn new(
+        config: &UpstreamConfig,
+        authority: &str,
+        tls: Option<&Arc<UpstreamTls>>,
+    ) -> Endpoint {
+        Endpoint::with_address(config, authority, (authority.to_owned(), None), tls)
     }
 
     /// An endpoint of `config` at `address`, which the configured entry `target` (a host name)
-    /// resolved to; requests still name `target` as their `:authority`.
-    pub fn resolved(config: &UpstreamConfig, target: &str, address: SocketAddr) -> Endpoint {
-        Endpoint::with_address(config, target, address.to_string(), Some(address))
+    /// resolved to; requests still name `target` as their `:authority` (and TLS verifies it).
+    pub fn resolved(
+        config: &UpstreamConfig,
+        target: &str,
+        address: SocketAddr,
+        tls: Option<&Arc<UpstreamTls>>,
+    ) -> Endpoint {
+        Endpoint::with_address(config, target, (address.to_string(), Some(address)), tls)
     }
 
     fn with_address(
         config: &UpstreamConfig,
         target: &str,
-        authority: String,
-        address: Option<SocketAddr>,
+        (authority, address): (String, Option<SocketAddr>),
+        tls: Option<&Arc<UpstreamTls>>,
     ) -> Endpoint {
         Endpoint {
             connections: Connections::new(
                 &config.name,
-                &authority,
-                address,
+                (&authority, address),
                 config.connect_timeout,
+                tls.map(|tls| TlsTarget::new(tls, target)),
             ),
+            scheme: if tls.is_some() {
+                Scheme::HTTPS
+            } else {
+                Scheme::HTTP
+            },
             authority,
             target: target.to_owned(),
             address,

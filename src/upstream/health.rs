@@ -5,7 +5,8 @@
 //!
 //! One task per endpoint, holding only `Weak` references: it ends when the upstream is dropped
 //! (a config reload that no longer uses it) or the endpoint leaves it (DNS no longer names it).
-//! [`start`] also starts the upstreams' DNS re-resolution, and has it check the endpoints it adds.
+//! [`start`] also starts the upstreams' DNS re-resolution, and has it check the endpoints it adds,
+//! and the reload of their TLS certificate files.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -41,11 +42,14 @@ struct HealthCheckResponse {
     status: i32,
 }
 
-/// Starts the health-check tasks of every upstream that configures them, and the DNS
-/// re-resolution of upstreams with host-name endpoints (once per upstream). Must be called inside
-/// a tokio runtime.
+/// Starts the health-check tasks of every upstream that configures them, the DNS
+/// re-resolution of upstreams with host-name endpoints, and the reload of TLS certificate files
+/// (each once per upstream). Must be called inside a tokio runtime.
 pub fn start(upstreams: &HashMap<String, Arc<Upstream>>) {
     for upstream in upstreams.values() {
+        if let Some(tls) = &upstream.tls {
+            tls.watch();
+        }
         if upstream.health_check.is_some() && !upstream.health_started.swap(true, Ordering::SeqCst)
         {
             for endpoint in upstream.endpoints().iter() {

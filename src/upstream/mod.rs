@@ -11,7 +11,9 @@
 //! - [`breaker`]: the per-endpoint circuit breaker state machine (which failures count, from
 //!   how many clients);
 //! - `body`: request bodies and the response read as a stream of messages;
-//! - `connection`: one HTTP/2 connection per worker thread, dialed lazily, reconnect backoff;
+//! - [`tls`]: TLS to a backend (client config from `tls:`, reloaded; the handshake, ALPN `h2`);
+//! - `connection`: one HTTP/2 connection per worker thread (h2c or TLS), dialed lazily,
+//!   reconnect backoff;
 //! - [`endpoint`]: one `host:port` — its connections, breaker, in-flight count, health flag;
 //! - `attempt`: one attempt on one endpoint (unary, first item of a stream, pass-through head);
 //! - [`stats`]: counters and gauges for the operations side;
@@ -21,7 +23,8 @@
 //! - `call`: the call loop (attempt → classification → retry decision);
 //! - [`stream`]: server-streaming and pass-through calls through the same loop;
 //! - [`resolve`]: periodic DNS re-resolution of host-name endpoints (one endpoint per address);
-//! - [`health`]: active `grpc.health.v1` checks, and the start of both background tasks.
+//! - [`health`]: active `grpc.health.v1` checks, and the start of the background tasks (checks,
+//!   DNS re-resolution, certificate reload).
 
 mod attempt;
 mod backend;
@@ -41,6 +44,7 @@ pub mod resolve;
 pub mod retry;
 pub mod stats;
 pub mod stream;
+pub mod tls;
 
 pub use backend::Upstream;
 pub use client::ClientId;

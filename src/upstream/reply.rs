@@ -21,6 +21,16 @@ pub enum UpstreamError {
         /// What the transport said.
         reason: String,
     },
+    /// TLS to the backend failed: the handshake (certificate not trusted, wrong name, expired;
+    /// no client certificate the backend accepts) or the backend did not choose HTTP/2 (maps
+    /// to 502). A connection failure for retries and breakers.
+    #[error("TLS to upstream `{upstream}` failed: {reason}")]
+    Tls {
+        /// Upstream name.
+        upstream: String,
+        /// The endpoint and what went wrong.
+        reason: String,
+    },
     /// The deadline passed before the answer was complete (maps to 504).
     #[error("upstream `{upstream}` did not answer within {timeout:?}")]
     DeadlineExceeded {
@@ -96,6 +106,25 @@ impl AttemptError {
                 reason,
             },
             outcome,
+        }
+    }
+
+    /// TLS to `upstream` failed (`reason`) in the way `outcome` says.
+    pub(super) fn tls(upstream: &str, reason: String, outcome: AttemptOutcome) -> Self {
+        AttemptError {
+            error: UpstreamError::Tls {
+                upstream: upstream.to_owned(),
+                reason,
+            },
+            outcome,
+        }
+    }
+
+    /// Why TLS failed, when it did.
+    pub(super) fn tls_reason(&self) -> Option<&str> {
+        match &self.error {
+            UpstreamError::Tls { reason, .. } => Some(reason),
+            _ => None,
         }
     }
 

@@ -140,7 +140,12 @@ pub(super) fn apply(
         }
         for address in plan.add {
             tracing::info!(upstream = %upstream.name, endpoint = %name, %address, "address resolved: endpoint added");
-            let endpoint = Arc::new(Endpoint::resolved(&upstream.config, name, address));
+            let endpoint = Arc::new(Endpoint::resolved(
+                &upstream.config,
+                name,
+                address,
+                upstream.tls.as_ref(),
+            ));
             next.push(endpoint.clone());
             added.push(endpoint);
         }
@@ -210,17 +215,21 @@ mod tests {
     }
 
     fn upstream() -> Arc<Upstream> {
-        Arc::new(Upstream::new(&UpstreamConfig {
-            name: "u".to_owned(),
-            authority: "backend:80".to_owned(),
-            connect_timeout: Duration::from_secs(1),
-            max_response_bytes: 1024,
-            endpoints: vec!["backend:80".to_owned(), "127.0.0.1:81".to_owned()],
-            retry: RetryConfig::default(),
-            circuit_breaker: BreakerConfig::default(),
-            health_check: None,
-            resolve_interval: Duration::from_secs(30),
-        }))
+        Arc::new(
+            Upstream::new(&UpstreamConfig {
+                name: "u".to_owned(),
+                authority: "backend:80".to_owned(),
+                connect_timeout: Duration::from_secs(1),
+                max_response_bytes: 1024,
+                endpoints: vec!["backend:80".to_owned(), "127.0.0.1:81".to_owned()],
+                retry: RetryConfig::default(),
+                circuit_breaker: BreakerConfig::default(),
+                health_check: None,
+                resolve_interval: Duration::from_secs(30),
+                tls: None,
+            })
+            .expect("upstream"),
+        )
     }
 
     fn names(u: &Upstream) -> Vec<String> {

@@ -5,7 +5,9 @@
 //! - [`proto`]: the generated messages, servers and clients (`tai`, `google.api`,
 //!   `google.rpc`, `grpc.health.v1`).
 //! - `server`: [`serve_governor`] / [`serve_coordinator`] on a bound listener, and
-//!   [`StubServers`], both on port 0 for tests.
+//!   [`StubServers`], both on port 0 for tests; h2c or TLS ([`StubListener`]).
+//! - `tls`: the TLS mode ([`StubTls`]): server certificate, required client certificates,
+//!   the ALPN protocols offered; a rustls acceptor in front of the tonic server.
 //! - `store`: [`Store`], the policies and counters both services of one process share.
 //! - `registry`: the policy operations themselves, synchronous and lock-protected.
 //! - `governor`, `coordinator`: the RPC handlers, thin translations onto the registry.
@@ -48,6 +50,7 @@ mod registry;
 mod server;
 mod status;
 mod store;
+mod tls;
 mod trailer;
 mod watch;
 
@@ -64,6 +67,7 @@ pub use fault::{
     SERVICE_HEADER,
 };
 pub use health::{HealthControl, ServingStatus};
-pub use server::{StubServers, serve_coordinator, serve_governor};
+pub use server::{StubListener, StubServers, serve_coordinator, serve_governor};
 pub use store::Store;
+pub use tls::StubTls;
 pub use trailer::TRAILER_NAME;

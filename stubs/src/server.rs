@@ -1,5 +1,5 @@
-//! Serving the stubs: one tonic server per listener, and [`StubServers`], which runs the
-//! Governor and Coordinator of one [`Store`] side by side.
+//! Serving the stubs: one tonic server per listener (h2c, or TLS: [`StubListener`]), and
+//! [`StubServers`], which runs the Governor and Coordinator of one [`Store`] side by side.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
+use tonic::transport::server::{Router, TcpIncoming};
 
 use crate::coordinator::CoordinatorStub;
 use crate::governor::GovernorStub;
@@ -18,39 +18,83 @@ use crate::proto::grpc::health::v1::health_server::HealthServer;
 use crate::proto::tai::coordinator_server::CoordinatorServer;
 use crate::proto::tai::governor_server::GovernorServer;
 use crate::store::Store;
+use crate::tls::{self, StubTls};
 use crate::trailer::WithTrailer;
+
+/// Where a stub server takes connections: h2c, or TLS in front of the same tonic server.
+#[derive(Debug)]
+pub enum StubListener {
+    /// Cleartext HTTP/2.
+    Plain(TcpListener),
+    /// TLS with this rustls config ([`StubTls`]).
+    Tls(TcpListener, Arc<rustls::ServerConfig>),
+}
+
+impl From<TcpListener> for StubListener {
+    fn from(listener: TcpListener) -> StubListener {
+        StubListener::Plain(listener)
+    }
+}
+
+impl StubListener {
+    /// `listener` speaking TLS as `tls` says.
+    pub fn tls(listener: TcpListener, tls: &StubTls) -> std::io::Result<StubListener> {
+        Ok(StubListener::Tls(listener, tls.server_config()?))
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match self {
+            StubListener::Plain(l) | StubListener::Tls(l, _) => l.local_addr(),
+        }
+    }
+
+    async fn serve(
+        self,
+        router: Router,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), tonic::transport::Error> {
+        match self {
+            StubListener::Plain(listener) => {
+                router
+                    .serve_with_incoming_shutdown(incoming(listener), shutdown)
+                    .await
+            }
+            StubListener::Tls(listener, config) => {
+                router
+                    .serve_with_incoming_shutdown(tls::incoming(listener, config), shutdown)
+                    .await
+            }
+        }
+    }
+}
 
 /// Serves `tai.Governor` and `grpc.health.v1.Health` on `listener` until `shutdown` resolves.
 ///
 /// Shutdown is graceful: calls in flight finish; open health `Watch` streams end.
 pub async fn serve_governor(
-    listener: TcpListener,
+    listener: impl Into<StubListener>,
     store: Arc<Store>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (health, shutdown) = health(&store, shutdown);
     let governor = WithTrailer::new(GovernorServer::new(GovernorStub::new(store)));
-    Server::builder()
-        .add_service(governor)
-        .add_service(health)
-        .serve_with_incoming_shutdown(incoming(listener), shutdown)
-        .await
+    let router = Server::builder().add_service(governor).add_service(health);
+    listener.into().serve(router, shutdown).await
 }
 
 /// Serves `tai.Coordinator` and `grpc.health.v1.Health` on `listener` until `shutdown`
 /// resolves.
 pub async fn serve_coordinator(
-    listener: TcpListener,
+    listener: impl Into<StubListener>,
     store: Arc<Store>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (health, shutdown) = health(&store, shutdown);
     let coordinator = WithTrailer::new(CoordinatorServer::new(CoordinatorStub::new(store)));
-    Server::builder()
+    let router = Server::builder()
         .add_service(coordinator)
-        .add_service(health)
-        .serve_with_incoming_shutdown(incoming(listener), shutdown)
-        .await
+        .add_service(health);
+    listener.into().serve(router, shutdown).await
 }
 
 /// The health service of one server, and a shutdown future that also ends its `Watch`
@@ -98,6 +142,22 @@ impl StubServers {
     pub async fn start(governor: SocketAddr, coordinator: SocketAddr) -> std::io::Result<Self> {
         let governor = TcpListener::bind(governor).await?;
         let coordinator = TcpListener::bind(coordinator).await?;
+        StubServers::start_on(governor.into(), coordinator.into())
+    }
+
+    /// Like [`StubServers::start`], both servers speaking TLS as `tls` says.
+    pub async fn start_tls(
+        governor: SocketAddr,
+        coordinator: SocketAddr,
+        tls: &StubTls,
+    ) -> std::io::Result<Self> {
+        let governor = StubListener::tls(TcpListener::bind(governor).await?, tls)?;
+        let coordinator = StubListener::tls(TcpListener::bind(coordinator).await?, tls)?;
+        StubServers::start_on(governor, coordinator)
+    }
+
+    /// Serves on listeners already bound. Must be called inside a tokio runtime.
+    pub fn start_on(governor: StubListener, coordinator: StubListener) -> std::io::Result<Self> {
         let governor_addr = governor.local_addr()?;
         let coordinator_addr = coordinator.local_addr()?;
         let store = Arc::new(Store::new());

@@ -45,3 +45,4 @@ mod streaming_requests;
 mod tai_api;
 mod tls;
 mod upstream_metrics;
+mod upstream_tls;

@@ -28,7 +28,9 @@ pub(crate) use openapi::RawOpenApi;
 pub(crate) use ops::{RawAccessLog, RawLimits, RawReload, RawShutdown};
 pub(crate) use redis::{RawRedis, RawSecret};
 pub(crate) use route::{RawCors, RawHeaders, RawHttpRule, RawRoute, RawTranscoding};
-pub(crate) use upstream::{RawCircuitBreaker, RawHealthCheck, RawRetry, RawUpstream};
+pub(crate) use upstream::{
+    RawCircuitBreaker, RawHealthCheck, RawRetry, RawUpstream, RawUpstreamTls,
+};
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;

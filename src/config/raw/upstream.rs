@@ -26,6 +26,20 @@ pub(crate) struct RawUpstream {
     /// How often endpoints given as host names are resolved again.
     #[serde(default)]
     pub(crate) resolve_interval: Option<At<String>>,
+    /// TLS to the backend.
+    #[serde(default)]
+    pub(crate) tls: Option<RawUpstreamTls>,
+}
+
+/// `upstreams.<name>.tls:` HTTP/2 over TLS to the backend (`tls: {}`: system roots).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstreamTls {
+    pub(crate) ca: Option<At<String>>,
+    pub(crate) client_cert: Option<At<String>>,
+    pub(crate) client_key: Option<At<String>>,
+    pub(crate) server_name: Option<At<String>>,
+    pub(crate) reload_interval: Option<At<String>>,
 }
 
 /// `upstreams.<name>.retry:` how failed calls are retried.

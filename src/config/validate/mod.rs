@@ -158,7 +158,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
     let base = folder_of(file);
     let listeners = listeners::listeners(c, &base, &raw);
     let descriptors = descriptors::descriptors(c, &base, &raw.descriptors);
-    let upstreams = upstream::upstreams(c, &raw.upstreams);
+    let upstreams = upstream::upstreams(c, &base, &raw.upstreams);
     let routes = route::routes(c, &raw, &upstreams);
     let limits = listeners::limits(c, &raw.limits);
     let workers = listeners::workers(c, raw.workers.as_ref());

@@ -14,7 +14,8 @@ use crate::config::raw::{At, RawCertificate, RawClientAuth, RawTlsListener};
 use crate::config::tls::{CertificateConfig, ClientAuthConfig, ClientAuthMode, TlsListenerConfig};
 
 const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+/// `reload_interval` when absent, here and for `upstreams.<name>.tls`.
+pub(super) const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Checks `listeners.tls`; `None` when a value is unusable (the problem is recorded in `c`).
 pub(super) fn tls_listener(

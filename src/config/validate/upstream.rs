@@ -1,14 +1,22 @@
-//! Checks of `upstreams.<name>`: addresses, connect timeout, response size, resolve interval. The
-//! resilience keys (retry, circuit breaker, health check) are read by `resilience`.
+//! Checks of `upstreams.<name>`: addresses, connect timeout, response size, resolve interval,
+//! `tls:`. The resilience keys (retry, circuit breaker, health check) are read by `resilience`.
+//!
+//! Only the `tls:` values are checked here (paths resolved, a client certificate with its key, the
+//! server name); the files themselves are read when the runtime is built, which `validate` does
+//! too, so an unreadable or mismatched file is reported at its setting's line.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
-use super::checker::{Checker, place};
+use rustls_pki_types::ServerName;
+
+use super::checker::{Checker, located_path, place};
 use super::resilience;
+use super::tls::DEFAULT_RELOAD_INTERVAL;
 use crate::config::error::Place;
-use crate::config::raw::{At, RawUpstream};
-use crate::config::upstream::UpstreamConfig;
+use crate::config::raw::{At, RawUpstream, RawUpstreamTls};
+use crate::config::upstream::{UpstreamConfig, UpstreamTlsConfig};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// `upstreams.<name>.resolve_interval` when absent.
@@ -18,11 +26,12 @@ const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 /// Every valid upstream, in name order; at least one is required.
 pub(super) fn upstreams(
     c: &mut Checker<'_>,
+    base: &Path,
     raw: &BTreeMap<String, RawUpstream>,
 ) -> Vec<UpstreamConfig> {
     let upstreams = raw
         .iter()
-        .filter_map(|(name, u)| upstream(c, name, u))
+        .filter_map(|(name, u)| upstream(c, base, name, u))
         .collect();
     if raw.is_empty() {
         c.error(
@@ -35,7 +44,12 @@ pub(super) fn upstreams(
 }
 
 /// `upstreams.<name>`, defaults filled in; `None` when its endpoints are unusable.
-fn upstream(c: &mut Checker<'_>, name: &str, u: &RawUpstream) -> Option<UpstreamConfig> {
+fn upstream(
+    c: &mut Checker<'_>,
+    base: &Path,
+    name: &str,
+    u: &RawUpstream,
+) -> Option<UpstreamConfig> {
     let key = format!("upstreams.{name}");
     let endpoints = endpoints(c, u, &key);
     let connect_timeout = u
@@ -56,6 +70,7 @@ fn upstream(c: &mut Checker<'_>, name: &str, u: &RawUpstream) -> Option<Upstream
         .as_ref()
         .and_then(|v| c.duration(v, &format!("{key}.resolve_interval")))
         .unwrap_or(DEFAULT_RESOLVE_INTERVAL);
+    let tls = u.tls.as_ref().and_then(|t| tls(c, base, t, &key));
     let endpoints = endpoints?;
     Some(UpstreamConfig {
         name: name.to_owned(),
@@ -67,6 +82,51 @@ fn upstream(c: &mut Checker<'_>, name: &str, u: &RawUpstream) -> Option<Upstream
         circuit_breaker,
         health_check,
         resolve_interval,
+        tls,
+    })
+}
+
+/// `upstreams.<name>.tls`: paths resolved against the config's folder; `None` when a value is
+/// unusable (the problem is recorded).
+fn tls(
+    c: &mut Checker<'_>,
+    base: &Path,
+    raw: &RawUpstreamTls,
+    upstream: &str,
+) -> Option<UpstreamTlsConfig> {
+    let key = format!("{upstream}.tls");
+    let path = |v: &Option<At<String>>, name: &str| {
+        v.as_ref()
+            .map(|v| located_path(base, v, format!("{key}.{name}")))
+    };
+    let reload_interval = raw
+        .reload_interval
+        .as_ref()
+        .and_then(|v| c.duration(v, &format!("{key}.reload_interval")))
+        .unwrap_or(DEFAULT_RELOAD_INTERVAL);
+    let mut valid = true;
+    match (&raw.client_cert, &raw.client_key) {
+        (Some(v), None) | (None, Some(v)) => {
+            let reason = "a client certificate needs both `client_cert` and `client_key`";
+            c.error(place(v), key.clone(), reason);
+            valid = false;
+        }
+        _ => {}
+    }
+    let server_name = raw.server_name.as_ref().map(|v| v.value.trim().to_owned());
+    if let (Some(name), Some(v)) = (&server_name, &raw.server_name)
+        && ServerName::try_from(name.as_str()).is_err()
+    {
+        let reason = format!("`{name}` is not a DNS name or an IP address");
+        c.error(place(v), format!("{key}.server_name"), reason);
+        valid = false;
+    }
+    valid.then(|| UpstreamTlsConfig {
+        ca: path(&raw.ca, "ca"),
+        client_cert: path(&raw.client_cert, "client_cert"),
+        client_key: path(&raw.client_key, "client_key"),
+        server_name,
+        reload_interval,
     })
 }
 
@@ -123,7 +183,7 @@ fn authority(c: &mut Checker<'_>, value: &At<String>, key: &str) -> Option<Strin
         c.error(
             place(value),
             key,
-            "TLS to upstreams is not supported yet; use host:port (h2c)",
+            "write host:port, and add `tls:` to the upstream for TLS (`tls: {}`: system roots)",
         );
         return None;
     }
@@ -139,5 +199,67 @@ fn authority(c: &mut Checker<'_>, value: &At<String>, key: &str) -> Option<Strin
             );
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    fn parse(upstream: &str) -> Result<Config, crate::config::ConfigErrors> {
+        let text = format!(
+            "listeners:\n  http:\n    address: 127.0.0.1:0\ndescriptors:\n  proto_dirs: [proto]\n\
+             upstreams:\n  u:\n{upstream}routes:\n  - service: s.S\n    upstream: u\n"
+        );
+        Config::parse(Path::new("conf/gateway.yaml"), &text)
+    }
+
+    #[test]
+    fn tls_paths_are_relative_to_the_config_folder_and_default_to_system_roots() {
+        let config = parse("    address: b.test:443\n    tls: {}\n").expect("valid");
+        let tls = config.upstreams[0].tls.clone().expect("tls");
+        assert_eq!(
+            (tls.ca, tls.client_cert, tls.server_name),
+            (None, None, None)
+        );
+        assert_eq!(tls.reload_interval, super::DEFAULT_RELOAD_INTERVAL);
+        let config = parse(
+            "    address: 10.0.0.1:443\n    tls:\n      ca: ca.pem\n      client_cert: c.pem\n      client_key: k.pem\n      server_name: b.test\n      reload_interval: 1s\n",
+        )
+        .expect("valid");
+        let tls = config.upstreams[0].tls.clone().expect("tls");
+        let ca = tls.ca.expect("ca");
+        assert_eq!(ca.value, Path::new("conf/ca.pem"));
+        assert_eq!((ca.key.as_str(), ca.place.line), ("upstreams.u.tls.ca", 10));
+        let key = tls.client_key.expect("key").value;
+        assert_eq!(key, Path::new("conf/k.pem"));
+        assert_eq!(tls.server_name.as_deref(), Some("b.test"));
+        assert_eq!(
+            config.upstreams[0].tls.as_ref().map(|t| t.reload_interval),
+            Some(std::time::Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn rejects_a_lone_client_cert_a_bad_server_name_and_https_addresses() {
+        let errors = parse(
+            "    address: b.test:443\n    tls:\n      client_cert: c.pem\n      server_name: 'not a name'\n",
+        )
+        .expect_err("invalid");
+        let lines: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                "conf/gateway.yaml:10:20: upstreams.u.tls: a client certificate needs both `client_cert` and `client_key`",
+                "conf/gateway.yaml:11:20: upstreams.u.tls.server_name: `not a name` is not a DNS name or an IP address",
+            ]
+        );
+        let errors = parse("    address: https://b.test:443\n").expect_err("invalid");
+        assert_eq!(
+            errors.0[0].reason,
+            "write host:port, and add `tls:` to the upstream for TLS (`tls: {}`: system roots)"
+        );
     }
 }

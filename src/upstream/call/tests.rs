@@ -22,7 +22,9 @@ fn upstream(retry: RetryConfig) -> Upstream {
         circuit_breaker: BreakerConfig::default(),
         health_check: None,
         resolve_interval: Duration::from_secs(30),
+        tls: None,
     })
+    .expect("upstream")
 }
 
 fn options(deadline_ms: u64, per_try_ms: Option<u64>, retryable: bool) -> CallOptions<'static> {
@@ -238,7 +240,7 @@ fn named_upstream() -> Arc<Upstream> {
     let mut config = upstream(RetryConfig::default()).config().clone();
     config.endpoints = vec!["backend:80".to_owned()];
     config.authority = "backend:80".to_owned();
-    Arc::new(Upstream::new(&config))
+    Arc::new(Upstream::new(&config).expect("upstream"))
 }
 
 #[tokio::test(start_paused = true)]
