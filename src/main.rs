@@ -1,5 +1,5 @@
-//! The `tai-gateway` command: `run` (default), `validate`, `certs dev`, `token`, `events …`,
-//! `--version`.
+//! The `tai-gateway` command: `run` (default), `validate`, `openapi`, `certs dev`, `token`,
+//! `events …`, `--version`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,6 +33,9 @@ enum Command {
     Run(RunArgs),
     /// Check a config and its descriptors; print every problem; exit non-zero on any.
     Validate(ValidateArgs),
+    /// Print the OpenAPI 3.1 document of a config's routes (as `GET /openapi.json` serves it,
+    /// indented), without starting a server; exit non-zero when the config has problems.
+    Openapi(OpenapiArgs),
     /// Make certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -50,6 +53,16 @@ struct ConfigArg {
     config: PathBuf,
 }
 
+#[derive(clap::Args)]
+struct OpenapiArgs {
+    #[command(flatten)]
+    file: ValidateArgs,
+    /// Print YAML (as `GET /openapi.yaml` serves it) instead of indented JSON.
+    #[arg(long)]
+    yaml: bool,
+}
+
+/// The config file of `validate` and `openapi`: `--config FILE` or positionally.
 #[derive(clap::Args)]
 struct ValidateArgs {
     #[command(flatten)]
@@ -203,13 +216,13 @@ fn main() -> ExitCode {
     let (level, format) = match &cli.command {
         Some(Command::Run(args)) => configured_logging(&args.config.config),
         None => configured_logging(std::path::Path::new("gateway.yaml")),
-        Some(Command::Validate(_) | Command::Token(_) | Command::Certs(_) | Command::Events(_)) => {
-            ("info".to_owned(), LogFormat::Text)
-        }
+        // validate, openapi, token, certs, events
+        Some(_) => ("info".to_owned(), LogFormat::Text),
     };
     init_logging(&level, format);
     match cli.command {
         Some(Command::Validate(args)) => validate(args.path()),
+        Some(Command::Openapi(args)) => openapi(args.file.path(), args.yaml),
         Some(Command::Token(args)) => match token(&args) {
             Ok(token) => {
                 println!("{token}");
@@ -275,6 +288,44 @@ fn validate(config: &std::path::Path) -> ExitCode {
                 eprintln!("{error}");
             }
             eprintln!("{}: {} problem(s)", config.display(), errors.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `tai-gateway openapi`: the document on stdout, or the config's problems on stderr.
+fn openapi(config: &std::path::Path, yaml: bool) -> ExitCode {
+    let rt = match runtime::load(config) {
+        Ok(rt) => rt,
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("{error}");
+            }
+            eprintln!("{}: {} problem(s)", config.display(), errors.len());
+            return ExitCode::FAILURE;
+        }
+    };
+    let document = tai_gateway::openapi::document(&rt);
+    let text = if yaml {
+        serde_saphyr::to_string(&document).map_err(|e| e.to_string())
+    } else {
+        serde_json::to_string_pretty(&document).map_err(|e| e.to_string())
+    };
+    let written = text.and_then(|mut text| {
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        use std::io::Write as _;
+        match std::io::stdout().lock().write_all(text.as_bytes()) {
+            // A reader that stops early (`| head`) is not a failure of ours.
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.to_string()),
+            _ => Ok(()),
+        }
+    });
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cannot print the document: {e}");
             ExitCode::FAILURE
         }
     }

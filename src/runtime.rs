@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::uri::PathAndQuery;
@@ -25,6 +25,7 @@ use crate::descriptors;
 use crate::edge::auth::{AuthRuntime, RoutePolicy};
 use crate::edge::rate_limit::{Limiters, RouteLimits};
 use crate::events::emit::{self, EventPlan};
+use crate::openapi::published::Published;
 use crate::state::cache::{ResponseCache, TagPlan};
 use crate::transcode::json::{DecodeOptions, EncodeOptions};
 use crate::transcode::request::{BodyRule, QueryOptions, resolve_field_path};
@@ -143,6 +144,8 @@ pub struct Runtime {
     pub grpc_methods: HashMap<String, Arc<GrpcMethod>>,
     /// The response cache; kept across reloads that leave its bounds alone.
     pub cache: Arc<ResponseCache>,
+    /// The OpenAPI document of this snapshot, built when first asked for (see the `openapi` module).
+    pub openapi: OnceLock<Published>,
 }
 
 /// A rule as read from a proto annotation or the config, before it is checked.
@@ -218,6 +221,8 @@ impl Runtime {
         }
         problems.append(&mut builder.errors);
         let grpc_methods = std::mem::take(&mut builder.grpc_methods);
+        let router = router.build();
+        problems.extend(openapi_collision(&config, &router));
         if !problems.is_empty() {
             return Err(in_file_order(problems, &config.source));
         }
@@ -227,7 +232,7 @@ impl Runtime {
             .map(encode_options)
             .unwrap_or_default();
         Ok(Runtime {
-            router: router.build(),
+            router,
             upstreams,
             pool,
             default_encode,
@@ -236,6 +241,7 @@ impl Runtime {
             rate_limits: Arc::new(rate_limits),
             grpc_methods,
             cache,
+            openapi: OnceLock::new(),
         })
     }
 }
@@ -761,6 +767,31 @@ fn route_options(route: &RouteConfig, default_cors: Option<&CorsConfig>) -> Rout
         cors: route.cors.as_ref().or(default_cors).cloned(),
         cache: route.cache.clone(),
     }
+}
+
+/// A route answering `GET` at the OpenAPI document's path (or its YAML sibling): that route
+/// could never be reached.
+fn openapi_collision(config: &Config, router: &Router<Arc<Binding>>) -> Option<ConfigError> {
+    let openapi = &config.openapi;
+    let paths = std::iter::once(&openapi.path).chain(&openapi.yaml_path);
+    let (path, binding) = paths
+        .filter(|_| openapi.enabled)
+        .find_map(|p| Some((p, router.lookup("GET", p).ok()?.value)))?;
+    let written = if openapi.place.line > 0 {
+        "openapi.path"
+    } else {
+        "openapi.path (default)"
+    };
+    Some(ConfigError {
+        file: config.source.clone(),
+        place: openapi.place,
+        key: written.to_owned(),
+        reason: format!(
+            "`{}` is also matched by route `GET {}` of {} ({}): the document is answered first, \
+             so that route would never be reached; set `openapi.path` elsewhere or `openapi.enabled: false`",
+            path, binding.template, binding.method.full_name, binding.origin
+        ),
+    })
 }
 
 /// `previous`'s upstream named like `config` when its config is equal, else a new one. A bad

@@ -57,8 +57,23 @@ pub fn compress(
         parts
             .headers
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        gzip_etag(&mut parts.headers);
     }
     Response::from_parts(parts, body)
+}
+
+/// A strong `ETag` names one representation: its gzip form gets its own tag, `"…-gzip"`.
+fn gzip_etag(headers: &mut http::HeaderMap) {
+    let Some(tag) = headers.get(header::ETAG).and_then(|t| t.to_str().ok()) else {
+        return;
+    };
+    if tag.starts_with("W/") || !tag.ends_with('"') {
+        return;
+    }
+    let tagged = format!("{}-gzip\"", &tag[..tag.len() - 1]);
+    if let Ok(value) = HeaderValue::from_str(&tagged) {
+        headers.insert(header::ETAG, value);
+    }
 }
 
 /// A type the policy compresses, not encoded already, with a body to compress.
@@ -109,6 +124,21 @@ mod tests {
         let body = response.into_body().into_whole().expect("whole");
         assert!(body.len() < 200, "{}", body.len());
         assert_eq!(gunzip(&body), json);
+    }
+
+    #[test]
+    fn a_gzipped_answer_has_its_own_strong_tag_and_weak_tags_stay() {
+        let config = CompressionConfig::default();
+        let json = "x".repeat(2000);
+        let tagged = |tag: &str, gzip: bool| {
+            let mut response = answer("application/json", &json);
+            let value = HeaderValue::from_str(tag).expect("tag");
+            response.headers_mut().insert(header::ETAG, value);
+            compress(response, gzip, &config).headers()[header::ETAG].clone()
+        };
+        assert_eq!(tagged("\"abc\"", true), "\"abc-gzip\"");
+        assert_eq!(tagged("\"abc\"", false), "\"abc\"");
+        assert_eq!(tagged("W/\"abc\"", true), "W/\"abc\"");
     }
 
     #[test]

@@ -57,6 +57,8 @@ pub struct Config {
     pub cors: Option<super::CorsConfig>,
     /// gzip of JSON answers for clients that accept it.
     pub compression: super::CompressionConfig,
+    /// The OpenAPI document on the public listener.
+    pub openapi: super::OpenApiConfig,
 }
 
 /// `workers:` as written: how many threads serve the public listeners' connections.

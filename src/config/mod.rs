@@ -6,7 +6,7 @@
 //! - `raw/`: the serde shape of the file, one file per section, unknown keys rejected. A leaf.
 //! - The typed values, one module per section: `gateway` ([`Config`] itself, listeners, workers),
 //!   `upstream` and `resilience`, `route`, `cache`, `events`, `streaming`, `cors`, `edge` (auth and rate limits),
-//!   `tls`, `ops`. They only describe; they never parse or check.
+//!   `tls`, `ops`, `openapi`. They only describe; they never parse or check.
 //! - `error` ([`Place`], [`ConfigError`]) and `units` (durations, sizes): leaves used by all.
 //! - `redact`: [`redact_url`], the one way a configured URL is shown (admin, logs, errors).
 //!
@@ -20,6 +20,7 @@ mod edge;
 mod error;
 mod events;
 mod gateway;
+mod openapi;
 mod ops;
 mod raw;
 mod redact;
@@ -45,6 +46,7 @@ pub use events::{
     RouteEventsConfig,
 };
 pub use gateway::{Config, DescriptorSources, ListenerLimits, WorkerCount};
+pub use openapi::{DEFAULT_OPENAPI_PATH, OpenApiConfig, yaml_path_of};
 pub use ops::{AccessLogTarget, LogFormat, OpsConfig};
 pub use redact::redact_url;
 pub use redis::{RedisConfig, RedisTarget, RedisTls};

@@ -3,7 +3,7 @@
 //! 1. **find the route** ([`route`]): the head's own rules first (one `Host`, the HTTP/2
 //!    header-list limit) and the path's dot segments removed; then the HTTP rule a JSON
 //!    request's path selects, or the gRPC method a gRPC / gRPC-Web request names (a CORS
-//!    preflight for one is answered here);
+//!    preflight for one is answered here, and `GET` of the OpenAPI document's path too);
 //! 2. **admit** ([`crate::edge::admit`], the same for every kind of call): rate limits before
 //!    authentication → the token → rate limits after it → the deadline → the metadata;
 //! 3. **call**, by kind: [`unary`], [`server_stream`], [`client_stream`] (client and bidi
@@ -171,6 +171,7 @@ impl Gateway {
             let target = match route::find(&runtime, &mut request, ctx.protocol)? {
                 Found::Call(target) => target,
                 Found::Preflight(asked) => return Ok(preflight(&asked, request.headers())?),
+                Found::Document(document) => return Ok(*document),
             };
             outcome.route = Some(target.options().clone());
             let head = RequestHead::of(&request, peer, &ctx.request_id);

@@ -4,12 +4,14 @@
 use std::sync::Arc;
 
 use http::uri::PathAndQuery;
-use http::{Request, Uri, Version, header};
+use http::{Request, Response, Uri, Version, header};
 
 use super::protocol::Protocol;
+use crate::body::ResponseBody;
 use crate::edge::cors;
 use crate::error::GatewayError;
 use crate::listener::refusal::HeadRefused;
+use crate::openapi::{self, Format};
 use crate::runtime::{Binding, GrpcMethod, RouteOptions, Runtime};
 use crate::transcode::normalize::{has_dot_segment, normalize_path};
 use crate::transcode::router::RouteMiss;
@@ -20,6 +22,9 @@ pub(crate) enum Found<'r> {
     Preflight(Preflight),
     /// A call to make.
     Call(Target<'r>),
+    /// `GET` of the OpenAPI document's path (`openapi.path`, or its `.yaml` sibling), answered
+    /// here ([`openapi::answer`]): before any route, with no rate limit or token check.
+    Document(Box<Response<ResponseBody>>),
 }
 
 /// A CORS preflight: the policies of the route the browser asks to call, and the methods that
@@ -63,6 +68,10 @@ pub(crate) fn find<'r, B>(
     if cors::is_preflight(method, request.headers()) {
         return preflight(runtime, request.headers(), path).map(Found::Preflight);
     }
+    if let Some(format) = document_format(runtime, request, protocol) {
+        let document = openapi::answer(runtime, request.headers(), format);
+        return Ok(Found::Document(Box::new(document)));
+    }
     if protocol.is_grpc() {
         return match runtime.grpc_methods.get(path) {
             Some(grpc) => Ok(Found::Call(Target::Grpc(grpc.clone()))),
@@ -92,6 +101,25 @@ pub(crate) fn find<'r, B>(
             allow,
         }),
         Err(RouteMiss::MalformedPath(reason)) => Err(GatewayError::MalformedPath(reason)),
+    }
+}
+
+/// The form of the OpenAPI document a `GET` of its path (or its `.yaml` sibling) asks for.
+fn document_format<B>(
+    runtime: &Runtime,
+    request: &Request<B>,
+    protocol: Protocol,
+) -> Option<Format> {
+    let openapi = &runtime.config.openapi;
+    let path = request.uri().path();
+    if !openapi.enabled || request.method() != http::Method::GET || protocol.is_grpc() {
+        None
+    } else if path == openapi.path {
+        Some(Format::Json)
+    } else if openapi.yaml_path.as_deref() == Some(path) {
+        Some(Format::Yaml)
+    } else {
+        None
     }
 }
 

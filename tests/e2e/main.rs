@@ -28,6 +28,7 @@ mod harness;
 mod hostile;
 mod json_mapping;
 mod logging;
+mod openapi;
 mod operations;
 mod query_params;
 mod rate_limit;

@@ -11,6 +11,7 @@ mod compression;
 mod edge;
 mod events;
 mod listeners;
+mod openapi;
 mod ops;
 mod redis;
 mod route;
@@ -24,6 +25,7 @@ pub(crate) use edge::{
 };
 pub(crate) use events::{RawEvents, RawMethodEvents, RawRouteEvents};
 pub(crate) use listeners::{RawAdmin, RawCertificate, RawClientAuth, RawListeners, RawTlsListener};
+pub(crate) use openapi::RawOpenApi;
 pub(crate) use ops::{RawAccessLog, RawLimits, RawReload, RawShutdown};
 pub(crate) use redis::RawRedis;
 pub(crate) use route::{RawCors, RawHeaders, RawHttpRule, RawRoute, RawTranscoding};
@@ -80,6 +82,8 @@ pub(crate) struct RawConfig {
     pub(crate) cors: Option<RawCors>,
     #[serde(default)]
     pub(crate) compression: Option<RawCompression>,
+    #[serde(default)]
+    pub(crate) openapi: Option<RawOpenApi>,
 }
 
 /// `descriptors:` where protobuf schemas come from.

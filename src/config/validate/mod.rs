@@ -12,6 +12,7 @@ mod cors;
 mod descriptors;
 mod events;
 mod listeners;
+mod openapi;
 mod ops;
 mod rate_limit;
 mod redis;
@@ -171,6 +172,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
     let events = events::events(c, &base, raw.events.as_ref());
     let cors = raw.cors.as_ref().and_then(|r| cors::cors(c, r, "cors"));
     let compression = compression::compression(c, raw.compression.as_ref());
+    let openapi = openapi::openapi(c, raw.openapi.as_ref());
     Config {
         source: file.to_owned(),
         http_listener: listeners.http,
@@ -190,6 +192,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
         events,
         cors,
         compression,
+        openapi,
     }
 }
 

@@ -1,0 +1,80 @@
+//! Checks of `openapi:`: the path is an absolute request path without query or fragment.
+//! (That no route claims it is checked with the route table, in `runtime`.)
+
+use super::checker::{Checker, place};
+use crate::config::openapi::{OpenApiConfig, yaml_path_of};
+use crate::config::raw::RawOpenApi;
+
+/// `openapi:`; the defaults (enabled, `/openapi.json`) when absent.
+pub(super) fn openapi(c: &mut Checker<'_>, raw: Option<&RawOpenApi>) -> OpenApiConfig {
+    let mut config = OpenApiConfig::default();
+    let Some(raw) = raw else { return config };
+    if let Some(enabled) = &raw.enabled {
+        config.enabled = enabled.value;
+    }
+    if let Some(path) = &raw.path {
+        config.place = place(path);
+        let text = &path.value;
+        // Requests reach the route step with dot segments removed: such a path never matches.
+        let mut segments = text.split('/').skip(1);
+        let bad = !text.starts_with('/')
+            || text.len() < 2
+            || text
+                .chars()
+                .any(|ch| ch.is_whitespace() || ch.is_control() || "?#%{}".contains(ch))
+            || segments.any(|s| s == "." || s == "..")
+            || text.contains("//");
+        if bad {
+            let reason = format!(
+                "`{text}` is not a request path (start with `/`; no spaces, `?`, `#`, `%`, braces, `.` or `..` segments, `//`)"
+            );
+            c.error(config.place, "openapi.path", reason);
+        } else {
+            config.path = text.clone();
+            config.yaml_path = yaml_path_of(text);
+        }
+    }
+    config
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    const BASE: &str = "listeners:\n  http:\n    address: 127.0.0.1:0\ndescriptors:\n  proto_dirs: [p]\nupstreams:\n  a:\n    address: 127.0.0.1:1\nroutes:\n  - service: s.A\n    upstream: a\n";
+
+    #[test]
+    fn openapi_is_on_at_openapi_json_unless_moved_or_turned_off() {
+        let parse = |extra: &str| Config::parse(Path::new("g.yaml"), &format!("{BASE}{extra}"));
+        let default = parse("").expect("valid").openapi;
+        assert!(default.enabled);
+        assert_eq!(default.path, "/openapi.json");
+        let moved = parse("openapi:\n  enabled: false\n  path: /api/spec.json\n").expect("valid");
+        assert!(!moved.openapi.enabled);
+        assert_eq!(moved.openapi.path, "/api/spec.json");
+        assert_eq!(moved.openapi.yaml_path.as_deref(), Some("/api/spec.yaml"));
+        assert_eq!(default.yaml_path.as_deref(), Some("/openapi.yaml"));
+        let other = parse("openapi:\n  path: /spec\n").expect("valid").openapi;
+        assert_eq!(other.yaml_path, None);
+        assert_eq!(moved.openapi.place.line, 14);
+        for bad in [
+            "spec.json",
+            "/",
+            "/a b",
+            "/x?y",
+            "/a/../spec",
+            "/a//b",
+            "/{x}",
+            "/a/./b",
+        ] {
+            let errors = parse(&format!("openapi:\n  path: \"{bad}\"\n")).expect_err(bad);
+            let shown = errors.to_string();
+            assert!(
+                shown.contains("g.yaml:13:9: openapi.path: "),
+                "{bad}: {shown}"
+            );
+        }
+    }
+}

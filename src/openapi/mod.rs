@@ -1,0 +1,87 @@
+//! OpenAPI 3.1 of the API the gateway serves now, generated from the live route table (never
+//! from a file that could drift from it):
+//!
+//! - [`document`]: the document of a [`Runtime`]: paths, operations, components;
+//! - `operation`: one binding → one operation (parameters, body, responses, security);
+//! - `parameters`: the OpenAPI path of a template, path and query parameters;
+//! - `schema`: protobuf types → JSON Schema 2020-12 along the proto3 JSON mapping;
+//! - `security`: the token settings as security schemes and requirements;
+//! - `published`: the document as served (`GET /openapi.json` on the public listener): built
+//!   once per runtime snapshot, on first request, so it follows reloads, as JSON and (at the
+//!   `.yaml` sibling of a `.json` path) YAML; a strong `ETag` answers `If-None-Match` with 304.
+//!
+//! Not done here (issue 16): descriptors from server reflection, the `/docs` page, reflection
+//! served to gRPC clients.
+
+mod document;
+mod operation;
+mod parameters;
+pub mod published;
+mod schema;
+mod security;
+#[cfg(test)]
+mod tests;
+
+pub use document::document;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http_body_util::Full;
+
+use crate::body::ResponseBody;
+use crate::runtime::Runtime;
+use published::Published;
+
+/// The document of `runtime` as served: compact JSON and its `ETag`, built on first use.
+pub fn published(runtime: &Runtime) -> &Published {
+    runtime
+        .openapi
+        .get_or_init(|| Published::of(&document(runtime)))
+}
+
+/// Which form of the document a request asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `openapi.path`: `application/json`.
+    Json,
+    /// The `.yaml` sibling of a `.json` path: `application/yaml`.
+    Yaml,
+}
+
+/// The answer to `GET` of the document's path: the document, or 304 when `If-None-Match` names
+/// its tag.
+pub fn answer(runtime: &Runtime, headers: &HeaderMap, format: Format) -> Response<ResponseBody> {
+    let published = published(runtime);
+    let (form, content_type) = match format {
+        Format::Json => (published.json(), "application/json"),
+        Format::Yaml => match published.yaml() {
+            Ok(form) => (form, "application/yaml"),
+            Err(e) => {
+                tracing::warn!(error = %e, "OpenAPI document not served as YAML");
+                let body =
+                    r#"{"code":13,"message":"the OpenAPI document has no YAML form","details":[]}"#;
+                return crate::pipeline::plain_json(StatusCode::INTERNAL_SERVER_ERROR, body);
+            }
+        },
+    };
+    let etag = HeaderValue::from_str(form.etag()).unwrap_or(HeaderValue::from_static("\"\""));
+    let fresh = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|list| form.matches(list));
+    let (status, body) = if fresh {
+        (StatusCode::NOT_MODIFIED, Bytes::new())
+    } else {
+        (StatusCode::OK, form.body().clone())
+    };
+    let mut response = Response::new(Full::new(body).into());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::ETAG, etag);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if !fresh {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+    response
+}
