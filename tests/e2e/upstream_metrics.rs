@@ -63,10 +63,13 @@ async fn an_open_breaker_shows_as_gauge_transition_and_circuit_open_failures() {
         &[
             "# TYPE tai_gateway_upstream_circuit_breaker_state gauge".to_owned(),
             format!(
-                r#"tai_gateway_upstream_circuit_breaker_state{{upstream="governor",endpoint="{gov}"}} 0"#
+                r#"tai_gateway_upstream_circuit_breaker_state{{upstream="governor",endpoint="{gov}",state="closed"}} 1"#
             ),
             format!(
-                r#"tai_gateway_upstream_circuit_breaker_state{{upstream="coordinator",endpoint="{coord}"}} 0"#
+                r#"tai_gateway_upstream_circuit_breaker_state{{upstream="governor",endpoint="{gov}",state="open"}} 0"#
+            ),
+            format!(
+                r#"tai_gateway_upstream_circuit_breaker_state{{upstream="coordinator",endpoint="{coord}",state="closed"}} 1"#
             ),
         ],
     );
@@ -96,9 +99,11 @@ async fn an_open_breaker_shows_as_gauge_transition_and_circuit_open_failures() {
     assert_lines(
         &text,
         &[
-            format!("tai_gateway_upstream_circuit_breaker_state{{{ep}}} 1"),
+            format!(r#"tai_gateway_upstream_circuit_breaker_state{{{ep},state="closed"}} 0"#),
+            format!(r#"tai_gateway_upstream_circuit_breaker_state{{{ep},state="open"}} 1"#),
+            format!(r#"tai_gateway_upstream_circuit_breaker_state{{{ep},state="half_open"}} 0"#),
             format!(
-                r#"tai_gateway_upstream_circuit_breaker_state{{upstream="coordinator",endpoint="{coord}"}} 0"#
+                r#"tai_gateway_upstream_circuit_breaker_state{{upstream="coordinator",endpoint="{coord}",state="closed"}} 1"#
             ),
             "# TYPE tai_gateway_upstream_circuit_breaker_transitions_total counter".to_owned(),
             format!(
@@ -431,7 +436,7 @@ async fn a_host_name_endpoint_becomes_one_endpoint_per_resolved_address() {
     assert_lines(
         &text,
         &[format!(
-            r#"tai_gateway_upstream_circuit_breaker_state{{upstream="governor",endpoint="{v4}"}} 0"#
+            r#"tai_gateway_upstream_circuit_breaker_state{{upstream="governor",endpoint="{v4}",state="closed"}} 1"#
         )],
     );
     assert!(!text.contains("endpoint=\"localhost:"), "{text}");
