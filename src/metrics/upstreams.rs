@@ -20,14 +20,12 @@ use crate::upstream::endpoint::Endpoint;
 /// An upstream with the endpoints it had when the scrape began.
 type Scraped = (Arc<Upstream>, Arc<Vec<Arc<Endpoint>>>);
 
-/// `0` closed, `1` open, `2` half-open.
-fn state_value(state: BreakerState) -> u8 {
-    match state {
-        BreakerState::Closed => 0,
-        BreakerState::Open => 1,
-        BreakerState::HalfOpen => 2,
-    }
-}
+/// The `state` label values of the breaker gauge, in the order they are written.
+const BREAKER_STATES: [(BreakerState, &str); 3] = [
+    (BreakerState::Closed, "closed"),
+    (BreakerState::Open, "open"),
+    (BreakerState::HalfOpen, "half_open"),
+];
 
 fn read(counter: &AtomicU64) -> u64 {
     counter.load(Ordering::Relaxed)
@@ -45,7 +43,7 @@ type Described = (&'static str, &'static str, &'static str);
 
 const BREAKER_STATE: Described = (
     "tai_gateway_upstream_circuit_breaker_state",
-    "Circuit breaker state by endpoint: 0 closed, 1 open, 2 half-open.",
+    "Circuit breaker state by endpoint: 1 for the current state (closed, open, half_open), 0 for the others.",
     "gauge",
 );
 const BREAKER_TRANSITIONS: Described = (
@@ -55,7 +53,7 @@ const BREAKER_TRANSITIONS: Described = (
 );
 const ENDPOINT_HEALTHY: Described = (
     "tai_gateway_upstream_endpoint_healthy",
-    "1 while health checks keep the endpoint in rotation, 0 while they eject it.",
+    "1 while health checks keep the endpoint in rotation, 0 while they eject it (a boolean, so no state label).",
     "gauge",
 );
 const ENDPOINT_EJECTIONS: Described = (
@@ -101,10 +99,7 @@ pub fn render_upstreams(out: &mut String, upstreams: &HashMap<String, Arc<Upstre
         .map(|u| (u.clone(), u.endpoints()))
         .collect();
     all.sort_by(|a, b| a.0.name.cmp(&b.0.name));
-    let now = Instant::now();
-    per_endpoint(out, &all, BREAKER_STATE, |e| {
-        u64::from(state_value(e.breaker.state(now)))
-    });
+    breaker_states(out, &all, Instant::now());
     breaker_transitions(out, &all);
     per_endpoint(out, &all, ENDPOINT_HEALTHY, |e| u64::from(e.is_healthy()));
     per_endpoint(out, &all, ENDPOINT_EJECTIONS, |e| read(&e.events.ejected));
@@ -149,6 +144,23 @@ fn per_upstream(
     for (upstream, endpoints) in all {
         let labels = label_text(&[("upstream", upstream.name.clone())], None);
         let _ = writeln!(out, "{name}{labels} {}", value(upstream, endpoints));
+    }
+}
+
+/// Writes the breaker state gauge: three series per endpoint, 1 for the state it is in now.
+fn breaker_states(out: &mut String, all: &[Scraped], now: Instant) {
+    let (name, help, kind) = BREAKER_STATE;
+    header(out, name, help, kind);
+    for (upstream, endpoints) in all {
+        for endpoint in endpoints.iter() {
+            let current = endpoint.breaker.state(now);
+            for (state, label) in BREAKER_STATES {
+                let mut pairs = endpoint_labels(&upstream.name, endpoint);
+                pairs.push(("state", label.to_owned()));
+                let value = u8::from(state == current);
+                let _ = writeln!(out, "{name}{} {value}", label_text(&pairs, None));
+            }
+        }
     }
 }
 
@@ -215,12 +227,26 @@ mod tests {
             .lines()
             .filter(|l| l.starts_with("tai_gateway_upstream_circuit_breaker_state{"))
             .collect();
+        let series = |ep: &str, state: &str, value: u8| {
+            format!("tai_gateway_upstream_circuit_breaker_state{{{ep},state=\"{state}\"}} {value}")
+        };
+        let (a3, b1, b2) = (
+            r#"upstream="a",endpoint="10.0.0.3:1""#,
+            r#"upstream="b",endpoint="10.0.0.1:1""#,
+            r#"upstream="b",endpoint="10.0.0.2:1""#,
+        );
         assert_eq!(
             state,
             [
-                r#"tai_gateway_upstream_circuit_breaker_state{upstream="a",endpoint="10.0.0.3:1"} 0"#,
-                r#"tai_gateway_upstream_circuit_breaker_state{upstream="b",endpoint="10.0.0.1:1"} 0"#,
-                r#"tai_gateway_upstream_circuit_breaker_state{upstream="b",endpoint="10.0.0.2:1"} 1"#,
+                series(a3, "closed", 1),
+                series(a3, "open", 0),
+                series(a3, "half_open", 0),
+                series(b1, "closed", 1),
+                series(b1, "open", 0),
+                series(b1, "half_open", 0),
+                series(b2, "closed", 0),
+                series(b2, "open", 1),
+                series(b2, "half_open", 0),
             ]
         );
         for line in [

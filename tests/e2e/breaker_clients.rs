@@ -21,20 +21,22 @@ const ECHO: &str = "tai.Governor/Echo";
 /// A gRPC message frame whose payload (`ff ff ff`) is not valid protobuf: field 31, wire type 7.
 const INVALID_PROTOBUF: &[u8] = b"\x00\x00\x00\x00\x03\xff\xff\xff";
 
-/// The `tai_gateway_upstream_circuit_breaker_state` line of the governor's one endpoint.
+/// The state (`closed`, `open`, `half_open`) whose `tai_gateway_upstream_circuit_breaker_state`
+/// series reads 1 for the governor's one endpoint; exactly one of the three must.
 async fn breaker_state(env: &TestEnv, endpoint: std::net::SocketAddr) -> String {
     let metrics = admin_get(env, "/metrics").await.body;
     let prefix = format!(
-        "tai_gateway_upstream_circuit_breaker_state{{upstream=\"governor\",endpoint=\"{endpoint}\"}} "
+        "tai_gateway_upstream_circuit_breaker_state{{upstream=\"governor\",endpoint=\"{endpoint}\",state=\""
     );
-    metrics
+    let current: Vec<&str> = metrics
         .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no `{prefix}` in:\n{metrics}"))
-        .to_owned()
+        .filter_map(|l| l.strip_prefix(&prefix)?.strip_suffix("\"} 1"))
+        .collect();
+    assert_eq!(current.len(), 1, "not one `{prefix}…` at 1 in:\n{metrics}");
+    current[0].to_owned()
 }
 
-/// Asserts that another client's call still gets 200 and the breaker reads closed (`0`).
+/// Asserts that another client's call still gets 200 and the breaker reads closed.
 async fn assert_still_closed(env: &TestEnv) {
     let other = env
         .send(
@@ -45,7 +47,7 @@ async fn assert_still_closed(env: &TestEnv) {
         )
         .await;
     assert_eq!(other.status, StatusCode::OK, "{}", other.body);
-    assert_eq!(breaker_state(env, env.stubs.governor_addr).await, "0");
+    assert_eq!(breaker_state(env, env.stubs.governor_addr).await, "closed");
     let stats = env.gateway.gateway.runtime().upstreams["governor"].stats();
     assert_eq!(stats.breaker_opened, 0);
 }
@@ -153,11 +155,11 @@ async fn internal_answers_to_three_clients_open_the_breaker_after_five() {
     {
         let reply = post_failing(&env, client, "INTERNAL").await;
         assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR, "{i}");
-        assert_eq!(breaker_state(&env, env.stubs.governor_addr).await, "0");
+        assert_eq!(breaker_state(&env, env.stubs.governor_addr).await, "closed");
     }
     let fifth = post_failing(&env, "203.0.113.2", "INTERNAL").await;
     assert_eq!(fifth.status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(breaker_state(&env, env.stubs.governor_addr).await, "1");
+    assert_eq!(breaker_state(&env, env.stubs.governor_addr).await, "open");
     let refused = env.get("/v1/echo/after").await;
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(refused.header("x-tai-attempts"), Some("0"));
@@ -199,7 +201,7 @@ async fn a_killed_backend_still_opens_the_breaker_for_one_client() {
         assert!(Instant::now() < give_up, "the breaker never opened");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(breaker_state(&env, proxy.addr).await, "1");
+    assert_eq!(breaker_state(&env, proxy.addr).await, "open");
 }
 
 #[tokio::test]
@@ -247,7 +249,7 @@ async fn the_routes_own_deadline_passing_still_opens_the_breaker() {
             .await;
         assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT, "{i}");
     }
-    assert_eq!(breaker_state(&env, env.stubs.governor_addr).await, "1");
+    assert_eq!(breaker_state(&env, env.stubs.governor_addr).await, "open");
 }
 
 #[tokio::test]

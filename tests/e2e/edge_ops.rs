@@ -237,7 +237,7 @@ async fn refusals_never_open_the_breaker() {
     assert!(
         text.lines().any(|l| l
             .starts_with("tai_gateway_upstream_circuit_breaker_state{upstream=\"coordinator\"")
-            && l.ends_with(" 0")),
+            && l.ends_with(",state=\"closed\"} 1")),
         "{text}"
     );
     assert!(series(&text, "tai_gateway_upstream_failures_total").is_empty());

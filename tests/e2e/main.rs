@@ -21,6 +21,7 @@ mod edge_transcode;
 mod errors;
 mod event_consumers;
 mod events;
+mod exposition;
 mod global_limits;
 mod grpc_passthrough;
 #[allow(dead_code)] // shared helpers; not every module uses every one
