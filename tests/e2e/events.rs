@@ -243,7 +243,7 @@ async fn a_thousand_writes_with_redis_killed_half_way_all_reach_the_stream() {
     };
     writes(0..500).await;
     // Redis keeps nothing across a kill here: read what reached it, then kill it.
-    let before = until_stream(&url, 20, |e| e.len() >= 500).await;
+    let before = until_stream(&url, 60, |e| e.len() >= 500).await;
     redis.kill();
     writes(500..1000).await;
     let metrics = env_admin_get(&env, "/metrics").await.body;
@@ -252,7 +252,7 @@ async fn a_thousand_writes_with_redis_killed_half_way_all_reach_the_stream() {
         "{metrics}"
     );
     redis.resume().await;
-    let after = until_stream(&url, 30, |e| e.len() >= 500).await;
+    let after = until_stream(&url, 60, |e| e.len() >= 500).await;
     let mut request_ids = HashSet::new();
     let mut event_ids = HashSet::new();
     for (event_id, payload) in before.iter().chain(after.iter()) {
