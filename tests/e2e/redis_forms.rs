@@ -1,0 +1,314 @@
+//! The `redis:` Sentinel and Cluster forms against real servers (issue 13): a master found
+//! through a real Sentinel (and followed when the Sentinel fails over to a replica), and a real
+//! three-node Redis Cluster, each carrying one global budget for two replicas; on the Cluster also
+//! the shared response cache with its invalidations, and the event stream.
+
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use tai_gateway::server::ServerHandle;
+use tokio::time::Instant;
+
+use crate::global_limits::{decisions, hammer, metrics, replicas, url};
+use crate::harness::{TempDir, default_config, http1_client, send_with, start_stubs};
+use crate::redis_server::{Cluster, MASTER_NAME, RedisServer, Sentinel};
+
+/// The `redis:` section for a Sentinel at `sentinel`.
+fn sentinel_section(sentinel: &Sentinel) -> String {
+    format!(
+        "redis:\n  sentinel:\n    master: {MASTER_NAME}\n    nodes: [{}]\n  timeout: 250ms\n",
+        sentinel.url()
+    )
+}
+
+/// The `redis:` section for `cluster`.
+fn cluster_section(cluster: &Cluster) -> String {
+    format!(
+        "redis:\n  cluster:\n    nodes: [{}]\n  timeout: 250ms\n",
+        cluster.urls().join(", ")
+    )
+}
+
+/// The harness config, `redis` as its `redis:` section, a global limit `fleet` of `limit` on
+/// the governor route.
+fn limited(stubs: &tai_stubs::StubServers, redis: &str, limit: &str) -> String {
+    let base = default_config(stubs).replace(
+        "  - service: tai.Governor\n    upstream: governor\n",
+        "  - service: tai.Governor\n    upstream: governor\n    rate_limits: [fleet]\n",
+    );
+    format!("{base}{redis}rate_limits:\n  limits:\n    fleet: {{ {limit} }}\n")
+}
+
+async fn echo(gateway: &ServerHandle) -> StatusCode {
+    send_with(
+        &http1_client(),
+        Method::GET,
+        &url(gateway, "/v1/echo/hi"),
+        &[],
+        None,
+    )
+    .await
+    .status
+}
+
+/// Sends requests to each replica until its limit was decided in Redis at least once (Sentinel
+/// and Cluster connections are made on the first call, which falls back meanwhile); at most
+/// 15 s. Every answer is a 200 or a 429.
+async fn until_global(gateways: &[ServerHandle]) {
+    for gateway in gateways {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while decisions(&metrics(gateway).await, "allowed") == 0 {
+            let status = echo(gateway).await;
+            assert!(
+                status == StatusCode::OK || status == StatusCode::TOO_MANY_REQUESTS,
+                "{status}"
+            );
+            assert!(Instant::now() < deadline, "the limit never reached Redis");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Two replicas hammering for 2 s admit the one budget (10 at once + 20 per second), not two.
+async fn assert_one_budget(gateways: &[ServerHandle]) {
+    until_global(gateways).await;
+    // A full burst again before counting.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (ok, limited, other, took) = hammer(gateways, 2.0).await;
+    let budget = 10.0 + 20.0 * took.as_secs_f64();
+    assert_eq!(other, 0, "only 200s and 429s");
+    assert!(limited > 0, "the limit refused nothing ({ok} admitted)");
+    assert!(
+        (ok as f64) <= budget * 1.05 && (ok as f64) >= budget * 0.9,
+        "{ok} admitted in {took:?} by two replicas sharing a budget of {budget:.0}"
+    );
+}
+
+const FLEET: &str = "rate: 20/s, burst: 10, key: global, scope: global";
+
+#[tokio::test]
+async fn sentinel_two_replicas_share_one_budget_and_follow_a_failover() {
+    let (stubs, dir) = (start_stubs().await, TempDir::new());
+    let master = RedisServer::start().await;
+    let sentinel = Sentinel::start(&master).await;
+    let text = limited(&stubs, &sentinel_section(&sentinel), FLEET);
+    let gateways = replicas(&dir, &text, 2).await;
+    assert_one_budget(&gateways).await;
+    let keys: Vec<String> = master.cmd(redis::cmd("KEYS").arg("tai:*")).await;
+    assert!(!keys.is_empty(), "the limit lives on the sentinel's master");
+
+    // A replica is promoted: the gateway follows without a restart; no request fails meanwhile.
+    let replica = RedisServer::replica_of(&master).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let info: String = replica.cmd(redis::cmd("INFO").arg("replication")).await;
+        if info.contains("master_link_status:up") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the replica never synced");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The sentinel learns about the replica from the master's INFO (every 10 s at most).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sentinel.sentinel(&["failover", MASTER_NAME]).await.is_err() {
+        assert!(Instant::now() < deadline, "the sentinel never failed over");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sentinel.master_port().await != Some(replica.port) {
+        assert!(
+            Instant::now() < deadline,
+            "the sentinel never named the replica"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Global limiting resumes on the new master: its keys appear there, fresh decisions are made.
+    let allowed_before: Vec<u64> = {
+        let mut all = Vec::new();
+        for g in &gateways {
+            all.push(decisions(&metrics(g).await, "allowed"));
+        }
+        all
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (gateway, before) in gateways.iter().zip(allowed_before) {
+        loop {
+            let status = echo(gateway).await;
+            assert!(
+                status == StatusCode::OK || status == StatusCode::TOO_MANY_REQUESTS,
+                "{status} during the failover"
+            );
+            let role: redis::Value = replica.cmd(&redis::cmd("ROLE")).await;
+            let is_master = matches!(&role, redis::Value::Array(v) if matches!(v.first(), Some(redis::Value::BulkString(b)) if b == b"master"));
+            if is_master && decisions(&metrics(gateway).await, "allowed") > before {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "global limiting never resumed on the new master"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_one_budget(&gateways).await;
+}
+
+#[tokio::test]
+async fn cluster_two_replicas_share_one_budget() {
+    let (stubs, dir) = (start_stubs().await, TempDir::new());
+    let cluster = Cluster::start().await;
+    let text = limited(&stubs, &cluster_section(&cluster), FLEET);
+    let gateways = replicas(&dir, &text, 2).await;
+    assert_one_budget(&gateways).await;
+}
+
+/// Two replicas on the cluster: an answer stored by one is a hit on the other without a backend
+/// call; a write through the other drops the first one's copy.
+#[tokio::test]
+async fn cluster_two_replicas_share_the_response_cache_and_its_invalidations() {
+    let (stubs, dir) = (start_stubs().await, TempDir::new());
+    let cluster = Cluster::start().await;
+    let base = default_config(&stubs).replacen(
+        "    upstream: governor\n",
+        "    upstream: governor\n    cache: { ttl: 5m }\n",
+        1,
+    );
+    let text = format!("{base}{}", cluster_section(&cluster));
+    let gateways = replicas(&dir, &text, 2).await;
+    let (a, b) = (&gateways[0], &gateways[1]);
+    let client = http1_client();
+    let propose = send_with(
+        &client,
+        Method::POST,
+        &url(a, "/v1/policies/propose"),
+        &[("content-type", "application/json")],
+        Some(r#"{"policyName":"shared"}"#),
+    )
+    .await;
+    assert_eq!(propose.status, StatusCode::OK, "{}", propose.body);
+    let id = propose.json()["policyId"].as_str().expect("id").to_owned();
+    let path = format!("/v1/policies/{id}");
+    let host = [("host", "api.example")];
+    let get = |gateway| {
+        let (client, path) = (client.clone(), path.clone());
+        async move { send_with(&client, Method::GET, &url(gateway, &path), &host, None).await }
+    };
+    let calls = || stubs.store().calls("tai.Governor/GetPolicy");
+    // The cluster connection is made on the first call: until the shared tier has the answer,
+    // each GET on A is a miss (bounded).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let first = loop {
+        let first = get(a).await;
+        assert_eq!(first.status, StatusCode::OK);
+        let keys: Vec<String> = {
+            let mut all = Vec::new();
+            for node in &cluster.nodes {
+                let mut some: Vec<String> =
+                    node.cmd(redis::cmd("KEYS").arg("tai:{cache}:e:*")).await;
+                all.append(&mut some);
+            }
+            all
+        };
+        if !keys.is_empty() {
+            break first;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the answer never reached the cluster"
+        );
+        // Drop A's local copy so the next GET stores again.
+        send_with(
+            &client,
+            Method::POST,
+            &format!("http://{}/cache/purge", a.admin_addr.expect("admin")),
+            &[],
+            None,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let before = calls();
+    let other = get(b).await;
+    assert_eq!(other.status, StatusCode::OK);
+    assert_eq!(other.body, first.body);
+    assert_eq!(
+        calls(),
+        before,
+        "the other replica answered from the cluster"
+    );
+    assert!(
+        other
+            .header("cache-status")
+            .is_some_and(|s| s.contains("hit")),
+        "{:?}",
+        other.header("cache-status")
+    );
+    assert_eq!(get(a).await.status, StatusCode::OK);
+    let patch = send_with(
+        &client,
+        Method::PATCH,
+        &url(b, &format!("{path}?update_mask=policyName")),
+        &[("content-type", "application/json")],
+        Some(r#"{"policyName":"renamed"}"#),
+    )
+    .await;
+    assert_eq!(patch.status, StatusCode::OK, "{}", patch.body);
+    // A drops its copy when the invalidation reaches it through the cluster's pub/sub.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let after = get(a).await;
+        if after.json()["policyName"] == "renamed" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "A kept serving a stale answer");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Successful writes reach the `tai-events` stream on the cluster.
+#[tokio::test]
+async fn cluster_events_reach_the_stream() {
+    let (stubs, dir) = (start_stubs().await, TempDir::new());
+    let cluster = Cluster::start().await;
+    let text = crate::events::with_events(default_config(&stubs), &cluster_section(&cluster));
+    let gateways = replicas(&dir, &text, 1).await;
+    let client = http1_client();
+    for i in 0..5 {
+        let reply = send_with(
+            &client,
+            Method::POST,
+            &url(&gateways[0], "/v1/policies/propose"),
+            &[("content-type", "application/json")],
+            Some(&format!(r#"{{"policyName":"p{i}"}}"#)),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    let seeds = cluster.urls();
+    let client = redis::cluster::ClusterClient::new(seeds).expect("cluster client");
+    let mut conn = client
+        .get_async_connection()
+        .await
+        .expect("cluster connection");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg("tai-events")
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .expect("XRANGE");
+        if reply.ids.len() >= 5 {
+            assert_eq!(reply.ids.len(), 5);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stream has {} of 5 events",
+            reply.ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
