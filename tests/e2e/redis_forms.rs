@@ -3,6 +3,8 @@
 //! three-node Redis Cluster, each carrying one global budget for two replicas; on the Cluster also
 //! the shared response cache with its invalidations, and the event stream.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http::{Method, StatusCode};
@@ -97,7 +99,9 @@ async fn sentinel_two_replicas_share_one_budget_and_follow_a_failover() {
     let keys: Vec<String> = master.cmd(redis::cmd("KEYS").arg("tai:*")).await;
     assert!(!keys.is_empty(), "the limit lives on the sentinel's master");
 
-    // A replica is promoted: the gateway follows without a restart; no request fails meanwhile.
+    // A replica is promoted: the gateway follows without a restart; no request fails meanwhile
+    // (requests go on in the background from before the failover until limiting resumed).
+    let (load, stop) = background_load(&gateways);
     let replica = RedisServer::replica_of(&master).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -150,8 +154,47 @@ async fn sentinel_two_replicas_share_one_budget_and_follow_a_failover() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+    stop.store(true, Ordering::Relaxed);
+    let (answered, failed) = load.await.expect("load task");
+    assert!(answered > 0);
+    assert_eq!(failed, Vec::<StatusCode>::new(), "{answered} answered");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_one_budget(&gateways).await;
+}
+
+/// Sends `GET /v1/echo/hi` to each gateway in turn every 20 ms until `stop`; returns how many
+/// were answered and the statuses other than 200 and 429.
+fn background_load(
+    gateways: &[ServerHandle],
+) -> (
+    tokio::task::JoinHandle<(usize, Vec<StatusCode>)>,
+    Arc<AtomicBool>,
+) {
+    let urls: Vec<String> = gateways.iter().map(|g| url(g, "/v1/echo/hi")).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let task = tokio::spawn(async move {
+        let client = http1_client();
+        let (mut answered, mut failed) = (0, Vec::new());
+        while !flag.load(Ordering::Relaxed) {
+            let status = send_with(
+                &client,
+                Method::GET,
+                &urls[answered % urls.len()],
+                &[],
+                None,
+            )
+            .await
+            .status;
+            if status != StatusCode::OK && status != StatusCode::TOO_MANY_REQUESTS {
+                failed.push(status);
+            }
+            answered += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (answered, failed)
+    });
+    (task, stop)
 }
 
 #[tokio::test]
