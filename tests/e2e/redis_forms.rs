@@ -309,12 +309,21 @@ async fn cluster_two_replicas_share_the_response_cache_and_its_invalidations() {
     }
 }
 
-/// Successful writes reach the `tai-events` stream on the cluster.
+/// The event streams on the cluster, sharing a hash tag (as docs/configuration.md asks).
+const TAGGED: (&str, &str) = ("{tai}-events", "{tai}-events-dlq");
+
+/// Successful writes reach the (hash-tagged) event stream on the cluster.
 #[tokio::test]
 async fn cluster_events_reach_the_stream() {
     let (stubs, dir) = (start_stubs().await, TempDir::new());
     let cluster = Cluster::start().await;
-    let text = crate::events::with_events(default_config(&stubs), &cluster_section(&cluster));
+    let extra = format!(
+        "{}events:\n  stream: \"{}\"\n  dead_letter_stream: \"{}\"\n",
+        cluster_section(&cluster),
+        TAGGED.0,
+        TAGGED.1
+    );
+    let text = crate::events::with_events(default_config(&stubs), &extra);
     let gateways = replicas(&dir, &text, 1).await;
     let client = http1_client();
     for i in 0..5 {
@@ -337,7 +346,7 @@ async fn cluster_events_reach_the_stream() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-            .arg("tai-events")
+            .arg(TAGGED.0)
             .arg("-")
             .arg("+")
             .query_async(&mut conn)
@@ -354,4 +363,90 @@ async fn cluster_events_reach_the_stream() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A consumer on the cluster (its blocking reads on a dedicated cluster connection): a failing
+/// event is retried, dead-lettered by the move script and replayed by the replay script, which
+/// run because the two stream names share a hash tag.
+#[tokio::test]
+async fn cluster_a_consumer_dead_letters_and_replays_on_hash_tagged_streams() {
+    use tai_gateway::events::ConsumerOptions;
+    use tai_gateway::events::dead_letter;
+
+    let cluster = Cluster::start().await;
+    let text = format!(
+        "{}{}",
+        crate::shared_state::config_text(None),
+        cluster_section(&cluster)
+    );
+    let config = tai_gateway::config::Config::parse(std::path::Path::new("g.yaml"), &text)
+        .expect("config")
+        .redis
+        .expect("redis");
+    let client = redis::cluster::ClusterClient::new(cluster.urls()).expect("cluster client");
+    let mut conn = client
+        .get_async_connection()
+        .await
+        .expect("cluster connection");
+    let events = [
+        crate::event_consumers::event("e1", "policy.proposed", "pol-1"),
+        crate::event_consumers::event("e2", "action.requested", "pol-2"),
+        crate::event_consumers::event("e3", "policy.proposed", "pol-3"),
+    ];
+    for event in &events {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(TAGGED.0).arg("*");
+        for (name, value) in event.fields() {
+            cmd.arg(name).arg(value);
+        }
+        let _: String = cmd.query_async(&mut conn).await.expect("XADD");
+    }
+    let options = ConsumerOptions {
+        stream: TAGGED.0.to_owned(),
+        dead_letters: TAGGED.1.to_owned(),
+        backoff: Duration::from_millis(50),
+        block: Duration::from_millis(200),
+        ..ConsumerOptions::new("svc", "c1")
+    };
+    let seen: crate::event_consumers::Seen = Arc::default();
+    let mut handler = crate::event_consumers::failing_on("e2", seen.clone());
+    let mut consumer = tai_gateway::events::Consumer::connect(&config, options)
+        .await
+        .expect("consumer");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for step in 0.. {
+        let letters = dead_letter::list(&mut conn, TAGGED.1)
+            .await
+            .expect("XRANGE");
+        if !letters.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && step < 500,
+            "never dead-lettered"
+        );
+        consumer.step(&mut handler).await.expect("step");
+    }
+    let handled: Vec<String> = seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|s| s.0.clone())
+        .collect();
+    assert_eq!(handled.iter().filter(|id| *id == "e2").count(), 3);
+    assert_eq!(handled.iter().filter(|id| *id != "e2").count(), 2);
+    let replayed = dead_letter::replay(&mut conn, (TAGGED.1, TAGGED.0), &[])
+        .await
+        .expect("replay");
+    assert_eq!(replayed.len(), 1);
+    assert!(
+        dead_letter::list(&mut conn, TAGGED.1)
+            .await
+            .expect("XRANGE")
+            .is_empty()
+    );
+    let back = dead_letter::list(&mut conn, TAGGED.0)
+        .await
+        .expect("XRANGE");
+    assert_eq!(back.len(), 4, "the dead letter is back on the stream");
 }
