@@ -1,7 +1,8 @@
 //! The `redis:` Sentinel and Cluster forms against real servers (issue 13): a master found
 //! through a real Sentinel (and followed when the Sentinel fails over to a replica), and a real
-//! three-node Redis Cluster, each carrying one global budget for two replicas; on the Cluster also
-//! the shared response cache with its invalidations, and the event stream.
+//! three-node Redis Cluster, each carrying one global budget and the response cache (with its
+//! invalidations) for two replicas; on the Cluster also the event stream, its consumer and its
+//! dead letters on hash-tagged streams.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -210,14 +211,29 @@ async fn cluster_two_replicas_share_one_budget() {
 /// call; a write through the other drops the first one's copy.
 #[tokio::test]
 async fn cluster_two_replicas_share_the_response_cache_and_its_invalidations() {
-    let (stubs, dir) = (start_stubs().await, TempDir::new());
     let cluster = Cluster::start().await;
+    let nodes: Vec<&RedisServer> = cluster.nodes.iter().collect();
+    assert_shared_cache(&cluster_section(&cluster), &nodes).await;
+}
+
+/// The same through a Sentinel-found master.
+#[tokio::test]
+async fn sentinel_two_replicas_share_the_response_cache_and_its_invalidations() {
+    let master = RedisServer::start().await;
+    let sentinel = Sentinel::start(&master).await;
+    assert_shared_cache(&sentinel_section(&sentinel), &[&master]).await;
+}
+
+/// Two replicas with the redis `section` and a cached governor route share the cache held by
+/// `servers`: stored by one, a hit on the other; a write through the other drops the first's copy.
+async fn assert_shared_cache(section: &str, servers: &[&RedisServer]) {
+    let (stubs, dir) = (start_stubs().await, TempDir::new());
     let base = default_config(&stubs).replacen(
         "    upstream: governor\n",
         "    upstream: governor\n    cache: { ttl: 5m }\n",
         1,
     );
-    let text = format!("{base}{}", cluster_section(&cluster));
+    let text = format!("{base}{section}");
     let gateways = replicas(&dir, &text, 2).await;
     let (a, b) = (&gateways[0], &gateways[1]);
     let client = http1_client();
@@ -246,7 +262,7 @@ async fn cluster_two_replicas_share_the_response_cache_and_its_invalidations() {
         assert_eq!(first.status, StatusCode::OK);
         let keys: Vec<String> = {
             let mut all = Vec::new();
-            for node in &cluster.nodes {
+            for node in servers {
                 let mut some: Vec<String> =
                     node.cmd(redis::cmd("KEYS").arg("tai:{cache}:e:*")).await;
                 all.append(&mut some);
@@ -256,10 +272,7 @@ async fn cluster_two_replicas_share_the_response_cache_and_its_invalidations() {
         if !keys.is_empty() {
             break first;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the answer never reached the cluster"
-        );
+        assert!(Instant::now() < deadline, "the answer never reached Redis");
         // Drop A's local copy so the next GET stores again.
         send_with(
             &client,
@@ -297,7 +310,7 @@ async fn cluster_two_replicas_share_the_response_cache_and_its_invalidations() {
     )
     .await;
     assert_eq!(patch.status, StatusCode::OK, "{}", patch.body);
-    // A drops its copy when the invalidation reaches it through the cluster's pub/sub.
+    // A drops its copy when the invalidation reaches it through Redis' pub/sub.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let after = get(a).await;
