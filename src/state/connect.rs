@@ -190,9 +190,14 @@ pub(crate) async fn pubsub(connector: &Connector) -> RedisResult<redis::aio::Pub
     }
 }
 
-/// True when the error means the connection itself is gone (it must be made again).
+/// True when the error means the connection must be made again: it is gone, or it reaches a
+/// server that is no longer the master (`READONLY`: a Sentinel failover demoted it while the
+/// connection survived; a new connection asks the Sentinels for the new master).
 pub(crate) fn is_connection_lost(error: &RedisError) -> bool {
-    error.is_connection_dropped() || error.is_io_error() || error.is_connection_refusal()
+    error.is_connection_dropped()
+        || error.is_io_error()
+        || error.is_connection_refusal()
+        || error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
 }
 
 /// A connection of its own, outside the shared client's breaker and `redis.timeout`: for a
@@ -260,5 +265,22 @@ impl ConnectionLike for Dedicated {
 
     fn get_db(&self) -> i64 {
         self.0.get_db()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use redis::{ErrorKind, RedisError, ServerErrorKind};
+
+    use super::is_connection_lost;
+
+    #[test]
+    fn a_demoted_master_is_connected_again_and_a_script_error_is_not() {
+        let readonly =
+            RedisError::from((ErrorKind::Server(ServerErrorKind::ReadOnly), "read-only"));
+        assert!(is_connection_lost(&readonly));
+        let script =
+            RedisError::from((ErrorKind::Server(ServerErrorKind::ResponseError), "script"));
+        assert!(!is_connection_lost(&script));
     }
 }

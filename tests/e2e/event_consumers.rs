@@ -20,7 +20,7 @@ use crate::harness::TempDir;
 use crate::redis_server::RedisServer;
 use crate::shared_state::{config_text, redis_config};
 
-fn event(id: &str, event_type: &str, aggregate: &str) -> Event {
+pub(crate) fn event(id: &str, event_type: &str, aggregate: &str) -> Event {
     Event {
         event_id: id.to_owned(),
         event_type: event_type.to_owned(),
@@ -72,10 +72,10 @@ async fn pending(conn: &mut MultiplexedConnection, group: &str) -> u64 {
 }
 
 /// The event ids of the deliveries a handler saw, in order, with their delivery numbers.
-type Seen = Arc<Mutex<Vec<(String, u64, Instant)>>>;
+pub(crate) type Seen = Arc<Mutex<Vec<(String, u64, Instant)>>>;
 
 /// A handler recording each delivery and failing every delivery of `poison`.
-fn failing_on(
+pub(crate) fn failing_on(
     poison: &'static str,
     seen: Seen,
 ) -> impl FnMut(Delivery) -> std::future::Ready<Result<(), HandleError>> + Send {

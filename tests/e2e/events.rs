@@ -14,7 +14,7 @@ use crate::harness::{TempDir, TestEnv, default_config, run_binary, send_with, st
 use crate::redis_server::RedisServer;
 
 /// The governor route of the test config, with events for ProposePolicy and RevokePolicy.
-const ROUTE_EVENTS: &str = "  - service: tai.Governor
+pub(crate) const ROUTE_EVENTS: &str = "  - service: tai.Governor
     upstream: governor
     events:
       drop_fields: [request.rules]
@@ -24,7 +24,7 @@ const ROUTE_EVENTS: &str = "  - service: tai.Governor
 ";
 
 /// The test config with events on the governor route, plus `extra` top-level keys.
-fn with_events(config: String, extra: &str) -> String {
+pub(crate) fn with_events(config: String, extra: &str) -> String {
     let route = "  - service: tai.Governor\n    upstream: governor\n";
     assert!(config.contains(route));
     format!("{}{extra}", config.replacen(route, ROUTE_EVENTS, 1))

@@ -25,7 +25,7 @@ fn config(stubs: &tai_stubs::StubServers, redis: &RedisServer, limit: &str) -> S
 }
 
 /// Starts `n` gateways (each its own listeners and worker threads) on one config.
-async fn replicas(dir: &TempDir, text: &str, n: usize) -> Vec<ServerHandle> {
+pub(crate) async fn replicas(dir: &TempDir, text: &str, n: usize) -> Vec<ServerHandle> {
     let mut all = Vec::new();
     for i in 0..n {
         let path = dir.write(&format!("gateway-{i}.yaml"), text);
@@ -34,13 +34,16 @@ async fn replicas(dir: &TempDir, text: &str, n: usize) -> Vec<ServerHandle> {
     all
 }
 
-fn url(gateway: &ServerHandle, path: &str) -> String {
+pub(crate) fn url(gateway: &ServerHandle, path: &str) -> String {
     format!("http://{}{path}", gateway.http_addr.expect("listener"))
 }
 
 /// Sends `GET /v1/echo/hi` to each replica in turn for `seconds`, as fast as answers come;
 /// counts the statuses.
-async fn hammer(gateways: &[ServerHandle], seconds: f64) -> (usize, usize, usize, Duration) {
+pub(crate) async fn hammer(
+    gateways: &[ServerHandle],
+    seconds: f64,
+) -> (usize, usize, usize, Duration) {
     let client = http1_client();
     let (mut ok, mut limited, mut other) = (0, 0, 0);
     let started = Instant::now();
@@ -65,7 +68,7 @@ async fn hammer(gateways: &[ServerHandle], seconds: f64) -> (usize, usize, usize
     (ok, limited, other, started.elapsed())
 }
 
-async fn metrics(gateway: &ServerHandle) -> String {
+pub(crate) async fn metrics(gateway: &ServerHandle) -> String {
     let client = http1_client();
     let admin = format!("http://{}/metrics", gateway.admin_addr.expect("admin"));
     send_with(&client, Method::GET, &admin, &[], None)
@@ -73,7 +76,7 @@ async fn metrics(gateway: &ServerHandle) -> String {
         .body
 }
 
-fn decisions(text: &str, decision: &str) -> u64 {
+pub(crate) fn decisions(text: &str, decision: &str) -> u64 {
     let series = format!(
         "tai_gateway_rate_limit_global_decisions_total{{limit=\"fleet\",decision=\"{decision}\"}} "
     );

@@ -33,6 +33,7 @@ mod openapi;
 mod operations;
 mod query_params;
 mod rate_limit;
+mod redis_forms;
 mod redis_server;
 mod reload;
 mod requests;
