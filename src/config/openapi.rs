@@ -41,11 +41,15 @@ impl OpenApiConfig {
         if let Some(yaml) = &self.yaml_path {
             paths.push((yaml.clone(), "openapi.path", self.place));
         }
-        for asset in ["", "/app.js", "/style.css"] {
-            let path = format!("{}{asset}", self.docs_path);
+        for path in self.docs_paths() {
             paths.push((path, "openapi.docs_path", self.docs_place));
         }
         paths
+    }
+
+    /// The docs page's paths: the page, its script and its style sheet.
+    pub fn docs_paths(&self) -> [String; 3] {
+        ["", "/app.js", "/style.css"].map(|asset| format!("{}{asset}", self.docs_path))
     }
 }
 

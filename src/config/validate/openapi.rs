@@ -26,6 +26,11 @@ pub(super) fn openapi(c: &mut Checker<'_>, raw: Option<&RawOpenApi>) -> OpenApiC
             config.docs_path = text;
         }
     }
+    let document = |p: &String| *p == config.path || config.yaml_path.as_ref() == Some(p);
+    if let Some(taken) = config.docs_paths().into_iter().find(document) {
+        let reason = format!("`{taken}` is also the document's path: move one of them");
+        c.error(config.docs_place, "openapi.docs_path", reason);
+    }
     config
 }
 
