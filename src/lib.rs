@@ -29,7 +29,8 @@
 //! - [`workers`]: the worker threads connections are served on.
 //! - [`state`]: what outlives a request and replicas share: the response cache.
 //! - [`admin`]: the operator-only server (`/healthz`, `/ready`, `/metrics`, `/config`, ...).
-//! - [`openapi`]: the OpenAPI 3.1 document of the live route table (`GET /openapi.json`).
+//! - [`openapi`]: the OpenAPI 3.1 document of the live route table (`GET /openapi.json`) and
+//!   the docs page that reads it (`GET /docs`).
 //! - [`metrics`]: Prometheus families, registered once, recorded once per request.
 //! - [`access_log`]: one JSON line per request, written off the request path.
 //! - [`reload`]: watches the config and descriptors, rebuilds the runtime, swaps it in.

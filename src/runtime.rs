@@ -769,28 +769,32 @@ fn route_options(route: &RouteConfig, default_cors: Option<&CorsConfig>) -> Rout
     }
 }
 
-/// A route answering `GET` at the OpenAPI document's path (or its YAML sibling): that route
-/// could never be reached.
+/// A route answering `GET` at the OpenAPI document's path (or its YAML sibling), or at the docs
+/// page's: that route could never be reached.
 fn openapi_collision(config: &Config, router: &Router<Arc<Binding>>) -> Option<ConfigError> {
     let openapi = &config.openapi;
-    let paths = std::iter::once(&openapi.path).chain(&openapi.yaml_path);
-    let (path, binding) = paths
-        .filter(|_| openapi.enabled)
-        .find_map(|p| Some((p, router.lookup("GET", p).ok()?.value)))?;
-    let written = if openapi.place.line > 0 {
-        "openapi.path"
+    let (path, key, place, binding) =
+        openapi
+            .served_paths()
+            .into_iter()
+            .find_map(|(p, key, place)| {
+                let binding = router.lookup("GET", &p).ok()?.value.clone();
+                Some((p, key, place, binding))
+            })?;
+    let written = if place.line > 0 {
+        key.to_owned()
     } else {
-        "openapi.path (default)"
+        format!("{key} (default)")
     };
     Some(ConfigError {
         file: config.source.clone(),
-        place: openapi.place,
-        key: written.to_owned(),
+        place,
         reason: format!(
-            "`{}` is also matched by route `GET {}` of {} ({}): the document is answered first, \
-             so that route would never be reached; set `openapi.path` elsewhere or `openapi.enabled: false`",
+            "`{}` is also matched by route `GET {}` of {} ({}): the gateway answers it first, \
+             so that route would never be reached; set `{key}` elsewhere or `openapi.enabled: false`",
             path, binding.template, binding.method.full_name, binding.origin
         ),
+        key: written,
     })
 }
 

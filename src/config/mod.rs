@@ -46,7 +46,7 @@ pub use events::{
     RouteEventsConfig,
 };
 pub use gateway::{Config, DescriptorSources, ListenerLimits, WorkerCount};
-pub use openapi::{DEFAULT_OPENAPI_PATH, OpenApiConfig, yaml_path_of};
+pub use openapi::{DEFAULT_DOCS_PATH, DEFAULT_OPENAPI_PATH, OpenApiConfig, yaml_path_of};
 pub use ops::{AccessLogTarget, LogFormat, OpsConfig};
 pub use redact::redact_url;
 pub use redis::{RedisConfig, RedisTarget, RedisTls};

@@ -6,6 +6,9 @@ use super::error::Place;
 /// Where the OpenAPI document is served by default.
 pub const DEFAULT_OPENAPI_PATH: &str = "/openapi.json";
 
+/// Where the docs page is served by default (its script and style sheet below it).
+pub const DEFAULT_DOCS_PATH: &str = "/docs";
+
 /// `openapi:` — `GET <path>` on the public listeners answers the document (before routing, with
 /// no rate limit or token check).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +23,34 @@ pub struct OpenApiConfig {
     /// Where `path` was written (the section's default place when it was not), for the check
     /// that no route claims the same path.
     pub place: Place,
+    /// The docs page (`/docs`): a page that reads the document and can try its operations; its
+    /// script and style sheet are `<docs_path>/app.js` and `<docs_path>/style.css`.
+    pub docs_path: String,
+    /// Where `docs_path` was written (the section's default place when it was not).
+    pub docs_place: Place,
+}
+
+impl OpenApiConfig {
+    /// Every path answered before routing while the section is enabled: the document (and its
+    /// YAML form), the docs page and its two assets.
+    pub fn served_paths(&self) -> Vec<(String, &'static str, Place)> {
+        if !self.enabled {
+            return Vec::new();
+        }
+        let mut paths = vec![(self.path.clone(), "openapi.path", self.place)];
+        if let Some(yaml) = &self.yaml_path {
+            paths.push((yaml.clone(), "openapi.path", self.place));
+        }
+        for path in self.docs_paths() {
+            paths.push((path, "openapi.docs_path", self.docs_place));
+        }
+        paths
+    }
+
+    /// The docs page's paths: the page, its script and its style sheet.
+    pub fn docs_paths(&self) -> [String; 3] {
+        ["", "/app.js", "/style.css"].map(|asset| format!("{}{asset}", self.docs_path))
+    }
 }
 
 impl Default for OpenApiConfig {
@@ -29,6 +60,8 @@ impl Default for OpenApiConfig {
             path: DEFAULT_OPENAPI_PATH.to_owned(),
             yaml_path: yaml_path_of(DEFAULT_OPENAPI_PATH),
             place: Place::default(),
+            docs_path: DEFAULT_DOCS_PATH.to_owned(),
+            docs_place: Place::default(),
         }
     }
 }

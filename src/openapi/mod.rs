@@ -8,11 +8,13 @@
 //! - `security`: the token settings as security schemes and requirements;
 //! - `published`: the document as served (`GET /openapi.json` on the public listener): built
 //!   once per runtime snapshot, on first request, so it follows reloads, as JSON and (at the
-//!   `.yaml` sibling of a `.json` path) YAML; a strong `ETag` answers `If-None-Match` with 304.
+//!   `.yaml` sibling of a `.json` path) YAML; a strong `ETag` answers `If-None-Match` with 304;
+//! - [`docs`]: the docs page (`GET /docs`) that reads the document and tries its operations.
 //!
-//! Not done here (issue 16): descriptors from server reflection, the `/docs` page, reflection
-//! served to gRPC clients.
+//! Not done here (issue 16): descriptors from server reflection, reflection served to gRPC
+//! clients.
 
+pub mod docs;
 mod document;
 mod operation;
 mod parameters;
@@ -30,7 +32,7 @@ use http_body_util::Full;
 
 use crate::body::ResponseBody;
 use crate::runtime::Runtime;
-use published::Published;
+use published::{Form, Published};
 
 /// The document of `runtime` as served: compact JSON and its `ETag`, built on first use.
 pub fn published(runtime: &Runtime) -> &Published {
@@ -48,9 +50,33 @@ pub enum Format {
     Yaml,
 }
 
-/// The answer to `GET` of the document's path: the document, or 304 when `If-None-Match` names
-/// its tag.
-pub fn answer(runtime: &Runtime, headers: &HeaderMap, format: Format) -> Response<ResponseBody> {
+/// What a `GET` answered before routing asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    /// The document, in one form.
+    Document(Format),
+    /// The docs page or one of its assets.
+    Docs(docs::Asset),
+}
+
+/// The answer to `GET` of the document's path or the docs page's: the bytes, or 304 when
+/// `If-None-Match` names their tag.
+pub fn answer(runtime: &Runtime, headers: &HeaderMap, asked: Asked) -> Response<ResponseBody> {
+    let format = match asked {
+        Asked::Document(format) => format,
+        Asked::Docs(asset) => {
+            let form = asset.form(&runtime.config.openapi);
+            let mut response = conditional(&form, headers, asset.content_type());
+            let headers = response.headers_mut();
+            let policy = HeaderValue::from_static(docs::CONTENT_SECURITY_POLICY);
+            headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+            let nosniff = HeaderValue::from_static("nosniff");
+            headers.insert(header::X_CONTENT_TYPE_OPTIONS, nosniff);
+            let referrer = HeaderValue::from_static("no-referrer");
+            headers.insert(header::REFERRER_POLICY, referrer);
+            return response;
+        }
+    };
     let published = published(runtime);
     let (form, content_type) = match format {
         Format::Json => (published.json(), "application/json"),
@@ -64,6 +90,16 @@ pub fn answer(runtime: &Runtime, headers: &HeaderMap, format: Format) -> Respons
             }
         },
     };
+    conditional(form, headers, content_type)
+}
+
+/// `form` with its `ETag` and `Cache-Control: no-cache`, or an empty 304 when `If-None-Match`
+/// names it.
+fn conditional(
+    form: &Form,
+    headers: &HeaderMap,
+    content_type: &'static str,
+) -> Response<ResponseBody> {
     let etag = HeaderValue::from_str(form.etag()).unwrap_or(HeaderValue::from_static("\"\""));
     let fresh = headers
         .get_all(header::IF_NONE_MATCH)

@@ -18,7 +18,8 @@ pub struct Form {
 }
 
 impl Form {
-    fn of(body: String) -> Form {
+    /// `body` with its tag.
+    pub(crate) fn of(body: String) -> Form {
         let body = Bytes::from(body);
         let etag = format!("\"{}\"", sha1_smol::Sha1::from(&body[..]).digest());
         Form { body, etag }

@@ -11,7 +11,8 @@ use crate::body::ResponseBody;
 use crate::edge::cors;
 use crate::error::GatewayError;
 use crate::listener::refusal::HeadRefused;
-use crate::openapi::{self, Format};
+use crate::openapi::docs::Asset;
+use crate::openapi::{self, Asked, Format};
 use crate::runtime::{Binding, GrpcMethod, RouteOptions, Runtime};
 use crate::transcode::normalize::{has_dot_segment, normalize_path};
 use crate::transcode::router::RouteMiss;
@@ -22,8 +23,9 @@ pub(crate) enum Found<'r> {
     Preflight(Preflight),
     /// A call to make.
     Call(Target<'r>),
-    /// `GET` of the OpenAPI document's path (`openapi.path`, or its `.yaml` sibling), answered
-    /// here ([`openapi::answer`]): before any route, with no rate limit or token check.
+    /// `GET` of the OpenAPI document's path (`openapi.path`, or its `.yaml` sibling) or of the
+    /// docs page's (`openapi.docs_path` and its assets), answered here ([`openapi::answer`]):
+    /// before any route, with no rate limit or token check.
     Document(Box<Response<ResponseBody>>),
 }
 
@@ -68,8 +70,8 @@ pub(crate) fn find<'r, B>(
     if cors::is_preflight(method, request.headers()) {
         return preflight(runtime, request.headers(), path).map(Found::Preflight);
     }
-    if let Some(format) = document_format(runtime, request, protocol) {
-        let document = openapi::answer(runtime, request.headers(), format);
+    if let Some(asked) = document_asked(runtime, request, protocol) {
+        let document = openapi::answer(runtime, request.headers(), asked);
         return Ok(Found::Document(Box::new(document)));
     }
     if protocol.is_grpc() {
@@ -104,22 +106,19 @@ pub(crate) fn find<'r, B>(
     }
 }
 
-/// The form of the OpenAPI document a `GET` of its path (or its `.yaml` sibling) asks for.
-fn document_format<B>(
-    runtime: &Runtime,
-    request: &Request<B>,
-    protocol: Protocol,
-) -> Option<Format> {
+/// The form of the OpenAPI document a `GET` of its path (or its `.yaml` sibling) asks for, or
+/// the part of the docs page.
+fn document_asked<B>(runtime: &Runtime, request: &Request<B>, protocol: Protocol) -> Option<Asked> {
     let openapi = &runtime.config.openapi;
     let path = request.uri().path();
     if !openapi.enabled || request.method() != http::Method::GET || protocol.is_grpc() {
         None
     } else if path == openapi.path {
-        Some(Format::Json)
+        Some(Asked::Document(Format::Json))
     } else if openapi.yaml_path.as_deref() == Some(path) {
-        Some(Format::Yaml)
+        Some(Asked::Document(Format::Yaml))
     } else {
-        None
+        Asset::at(openapi, path).map(Asked::Docs)
     }
 }
 

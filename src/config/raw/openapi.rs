@@ -12,4 +12,6 @@ pub(crate) struct RawOpenApi {
     pub(crate) enabled: Option<At<bool>>,
     #[serde(default)]
     pub(crate) path: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) docs_path: Option<At<String>>,
 }

@@ -1,11 +1,12 @@
-//! Checks of `openapi:`: the path is an absolute request path without query or fragment.
+//! Checks of `openapi:`: the document's and the docs page's paths are absolute request paths
+//! without query or fragment.
 //! (That no route claims it is checked with the route table, in `runtime`.)
 
 use super::checker::{Checker, place};
 use crate::config::openapi::{OpenApiConfig, yaml_path_of};
-use crate::config::raw::RawOpenApi;
+use crate::config::raw::{At, RawOpenApi};
 
-/// `openapi:`; the defaults (enabled, `/openapi.json`) when absent.
+/// `openapi:`; the defaults (enabled, `/openapi.json`, `/docs`) when absent.
 pub(super) fn openapi(c: &mut Checker<'_>, raw: Option<&RawOpenApi>) -> OpenApiConfig {
     let mut config = OpenApiConfig::default();
     let Some(raw) = raw else { return config };
@@ -14,27 +15,45 @@ pub(super) fn openapi(c: &mut Checker<'_>, raw: Option<&RawOpenApi>) -> OpenApiC
     }
     if let Some(path) = &raw.path {
         config.place = place(path);
-        let text = &path.value;
-        // Requests reach the route step with dot segments removed: such a path never matches.
-        let mut segments = text.split('/').skip(1);
-        let bad = !text.starts_with('/')
-            || text.len() < 2
-            || text
-                .chars()
-                .any(|ch| ch.is_whitespace() || ch.is_control() || "?#%{}".contains(ch))
-            || segments.any(|s| s == "." || s == "..")
-            || text.contains("//");
-        if bad {
-            let reason = format!(
-                "`{text}` is not a request path (start with `/`; no spaces, `?`, `#`, `%`, braces, `.` or `..` segments, `//`)"
-            );
-            c.error(config.place, "openapi.path", reason);
-        } else {
-            config.path = text.clone();
-            config.yaml_path = yaml_path_of(text);
+        if let Some(text) = request_path(c, path, "openapi.path") {
+            config.yaml_path = yaml_path_of(&text);
+            config.path = text;
         }
     }
+    if let Some(path) = &raw.docs_path {
+        config.docs_place = place(path);
+        if let Some(text) = request_path(c, path, "openapi.docs_path") {
+            config.docs_path = text;
+        }
+    }
+    let document = |p: &String| *p == config.path || config.yaml_path.as_ref() == Some(p);
+    if let Some(taken) = config.docs_paths().into_iter().find(document) {
+        let reason = format!("`{taken}` is also the document's path: move one of them");
+        c.error(config.docs_place, "openapi.docs_path", reason);
+    }
     config
+}
+
+/// `at`'s text when it is an absolute request path, else an error at `key`.
+fn request_path(c: &mut Checker<'_>, at: &At<String>, key: &str) -> Option<String> {
+    let text = &at.value;
+    // Requests reach the route step with dot segments removed: such a path never matches.
+    let mut segments = text.split('/').skip(1);
+    let bad = !text.starts_with('/')
+        || text.len() < 2
+        || text
+            .chars()
+            .any(|ch| ch.is_whitespace() || ch.is_control() || "?#%{}".contains(ch))
+        || segments.any(|s| s == "." || s == "..")
+        || text.contains("//");
+    if bad {
+        let reason = format!(
+            "`{text}` is not a request path (start with `/`; no spaces, `?`, `#`, `%`, braces, `.` or `..` segments, `//`)"
+        );
+        c.error(place(at), key, reason);
+        return None;
+    }
+    Some(text.clone())
 }
 
 #[cfg(test)]
@@ -58,6 +77,16 @@ mod tests {
         assert_eq!(default.yaml_path.as_deref(), Some("/openapi.yaml"));
         let other = parse("openapi:\n  path: /spec\n").expect("valid").openapi;
         assert_eq!(other.yaml_path, None);
+        assert_eq!(default.docs_path, "/docs");
+        let docs = parse("openapi:\n  docs_path: /api/docs\n").expect("valid");
+        assert_eq!(docs.openapi.docs_path, "/api/docs");
+        let errors = parse("openapi:\n  docs_path: docs\n").expect_err("not a path");
+        assert!(
+            errors
+                .to_string()
+                .contains("g.yaml:13:14: openapi.docs_path: "),
+            "{errors}"
+        );
         assert_eq!(moved.openapi.place.line, 14);
         for bad in [
             "spec.json",
