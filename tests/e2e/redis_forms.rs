@@ -81,8 +81,9 @@ async fn assert_one_budget(gateways: &[ServerHandle]) {
     let budget = 10.0 + 20.0 * took.as_secs_f64();
     assert_eq!(other, 0, "only 200s and 429s");
     assert!(limited > 0, "the limit refused nothing ({ok} admitted)");
+    // Loose below (see global_limits.rs: one sequential client may not always offer the budget).
     assert!(
-        (ok as f64) <= budget * 1.05 && (ok as f64) >= budget * 0.9,
+        (ok as f64) <= budget * 1.05 && (ok as f64) >= budget * 0.7,
         "{ok} admitted in {took:?} by two replicas sharing a budget of {budget:.0}"
     );
 }
