@@ -23,6 +23,36 @@ pub fn whole(bytes: &[u8], level: u32) -> Bytes {
     Bytes::from(encoder.finish().unwrap_or_default())
 }
 
+/// Why gzip data could not be inflated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InflateError {
+    /// The data is damaged or cut short.
+    #[error("not valid gzip: {0}")]
+    Corrupt(String),
+    /// Inflated, it would pass the limit (never inflated further than one byte past it).
+    #[error("larger than {limit} bytes once decompressed")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// gzip `data` (one member or several) inflated to at most `limit` bytes, so a small bomb is
+/// refused at the limit instead of filling memory. One reader for request bodies and gRPC
+/// messages alike.
+pub fn inflate(data: &[u8], limit: usize) -> Result<Bytes, InflateError> {
+    use std::io::Read;
+    let mut inflated = Vec::new();
+    flate2::read::MultiGzDecoder::new(data)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut inflated)
+        .map_err(|e| InflateError::Corrupt(e.to_string()))?;
+    if inflated.len() > limit {
+        return Err(InflateError::TooLarge { limit });
+    }
+    Ok(Bytes::from(inflated))
+}
+
 /// A streamed answer, gzip-compressed: one compressed frame per frame of `inner`, flushed; the
 /// gzip trailer before the trailers (or at the end).
 pub struct GzipBody {
@@ -118,6 +148,25 @@ mod tests {
         ResponseBody::stream(http_body_util::StreamBody::new(futures_util::stream::iter(
             frames,
         )))
+    }
+
+    #[test]
+    fn a_bomb_stops_at_the_limit_and_a_cut_stream_is_corrupt() {
+        let bomb = whole(&vec![b'0'; 10 << 20], 9);
+        assert!(bomb.len() < 64 << 10);
+        assert_eq!(
+            inflate(&bomb, 1 << 20),
+            Err(InflateError::TooLarge { limit: 1 << 20 })
+        );
+        let json = whole(br#"{"a":1}"#, 6);
+        assert_eq!(
+            inflate(&json, 100).expect("ok"),
+            Bytes::from_static(br#"{"a":1}"#)
+        );
+        assert!(matches!(
+            inflate(&json[..json.len() - 4], 100),
+            Err(InflateError::Corrupt(_))
+        ));
     }
 
     #[tokio::test]

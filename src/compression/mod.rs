@@ -5,8 +5,9 @@
 //!
 //! # Layout
 //! - [`accept`]: what `Accept-Encoding` allows (q-values: `gzip;q=0` is a no).
-//! - [`gzip`]: the compressed body of a streamed answer, and of a whole one.
-//! - [`request`]: a request body's `Content-Encoding`, and gunzip under a limit.
+//! - [`gzip`]: the compressed body of a streamed answer, and of a whole one; inflating under a
+//!   limit (request bodies, gRPC messages from backends).
+//! - [`request`]: a request body's `Content-Encoding`.
 
 pub mod accept;
 pub mod gzip;

@@ -90,7 +90,8 @@ async fn encode<B: RequestBody>(
     outcome.request_bytes = body.len() as u64;
     let body = match encoding {
         ContentEncoding::Identity => body,
-        ContentEncoding::Gzip => compression::request::gunzip(&body, limit)?,
+        ContentEncoding::Gzip => compression::gzip::inflate(&body, limit)
+            .map_err(compression::RequestEncodingError::from)?,
     };
     let parts = RequestParts {
         path_bindings: vars,

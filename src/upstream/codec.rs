@@ -7,6 +7,8 @@ use base64::Engine;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue};
 
+use crate::compression::gzip::InflateError;
+
 /// The gRPC status of a finished call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrpcStatus {
@@ -114,18 +116,12 @@ impl MessageEncoding {
 
 /// A gzip message inflated to at most `limit` bytes.
 fn inflate(payload: &[u8], limit: usize) -> Result<Bytes, String> {
-    use std::io::Read;
-    let mut inflated = Vec::new();
-    flate2::read::GzDecoder::new(payload)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut inflated)
-        .map_err(|e| format!("compressed message is not valid gzip: {e}"))?;
-    if inflated.len() > limit {
-        return Err(format!(
-            "message larger than {limit} bytes once decompressed"
-        ));
-    }
-    Ok(Bytes::from(inflated))
+    crate::compression::gzip::inflate(payload, limit).map_err(|e| match e {
+        InflateError::Corrupt(reason) => format!("compressed message is not valid gzip: {reason}"),
+        InflateError::TooLarge { limit } => {
+            format!("message larger than {limit} bytes once decompressed")
+        }
+    })
 }
 
 /// Reads exactly one uncompressed message out of a unary response body.
