@@ -71,11 +71,10 @@ pub fn preflight(
     let mut response = Response::new(Full::new(Bytes::new()).into());
     *response.status_mut() = StatusCode::NO_CONTENT;
     let out = response.headers_mut();
-    apply(cors, Some(&origin), out);
-    out.remove(header::ACCESS_CONTROL_EXPOSE_HEADERS);
     // The answer depends on what was asked, not only on the origin.
-    let asked = "access-control-request-method, access-control-request-headers";
-    out.append(header::VARY, HeaderValue::from_static(asked));
+    let vary = "origin, access-control-request-method, access-control-request-headers";
+    out.insert(header::VARY, HeaderValue::from_static(vary));
+    grant_origin(cors, origin, out);
     let methods = format!("{methods}, OPTIONS");
     if let Ok(value) = HeaderValue::from_str(&methods) {
         out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, value);
@@ -92,15 +91,21 @@ pub fn preflight(
 
 /// Grants an allowed `origin` on a response (errors included).
 pub fn grant(cors: &CorsConfig, origin: HeaderValue, headers: &mut HeaderMap) {
+    grant_origin(cors, origin, headers);
+    if let Ok(value) = HeaderValue::from_str(&cors.expose_headers.join(", ")) {
+        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, value);
+    }
+}
+
+/// `Access-Control-Allow-Origin` (and `-Credentials` when the policy allows them): what a
+/// preflight and an actual answer both carry.
+fn grant_origin(cors: &CorsConfig, origin: HeaderValue, headers: &mut HeaderMap) {
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
     if cors.allow_credentials {
         headers.insert(
             header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
             HeaderValue::from_static("true"),
         );
-    }
-    if let Ok(value) = HeaderValue::from_str(&cors.expose_headers.join(", ")) {
-        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, value);
     }
 }
 
