@@ -52,14 +52,14 @@ impl ProcessFigures {
         // Fields after the command name (which may hold spaces), from field 3 (state) on.
         let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
         let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
-        let ticks = clock_ticks_per_second();
-        let page = 4096;
-        let boot = boot_time_seconds()?;
+        let started = *START_TIME_SECONDS.get_or_init(|| {
+            Some(boot_time_seconds()? + field(22)? as f64 / CLOCK_TICKS_PER_SECOND)
+        });
         Some(ProcessFigures {
-            cpu_seconds: (field(14)? + field(15)?) as f64 / ticks,
-            resident_bytes: field(24)? * page,
+            cpu_seconds: (field(14)? + field(15)?) as f64 / CLOCK_TICKS_PER_SECOND,
+            resident_bytes: field(24)? * PAGE_BYTES,
             virtual_bytes: field(23)?,
-            start_time_seconds: boot + field(22)? as f64 / ticks,
+            start_time_seconds: started?,
             open_fds: std::fs::read_dir("/proc/self/fd").ok()?.count() as u64,
             max_fds: max_open_files(),
         })
@@ -115,9 +115,13 @@ impl ProcessFigures {
 }
 
 /// `sysconf(_SC_CLK_TCK)`: 100 on every Linux the gateway runs on (the kernel's USER_HZ).
-fn clock_ticks_per_second() -> f64 {
-    100.0
-}
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+/// The page size `/proc/self/stat` counts resident memory in (x86-64 Linux).
+const PAGE_BYTES: u64 = 4096;
+
+/// The process' start time never changes: read once (boot time + start ticks), not per scrape.
+static START_TIME_SECONDS: std::sync::OnceLock<Option<f64>> = std::sync::OnceLock::new();
 
 /// When the machine booted (`btime` of `/proc/stat`), in seconds since the Unix epoch.
 fn boot_time_seconds() -> Option<f64> {
