@@ -19,6 +19,8 @@ use protox::file::{
 };
 
 use crate::config::{ConfigError, DescriptorSources, Located, Place};
+use crate::reflection::wire::RawFileSet;
+use crate::reflection::{Fetched, Reflected};
 
 /// Schemas the gateway itself relies on, compiled into every pool.
 const BUILTIN_FILES: &[(&str, &str)] = &[
@@ -131,6 +133,34 @@ pub fn load_with_problems(
         }
     }
     (Some(pool), errors)
+}
+
+/// Adds the files server reflection gave (`reflected`) to `pool`, which holds the local ones
+/// already: a file name the pool has is not added again, so a local file wins over a reflected
+/// one. The raw bytes go in as they came (a `FileDescriptorSet` made of them), so options such as
+/// `google.api.http` survive. Returns the upstreams whose files could not be added, with why (the
+/// pool is unchanged by a failed set).
+pub fn add_reflected(pool: &mut DescriptorPool, reflected: &Reflected) -> Vec<(String, String)> {
+    let mut failed = Vec::new();
+    for (upstream, fetched) in &reflected.upstreams {
+        let Fetched::Files { files, .. } = fetched else {
+            continue;
+        };
+        let set = RawFileSet {
+            file: files
+                .iter()
+                .filter(|(name, _)| pool.get_file_by_name(name).is_none())
+                .map(|(_, bytes)| bytes.clone())
+                .collect(),
+        };
+        let encoded = prost::Message::encode_to_vec(&set);
+        if let Err(e) = pool.decode_file_descriptor_set(encoded.as_slice()) {
+            let reason =
+                format!("the descriptors reflected by upstream `{upstream}` are not usable: {e}");
+            failed.push((upstream.clone(), reason));
+        }
+    }
+    failed
 }
 
 /// A compiler that resolves imports in the `proto_dirs` and `include_paths` folders that exist

@@ -106,6 +106,15 @@ pub enum GatewayError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// A call to (or, for JSON, a path possibly of) a routed service of an upstream with
+    /// `reflection: true` whose descriptors the backend has not described yet.
+    #[error("{services} not available yet: no descriptors by server reflection ({reason})")]
+    SchemaPending {
+        /// The service(s) waited for, as shown to the client.
+        services: String,
+        /// Why: the fetch's failure.
+        reason: String,
+    },
     /// A native gRPC or gRPC-Web call to a method no route exposes.
     #[error("unknown method {path}")]
     UnknownGrpcMethod {
@@ -231,6 +240,9 @@ impl GatewayError {
             }
             GatewayError::UnknownGrpcMethod { .. } => {
                 row(StatusCode::NOT_FOUND, code::UNIMPLEMENTED)
+            }
+            GatewayError::SchemaPending { .. } => {
+                row(StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE)
             }
             GatewayError::HeadRefused(HeadRefused::TooLarge) => row(
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,

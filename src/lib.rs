@@ -33,6 +33,8 @@
 //!   the docs page that reads it (`GET /docs`).
 //! - [`metrics`]: Prometheus families, registered once, recorded once per request.
 //! - [`access_log`]: one JSON line per request, written off the request path.
+//! - [`reflection`]: gRPC server reflection: descriptors fetched from backends (`reflection:
+//!   true`) and kept current; the gateway's own reflection service for native gRPC clients.
 //! - [`reload`]: watches the config and descriptors, rebuilds the runtime, swaps it in.
 
 pub mod access_log;
@@ -51,6 +53,7 @@ pub mod listener;
 pub mod metrics;
 pub mod openapi;
 pub mod pipeline;
+pub mod reflection;
 pub mod reload;
 pub mod runtime;
 pub mod server;

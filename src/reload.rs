@@ -29,8 +29,9 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::access_log::rfc3339;
-use crate::config::{Config, DescriptorSources};
+use crate::config::{Config, ConfigError, DescriptorSources};
 use crate::pipeline::Gateway;
+use crate::reflection::Reflected;
 use crate::runtime::{self, Runtime};
 
 /// Deepest folder nesting walked under a descriptor folder (guards against symlink loops).
@@ -43,7 +44,7 @@ pub struct ReloadStatus {
     pub attempts: u64,
     /// When the last one finished (RFC 3339), `None` before the first.
     pub time: Option<String>,
-    /// What started it: `watch`, `signal` or `admin`.
+    /// What started it: `watch`, `signal`, `admin` or `reflection`.
     pub trigger: Option<&'static str>,
     /// Whether it was applied.
     pub ok: bool,
@@ -89,15 +90,26 @@ impl Reloader {
 
     /// Reads the config file again and applies it if it builds; returns the result.
     pub async fn reload(&self, trigger: &'static str) -> ReloadStatus {
+        self.reload_with(trigger, None).await
+    }
+
+    /// Like [`Reloader::reload`], with descriptors newly fetched by server reflection.
+    pub async fn reload_reflected(
+        &self,
+        trigger: &'static str,
+        reflected: Arc<Reflected>,
+    ) -> ReloadStatus {
+        self.reload_with(trigger, Some(reflected)).await
+    }
+
+    async fn reload_with(
+        &self,
+        trigger: &'static str,
+        reflected: Option<Arc<Reflected>>,
+    ) -> ReloadStatus {
         let _one_at_a_time = self.running.lock().await;
         let current = self.gateway.runtime();
-        let built = tokio::task::spawn_blocking(move || {
-            // Fingerprint first: a change made while building is seen by the next poll.
-            let seen = fingerprint(&current.config);
-            let result = runtime::load_reusing(&current.config.source, &current);
-            (seen, result, current)
-        })
-        .await;
+        let built = tokio::task::spawn_blocking(move || rebuild(current, reflected)).await;
         let (seen, result, current) = match built {
             Ok(parts) => parts,
             Err(e) => {
@@ -169,6 +181,19 @@ impl Reloader {
     }
 }
 
+/// The fingerprint of the files read and the runtime built from them (with `reflected`, else
+/// the descriptors `current` was built with), next to `current`.
+fn rebuild(
+    current: Arc<Runtime>,
+    reflected: Option<Arc<Reflected>>,
+) -> (u64, Result<Runtime, Vec<ConfigError>>, Arc<Runtime>) {
+    // Fingerprint first: a change made while building is seen by the next poll.
+    let seen = fingerprint(&current.config);
+    let reflected = reflected.unwrap_or_else(|| current.reflected.clone());
+    let result = runtime::load_reflecting(&current.config.source, &current, reflected);
+    (seen, result, current)
+}
+
 /// Restores the settings that only apply at start to their running values, naming each that
 /// changed, so the effective config stays truthful.
 fn keep_start_only_settings(running: &Config, next: &mut Runtime) -> Vec<String> {
@@ -226,6 +251,7 @@ pub fn fingerprint(config: &Config) -> u64 {
         proto_files,
         include_paths,
         descriptor_sets,
+        refresh_interval: _,
     } = &config.descriptors;
     for dir in proto_dirs.iter().chain(include_paths) {
         hash_tree(&dir.value, &mut hasher, 0);

@@ -26,6 +26,8 @@ use crate::edge::auth::{AuthRuntime, RoutePolicy};
 use crate::edge::rate_limit::{Limiters, RouteLimits};
 use crate::events::emit::{self, EventPlan};
 use crate::openapi::published::Published;
+use crate::reflection::Reflected;
+use crate::reflection::serve::Exposed;
 use crate::state::cache::{ResponseCache, TagPlan};
 use crate::transcode::json::{DecodeOptions, EncodeOptions};
 use crate::transcode::request::{BodyRule, QueryOptions, resolve_field_path};
@@ -146,6 +148,24 @@ pub struct Runtime {
     pub cache: Arc<ResponseCache>,
     /// The OpenAPI document of this snapshot, built when first asked for (see the `openapi` module).
     pub openapi: OnceLock<Published>,
+    /// What the backends with `reflection: true` described, as this snapshot was built with.
+    pub reflected: Arc<Reflected>,
+    /// Services of reflecting upstreams whose descriptors are missing (their calls answer 503),
+    /// by service name.
+    pub pending: HashMap<String, PendingService>,
+    /// What the gateway's own reflection service shows: the routed services and their files.
+    pub exposed: Exposed,
+    /// The policies reflection calls are admitted under: those of the first route.
+    pub reflection_options: Option<Arc<RouteOptions>>,
+}
+
+/// A routed service whose descriptors server reflection has not given (yet).
+#[derive(Debug, Clone)]
+pub struct PendingService {
+    /// The upstream asked.
+    pub upstream: String,
+    /// Why there are none.
+    pub reason: String,
 }
 
 /// A rule as read from a proto annotation or the config, before it is checked.
@@ -179,14 +199,30 @@ impl Runtime {
     /// state they hold, such as breakers).
     pub fn build_reusing(
         config: Config,
+        problems: Vec<ConfigError>,
+        previous: Option<&Runtime>,
+    ) -> Result<Runtime, Vec<ConfigError>> {
+        let reflected = previous.map(|p| p.reflected.clone()).unwrap_or_default();
+        Runtime::build_reflecting(config, problems, previous, reflected)
+    }
+
+    /// Like [`Runtime::build_reusing`], with the descriptors server reflection gave
+    /// (`reflected`) added after the local ones; a routed service of a reflecting upstream that
+    /// has none is pending (answered 503), not an error.
+    pub fn build_reflecting(
+        config: Config,
         mut problems: Vec<ConfigError>,
         previous: Option<&Runtime>,
+        reflected: Arc<Reflected>,
     ) -> Result<Runtime, Vec<ConfigError>> {
         let (pool, found) = descriptors::load_with_problems(&config.descriptors, &config.source);
         problems.extend(found);
-        let Some(pool) = pool else {
+        let Some(mut pool) = pool else {
             return Err(in_file_order(problems, &config.source));
         };
+        let unusable: HashMap<String, String> = descriptors::add_reflected(&mut pool, &reflected)
+            .into_iter()
+            .collect();
         let upstreams: HashMap<String, Arc<Upstream>> = config
             .upstreams
             .iter()
@@ -212,6 +248,9 @@ impl Runtime {
             auth: &auth,
             rate_limits: &rate_limits,
             grpc_methods: HashMap::new(),
+            reflection: (&reflected, &unusable),
+            pending: HashMap::new(),
+            first_options: None,
         };
         let mut router = RouterBuilder::new(config.path_unescape);
         let http_ext = pool.get_extension_by_name("google.api.http");
@@ -221,6 +260,11 @@ impl Runtime {
         }
         problems.append(&mut builder.errors);
         let grpc_methods = std::mem::take(&mut builder.grpc_methods);
+        let pending = std::mem::take(&mut builder.pending);
+        let reflection_options = builder.first_options.take();
+        let routed = grpc_methods.values().map(|m| m.grpc_path.path().to_owned());
+        let routed = routed.filter_map(|p| Some(p[1..].split_once('/')?.0.to_owned()));
+        let exposed = Exposed::new(&pool, routed.collect::<Vec<_>>());
         let router = router.build();
         problems.extend(openapi_collision(&config, &router));
         if !problems.is_empty() {
@@ -242,6 +286,10 @@ impl Runtime {
             grpc_methods,
             cache,
             openapi: OnceLock::new(),
+            reflected,
+            pending,
+            exposed,
+            reflection_options,
         })
     }
 }
@@ -253,6 +301,12 @@ struct Builder<'a> {
     auth: &'a AuthRuntime,
     rate_limits: &'a Limiters,
     grpc_methods: HashMap<String, Arc<GrpcMethod>>,
+    /// What reflection gave, and the upstreams whose reflected files did not fit in the pool.
+    reflection: (&'a Reflected, &'a HashMap<String, String>),
+    /// Routed services of reflecting upstreams without descriptors.
+    pending: HashMap<String, PendingService>,
+    /// The options of the first route (reflection calls are admitted under them).
+    first_options: Option<Arc<RouteOptions>>,
 }
 
 impl Builder<'_> {
@@ -272,10 +326,10 @@ impl Builder<'_> {
         http_ext: Option<&ExtensionDescriptor>,
         router: &mut RouterBuilder<Arc<Binding>>,
     ) {
-        let mut options = route_options(route, self.config.cors.as_ref());
-        options.auth = self.auth.policy(&route.auth);
-        options.rate_limits = self.rate_limits.route(&route.rate_limits);
-        let options = Arc::new(options);
+        let options = self.options_of(route);
+        if self.waits_for_reflection(route, upstream) {
+            return;
+        }
         let methods = self.select_methods(route);
         self.check_event_methods(route, &methods);
         let mut exposed = 0;
@@ -314,6 +368,48 @@ impl Builder<'_> {
                 "exposes no method with an HTTP rule".to_owned(),
             );
         }
+    }
+
+    /// The options `route` shares among its methods; the first route's are also kept for
+    /// reflection calls.
+    fn options_of(&mut self, route: &RouteConfig) -> Arc<RouteOptions> {
+        let mut options = route_options(route, self.config.cors.as_ref());
+        options.auth = self.auth.policy(&route.auth);
+        options.rate_limits = self.rate_limits.route(&route.rate_limits);
+        let options = Arc::new(options);
+        self.first_options.get_or_insert_with(|| options.clone());
+        options
+    }
+
+    /// Whether `route` goes to a reflecting upstream that has not described one of its services;
+    /// those services are then recorded as pending and the route is left out until it has.
+    fn waits_for_reflection(&mut self, route: &RouteConfig, upstream: &Upstream) -> bool {
+        if !upstream.config().reflection {
+            return false;
+        }
+        let (reflected, unusable) = self.reflection;
+        let name = &upstream.name;
+        let services = route.services();
+        let missing = services
+            .iter()
+            .filter(|s| self.pool.get_service_by_name(s).is_none())
+            .find_map(|s| {
+                unusable
+                    .get(name)
+                    .cloned()
+                    .or_else(|| reflected.pending_reason(name, s))
+            });
+        let Some(reason) = missing else {
+            return false;
+        };
+        for service in services {
+            let pending = PendingService {
+                upstream: name.clone(),
+                reason: reason.clone(),
+            };
+            self.pending.entry(service).or_insert(pending);
+        }
+        true
     }
 
     /// Each `events.methods` entry of `route` must name one of the route's `methods`.
@@ -841,8 +937,17 @@ fn tls_problem(config: &UpstreamConfig, error: &TlsError, source: &Path) -> Conf
 /// Loads a config file and builds its runtime for a reload, reusing `previous`'s unchanged
 /// upstreams (see [`Runtime::build_reusing`]).
 pub fn load_reusing(path: &Path, previous: &Runtime) -> Result<Runtime, Vec<ConfigError>> {
+    load_reflecting(path, previous, previous.reflected.clone())
+}
+
+/// Like [`load_reusing`], with newly fetched reflection descriptors.
+pub fn load_reflecting(
+    path: &Path,
+    previous: &Runtime,
+    reflected: Arc<Reflected>,
+) -> Result<Runtime, Vec<ConfigError>> {
     let (config, problems) = Config::load_with_problems(path).map_err(|e| e.0)?;
-    Runtime::build_reusing(config, problems, Some(previous))
+    Runtime::build_reflecting(config, problems, Some(previous), reflected)
 }
 
 /// Loads a config file and builds its runtime: the one entry point for `run` and `validate`.

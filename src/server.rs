@@ -61,6 +61,7 @@ impl ServerHandle {
     /// Binds the listeners named in the runtime's config (port 0 allowed) and starts serving.
     /// A TLS certificate, key or CA file that is missing or broken fails the start, naming the file.
     pub async fn start(runtime: Runtime) -> std::io::Result<ServerHandle> {
+        let runtime = crate::reflection::refresh::first(runtime).await;
         let tls = load_tls(&runtime.config)?;
         let access_log = match &runtime.config.ops.access_log {
             Some(target) => Some(AccessLog::start(target)?),
@@ -97,6 +98,12 @@ impl ServerHandle {
         started
             .tasks
             .spawn(reloader.clone().watch(started.stop.clone()));
+        let refresh = crate::reflection::refresh::run(
+            gateway.clone(),
+            reloader.clone(),
+            started.stop.clone(),
+        );
+        started.tasks.spawn(refresh);
         let http_addr = match config.http_listener {
             Some(addr) => Some(started.public(addr, &gateway, &workers).await?),
             None => None,

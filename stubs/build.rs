@@ -1,4 +1,5 @@
-//! Compiles the TAI, google.api, google.rpc and grpc.health protos into Rust.
+//! Compiles the TAI, google.api, google.rpc and grpc.health protos into Rust, and writes their
+//! encoded descriptor set (`descriptors.bin`) for the reflection service.
 //!
 //! There is no `protoc` on the build machines, so protox parses the `.proto` files and the
 //! resulting descriptor set is handed to tonic-prost-build for code generation.
@@ -20,10 +21,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../proto");
     println!("cargo:rerun-if-changed={}", proto_root.display());
 
-    let fds = protox::Compiler::new([&proto_root])?
-        .include_imports(true)
-        .open_files(PROTOS)?
-        .file_descriptor_set();
+    let mut compiler = protox::Compiler::new([&proto_root])?;
+    compiler.include_imports(true).open_files(PROTOS)?;
+    let fds = compiler.file_descriptor_set();
+    // The encoded set keeps every option as written (google.api.http included): the stubs
+    // serve it by gRPC server reflection as it is.
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out.join("descriptors.bin"),
+        compiler.encode_file_descriptor_set(),
+    )?;
 
     tonic_prost_build::configure()
         .build_client(true)

@@ -92,6 +92,8 @@ pub struct DescriptorSources {
     pub include_paths: Vec<Located<PathBuf>>,
     /// Binary `FileDescriptorSet` files.
     pub descriptor_sets: Vec<Located<PathBuf>>,
+    /// How often descriptors fetched by server reflection (`reflection: true`) are fetched again.
+    pub refresh_interval: std::time::Duration,
 }
 
 /// Protocol bounds of the public listener.

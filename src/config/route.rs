@@ -122,3 +122,16 @@ pub struct HeaderRules {
     /// Backend metadata (headers and trailers) returned to the client as headers.
     pub metadata_to_response: Vec<String>,
 }
+
+impl RouteConfig {
+    /// The services the route names (`service:`, or the service part of each `methods:` entry).
+    pub fn services(&self) -> std::collections::BTreeSet<String> {
+        match &self.selector {
+            MethodSelector::Service(name) => std::iter::once(name.clone()).collect(),
+            MethodSelector::Methods(list) => list
+                .iter()
+                .filter_map(|m| m.value.rsplit_once('/').map(|(s, _)| s.to_owned()))
+                .collect(),
+        }
+    }
+}

@@ -29,6 +29,8 @@ pub struct UpstreamConfig {
     pub resolve_interval: Duration,
     /// TLS to the backend (HTTP/2 over TLS, ALPN `h2`); `None` = h2c.
     pub tls: Option<UpstreamTlsConfig>,
+    /// The descriptors of the services routed to it come from its gRPC server reflection.
+    pub reflection: bool,
 }
 
 /// `upstreams.<name>.tls`: how the gateway verifies the backend and who it says it is.

@@ -207,6 +207,7 @@ mod tests {
                 health_check: None,
                 resolve_interval: Duration::from_secs(30),
                 tls: None,
+                reflection: false,
             })
             .expect("upstream"),
         )

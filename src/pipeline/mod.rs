@@ -25,6 +25,7 @@ mod grpc_web;
 mod outcome;
 pub mod protocol;
 mod recorded;
+mod reflection;
 mod request;
 mod route;
 mod server_stream;
@@ -58,6 +59,9 @@ use outcome::Outcome;
 use protocol::Protocol;
 use route::{Found, Target};
 
+/// gRPC `UNIMPLEMENTED`, which wakes the reflection refresh.
+const UNIMPLEMENTED: i32 = 12;
+
 /// The gateway: the current runtime snapshot plus process-wide request state.
 #[derive(Debug)]
 pub struct Gateway {
@@ -71,6 +75,8 @@ pub struct Gateway {
     shared: Shared,
     /// The event outbox, when this process records events of writes.
     events: Option<Arc<Events>>,
+    /// Wakes the reflection refresh (`reflection::refresh`) when a backend answered UNIMPLEMENTED.
+    reflection_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Gateway {
@@ -93,6 +99,7 @@ impl Gateway {
             access_log,
             shared: Shared::alone(),
             events: None,
+            reflection_wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -131,6 +138,13 @@ impl Gateway {
     /// What this replica shares with the others.
     pub fn shared(&self) -> &Shared {
         &self.shared
+    }
+
+    /// What the reflection refresh waits on besides its interval: notified when a backend of a
+    /// routed method answered UNIMPLEMENTED while some upstream serves its descriptors by
+    /// reflection (the method may be gone from a changed schema).
+    pub fn reflection_wake(&self) -> &Arc<tokio::sync::Notify> {
+        &self.reflection_wake
     }
 
     /// The gateway's metrics.
@@ -185,6 +199,9 @@ impl Gateway {
         }
         .await;
         let response = respond(&runtime, &ctx, &mut outcome, answer);
+        if outcome.grpc_status == UNIMPLEMENTED && !runtime.reflected.upstreams.is_empty() {
+            self.reflection_wake.notify_one();
+        }
         outcome::finish(
             response,
             ctx,
@@ -254,6 +271,11 @@ fn call<'a, B: RequestBody>(
             return Box::pin(async move {
                 grpc::forward(&method, request, protocol, client, admitted, outcome).await
             });
+        }
+        Target::Reflection(_) => {
+            let _ = admitted;
+            let response = reflection::answer(&runtime.exposed, request);
+            return Box::pin(std::future::ready(Ok(response)));
         }
         Target::Http(binding, vars) => HttpCall {
             runtime,

@@ -13,7 +13,8 @@ use crate::error::GatewayError;
 use crate::listener::refusal::HeadRefused;
 use crate::openapi::docs::Asset;
 use crate::openapi::{self, Asked, Format};
-use crate::runtime::{Binding, GrpcMethod, RouteOptions, Runtime};
+use crate::reflection::wire;
+use crate::runtime::{Binding, GrpcMethod, PendingService, RouteOptions, Runtime};
 use crate::transcode::normalize::{has_dot_segment, normalize_path};
 use crate::transcode::router::RouteMiss;
 
@@ -44,6 +45,8 @@ pub(crate) enum Target<'r> {
     Grpc(Arc<GrpcMethod>),
     /// An HTTP/JSON call, transcoded by the binding, with its path-variable values.
     Http(Arc<Binding>, Vec<(&'r str, String)>),
+    /// A native gRPC call of the gateway's own reflection service, admitted under these options.
+    Reflection(Arc<RouteOptions>),
 }
 
 impl Target<'_> {
@@ -52,6 +55,7 @@ impl Target<'_> {
         match self {
             Target::Grpc(method) => &method.options,
             Target::Http(binding, _) => &binding.method.options,
+            Target::Reflection(options) => options,
         }
     }
 }
@@ -77,9 +81,9 @@ pub(crate) fn find<'r, B>(
     if protocol.is_grpc() {
         return match runtime.grpc_methods.get(path) {
             Some(grpc) => Ok(Found::Call(Target::Grpc(grpc.clone()))),
-            None => Err(GatewayError::UnknownGrpcMethod {
-                path: path.to_owned(),
-            }),
+            None => reflection_call(runtime, path, protocol)
+                .map(Found::Call)
+                .ok_or_else(|| unknown_grpc_method(runtime, path)),
         };
     }
     match runtime.router.lookup(method.as_str(), path) {
@@ -94,15 +98,58 @@ pub(crate) fn find<'r, B>(
                 found.bindings,
             )))
         }
-        Err(RouteMiss::NotFound) => Err(GatewayError::RouteNotFound {
-            path: path.to_owned(),
-        }),
+        Err(RouteMiss::NotFound) => Err(route_not_found(runtime, path)),
         Err(RouteMiss::MethodNotAllowed { allow }) => Err(GatewayError::MethodNotAllowed {
             method: method.to_string(),
             path: path.to_owned(),
             allow,
         }),
         Err(RouteMiss::MalformedPath(reason)) => Err(GatewayError::MalformedPath(reason)),
+    }
+}
+
+/// A native gRPC call of `grpc.reflection.v1` (or `v1alpha`) `ServerReflectionInfo`, answered
+/// by the gateway itself under the first route's policies; `None` for any other path, for
+/// gRPC-Web, and when no route is configured.
+fn reflection_call<'r>(runtime: &Runtime, path: &str, protocol: Protocol) -> Option<Target<'r>> {
+    let asked = path == wire::V1_PATH || path == wire::V1ALPHA_PATH;
+    let options = runtime.reflection_options.as_ref()?;
+    (asked && protocol == Protocol::Grpc).then(|| Target::Reflection(options.clone()))
+}
+
+/// A gRPC path no route exposes: a 503 while its service waits for descriptors by reflection.
+fn unknown_grpc_method(runtime: &Runtime, path: &str) -> GatewayError {
+    let service = path[1..].split_once('/').map_or("", |(s, _)| s);
+    match runtime.pending.get(service) {
+        Some(pending) => GatewayError::SchemaPending {
+            services: format!("service `{service}`"),
+            reason: pending.reason.clone(),
+        },
+        None => GatewayError::UnknownGrpcMethod {
+            path: path.to_owned(),
+        },
+    }
+}
+
+/// A path no HTTP rule matches: a 503 naming the services still waiting for descriptors by
+/// reflection (their rules are not known yet, so the path may be one of theirs), else a 404.
+fn route_not_found(runtime: &Runtime, path: &str) -> GatewayError {
+    let mut pending: Vec<(&String, &PendingService)> = runtime.pending.iter().collect();
+    pending.sort_by_key(|(name, _)| *name);
+    let Some((_, first)) = pending.first() else {
+        return GatewayError::RouteNotFound {
+            path: path.to_owned(),
+        };
+    };
+    let names: Vec<String> = pending.iter().map(|(n, _)| format!("`{n}`")).collect();
+    let noun = if names.len() == 1 {
+        "service"
+    } else {
+        "services"
+    };
+    GatewayError::SchemaPending {
+        services: format!("{noun} {}", names.join(", ")),
+        reason: first.reason.clone(),
     }
 }
 

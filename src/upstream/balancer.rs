@@ -119,6 +119,7 @@ mod tests {
             health_check: Some(HealthCheckConfig::default()),
             resolve_interval: Duration::from_secs(30),
             tls: None,
+            reflection: false,
         };
         (0..n)
             .map(|i| {

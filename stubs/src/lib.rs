@@ -60,6 +60,10 @@ mod watch;
 #[allow(missing_docs, clippy::all, clippy::pedantic, unreachable_pub)]
 pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/proto.rs"));
+
+    /// Every compiled file as an encoded `FileDescriptorSet`, options (google.api.http) kept:
+    /// what the stubs serve by gRPC server reflection.
+    pub const DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
 }
 
 pub use fault::{
@@ -67,7 +71,7 @@ pub use fault::{
     SERVICE_HEADER,
 };
 pub use health::{HealthControl, ServingStatus};
-pub use server::{StubListener, StubServers, serve_coordinator, serve_governor};
+pub use server::{StubListener, StubServers, serve_coordinator, serve_governor, serve_reflection};
 pub use store::Store;
 pub use tls::StubTls;
 pub use trailer::TRAILER_NAME;

@@ -1,5 +1,6 @@
 //! Serving the stubs: one tonic server per listener (h2c, or TLS: [`StubListener`]), and
 //! [`StubServers`], which runs the Governor and Coordinator of one [`Store`] side by side.
+//! Every server also serves gRPC server reflection (v1 and v1alpha) of the compiled protos.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use tonic::transport::server::{Router, TcpIncoming};
 use crate::coordinator::CoordinatorStub;
 use crate::governor::GovernorStub;
 use crate::health::{HealthControl, HealthService};
+use crate::proto::DESCRIPTORS;
 use crate::proto::grpc::health::v1::health_server::HealthServer;
 use crate::proto::tai::coordinator_server::CoordinatorServer;
 use crate::proto::tai::governor_server::GovernorServer;
@@ -79,7 +81,10 @@ pub async fn serve_governor(
     let (health, shutdown) = health(&store, shutdown);
     let governor = WithTrailer::new(GovernorServer::new(GovernorStub::new(store)));
     let router = Server::builder().add_service(governor).add_service(health);
-    listener.into().serve(router, shutdown).await
+    listener
+        .into()
+        .serve(with_reflection(router, DESCRIPTORS), shutdown)
+        .await
 }
 
 /// Serves `tai.Coordinator` and `grpc.health.v1.Health` on `listener` until `shutdown`
@@ -94,7 +99,54 @@ pub async fn serve_coordinator(
     let router = Server::builder()
         .add_service(coordinator)
         .add_service(health);
-    listener.into().serve(router, shutdown).await
+    listener
+        .into()
+        .serve(with_reflection(router, DESCRIPTORS), shutdown)
+        .await
+}
+
+/// Serves only gRPC server reflection (v1 and v1alpha) describing `descriptors` (an encoded
+/// `FileDescriptorSet`) on `listener` until `shutdown` resolves: a backend whose schema a test
+/// chooses (and changes by serving another set on the same port). Every other method is
+/// answered UNIMPLEMENTED.
+pub async fn serve_reflection(
+    listener: TcpListener,
+    descriptors: &[u8],
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let (v1, v1alpha) = reflection(descriptors);
+    let router = Server::builder().add_service(v1).add_service(v1alpha);
+    router
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
+        .await
+}
+
+/// `router` also serving gRPC server reflection of `descriptors`.
+fn with_reflection(router: Router, descriptors: &[u8]) -> Router {
+    let (v1, v1alpha) = reflection(descriptors);
+    router.add_service(v1).add_service(v1alpha)
+}
+
+/// The v1 and v1alpha reflection services of `descriptors`, served as the bytes are (the
+/// google.api.http options included). Panics on a set that does not decode: the stubs' own set
+/// is compiled in, and a test's set is the test's mistake.
+fn reflection(
+    descriptors: &[u8],
+) -> (
+    tonic_reflection::pb::v1::server_reflection_server::ServerReflectionServer<
+        impl tonic_reflection::pb::v1::server_reflection_server::ServerReflection,
+    >,
+    tonic_reflection::pb::v1alpha::server_reflection_server::ServerReflectionServer<
+        impl tonic_reflection::pb::v1alpha::server_reflection_server::ServerReflection,
+    >,
+) {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(descriptors)
+    };
+    let v1 = builder().build_v1().expect("a valid descriptor set");
+    let v1alpha = builder().build_v1alpha().expect("a valid descriptor set");
+    (v1, v1alpha)
 }
 
 /// The health service of one server, and a shutdown future that also ends its `Watch`

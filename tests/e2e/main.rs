@@ -36,6 +36,7 @@ mod query_params;
 mod rate_limit;
 mod redis_forms;
 mod redis_server;
+mod reflection;
 mod reload;
 mod requests;
 mod resilience;

@@ -98,4 +98,10 @@ pub(crate) struct RawDescriptors {
     pub(crate) include_paths: Vec<At<String>>,
     #[serde(default)]
     pub(crate) descriptor_sets: Vec<At<String>>,
+    /// Every upstream's services are described by its gRPC server reflection.
+    #[serde(default)]
+    pub(crate) reflection: Option<At<bool>>,
+    /// How often reflected descriptors are fetched again.
+    #[serde(default)]
+    pub(crate) refresh_interval: Option<At<String>>,
 }

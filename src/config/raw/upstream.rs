@@ -29,6 +29,9 @@ pub(crate) struct RawUpstream {
     /// TLS to the backend.
     #[serde(default)]
     pub(crate) tls: Option<RawUpstreamTls>,
+    /// The backend's services are described by its gRPC server reflection.
+    #[serde(default)]
+    pub(crate) reflection: Option<At<bool>>,
 }
 
 /// `upstreams.<name>.tls:` HTTP/2 over TLS to the backend (`tls: {}`: system roots).

@@ -2,18 +2,24 @@
 //! the files are read when the runtime is built.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::checker::{Checker, located_path, place};
 use crate::config::error::{Located, Place};
 use crate::config::gateway::DescriptorSources;
 use crate::config::raw::{At, RawDescriptors};
 
+/// `descriptors.refresh_interval` when absent.
+const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+
 /// `descriptors:`, paths resolved against the config's folder `base` (proto files stay relative
-/// to an import root); at least one source is required.
+/// to an import root); at least one source is required unless some upstream (`reflecting`, or
+/// `descriptors.reflection`) serves its descriptors by server reflection.
 pub(super) fn descriptors(
     c: &mut Checker<'_>,
     base: &Path,
     d: &RawDescriptors,
+    reflecting: bool,
 ) -> DescriptorSources {
     let list = |items: &[At<String>], name: &str| -> Vec<Located<PathBuf>> {
         items
@@ -36,15 +42,22 @@ pub(super) fn descriptors(
             .collect(),
         include_paths: list(&d.include_paths, "include_paths"),
         descriptor_sets: list(&d.descriptor_sets, "descriptor_sets"),
+        refresh_interval: d
+            .refresh_interval
+            .as_ref()
+            .and_then(|v| c.duration(v, "descriptors.refresh_interval"))
+            .unwrap_or(DEFAULT_REFRESH_INTERVAL),
     };
-    if descriptors.proto_dirs.is_empty()
+    let reflecting = reflecting || d.reflection.as_ref().is_some_and(|r| r.value);
+    if !reflecting
+        && descriptors.proto_dirs.is_empty()
         && descriptors.proto_files.is_empty()
         && descriptors.descriptor_sets.is_empty()
     {
         c.error(
             Place::default(),
             "descriptors",
-            "names no proto_dirs, proto_files or descriptor_sets",
+            "names no proto_dirs, proto_files or descriptor_sets (and no upstream has reflection: true)",
         );
     }
     descriptors

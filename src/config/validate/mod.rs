@@ -158,8 +158,16 @@ fn strip_location(text: &str) -> &str {
 fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
     let base = folder_of(file);
     let listeners = listeners::listeners(c, &base, &raw);
-    let descriptors = descriptors::descriptors(c, &base, &raw.descriptors);
-    let upstreams = upstream::upstreams(c, &base, &raw.upstreams);
+    let reflecting = raw
+        .upstreams
+        .values()
+        .any(|u| u.reflection.as_ref().is_some_and(|r| r.value));
+    let descriptors = descriptors::descriptors(c, &base, &raw.descriptors, reflecting);
+    let mut upstreams = upstream::upstreams(c, &base, &raw.upstreams);
+    if raw.descriptors.reflection.as_ref().is_some_and(|r| r.value) {
+        // `descriptors.reflection: true` is the shorthand for every upstream saying it.
+        upstreams.iter_mut().for_each(|u| u.reflection = true);
+    }
     let routes = route::routes(c, &raw, &upstreams);
     let limits = listeners::limits(c, &raw.limits);
     let workers = listeners::workers(c, raw.workers.as_ref());

@@ -83,6 +83,7 @@ fn upstream(
         health_check,
         resolve_interval,
         tls,
+        reflection: u.reflection.as_ref().is_some_and(|r| r.value),
     })
 }
 

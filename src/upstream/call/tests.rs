@@ -23,6 +23,7 @@ fn upstream(retry: RetryConfig) -> Upstream {
         health_check: None,
         resolve_interval: Duration::from_secs(30),
         tls: None,
+        reflection: false,
     })
     .expect("upstream")
 }
