@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tai_gateway::config::LogFormat;
+use tai_gateway::config::{ConfigError, LogFormat};
 use tai_gateway::runtime;
 use tai_gateway::server::ServerHandle;
 
@@ -272,8 +272,34 @@ fn init_logging(level: &str, format: LogFormat) {
     }
 }
 
+/// `rt` with the descriptors of its reflecting upstreams (`reflection: true`) fetched now, for
+/// the one-shot commands; services whose backend cannot be asked are named on stderr.
+fn reflected(rt: runtime::Runtime) -> Result<runtime::Runtime, Vec<ConfigError>> {
+    if !rt.config.upstreams.iter().any(|u| u.reflection) {
+        return Ok(rt);
+    }
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let rt = match tokio {
+        Ok(tokio) => tokio
+            .block_on(tai_gateway::reflection::refresh::first_checked(rt))
+            .map_err(|(_, problems)| problems)?,
+        Err(e) => {
+            eprintln!("cannot start the async runtime to ask backends by reflection: {e}");
+            rt
+        }
+    };
+    let mut pending: Vec<_> = rt.pending.iter().collect();
+    pending.sort_by_key(|(name, _)| *name);
+    for (service, why) in pending {
+        eprintln!("note: service `{service}` is left out: {}", why.reason);
+    }
+    Ok(rt)
+}
+
 fn validate(config: &std::path::Path) -> ExitCode {
-    match runtime::load(config) {
+    match runtime::load(config).and_then(reflected) {
         Ok(rt) => {
             let routes = rt.router.routes().count();
             println!(
@@ -295,7 +321,7 @@ fn validate(config: &std::path::Path) -> ExitCode {
 
 /// `tai-gateway openapi`: the document on stdout, or the config's problems on stderr.
 fn openapi(config: &std::path::Path, yaml: bool) -> ExitCode {
-    let rt = match runtime::load(config) {
+    let rt = match runtime::load(config).and_then(reflected) {
         Ok(rt) => rt,
         Err(errors) => {
             for error in &errors {

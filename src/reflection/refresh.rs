@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use super::fetch::fetch;
 use super::{Fetched, Reflected};
+use crate::config::ConfigError;
 use crate::pipeline::Gateway;
 use crate::reload::{ReloadStatus, Reloader};
 use crate::runtime::Runtime;
@@ -68,19 +69,28 @@ async fn fetch_all(runtime: &Runtime) -> Reflected {
 /// when none reflects, or when the rebuild fails (its problems are logged; the routes of those
 /// upstreams then stay pending and the background task keeps trying).
 pub async fn first(runtime: Runtime) -> Runtime {
-    if wanted(&runtime).is_empty() {
-        return runtime;
-    }
-    let reflected = Arc::new(fetch_all(&runtime).await);
-    let config = runtime.config.clone();
-    match Runtime::build_reflecting(config, Vec::new(), Some(&runtime), reflected) {
+    match first_checked(runtime).await {
         Ok(built) => built,
-        Err(problems) => {
+        Err((runtime, problems)) => {
             for problem in &problems {
                 tracing::error!(%problem, "descriptors by server reflection do not fit the routes");
             }
             runtime
         }
+    }
+}
+
+/// Like [`first`], the problems of a failed rebuild returned with `runtime` (the one-shot
+/// commands report them).
+pub async fn first_checked(runtime: Runtime) -> Result<Runtime, (Runtime, Vec<ConfigError>)> {
+    if wanted(&runtime).is_empty() {
+        return Ok(runtime);
+    }
+    let reflected = Arc::new(fetch_all(&runtime).await);
+    let config = runtime.config.clone();
+    match Runtime::build_reflecting(config, Vec::new(), Some(&runtime), reflected) {
+        Ok(built) => Ok(built),
+        Err(problems) => Err((runtime, problems)),
     }
 }
 

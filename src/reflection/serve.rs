@@ -164,3 +164,133 @@ fn not_found(asked: &str) -> Answer {
         error_message: format!("`{asked}` is not exposed by this gateway"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reflection::wire::ExtensionRequest;
+
+    /// The repository's TAI protos (both services), as the gateway would load them.
+    fn tai_pool() -> DescriptorPool {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/proto");
+        let mut compiler = protox::Compiler::new([root]).expect("compiler");
+        compiler
+            .include_imports(true)
+            .open_files(["tai/governor.proto", "tai/coordinator.proto"])
+            .expect("compiles");
+        DescriptorPool::decode(compiler.encode_file_descriptor_set().as_slice()).expect("pool")
+    }
+
+    fn ask(exposed: &Exposed, asked: Asked) -> Answer {
+        let request = ReflectionRequest {
+            host: String::new(),
+            asked: Some(asked),
+        };
+        let response = exposed.answer(request.clone());
+        assert_eq!(response.original_request, Some(request));
+        response.answer.expect("an answer")
+    }
+
+    fn file_names(answer: Answer) -> Vec<String> {
+        let Answer::Files(files) = answer else {
+            panic!("files expected: {answer:?}")
+        };
+        files
+            .file_descriptor_proto
+            .iter()
+            .map(|f| {
+                <crate::reflection::wire::FileHeader as prost::Message>::decode(f.as_slice())
+                    .expect("file")
+                    .name
+            })
+            .collect()
+    }
+
+    fn error_code(answer: Answer) -> i32 {
+        match answer {
+            Answer::Error(e) => e.error_code,
+            other => panic!("error expected: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_routed_services_and_their_files_are_shown() {
+        let exposed = Exposed::new(
+            &tai_pool(),
+            ["tai.Governor".to_owned(), "no.Such".to_owned()],
+        );
+        let Answer::Services(list) = ask(&exposed, Asked::ListServices(String::new())) else {
+            panic!("services expected")
+        };
+        let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["tai.Governor"]);
+
+        let files = file_names(ask(
+            &exposed,
+            Asked::FileContainingSymbol("tai.Governor.GetPolicy".into()),
+        ));
+        assert_eq!(files[0], "tai/governor.proto");
+        assert!(
+            files.contains(&"google/api/http.proto".to_owned()),
+            "{files:?}"
+        );
+        assert!(
+            files.contains(&"google/protobuf/timestamp.proto".to_owned()),
+            "{files:?}"
+        );
+        let message = file_names(ask(
+            &exposed,
+            Asked::FileContainingSymbol("tai.Policy".into()),
+        ));
+        assert_eq!(message[0], "tai/governor.proto");
+        let imported = file_names(ask(
+            &exposed,
+            Asked::FileByFilename("google/api/http.proto".into()),
+        ));
+        assert_eq!(imported[0], "google/api/http.proto");
+
+        for hidden in [
+            "tai.Coordinator",
+            "tai.Coordinator.RequestAction",
+            "no.Such",
+        ] {
+            let asked = Asked::FileContainingSymbol(hidden.into());
+            assert_eq!(error_code(ask(&exposed, asked)), NOT_FOUND, "{hidden}");
+        }
+        let asked = Asked::FileByFilename("tai/coordinator.proto".into());
+        assert_eq!(error_code(ask(&exposed, asked)), NOT_FOUND);
+    }
+
+    #[test]
+    fn extensions_of_exposed_files_are_found_by_type_and_number() {
+        let exposed = Exposed::new(&tai_pool(), ["tai.Governor".to_owned()]);
+        let http = Asked::FileContainingExtension(ExtensionRequest {
+            containing_type: "google.protobuf.MethodOptions".into(),
+            extension_number: 72_295_728,
+        });
+        assert_eq!(
+            file_names(ask(&exposed, http))[0],
+            "google/api/annotations.proto"
+        );
+        let numbers = Asked::AllExtensionNumbersOfType("google.protobuf.MethodOptions".into());
+        let Answer::ExtensionNumbers(numbers) = ask(&exposed, numbers) else {
+            panic!("numbers expected")
+        };
+        assert!(
+            numbers.extension_number.contains(&72_295_728),
+            "{numbers:?}"
+        );
+        let unknown = Asked::AllExtensionNumbersOfType("no.Such".into());
+        assert_eq!(error_code(ask(&exposed, unknown)), NOT_FOUND);
+    }
+
+    #[test]
+    fn a_request_that_asks_nothing_is_an_invalid_argument() {
+        let exposed = Exposed::new(&tai_pool(), ["tai.Governor".to_owned()]);
+        let response = exposed.answer(ReflectionRequest::default());
+        assert_eq!(
+            error_code(response.answer.expect("answer")),
+            INVALID_ARGUMENT
+        );
+    }
+}

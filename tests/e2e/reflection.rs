@@ -522,3 +522,52 @@ async fn the_gateway_serves_reflection_of_reflected_schemas() {
     let addr = env.gateway.http_addr.expect("http");
     assert_governor_reflection(&ask_v1(addr, &QUESTIONS).await);
 }
+
+/// Runs `tai-gateway <args>` to its end (off the test's runtime thread, so stubs keep serving).
+async fn run_command(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tai-gateway"))
+            .args(&args)
+            .env("RUST_LOG", "off")
+            .output()
+            .expect("run tai-gateway")
+    })
+    .await
+    .expect("command task")
+}
+
+#[tokio::test]
+async fn the_openapi_command_asks_the_backend_and_names_what_it_could_not_describe() {
+    let stubs = start_stubs().await;
+    let dir = TempDir::new();
+    let routes = "  - service: tai.Governor\n    upstream: up";
+    let up = dir.write(
+        "up.yaml",
+        &reflecting_config(stubs.governor_addr, "  {}", routes),
+    );
+    let down = dir.write(
+        "down.yaml",
+        &reflecting_config(free_addr().await, "  {}", routes),
+    );
+    let path = |p: &std::path::PathBuf| p.to_str().expect("utf-8").to_owned();
+
+    let output = run_command(vec!["openapi".into(), path(&up)]).await;
+    assert!(output.status.success(), "{output:?}");
+    let document: Json = serde_json::from_slice(&output.stdout).expect("json");
+    let paths = openapi_paths(&document);
+    assert!(paths.contains(&"/v1/policies/{id}".to_owned()), "{paths:?}");
+    assert!(
+        paths.iter().all(|p| !p.starts_with("/v1/actions")),
+        "{paths:?}"
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+
+    let output = run_command(vec!["openapi".into(), path(&down)]).await;
+    assert!(output.status.success(), "{output:?}");
+    let document: Json = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(openapi_paths(&document), Vec::<String>::new());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let note = "note: service `tai.Governor` is left out: upstream `up` is unreachable: ";
+    assert!(stderr.starts_with(note), "{stderr}");
+    drop(stubs);
+}

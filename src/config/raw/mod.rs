@@ -48,6 +48,8 @@ pub(crate) struct RawConfig {
     pub(crate) listeners: RawListeners,
     #[serde(default)]
     pub(crate) admin: Option<RawAdmin>,
+    /// Optional only when upstreams describe their services by reflection (checked later).
+    #[serde(default)]
     pub(crate) descriptors: RawDescriptors,
     pub(crate) upstreams: BTreeMap<String, RawUpstream>,
     pub(crate) routes: Vec<RawRoute>,

@@ -278,4 +278,47 @@ mod tests {
             }
         );
     }
+
+    #[test]
+    fn reflection_stands_in_for_local_descriptors_per_upstream_or_for_all() {
+        let head = "listeners:\n  http:\n    address: 127.0.0.1:0\n";
+        let routes = "routes:\n  - service: s.A\n    upstream: a\n";
+        let upstreams =
+            "upstreams:\n  a:\n    address: 127.0.0.1:1\n  b:\n    address: 127.0.0.1:2\n";
+        let one = format!(
+            "{head}upstreams:\n  a:\n    address: 127.0.0.1:1\n    reflection: true\n  b:\n    address: 127.0.0.1:2\n{routes}"
+        );
+        let config = parse(Path::new("g.yaml"), &one).expect("valid");
+        let reflecting: Vec<bool> = config.upstreams.iter().map(|u| u.reflection).collect();
+        assert_eq!(reflecting, [true, false]);
+        assert_eq!(
+            config.descriptors.refresh_interval,
+            std::time::Duration::from_secs(60)
+        );
+
+        let all = format!(
+            "{head}descriptors:\n  reflection: true\n  refresh_interval: 5s\n{upstreams}{routes}"
+        );
+        let config = parse(Path::new("g.yaml"), &all).expect("valid");
+        assert!(config.upstreams.iter().all(|u| u.reflection));
+        assert_eq!(
+            config.descriptors.refresh_interval,
+            std::time::Duration::from_secs(5)
+        );
+
+        let none = format!("{head}{upstreams}{routes}");
+        let errors = parse(Path::new("g.yaml"), &none).expect_err("no descriptors");
+        assert_eq!(
+            errors.to_string(),
+            "g.yaml: descriptors: names no proto_dirs, proto_files or descriptor_sets (and no upstream has reflection: true)"
+        );
+        let zero = format!(
+            "{head}descriptors:\n  reflection: true\n  refresh_interval: 0s\n{upstreams}{routes}"
+        );
+        let errors = parse(Path::new("g.yaml"), &zero).expect_err("zero interval");
+        assert_eq!(
+            errors.to_string(),
+            "g.yaml:6:21: descriptors.refresh_interval: must be greater than zero"
+        );
+    }
 }
