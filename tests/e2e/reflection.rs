@@ -10,6 +10,8 @@ use std::time::Duration;
 use http::StatusCode;
 use prost_reflect::{DescriptorPool, DynamicMessage, Value};
 use serde_json::Value as Json;
+use tai_stubs::proto::tai::GetPolicyRequest;
+use tai_stubs::proto::tai::governor_client::GovernorClient;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -184,6 +186,23 @@ async fn a_backend_started_after_the_gateway_is_picked_up() {
     assert!(message.starts_with(expected), "{message}");
     let document: Json = serde_json::from_str(&get("/openapi.json").await.body).expect("json");
     assert_eq!(openapi_paths(&document), Vec::<String>::new());
+    // A native gRPC client of the pending service gets the same answer as a gRPC status.
+    let channel = tonic::transport::Channel::from_shared(base.clone())
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut governor = GovernorClient::new(channel);
+    let status = governor
+        .get_policy(GetPolicyRequest { id: "p-1".into() })
+        .await
+        .expect_err("pending");
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    assert!(
+        status.message().starts_with(expected),
+        "{}",
+        status.message()
+    );
 
     let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
     let stubs = tai_stubs::StubServers::start(addr, any)
