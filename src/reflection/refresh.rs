@@ -5,7 +5,8 @@
 //! answered UNIMPLEMENTED for a routed method (the gateway's wake-up). A result that differs
 //! from the running snapshot's is applied by a reload (trigger `reflection`): it is built like
 //! any other, so every route must still resolve, else the old snapshot keeps serving and the
-//! failure is logged and counted (`tai_gateway_config_reloads_total{result="error"}`).
+//! failure is logged and counted (`tai_gateway_config_reloads_total{result="error"}`) — once:
+//! the same descriptors are not tried again against the same snapshot.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -46,11 +47,16 @@ async fn fetch_all(runtime: &Runtime) -> Reflected {
     let mut reflected = Reflected::default();
     for (name, services) in wanted(runtime) {
         let mut fetched = fetch(&runtime.upstreams[&name], &services).await;
+        let before = runtime.reflected.upstreams.get(&name);
         match &fetched {
             Fetched::Failed { reason, .. } => {
-                tracing::warn!(upstream = %name, %reason, "descriptors by server reflection: fetch failed");
-                if let Some(kept @ Fetched::Files { services: had, .. }) =
-                    runtime.reflected.upstreams.get(&name)
+                // Warned once per reason: a backend that stays down is retried every 2 s.
+                if matches!(before, Some(Fetched::Failed { reason: was, .. }) if was == reason) {
+                    tracing::debug!(upstream = %name, %reason, "descriptors by server reflection: fetch failed again");
+                } else {
+                    tracing::warn!(upstream = %name, %reason, "descriptors by server reflection: fetch failed");
+                }
+                if let Some(kept @ Fetched::Files { services: had, .. }) = before
                     && *had == services
                 {
                     fetched = kept.clone();
@@ -94,22 +100,35 @@ pub async fn first_checked(runtime: Runtime) -> Result<Runtime, (Runtime, Vec<Co
     }
 }
 
-/// One refresh: fetches and, when the result differs from the running snapshot's, reloads
-/// with it; `None` when nothing reflects or nothing changed.
-pub async fn refresh(gateway: &Gateway, reloader: &Reloader) -> Option<ReloadStatus> {
+/// Descriptors whose reload was rejected, and the snapshot they were rejected against (by
+/// address): they are not tried again until something else changes.
+#[derive(Debug, Default)]
+pub struct Rejected(Option<(usize, Reflected)>);
+
+/// One refresh: fetches and, when the result differs from the running snapshot's (and was not
+/// just rejected against it), reloads with it; `None` when nothing reflects or nothing changed.
+pub async fn refresh(
+    gateway: &Gateway,
+    reloader: &Reloader,
+    rejected: &mut Rejected,
+) -> Option<ReloadStatus> {
     let runtime = gateway.runtime();
     if wanted(&runtime).is_empty() {
         return None;
     }
     let reflected = fetch_all(&runtime).await;
-    if reflected == *runtime.reflected {
+    let running = Arc::as_ptr(&runtime) as usize;
+    let same_rejection = matches!(&rejected.0, Some((at, r)) if *at == running && *r == reflected);
+    if reflected == *runtime.reflected || same_rejection {
         return None;
     }
-    Some(
-        reloader
-            .reload_reflected("reflection", Arc::new(reflected))
-            .await,
-    )
+    drop(runtime);
+    let status = reloader
+        .reload_reflected("reflection", Arc::new(reflected.clone()))
+        .await;
+    let now = Arc::as_ptr(&gateway.runtime()) as usize;
+    rejected.0 = (!status.ok).then_some((now, reflected));
+    Some(status)
 }
 
 /// Refreshes until `stop` turns to `Some`: on the interval, sooner while a fetch fails, and when
@@ -120,6 +139,7 @@ pub async fn run(
     mut stop: watch::Receiver<Option<Duration>>,
 ) {
     let wake = gateway.reflection_wake().clone();
+    let mut rejected = Rejected::default();
     loop {
         let runtime = gateway.runtime();
         let mut wait = runtime.config.descriptors.refresh_interval;
@@ -134,7 +154,7 @@ pub async fn run(
             }
             _ = stop.wait_for(Option::is_some) => return,
         }
-        refresh(&gateway, &reloader).await;
+        refresh(&gateway, &reloader, &mut rejected).await;
         tokio::select! {
             () = tokio::time::sleep(MIN_WAKE_GAP) => {}
             _ = stop.wait_for(Option::is_some) => return,

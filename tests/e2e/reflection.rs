@@ -344,7 +344,7 @@ async fn a_schema_whose_routes_no_longer_resolve_is_rejected_and_the_old_one_ser
     );
     let metrics = admin_get(&env, "/metrics").await.body;
     assert!(
-        metrics.contains("tai_gateway_config_reloads_total{result=\"error\"}"),
+        metrics.contains("tai_gateway_config_reloads_total{result=\"error\"} 1\n"),
         "{metrics}"
     );
     backend.stop().await;
