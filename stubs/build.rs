@@ -24,12 +24,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut compiler = protox::Compiler::new([&proto_root])?;
     compiler.include_imports(true).open_files(PROTOS)?;
     let fds = compiler.file_descriptor_set();
-    // The encoded set keeps every option as written (google.api.http included): the stubs
-    // serve it by gRPC server reflection as it is.
+    // The encoded set keeps every option as written (google.api.http included), and the source
+    // info (comments, which a gateway documents): the stubs serve it by gRPC server reflection
+    // as it is. A second compile, so the generated code is not changed by the comments.
+    let mut described = protox::Compiler::new([&proto_root])?;
+    described
+        .include_imports(true)
+        .include_source_info(true)
+        .open_files(PROTOS)?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(
         out.join("descriptors.bin"),
-        compiler.encode_file_descriptor_set(),
+        described.encode_file_descriptor_set(),
     )?;
 
     tonic_prost_build::configure()

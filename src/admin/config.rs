@@ -49,6 +49,7 @@ fn descriptors_json(d: &DescriptorSources) -> Value {
         "proto_files": paths(&d.proto_files),
         "include_paths": paths(&d.include_paths),
         "descriptor_sets": paths(&d.descriptor_sets),
+        "refresh_interval": duration(d.refresh_interval),
     })
 }
 
@@ -70,6 +71,7 @@ fn upstream_json(u: &UpstreamConfig) -> Value {
         "max_response_bytes": u.max_response_bytes,
         "endpoints": u.endpoints,
         "resolve_interval": duration(u.resolve_interval),
+        "reflection": u.reflection,
         "retry": retry_json(&u.retry),
         "circuit_breaker": {
             "consecutive_failures": u.circuit_breaker.consecutive_failures,

@@ -149,6 +149,15 @@ async fn routes_built_from_reflection_alone_transcode_end_to_end() {
         paths.iter().all(|p| !p.starts_with("/v1/actions")),
         "{paths:?}"
     );
+    // The stub's files carry their comments: they document the operations as local files do.
+    let enforce = &document["paths"]["/v1/policies/{id}:enforce"]["post"];
+    assert_eq!(
+        enforce["description"], "Custom verb on a single-segment variable.",
+        "{enforce}"
+    );
+    let config = admin_get(&env, "/config").await.json();
+    assert_eq!(config["upstreams"][0]["reflection"], true);
+    assert_eq!(config["descriptors"]["refresh_interval"], "3600s");
 }
 
 #[tokio::test]
