@@ -199,9 +199,7 @@ impl Gateway {
         }
         .await;
         let response = respond(&runtime, &ctx, &mut outcome, answer);
-        if outcome.grpc_status == UNIMPLEMENTED && !runtime.reflected.upstreams.is_empty() {
-            self.reflection_wake.notify_one();
-        }
+        self.wake_reflection(&outcome);
         outcome::finish(
             response,
             ctx,
@@ -209,6 +207,18 @@ impl Gateway {
             &self.metrics,
             self.access_log.as_ref(),
         )
+    }
+
+    /// Wakes the reflection refresh when the call ended UNIMPLEMENTED from an upstream whose
+    /// descriptors come by reflection: its schema may have lost the method.
+    fn wake_reflection(&self, outcome: &Outcome) {
+        let reflecting = || {
+            let call = outcome.call.as_ref();
+            call.is_some_and(|c| c.upstream.config().reflection)
+        };
+        if outcome.grpc_status == UNIMPLEMENTED && reflecting() {
+            self.reflection_wake.notify_one();
+        }
     }
 
     /// The hook where the shared cache tier's events (other replicas' invalidations, a
