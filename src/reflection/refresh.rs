@@ -131,6 +131,17 @@ pub async fn refresh(
     Some(status)
 }
 
+/// How long to wait before the next fetch: the interval, shortened while some fetch fails or
+/// some routed service has no descriptors.
+fn next_wait(runtime: &Runtime) -> Duration {
+    let wait = runtime.config.descriptors.refresh_interval;
+    if runtime.reflected.any_failed() || !runtime.pending.is_empty() {
+        wait.min(RETRY_WHILE_FAILING)
+    } else {
+        wait
+    }
+}
+
 /// Refreshes until `stop` turns to `Some`: on the interval, sooner while a fetch fails, and when
 /// the gateway is woken by an UNIMPLEMENTED answer.
 pub async fn run(
@@ -141,12 +152,7 @@ pub async fn run(
     let wake = gateway.reflection_wake().clone();
     let mut rejected = Rejected::default();
     loop {
-        let runtime = gateway.runtime();
-        let mut wait = runtime.config.descriptors.refresh_interval;
-        if runtime.reflected.any_failed() || !runtime.pending.is_empty() {
-            wait = wait.min(RETRY_WHILE_FAILING);
-        }
-        drop(runtime);
+        let wait = next_wait(&gateway.runtime());
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = wake.notified() => {
@@ -159,5 +165,74 @@ pub async fn run(
             () = tokio::time::sleep(MIN_WAKE_GAP) => {}
             _ = stop.wait_for(Option::is_some) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn runtime(descriptors: &str, reflection: bool) -> Runtime {
+        let text = format!(
+            "listeners:\n  http:\n    address: 127.0.0.1:0\ndescriptors:\n  proto_dirs: [\"{}/proto\"]\n{descriptors}upstreams:\n  gov:\n    address: 127.0.0.1:1\n    reflection: {reflection}\n  other:\n    address: 127.0.0.1:2\nroutes:\n  - service: tai.Governor\n    upstream: gov\n  - methods: [tai.Coordinator/RequestAction]\n    upstream: other\n",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let config = Config::parse(Path::new("g.yaml"), &text).expect("valid");
+        Runtime::build(config).expect("runtime")
+    }
+
+    #[test]
+    fn only_the_services_routed_to_reflecting_upstreams_are_asked_for() {
+        let asked = wanted(&runtime("", true));
+        let expected = BTreeMap::from([(
+            "gov".to_owned(),
+            BTreeSet::from(["tai.Governor".to_owned()]),
+        )]);
+        assert_eq!(asked, expected);
+        assert!(wanted(&runtime("", false)).is_empty());
+    }
+
+    #[test]
+    fn a_local_service_is_not_pending_and_the_interval_holds() {
+        // tai.Governor is in the local protos: routed at once, nothing waits for the backend.
+        let local = runtime("  refresh_interval: 30s\n", true);
+        assert!(local.pending.is_empty());
+        assert_eq!(next_wait(&local), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_service_without_local_descriptors_waits_for_its_backend() {
+        let text = "listeners:\n  http:\n    address: 127.0.0.1:0\nupstreams:\n  gov:\n    address: 127.0.0.1:1\n    reflection: true\nroutes:\n  - service: tai.Governor\n    upstream: gov\n";
+        let config = Config::parse(Path::new("g.yaml"), text).expect("valid");
+        let runtime = Runtime::build(config).expect("a pending route is no error");
+        let pending = &runtime.pending["tai.Governor"];
+        assert_eq!(pending.upstream, "gov");
+        assert_eq!(
+            pending.reason,
+            "its descriptors have not been fetched from upstream `gov` yet"
+        );
+        assert_eq!(runtime.router.routes().count(), 0);
+        assert!(runtime.grpc_methods.is_empty());
+        assert_eq!(next_wait(&runtime), RETRY_WHILE_FAILING);
+    }
+
+    #[test]
+    fn the_wait_is_short_while_a_fetch_failed() {
+        let mut runtime = runtime("  refresh_interval: 30s\n", true);
+        let services = BTreeSet::from(["tai.Governor".to_owned()]);
+        let failed = Fetched::Failed {
+            services,
+            reason: "down".to_owned(),
+        };
+        runtime.reflected = Arc::new(Reflected {
+            upstreams: BTreeMap::from([("gov".to_owned(), failed)]),
+        });
+        assert_eq!(next_wait(&runtime), RETRY_WHILE_FAILING);
+        let mut quick = runtime;
+        quick.config.descriptors.refresh_interval = Duration::from_millis(500);
+        assert_eq!(next_wait(&quick), Duration::from_millis(500));
     }
 }
