@@ -18,7 +18,7 @@ pub fn config_json(config: &Config) -> Value {
     let ops = &config.ops;
     let mut value = json!({
         "source": config.source.display().to_string(),
-        "listeners": { "http": config.http_listener.map(|a| a.to_string()) },
+        "listeners": config.listeners.iter().map(edge::listener_json).collect::<Vec<_>>(),
         "admin": config.admin.map(|a| a.to_string()),
         "descriptors": descriptors_json(&config.descriptors),
         "upstreams": config.upstreams.iter().map(upstream_json).collect::<Vec<_>>(),

@@ -31,6 +31,7 @@ mod server_stream;
 mod unary;
 
 pub use ctx::{RequestCtx, RequestIds};
+pub use route::Served;
 
 use std::future::Future;
 use std::net::SocketAddr;

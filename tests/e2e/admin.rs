@@ -153,7 +153,10 @@ async fn config_shows_the_effective_config_as_json() {
     })
     .await;
     let config = admin_get(&env, "/config").await.json();
-    assert_eq!(config["listeners"]["http"], "127.0.0.1:0");
+    assert_eq!(
+        config["listeners"],
+        serde_json::json!([{ "name": "http", "address": "127.0.0.1:0", "tls": null, "routes": null }])
+    );
     assert_eq!(config["upstreams"][0]["name"], "coordinator");
     assert_eq!(
         config["upstreams"][1]["address"],

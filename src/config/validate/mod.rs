@@ -161,6 +161,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
     let descriptors = descriptors::descriptors(c, &base, &raw.descriptors);
     let upstreams = upstream::upstreams(c, &base, &raw.upstreams);
     let routes = route::routes(c, &raw, &upstreams);
+    listeners::listener_routes(c, &raw);
     let limits = listeners::limits(c, &raw.limits);
     let workers = listeners::workers(c, raw.workers.as_ref());
     let path_unescape = transcoding::path_unescape(c, raw.transcoding.path_unescape.as_ref());
@@ -175,7 +176,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
     let openapi = openapi::openapi(c, raw.openapi.as_ref());
     Config {
         source: file.to_owned(),
-        http_listener: listeners.http,
+        listeners: listeners.public,
         admin: listeners.admin,
         descriptors,
         upstreams,
@@ -183,7 +184,6 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
         limits,
         workers,
         path_unescape,
-        tls_listener: listeners.tls,
         auth,
         rate_limits,
         ops,
