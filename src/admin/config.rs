@@ -70,6 +70,8 @@ fn upstream_json(u: &UpstreamConfig) -> Value {
         "max_response_bytes": u.max_response_bytes,
         "endpoints": u.endpoints,
         "resolve_interval": duration(u.resolve_interval),
+        "send_compressed": if u.send_gzip_from.is_some() { "gzip" } else { "identity" },
+        "send_compressed_min_size": u.send_gzip_from,
         "retry": retry_json(&u.retry),
         "circuit_breaker": {
             "consecutive_failures": u.circuit_breaker.consecutive_failures,

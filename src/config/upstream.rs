@@ -29,6 +29,9 @@ pub struct UpstreamConfig {
     pub resolve_interval: Duration,
     /// TLS to the backend (HTTP/2 over TLS, ALPN `h2`); `None` = h2c.
     pub tls: Option<UpstreamTlsConfig>,
+    /// `send_compressed: gzip`: request messages of transcoded calls of at least this many
+    /// bytes are sent gzip-compressed (`grpc-encoding: gzip`); `None`: sent as they are.
+    pub send_gzip_from: Option<usize>,
 }
 
 /// `upstreams.<name>.tls`: how the gateway verifies the backend and who it says it is.

@@ -29,6 +29,12 @@ pub(crate) struct RawUpstream {
     /// TLS to the backend.
     #[serde(default)]
     pub(crate) tls: Option<RawUpstreamTls>,
+    /// How request messages are compressed: `gzip` or `identity`.
+    #[serde(default)]
+    pub(crate) send_compressed: Option<At<String>>,
+    /// Smallest request message compressed.
+    #[serde(default)]
+    pub(crate) send_compressed_min_size: Option<At<String>>,
 }
 
 /// `upstreams.<name>.tls:` HTTP/2 over TLS to the backend (`tls: {}`: system roots).
