@@ -21,6 +21,7 @@ mod cached;
 mod client_stream;
 mod ctx;
 mod grpc;
+mod grpc_inflate;
 mod grpc_web;
 mod outcome;
 pub mod protocol;
