@@ -45,10 +45,7 @@ pub(crate) async fn forward<B: RequestBody>(
 ) -> Answer {
     let mut metadata = admitted.metadata;
     let refusal = Refusal::default();
-    let (body, inflating) = request_body(method, request, protocol, &refusal);
-    if inflating {
-        metadata.remove("grpc-encoding");
-    }
+    let body = request_body(method, request, protocol, (&refusal, &mut metadata));
     let caller = Caller::new(client, admitted.deadline, method.options.timeout);
     let options = CallOptions::streamed(admitted.deadline, caller);
     let started = tokio::time::Instant::now();
@@ -88,13 +85,14 @@ pub(crate) async fn forward<B: RequestBody>(
 }
 
 /// The client's body as the backend gets it: gRPC-Web text decoded, and gzip messages inflated
-/// when the backend is not set to take gzip (then `true`: the `grpc-encoding` must go too).
+/// (a refused one noted in `refusal`, `grpc-encoding` dropped from `metadata`) when the backend
+/// is not set to take gzip.
 fn request_body<B: RequestBody>(
     method: &GrpcMethod,
     request: Request<B>,
     protocol: Protocol,
-    refusal: &Refusal,
-) -> (UnsyncBoxBody<bytes::Bytes, ForwardError>, bool) {
+    (refusal, metadata): (&Refusal, &mut http::HeaderMap),
+) -> UnsyncBoxBody<bytes::Bytes, ForwardError> {
     let takes_gzip = method.upstream.config().send_gzip_from.is_some();
     let inflating = grpc_inflate::needed(request.headers(), takes_gzip);
     let body = request
@@ -105,9 +103,9 @@ fn request_body<B: RequestBody>(
         _ => UnsyncBoxBody::new(body),
     };
     if !inflating {
-        return (body, false);
+        return body;
     }
+    metadata.remove("grpc-encoding");
     let limit = method.options.max_request_bytes;
-    let inflated = Inflating::new(body, limit, refusal.clone());
-    (UnsyncBoxBody::new(Frames(inflated)), true)
+    UnsyncBoxBody::new(Frames(Inflating::new(body, limit, refusal.clone())))
 }
