@@ -217,7 +217,7 @@ fn validate_reports_an_unknown_key_with_its_line_and_column() {
     assert_eq!(
         done.stderr,
         format!(
-            "{file}:8:5: unknown field `adress`, expected one of address, connect_timeout, max_response_bytes, endpoints, retry, circuit_breaker, health_check, resolve_interval, tls\n{file}: 1 problem(s)\n"
+            "{file}:8:5: unknown field `adress`, expected one of address, connect_timeout, max_response_bytes, endpoints, retry, circuit_breaker, health_check, resolve_interval, tls, send_compressed, send_compressed_min_size\n{file}: 1 problem(s)\n"
         )
     );
 }
