@@ -217,6 +217,7 @@ async fn access_log_writes_one_json_line_per_request_without_secrets() {
     let path = env.dir.path().join("access.log");
     let line = wait_for_line(&path, "req-log-1").await;
     assert_eq!(line["request_id"], "req-log-1");
+    assert_eq!(line["listener"], "http");
     assert_eq!(line["method"], "POST");
     assert_eq!(line["path"], "/v1/policies/propose");
     assert_eq!(line["route"], "tai.Governor");
