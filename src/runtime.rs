@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use http::uri::PathAndQuery;
@@ -147,6 +147,9 @@ pub struct Runtime {
     pub cache: Arc<ResponseCache>,
     /// The OpenAPI document of this snapshot, built when first asked for (see the `openapi` module).
     pub openapi: OnceLock<Published>,
+    /// The documents of listeners that serve some routes only, by listener name, built when
+    /// first asked for.
+    pub listener_openapi: Mutex<HashMap<String, Arc<Published>>>,
 }
 
 /// A rule as read from a proto annotation or the config, before it is checked.
@@ -243,6 +246,7 @@ impl Runtime {
             grpc_methods,
             cache,
             openapi: OnceLock::new(),
+            listener_openapi: Mutex::default(),
         })
     }
 }

@@ -81,6 +81,11 @@ impl Served {
         &self.listener
     }
 
+    /// The listener's name and routes, when it serves some routes only.
+    fn own_routes(&self) -> Option<openapi::ListenerRoutes<'_>> {
+        self.routes.as_ref().map(|r| (self.listener.as_str(), r))
+    }
+
     /// `found` when this listener serves its route; a route it does not serve is answered as a
     /// path without any route (404, or gRPC `UNIMPLEMENTED`), so a listener does not reveal the
     /// routes of others. (A path whose method is routed elsewhere still gets its 405 first.)
@@ -138,7 +143,9 @@ fn select<'r, B>(
         return preflight(runtime, request.headers(), path).map(Found::Preflight);
     }
     if let Some(asked) = document_asked(runtime, request, protocol) {
-        let document = openapi::answer(runtime, request.headers(), asked);
+        let served = request.extensions().get::<Arc<Served>>();
+        let listener = served.and_then(|s| s.own_routes());
+        let document = openapi::answer(runtime, listener, request.headers(), asked);
         return Ok(Found::Document(Box::new(document)));
     }
     if protocol.is_grpc() {

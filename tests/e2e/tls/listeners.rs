@@ -155,3 +155,38 @@ async fn a_grpc_call_to_a_route_the_listener_does_not_serve_is_unimplemented() {
         Some(&b"12"[..])
     );
 }
+
+#[tokio::test]
+async fn a_listener_serving_some_routes_publishes_an_openapi_document_of_those_only() {
+    let (pki, partner_pki, dir) = (Pki::new(), Pki::new(), TempDir::new());
+    let env = three_listeners(&pki, &partner_pki, &dir).await;
+    let partner = listener_addr(&env, "partner");
+    let client = partner_pki.leaf("partner", &["partner.test"]);
+    let config = client_config(pki.roots(), &[b"h2"], rustls::ALL_VERSIONS, Some(&client));
+    let (status, body) = https_get(partner, config, "/openapi.json", &[])
+        .await
+        .expect("partner document");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let document: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let paths: Vec<&str> = document["paths"]
+        .as_object()
+        .expect("paths")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    // The coordinator's two bindings (`GET /v1/{name=agents/*/actions/*}` is `/v1/{name}`).
+    assert_eq!(paths, ["/v1/actions", "/v1/{name}"]);
+    let tags: Vec<&str> = document["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(tags, ["tai.Coordinator"]);
+
+    // Every other listener publishes every route.
+    let everything = env.get("/openapi.json").await.json();
+    let paths = everything["paths"].as_object().expect("paths");
+    assert!(paths.contains_key("/v1/policies"), "{:?}", paths.keys());
+    assert!(paths.contains_key("/v1/actions"), "{:?}", paths.keys());
+}
