@@ -57,6 +57,16 @@ fn validate_accepts_the_repository_config() {
 fn validate_reports_the_missing_certificate_files_of_the_repository_config_at_their_setting() {
     // A fresh clone before `certs dev` (or `run --with-stubs`) has made certs/dev.
     let (dir, path) = repository_config_copy();
+    // Where the setting is written: the first `- cert:` value.
+    let text = std::fs::read_to_string(&path).expect("read");
+    let (line, column) = text
+        .lines()
+        .enumerate()
+        .find_map(|(i, l)| {
+            l.find("- cert: certs/dev/server.pem")
+                .map(|c| (i + 1, c + 9))
+        })
+        .expect("the cert setting");
     let path = path.to_str().expect("utf-8 path");
     let done = tai_gateway(&["validate", path]);
     assert_eq!(done.code, Some(1), "{}", done.stdout);
@@ -64,8 +74,8 @@ fn validate_reports_the_missing_certificate_files_of_the_repository_config_at_th
     assert_eq!(
         done.stderr,
         format!(
-            "{path}:22:17: listeners[1].tls.certificates[0].cert: cannot read {}: No such file or \
-             directory (os error 2)\n{path}: 1 problem(s)\n",
+            "{path}:{line}:{column}: listeners[1].tls.certificates[0].cert: cannot read {}: No \
+             such file or directory (os error 2)\n{path}: 1 problem(s)\n",
             missing.display()
         )
     );
