@@ -36,6 +36,8 @@ pub struct AccessRecord<'a> {
     pub request_id: &'a str,
     /// The client's socket address.
     pub client: String,
+    /// The name of the listener the request came in on (`null` when called directly).
+    pub listener: Option<&'a str>,
     /// HTTP method.
     pub method: &'a str,
     /// URI path (no query string: it may carry tokens).

@@ -526,6 +526,19 @@ fn run_blocking(args: RunArgs) -> ExitCode {
     block_on(runtime, run(args))
 }
 
+/// Logs each public listener as ready.
+fn announce(handle: &ServerHandle) {
+    for listener in &handle.listeners {
+        let (name, addr) = (&listener.name, listener.addr);
+        match listener.tls {
+            None => tracing::info!(%addr, %name, "HTTP listener (HTTP/1.1 and h2c) ready"),
+            Some(_) => {
+                tracing::info!(%addr, %name, "HTTPS listener (HTTP/1.1 and HTTP/2 by ALPN) ready");
+            }
+        }
+    }
+}
+
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let stubs = if args.with_stubs {
         Some(start_stubs(&args).await?)
@@ -554,12 +567,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     #[cfg(unix)]
     let hangup_signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let handle = ServerHandle::start(rt).await?;
-    if let Some(addr) = handle.http_addr {
-        tracing::info!(%addr, "HTTP listener (HTTP/1.1 and h2c) ready");
-    }
-    if let Some(addr) = handle.tls_addr {
-        tracing::info!(%addr, "HTTPS listener (HTTP/1.1 and HTTP/2 by ALPN) ready");
-    }
+    announce(&handle);
     if let Some(addr) = handle.admin_addr {
         tracing::info!(%addr, "admin listener ready");
     }

@@ -29,7 +29,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::access_log::rfc3339;
-use crate::config::{Config, ConfigError, DescriptorSources};
+use crate::config::{Config, ConfigError, DescriptorSources, ListenerConfig, TlsListenerConfig};
 use crate::pipeline::Gateway;
 use crate::reflection::Reflected;
 use crate::runtime::{self, Runtime};
@@ -199,13 +199,10 @@ fn rebuild(
 fn keep_start_only_settings(running: &Config, next: &mut Runtime) -> Vec<String> {
     let mut changed = Vec::new();
     let new = &mut next.config;
-    if new.http_listener != running.http_listener {
-        changed.push(format!(
-            "listeners.http.address: {} -> {}",
-            show(running.http_listener),
-            show(new.http_listener)
-        ));
-        new.http_listener = running.http_listener;
+    let listeners = listener_changes(&running.listeners, &new.listeners);
+    if !listeners.is_empty() {
+        changed.extend(listeners);
+        new.listeners.clone_from(&running.listeners);
     }
     if new.admin != running.admin {
         changed.push(format!(
@@ -234,6 +231,50 @@ fn keep_start_only_settings(running: &Config, next: &mut Runtime) -> Vec<String>
         new.limits = running.limits.clone();
     }
     changed
+}
+
+/// What differs between the running and the new public listeners, by name: one entry per
+/// listener added, removed, moved, or with other TLS settings or routes. Places in the file are
+/// not compared, so moving lines around changes nothing.
+fn listener_changes(running: &[ListenerConfig], new: &[ListenerConfig]) -> Vec<String> {
+    let mut changed = Vec::new();
+    for old in running {
+        let Some(next) = new.iter().find(|l| l.name == old.name) else {
+            changed.push(format!("listeners.{}: removed", old.name));
+            continue;
+        };
+        if next.address != old.address {
+            let (a, b) = (old.address, next.address);
+            changed.push(format!("listeners.{}.address: {a} -> {b}", old.name));
+        }
+        if tls_summary(next.tls.as_ref()) != tls_summary(old.tls.as_ref()) {
+            changed.push(format!("listeners.{}.tls", old.name));
+        }
+        if next.routes != old.routes {
+            changed.push(format!("listeners.{}.routes", old.name));
+        }
+    }
+    for next in new {
+        if !running.iter().any(|l| l.name == next.name) {
+            changed.push(format!("listeners.{}: added", next.name));
+        }
+    }
+    changed
+}
+
+/// A listener's TLS settings without the places they were written at.
+fn tls_summary(tls: Option<&TlsListenerConfig>) -> Option<String> {
+    let tls = tls?;
+    let certificates: Vec<_> = tls
+        .certificates
+        .iter()
+        .map(|c| (&c.cert.value, &c.key.value, &c.server_names))
+        .collect();
+    let client_auth = tls.client_auth.as_ref().map(|a| (&a.ca.value, a.mode));
+    Some(format!(
+        "{certificates:?} {:?} {client_auth:?} {:?} {:?}",
+        tls.default_certificate, tls.handshake_timeout, tls.reload_interval
+    ))
 }
 
 fn show(addr: Option<std::net::SocketAddr>) -> String {

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use http::uri::PathAndQuery;
@@ -25,6 +25,7 @@ use crate::descriptors;
 use crate::edge::auth::{AuthRuntime, RoutePolicy};
 use crate::edge::rate_limit::{Limiters, RouteLimits};
 use crate::events::emit::{self, EventPlan};
+use crate::listener::tls::TlsTerminator;
 use crate::openapi::published::Published;
 use crate::reflection::Reflected;
 use crate::reflection::serve::Exposed;
@@ -157,6 +158,9 @@ pub struct Runtime {
     pub exposed: Exposed,
     /// The policies reflection calls are admitted under: those of the first route.
     pub reflection_options: Option<Arc<RouteOptions>>,
+    /// The documents of listeners that serve some routes only, by listener name, built when
+    /// first asked for.
+    pub listener_openapi: Mutex<HashMap<String, Arc<Published>>>,
 }
 
 /// A routed service whose descriptors server reflection has not given (yet).
@@ -290,6 +294,7 @@ impl Runtime {
             pending,
             exposed,
             reflection_options,
+            listener_openapi: Mutex::default(),
         })
     }
 }
@@ -951,9 +956,35 @@ pub fn load_reflecting(
 }
 
 /// Loads a config file and builds its runtime: the one entry point for `run` and `validate`.
+/// Every HTTPS listener's certificate, key and CA files are read and checked too, so `validate`
+/// reports a missing, unparsable or mismatched one at its setting. (A reload does not: listener
+/// files have their own reload, which keeps the old certificates when a file is broken.)
 pub fn load(path: &Path) -> Result<Runtime, Vec<ConfigError>> {
-    let (config, problems) = Config::load_with_problems(path).map_err(|e| e.0)?;
+    let (config, mut problems) = Config::load_with_problems(path).map_err(|e| e.0)?;
+    problems.extend(listener_tls_problems(&config));
     Runtime::build_with_problems(config, problems)
+}
+
+/// The first problem of each HTTPS listener's files, placed at the setting naming the file.
+fn listener_tls_problems(config: &Config) -> Vec<ConfigError> {
+    let mut problems = Vec::new();
+    for (i, listener) in config.listeners.iter().enumerate() {
+        let Some(tls) = &listener.tls else { continue };
+        let Err(error) = TlsTerminator::load(&listener.name, tls.clone()) else {
+            continue;
+        };
+        let files = tls.certificates.iter().flat_map(|c| [&c.cert, &c.key]);
+        let setting = files
+            .chain(tls.client_auth.as_ref().map(|a| &a.ca))
+            .find(|p| Some(p.value.as_path()) == error.path());
+        problems.push(ConfigError {
+            file: config.source.clone(),
+            place: setting.map(|s| s.place).unwrap_or_default(),
+            key: setting.map_or_else(|| format!("listeners[{i}].tls"), |s| s.key.clone()),
+            reason: error.to_string(),
+        });
+    }
+    problems
 }
 
 /// Problems in the config file first, by line and column, then those in other files (protos).

@@ -1,5 +1,5 @@
-//! The running gateway: binds the listeners a runtime's config names (public HTTP/1.1 + h2c,
-//! HTTPS, admin), wires them to the pipeline, the admin server, hot reload and the maintenance
+//! The running gateway: binds the listeners a runtime's config names (any number of public
+//! HTTP/1.1 + h2c and HTTPS listeners, each serving all routes or its own, and the admin server), wires them to the pipeline, the admin server, hot reload and the maintenance
 //! task, the event drain, and stops them in order (public listeners drain first, then the event
 //! drain publishes what it can within the drain timeout, then the admin server stops).
 
@@ -14,14 +14,14 @@ use tokio::task::JoinSet;
 
 use crate::access_log::AccessLog;
 use crate::admin::{Admin, Lifecycle};
-use crate::config::{Config, ListenerLimits};
+use crate::config::{ListenerConfig, ListenerLimits};
 use crate::events::Events;
 use crate::listener::budget::Budget;
 use crate::listener::table::Table;
 use crate::listener::tls::TlsTerminator;
 use crate::listener::{Handler, https, plain};
 use crate::metrics::Metrics;
-use crate::pipeline::Gateway;
+use crate::pipeline::{Gateway, Served};
 use crate::reload::{ReloadStatus, Reloader};
 use crate::runtime::Runtime;
 use crate::state::Shared;
@@ -30,16 +30,29 @@ use crate::workers::Workers;
 /// Shutdown signal: `Some(drain timeout)` once shutdown has started.
 type Stop = watch::Receiver<Option<Duration>>;
 
+/// One public listener as started.
+#[derive(Debug, Clone)]
+pub struct BoundListener {
+    /// Its name (`listeners[].name`).
+    pub name: String,
+    /// The address it is bound to.
+    pub addr: SocketAddr,
+    /// Its TLS state (current certificates, reload counters); `None`: cleartext.
+    pub tls: Option<Arc<TlsTerminator>>,
+}
+
 /// A running gateway: its bound addresses and the handle to stop it.
 #[derive(Debug)]
 pub struct ServerHandle {
-    /// The public listener's bound address.
+    /// Every public listener, in config order.
+    pub listeners: Vec<BoundListener>,
+    /// The first cleartext listener's bound address.
     pub http_addr: Option<SocketAddr>,
     /// The admin listener's bound address.
     pub admin_addr: Option<SocketAddr>,
-    /// The HTTPS listener's bound address.
+    /// The first HTTPS listener's bound address.
     pub tls_addr: Option<SocketAddr>,
-    /// The HTTPS listener's TLS state (current certificates, reload counters).
+    /// The first HTTPS listener's TLS state.
     pub tls: Option<Arc<TlsTerminator>>,
     /// The gateway (for reloads).
     pub gateway: Arc<Gateway>,
@@ -62,7 +75,7 @@ impl ServerHandle {
     /// A TLS certificate, key or CA file that is missing or broken fails the start, naming the file.
     pub async fn start(runtime: Runtime) -> std::io::Result<ServerHandle> {
         let runtime = crate::reflection::refresh::first(runtime).await;
-        let tls = load_tls(&runtime.config)?;
+        let tls = load_tls(&runtime.config.listeners)?;
         let access_log = match &runtime.config.ops.access_log {
             Some(target) => Some(AccessLog::start(target)?),
             None => None,
@@ -104,14 +117,15 @@ impl ServerHandle {
             started.stop.clone(),
         );
         started.tasks.spawn(refresh);
-        let http_addr = match config.http_listener {
-            Some(addr) => Some(started.public(addr, &gateway, &workers).await?),
-            None => None,
-        };
-        let tls_addr = match &tls {
-            Some(tls) => Some(started.https(tls, &gateway, &workers).await?),
-            None => None,
-        };
+        let listeners = started
+            .listeners(&config.listeners, tls, &gateway, &workers)
+            .await?;
+        let first_tls = listeners.iter().find(|l| l.tls.is_some());
+        let (tls_addr, tls) = (
+            first_tls.map(|l| l.addr),
+            first_tls.and_then(|l| l.tls.clone()),
+        );
+        let http_addr = listeners.iter().find(|l| l.tls.is_none()).map(|l| l.addr);
         let admin = Admin {
             gateway: gateway.clone(),
             reloader: reloader.clone(),
@@ -132,6 +146,7 @@ impl ServerHandle {
         let event_tasks = started.drain_events(&gateway, watch_events);
         lifecycle.set_ready();
         Ok(ServerHandle {
+            listeners,
             http_addr,
             admin_addr,
             tls_addr,
@@ -208,18 +223,22 @@ fn admin_table() -> Arc<Table> {
 /// Open admin connections at most.
 const ADMIN_CONNECTIONS: usize = 32;
 
-/// The HTTPS listener's certificates, loaded now so a broken file fails the start.
-fn load_tls(config: &Config) -> std::io::Result<Option<Arc<TlsTerminator>>> {
-    let Some(settings) = config.tls_listener.clone() else {
-        return Ok(None);
+/// Each HTTPS listener's certificates (`None` for a cleartext one), loaded now so a broken file
+/// fails the start.
+fn load_tls(listeners: &[ListenerConfig]) -> std::io::Result<Vec<Option<Arc<TlsTerminator>>>> {
+    let load = |listener: &ListenerConfig| {
+        let Some(settings) = listener.tls.clone() else {
+            return Ok(None);
+        };
+        let tls = TlsTerminator::load(&listener.name, settings).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("TLS listener {}: {e}", listener.name),
+            )
+        })?;
+        Ok(Some(Arc::new(tls)))
     };
-    let tls = TlsTerminator::load(settings).map_err(|e| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("TLS listener: {e}"),
-        )
-    })?;
-    Ok(Some(Arc::new(tls)))
+    listeners.iter().map(load).collect()
 }
 
 async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -248,43 +267,64 @@ struct Started {
 }
 
 impl Started {
-    /// The public cleartext listener (HTTP/1.1 + h2c), served on the workers.
+    /// Every public listener, with its TLS state (`tls`, in the same order).
+    async fn listeners(
+        &mut self,
+        configs: &[ListenerConfig],
+        tls: Vec<Option<Arc<TlsTerminator>>>,
+        gateway: &Arc<Gateway>,
+        workers: &Arc<Workers>,
+    ) -> std::io::Result<Vec<BoundListener>> {
+        let mut listeners = Vec::with_capacity(configs.len());
+        for (config, tls) in configs.iter().zip(tls) {
+            let addr = match &tls {
+                None => self.public(config, gateway, workers).await?,
+                Some(tls) => self.https(config, tls, gateway, workers).await?,
+            };
+            let name = config.name.clone();
+            listeners.push(BoundListener { name, addr, tls });
+        }
+        Ok(listeners)
+    }
+
+    /// A public cleartext listener (HTTP/1.1 + h2c), served on the workers.
     async fn public(
         &mut self,
-        addr: SocketAddr,
+        config: &ListenerConfig,
         gateway: &Arc<Gateway>,
         workers: &Arc<Workers>,
     ) -> std::io::Result<SocketAddr> {
-        let listener = bind(addr).await?;
+        let listener = bind(config.address).await?;
         let bound = listener.local_addr()?;
         self.tasks.spawn(plain::serve(
             listener,
             (self.limits.clone(), self.table.clone()),
             wait_for(self.stop.clone()),
-            (self.metrics.clone(), "http"),
+            (self.metrics.clone(), config.name.as_str().into()),
             Some(workers.clone()),
-            pipeline_handler(gateway),
+            pipeline_handler(gateway, config),
         ));
         Ok(bound)
     }
 
-    /// The HTTPS listener, served on the workers, and its certificate watcher.
+    /// A public HTTPS listener, served on the workers, and its certificate watcher.
     async fn https(
         &mut self,
+        config: &ListenerConfig,
         tls: &Arc<TlsTerminator>,
         gateway: &Arc<Gateway>,
         workers: &Arc<Workers>,
     ) -> std::io::Result<SocketAddr> {
-        let listener = bind(tls.settings().address).await?;
+        let listener = bind(config.address).await?;
         let bound = listener.local_addr()?;
         self.tasks.spawn(https::serve_tls(
             listener,
             tls.clone(),
             (self.limits.clone(), self.table.clone()),
             wait_for(self.stop.clone()),
-            (self.metrics.clone(), "https"),
+            (self.metrics.clone(), config.name.as_str().into()),
             workers.clone(),
-            pipeline_handler(gateway),
+            pipeline_handler(gateway, config),
         ));
         let stop = wait_for(self.stop.clone());
         self.tasks.spawn(tls.clone().watch_files(async move {
@@ -308,7 +348,7 @@ impl Started {
             listener,
             (self.limits.clone(), admin_table()),
             wait_for(stop),
-            (self.metrics.clone(), "admin"),
+            (self.metrics.clone(), "admin".into()),
             None,
             move |req, _| {
                 let admin = admin.clone();
@@ -363,11 +403,14 @@ impl Started {
     }
 }
 
-/// The request handler of the public listeners: the gateway's pipeline.
-fn pipeline_handler(gateway: &Arc<Gateway>) -> impl Handler {
+/// The request handler of public listener `config`: the gateway's pipeline, told which
+/// listener the request came in on (and so which routes it may reach).
+fn pipeline_handler(gateway: &Arc<Gateway>, config: &ListenerConfig) -> impl Handler {
     let gateway = gateway.clone();
-    move |request, peer| {
+    let served = Arc::new(Served::new(&config.name, config.routes.as_deref()));
+    move |mut request: http::Request<hyper::body::Incoming>, peer| {
         let gateway = gateway.clone();
+        request.extensions_mut().insert(served.clone());
         async move { gateway.handle(request, peer).await }
     }
 }

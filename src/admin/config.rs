@@ -18,7 +18,7 @@ pub fn config_json(config: &Config) -> Value {
     let ops = &config.ops;
     let mut value = json!({
         "source": config.source.display().to_string(),
-        "listeners": { "http": config.http_listener.map(|a| a.to_string()) },
+        "listeners": config.listeners.iter().map(edge::listener_json).collect::<Vec<_>>(),
         "admin": config.admin.map(|a| a.to_string()),
         "descriptors": descriptors_json(&config.descriptors),
         "upstreams": config.upstreams.iter().map(upstream_json).collect::<Vec<_>>(),
@@ -72,6 +72,8 @@ fn upstream_json(u: &UpstreamConfig) -> Value {
         "endpoints": u.endpoints,
         "resolve_interval": duration(u.resolve_interval),
         "reflection": u.reflection,
+        "send_compressed": if u.send_gzip_from.is_some() { "gzip" } else { "identity" },
+        "send_compressed_min_size": u.send_gzip_from,
         "retry": retry_json(&u.retry),
         "circuit_breaker": {
             "consecutive_failures": u.circuit_breaker.consecutive_failures,

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 
 use super::format::duration;
 use crate::config::{
-    AuthConfig, AuthMode, ClientAuthMode, Config, KeySource, LimitKey, RateLimitConfig, RouteAuth,
-    TlsListenerConfig, redact_url,
+    AuthConfig, AuthMode, ClientAuthMode, Config, KeySource, LimitKey, ListenerConfig,
+    RateLimitConfig, RouteAuth, TlsListenerConfig, redact_url,
 };
 use crate::runtime::Binding;
 
@@ -40,7 +40,7 @@ pub(super) fn extend_route(entry: &mut Value, binding: &Binding) {
     }
 }
 
-/// Adds `auth`, `rate_limits`, `listeners.tls` and each route's `auth` and `rate_limits` to the
+/// Adds `auth`, `rate_limits` and each route's `auth` and `rate_limits` to the
 /// `/config` answer.
 pub(super) fn extend_config(value: &mut Value, config: &Config) {
     if let Some(routes) = value.get_mut("routes").and_then(Value::as_array_mut) {
@@ -50,12 +50,6 @@ pub(super) fn extend_config(value: &mut Value, config: &Config) {
                 map.insert("rate_limits".to_owned(), json!(route.rate_limits));
             }
         }
-    }
-    if let Some(Value::Object(listeners)) = value.get_mut("listeners") {
-        listeners.insert(
-            "tls".to_owned(),
-            config.tls_listener.as_ref().map_or(Value::Null, tls_json),
-        );
     }
     if let Value::Object(map) = value {
         map.insert("auth".to_owned(), auth_json(&config.auth));
@@ -143,9 +137,18 @@ fn rate_limits_json(config: &RateLimitConfig) -> Value {
     })
 }
 
+/// One `listeners[]` entry: paths of its certificate files, never their contents.
+pub(super) fn listener_json(listener: &ListenerConfig) -> Value {
+    json!({
+        "name": listener.name,
+        "address": listener.address.to_string(),
+        "tls": listener.tls.as_ref().map_or(Value::Null, tls_json),
+        "routes": listener.routes,
+    })
+}
+
 fn tls_json(tls: &TlsListenerConfig) -> Value {
     json!({
-        "address": tls.address.to_string(),
         "certificates": tls.certificates.iter().map(|c| json!({
             "cert": c.cert.value.display().to_string(),
             "key": c.key.value.display().to_string(),

@@ -14,7 +14,7 @@ use super::events::EventsConfig;
 use super::ops::OpsConfig;
 use super::redis::RedisConfig;
 use super::route::RouteConfig;
-use super::tls::TlsListenerConfig;
+use super::tls::ListenerConfig;
 use super::upstream::UpstreamConfig;
 use crate::transcode::router::UnescapeMode;
 
@@ -23,8 +23,8 @@ use crate::transcode::router::UnescapeMode;
 pub struct Config {
     /// The file it was read from; relative paths inside it are resolved against its folder.
     pub source: PathBuf,
-    /// Plain HTTP/1.1 + h2c listener address, if any.
-    pub http_listener: Option<SocketAddr>,
+    /// The public listeners, in file order (cleartext and HTTPS).
+    pub listeners: Vec<ListenerConfig>,
     /// Admin server address, if any.
     pub admin: Option<SocketAddr>,
     /// Where descriptors come from.
@@ -39,8 +39,6 @@ pub struct Config {
     pub workers: WorkerCount,
     /// How multi-segment path variables are percent-decoded (one router, so one mode).
     pub path_unescape: UnescapeMode,
-    /// The HTTPS listener, if any.
-    pub tls_listener: Option<TlsListenerConfig>,
     /// JWT providers and token source.
     pub auth: AuthConfig,
     /// Named rate limits.

@@ -57,6 +57,8 @@ pub use resilience::{
 };
 pub use route::{ConfigHttpRule, HeaderRules, MethodSelector, RouteConfig, TranscodingOptions};
 pub use streaming::StreamFormat;
-pub use tls::{CertificateConfig, ClientAuthConfig, ClientAuthMode, TlsListenerConfig};
+pub use tls::{
+    CertificateConfig, ClientAuthConfig, ClientAuthMode, ListenerConfig, TlsListenerConfig,
+};
 pub use units::{parse_duration, parse_size};
 pub use upstream::{UpstreamConfig, UpstreamTlsConfig};

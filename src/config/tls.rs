@@ -1,4 +1,5 @@
-//! The validated `listeners.tls` section: the HTTPS listener, its certificates and mutual TLS.
+//! The validated `listeners[]` entries: where each listens, the routes it serves, and for HTTPS
+//! its certificates and mutual TLS.
 //!
 //! Paths are only resolved here; the PEM files are read when the listener starts, so a missing or
 //! broken file is a startup error naming that file.
@@ -9,11 +10,23 @@ use std::time::Duration;
 
 use super::error::Located;
 
-/// The validated TLS listener.
+/// One public listener: cleartext (HTTP/1.1 + h2c) or, with `tls`, HTTPS.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsListenerConfig {
+pub struct ListenerConfig {
+    /// Unique name, the `listener` label of its metrics.
+    pub name: String,
     /// Where it listens.
     pub address: SocketAddr,
+    /// HTTPS settings; `None`: cleartext.
+    pub tls: Option<TlsListenerConfig>,
+    /// Names of the routes it serves; `None`: every route. A request for another route is a 404
+    /// as for an unknown path.
+    pub routes: Option<Vec<String>>,
+}
+
+/// The TLS settings of an HTTPS listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsListenerConfig {
     /// Certificates in file order; SNI picks one by its server names.
     pub certificates: Vec<CertificateConfig>,
     /// The server name whose certificate is served to clients that send no SNI or an unknown

@@ -31,6 +31,9 @@ pub struct UpstreamConfig {
     pub tls: Option<UpstreamTlsConfig>,
     /// The descriptors of the services routed to it come from its gRPC server reflection.
     pub reflection: bool,
+    /// `send_compressed: gzip`: request messages of transcoded calls of at least this many
+    /// bytes are sent gzip-compressed (`grpc-encoding: gzip`); `None`: sent as they are.
+    pub send_gzip_from: Option<usize>,
 }
 
 /// `upstreams.<name>.tls`: how the gateway verifies the backend and who it says it is.

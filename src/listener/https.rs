@@ -31,7 +31,7 @@ pub(crate) async fn serve_tls<H: Handler>(
     tls: Arc<TlsTerminator>,
     (limits, table): (ListenerLimits, Arc<Table>),
     stop: impl Future<Output = Duration>,
-    (metrics, name): (Arc<Metrics>, &'static str),
+    (metrics, name): (Arc<Metrics>, Arc<str>),
     workers: Arc<Workers>,
     handler: H,
 ) {
@@ -41,7 +41,7 @@ pub(crate) async fn serve_tls<H: Handler>(
     accept_loop(
         listener,
         stop,
-        name,
+        &name,
         seating,
         |stream, connection, seat, watcher| {
             let peer = connection.peer();
@@ -51,11 +51,11 @@ pub(crate) async fn serve_tls<H: Handler>(
             };
             let acceptor = TlsAcceptor::from(tls.server_config());
             let (servers, handler) = (servers.clone(), handler.clone());
-            let open = metrics.connection_opened(name);
-            let metrics = metrics.clone();
+            let open = metrics.connection_opened(&name);
+            let (metrics, name) = (metrics.clone(), name.clone());
             worker.spawn(async move {
                 let (_open, _seat) = (open, seat);
-                let shake = handshake(acceptor, stream, peer, handshake_timeout, (&metrics, name));
+                let shake = handshake(acceptor, stream, peer, handshake_timeout, (&metrics, &name));
                 let Some((stream, identity)) = shake.await else {
                     return;
                 };
@@ -104,7 +104,7 @@ async fn handshake(
     stream: TcpStream,
     peer: SocketAddr,
     timeout: Duration,
-    (metrics, name): (&Metrics, &'static str),
+    (metrics, name): (&Metrics, &str),
 ) -> Option<(TlsStream<TcpStream>, Option<Arc<ClientIdentity>>)> {
     let handshake = tokio::time::timeout(timeout, acceptor.accept(stream)).await;
     // The one place handshakes are counted.

@@ -155,7 +155,7 @@ pub(crate) fn http_builder(limits: &ListenerLimits) -> auto::Builder<TokioExecut
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     stop: impl Future<Output = Duration>,
-    name: &'static str,
+    name: &str,
     (table, timeouts): (Arc<Table>, Timeouts),
     mut on_accept: impl FnMut(tokio::net::TcpStream, Arc<Connection>, Seat, Watcher),
 ) {

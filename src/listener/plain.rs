@@ -20,7 +20,7 @@ pub(crate) async fn serve<H: Handler>(
     listener: TcpListener,
     (limits, table): (ListenerLimits, Arc<Table>),
     stop: impl Future<Output = Duration>,
-    (metrics, name): (Arc<Metrics>, &'static str),
+    (metrics, name): (Arc<Metrics>, Arc<str>),
     workers: Option<Arc<Workers>>,
     handler: H,
 ) {
@@ -29,7 +29,7 @@ pub(crate) async fn serve<H: Handler>(
     accept_loop(
         listener,
         stop,
-        name,
+        &name,
         seating,
         |stream, connection, seat, watcher| {
             let peer = connection.peer();
@@ -41,7 +41,7 @@ pub(crate) async fn serve<H: Handler>(
                 None => (stream, tokio::runtime::Handle::current()),
             };
             let (builder, handler) = (builder.clone(), handler.clone());
-            let open = metrics.connection_opened(name);
+            let open = metrics.connection_opened(&name);
             // Only the TLS listener may set the client-certificate headers: no identity here.
             place.spawn(async move {
                 let (_open, _seat) = (open, seat);

@@ -125,7 +125,7 @@ impl Metrics {
     }
 
     /// Counts one TLS handshake on `listener` by result (`ok`, `failed`, `timeout`).
-    pub fn record_tls_handshake(&self, listener: &'static str, result: &'static str) {
+    pub fn record_tls_handshake(&self, listener: &str, result: &'static str) {
         self.tls_handshakes
             .get(&(
                 ("listener", listener.to_owned()),
@@ -145,7 +145,7 @@ impl Metrics {
     }
 
     /// Counts a connection accepted on `listener`; the open gauge drops when the guard does.
-    pub fn connection_opened(&self, listener: &'static str) -> ConnectionGuard {
+    pub fn connection_opened(&self, listener: &str) -> ConnectionGuard {
         let key = ("listener", listener.to_owned());
         self.connections.get(&key).add(1);
         let open = self.connections_open.get(&key);

@@ -206,6 +206,7 @@ mod tests {
                 },
                 health_check: None,
                 resolve_interval: Duration::from_secs(30),
+                send_gzip_from: None,
                 tls: None,
                 reflection: false,
             })

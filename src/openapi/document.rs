@@ -9,7 +9,8 @@
 //!   the operation, the others are listed in the root's `x-tai-unlisted-bindings` with the path
 //!   they would take.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
@@ -17,7 +18,8 @@ use super::operation::{Operation, STATUS, header_components, operation};
 use super::schema::{Schemas, comments};
 use super::security;
 use crate::config::AuthMode;
-use crate::runtime::Runtime;
+use crate::runtime::{Binding, Runtime};
+use crate::transcode::template::PathTemplate;
 
 /// HTTP methods that are operation keys of a path item.
 const OPERATION_KEYS: [&str; 8] = [
@@ -26,14 +28,20 @@ const OPERATION_KEYS: [&str; 8] = [
 
 /// The OpenAPI 3.1 document of `runtime`'s route table.
 pub fn document(runtime: &Runtime) -> Value {
+    document_of(runtime, None)
+}
+
+/// The document of the routes named in `routes` only (`None`: every route), as a listener that
+/// serves those routes publishes it.
+pub fn document_of(runtime: &Runtime, routes: Option<&HashSet<String>>) -> Value {
+    let listed = Listed(routes);
     let mut schemas = Schemas::new(&runtime.pool);
     schemas.insert(STATUS, status_schema());
-    let (paths, unlisted) = paths(runtime, &mut schemas);
+    let (paths, unlisted) = paths(runtime, &mut schemas, listed);
     let auth = &runtime.config.auth;
     let mut components = Map::new();
-    let used = runtime
-        .router
-        .routes()
+    let used = listed
+        .bindings(runtime)
         .any(|(_, _, b)| b.method.options.auth.rules().mode != AuthMode::None);
     if let Some(schemes) = security::schemes(auth, used) {
         components.insert("securitySchemes".to_owned(), schemes);
@@ -44,7 +52,7 @@ pub fn document(runtime: &Runtime) -> Value {
         "openapi": "3.1.0",
         "info": info(),
         "servers": [{ "url": "/" }],
-        "tags": tags(runtime),
+        "tags": tags(runtime, listed),
         "paths": paths,
         "components": components,
     });
@@ -56,13 +64,35 @@ pub fn document(runtime: &Runtime) -> Value {
     doc
 }
 
+/// The routes a document lists: all, or those a listener serves.
+#[derive(Clone, Copy)]
+struct Listed<'a>(Option<&'a HashSet<String>>);
+
+impl<'a> Listed<'a> {
+    /// The router's bindings of the listed routes, in the router's order.
+    fn bindings<'r>(
+        self,
+        runtime: &'r Runtime,
+    ) -> impl Iterator<Item = (&'r str, &'r PathTemplate, &'r Arc<Binding>)> + use<'r, 'a> {
+        let routes = self.0;
+        runtime
+            .router
+            .routes()
+            .filter(move |(_, _, b)| routes.is_none_or(|r| r.contains(&b.method.options.name)))
+    }
+}
+
 /// Every binding's operation under its path, and the bindings that found their place taken.
-fn paths(runtime: &Runtime, schemas: &mut Schemas) -> (Map<String, Value>, Vec<Value>) {
+fn paths(
+    runtime: &Runtime,
+    schemas: &mut Schemas,
+    listed: Listed<'_>,
+) -> (Map<String, Value>, Vec<Value>) {
     let mut paths: Map<String, Value> = Map::new();
     let mut unlisted = Vec::new();
     let mut per_method: HashMap<String, usize> = HashMap::new();
     let mut shapes: HashMap<String, String> = HashMap::new();
-    for (http_method, template, binding) in runtime.router.routes() {
+    for (http_method, template, binding) in listed.bindings(runtime) {
         let count = per_method
             .entry(binding.method.full_name.clone())
             .or_default();
@@ -90,10 +120,9 @@ fn paths(runtime: &Runtime, schemas: &mut Schemas) -> (Map<String, Value>, Vec<V
 
 /// One tag per routed service (operations are tagged with their service), described by the
 /// service's proto comment.
-fn tags(runtime: &Runtime) -> Value {
-    let mut names: Vec<&str> = runtime
-        .router
-        .routes()
+fn tags(runtime: &Runtime, listed: Listed<'_>) -> Value {
+    let mut names: Vec<&str> = listed
+        .bindings(runtime)
         .filter_map(|(_, _, b)| b.method.full_name.split_once('/').map(|(s, _)| s))
         .collect();
     names.sort_unstable();

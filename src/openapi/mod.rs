@@ -6,9 +6,11 @@
 //! - `parameters`: the OpenAPI path of a template, path and query parameters;
 //! - `schema`: protobuf types → JSON Schema 2020-12 along the proto3 JSON mapping;
 //! - `security`: the token settings as security schemes and requirements;
-//! - `published`: the document as served (`GET /openapi.json` on the public listener): built
+//! - `published`: the document as served (`GET /openapi.json` on the public listeners): built
 //!   once per runtime snapshot, on first request, so it follows reloads, as JSON and (at the
-//!   `.yaml` sibling of a `.json` path) YAML; a strong `ETag` answers `If-None-Match` with 304;
+//!   `.yaml` sibling of a `.json` path) YAML; a strong `ETag` answers `If-None-Match` with 304.
+//!   A listener that serves some routes only publishes a document of those (built once per
+//!   snapshot and listener);
 //! - [`docs`]: the docs page (`GET /docs`) that reads the document and tries its operations.
 //!
 //! Not done here (issue 16): descriptors from server reflection, reflection served to gRPC
@@ -24,7 +26,10 @@ mod security;
 #[cfg(test)]
 mod tests;
 
-pub use document::document;
+pub use document::{document, document_of};
+
+use std::collections::HashSet;
+use std::sync::{Arc, PoisonError};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
@@ -39,6 +44,22 @@ pub fn published(runtime: &Runtime) -> &Published {
     runtime
         .openapi
         .get_or_init(|| Published::of(&document(runtime)))
+}
+
+/// The routes a listener serves, when it serves only some: its name and their names.
+pub type ListenerRoutes<'a> = (&'a str, &'a HashSet<String>);
+
+/// The document as `listener` publishes it: with only its routes, built on first use.
+fn published_for(runtime: &Runtime, listener: ListenerRoutes<'_>) -> Arc<Published> {
+    let (name, routes) = listener;
+    let mut built = runtime
+        .listener_openapi
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let published = built
+        .entry(name.to_owned())
+        .or_insert_with(|| Arc::new(Published::of(&document_of(runtime, Some(routes)))));
+    published.clone()
 }
 
 /// Which form of the document a request asked for.
@@ -61,7 +82,12 @@ pub enum Asked {
 
 /// The answer to `GET` of the document's path or the docs page's: the bytes, or 304 when
 /// `If-None-Match` names their tag.
-pub fn answer(runtime: &Runtime, headers: &HeaderMap, asked: Asked) -> Response<ResponseBody> {
+pub fn answer(
+    runtime: &Runtime,
+    listener: Option<ListenerRoutes<'_>>,
+    headers: &HeaderMap,
+    asked: Asked,
+) -> Response<ResponseBody> {
     let format = match asked {
         Asked::Document(format) => format,
         Asked::Docs(asset) => {
@@ -77,7 +103,8 @@ pub fn answer(runtime: &Runtime, headers: &HeaderMap, asked: Asked) -> Response<
             return response;
         }
     };
-    let published = published(runtime);
+    let own = listener.map(|l| published_for(runtime, l));
+    let published = own.as_deref().unwrap_or_else(|| published(runtime));
     let (form, content_type) = match format {
         Format::Json => (published.json(), "application/json"),
         Format::Yaml => match published.yaml() {

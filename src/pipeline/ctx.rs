@@ -10,6 +10,7 @@ use http::{HeaderValue, Request, Response, header};
 use tokio::time::Instant;
 
 use super::protocol::Protocol;
+use super::route::Served;
 use crate::compression::accept::accepts_gzip;
 use crate::edge::metadata::REQUEST_ID;
 use crate::listener::connection::Connection;
@@ -77,6 +78,9 @@ pub struct RequestCtx {
     /// The connection it came on (absent when the pipeline is called directly), which delivers
     /// the answer.
     pub connection: Option<Arc<Connection>>,
+    /// The listener it came in on and the routes that one serves (absent when the pipeline is
+    /// called directly).
+    pub served: Option<Arc<Served>>,
 }
 
 impl RequestCtx {
@@ -99,6 +103,7 @@ impl RequestCtx {
             origin: request.headers().get(header::ORIGIN).cloned(),
             accepts_gzip: !protocol.is_grpc() && accepts_gzip(request.headers()),
             connection: request.extensions().get::<Arc<Connection>>().cloned(),
+            served: request.extensions().get::<Arc<Served>>().cloned(),
         }
     }
 

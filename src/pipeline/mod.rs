@@ -21,6 +21,7 @@ mod cached;
 mod client_stream;
 mod ctx;
 mod grpc;
+mod grpc_inflate;
 mod grpc_web;
 mod outcome;
 pub mod protocol;
@@ -32,6 +33,7 @@ mod server_stream;
 mod unary;
 
 pub use ctx::{RequestCtx, RequestIds};
+pub use route::Served;
 
 use std::future::Future;
 use std::net::SocketAddr;

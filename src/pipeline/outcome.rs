@@ -12,6 +12,7 @@ use http::Response;
 use http_body::Body;
 
 use super::ctx::RequestCtx;
+use super::route::Served;
 use crate::access_log::{AccessLog, AccessRecord, rfc3339};
 use crate::body::{BodyError, ResponseBody, StreamStatus};
 use crate::edge::Admission;
@@ -195,6 +196,7 @@ fn record(
             time: rfc3339(SystemTime::now()),
             request_id: ctx.request_id.to_str().unwrap_or_default(),
             client: ctx.peer.to_string(),
+            listener: ctx.served.as_deref().map(Served::listener),
             method: ctx.method.as_str(),
             path: ctx.uri.path(),
             route,

@@ -1,6 +1,7 @@
 //! Finding the route: what a request's path (and protocol) selects, before any edge rule runs —
 //! per-route policies need the route first.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use http::uri::PathAndQuery;
@@ -60,10 +61,81 @@ impl Target<'_> {
     }
 }
 
-/// What `request`, speaking `protocol`, selected. The head is checked first ([`check_head`]:
-/// exactly one `Host`, the header-size limit), and the path normalised in place ([`normalize`]), so every later
-/// step (routing, cache keys, pass-through) sees the same path.
+/// The routes the listener a request came in on serves, set by that listener in the request's
+/// extensions (as `Arc<Served>`); a request without one may reach every route.
+#[derive(Debug)]
+pub struct Served {
+    /// The listener's name.
+    listener: String,
+    /// Route names; `None`: every route.
+    routes: Option<HashSet<String>>,
+}
+
+impl Served {
+    /// Listener `listener` serving `routes` (`None`: every route).
+    pub fn new(listener: &str, routes: Option<&[String]>) -> Served {
+        Served {
+            listener: listener.to_owned(),
+            routes: routes.map(|names| names.iter().cloned().collect()),
+        }
+    }
+
+    /// The listener's name.
+    pub fn listener(&self) -> &str {
+        &self.listener
+    }
+
+    /// The listener's name and routes, when it serves some routes only.
+    fn own_routes(&self) -> Option<openapi::ListenerRoutes<'_>> {
+        self.routes.as_ref().map(|r| (self.listener.as_str(), r))
+    }
+
+    /// `found` when this listener serves its route; a route it does not serve is answered as a
+    /// path without any route (404, or gRPC `UNIMPLEMENTED`), so a listener does not reveal the
+    /// routes of others. (A path whose method is routed elsewhere still gets its 405 first.)
+    fn admit<'r>(
+        &self,
+        found: Found<'r>,
+        path: &str,
+        protocol: Protocol,
+    ) -> Result<Found<'r>, GatewayError> {
+        let Some(routes) = &self.routes else {
+            return Ok(found);
+        };
+        let route = match &found {
+            Found::Preflight(preflight) => &preflight.options.name,
+            Found::Call(target) => &target.options().name,
+            Found::Document(_) => return Ok(found),
+        };
+        if routes.contains(route) {
+            Ok(found)
+        } else if protocol.is_grpc() {
+            let path = path.to_owned();
+            Err(GatewayError::UnknownGrpcMethod { path })
+        } else {
+            let path = path.to_owned();
+            Err(GatewayError::RouteNotFound { path })
+        }
+    }
+}
+
+/// What `request`, speaking `protocol`, selected on the listener it came in on ([`Served`]).
 pub(crate) fn find<'r, B>(
+    runtime: &'r Runtime,
+    request: &mut Request<B>,
+    protocol: Protocol,
+) -> Result<Found<'r>, GatewayError> {
+    let found = select(runtime, request, protocol)?;
+    match request.extensions().get::<Arc<Served>>() {
+        Some(served) => served.admit(found, request.uri().path(), protocol),
+        None => Ok(found),
+    }
+}
+
+/// What `request`, speaking `protocol`, selected among all routes. The head is checked first
+/// ([`check_head`]: exactly one `Host`, the header-size limit), and the path normalised in place
+/// ([`normalize`]), so every later step (routing, cache keys, pass-through) sees the same path.
+fn select<'r, B>(
     runtime: &'r Runtime,
     request: &mut Request<B>,
     protocol: Protocol,
@@ -75,7 +147,9 @@ pub(crate) fn find<'r, B>(
         return preflight(runtime, request.headers(), path).map(Found::Preflight);
     }
     if let Some(asked) = document_asked(runtime, request, protocol) {
-        let document = openapi::answer(runtime, request.headers(), asked);
+        let served = request.extensions().get::<Arc<Served>>();
+        let listener = served.and_then(|s| s.own_routes());
+        let document = openapi::answer(runtime, listener, request.headers(), asked);
         return Ok(Found::Document(Box::new(document)));
     }
     if protocol.is_grpc() {

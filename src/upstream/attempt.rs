@@ -33,7 +33,7 @@ impl Endpoint {
     ) -> Result<GrpcReply, AttemptError> {
         let _in_flight = self.track();
         let sending = async {
-            let body = UpstreamBody::message(&message);
+            let (body, metadata) = self.request_body(&message, metadata);
             let response = self
                 .exchange(grpc_path, body, metadata, Some(timeout))
                 .await?;
@@ -55,7 +55,7 @@ impl Endpoint {
         let _in_flight = self.track();
         let opening = async {
             // No `grpc-timeout`: the deadline bounds only the wait for the first message.
-            let body = UpstreamBody::message(&message);
+            let (body, metadata) = self.request_body(&message, metadata);
             let response = self.exchange(grpc_path, body, metadata, None).await?;
             let (parts, body) = response.into_parts();
             self.check_head(&parts)?;
@@ -111,6 +111,22 @@ impl Endpoint {
             e.outcome = progress.explain(e.outcome);
             e
         })
+    }
+
+    /// The body carrying `message`, gzip-compressed when the upstream is set to
+    /// (`send_compressed`) and the message is large enough, with `metadata` saying how.
+    fn request_body(&self, message: &[u8], mut metadata: HeaderMap) -> (UpstreamBody, HeaderMap) {
+        match self.send_gzip_from {
+            Some(from) if message.len() >= from => {
+                metadata.insert("grpc-encoding", HeaderValue::from_static("gzip"));
+                (UpstreamBody::gzip_message(message), metadata)
+            }
+            _ => {
+                // Never a client's claim about a frame the gateway wrote uncompressed.
+                metadata.remove("grpc-encoding");
+                (UpstreamBody::message(message), metadata)
+            }
+        }
     }
 
     /// Runs one attempt, failing it as timed out (a breaker failure) once `timeout` has passed.

@@ -42,6 +42,11 @@ impl UpstreamBody {
         UpstreamBody::Full(Full::new(codec::frame(message)))
     }
 
+    /// One message gzip-compressed, framed as such (sent with `grpc-encoding: gzip`).
+    pub fn gzip_message(message: &[u8]) -> UpstreamBody {
+        UpstreamBody::Full(Full::new(codec::frame_gzip(message)))
+    }
+
     /// The same body, noting in `progress` how far it got (a whole message is sent at once).
     pub(super) fn watched(self, progress: &Arc<BodyProgress>) -> UpstreamBody {
         match self {

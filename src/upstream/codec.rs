@@ -70,8 +70,24 @@ impl GrpcStatus {
 
 /// Prefixes one uncompressed message with the 5-byte gRPC frame header.
 pub fn frame(message: &[u8]) -> Bytes {
+    frame_flagged(0, message)
+}
+
+/// gzip level of request messages sent compressed: the fastest, since the gateway pays it on
+/// every call and a backend's link is rarely the bottleneck.
+const SEND_GZIP_LEVEL: u32 = 1;
+
+/// One message gzip-compressed, in a frame flagged compressed (to go with `grpc-encoding: gzip`).
+pub fn frame_gzip(message: &[u8]) -> Bytes {
+    frame_flagged(
+        1,
+        &crate::compression::gzip::whole(message, SEND_GZIP_LEVEL),
+    )
+}
+
+fn frame_flagged(flag: u8, message: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(5 + message.len());
-    out.put_u8(0);
+    out.put_u8(flag);
     out.put_u32(message.len() as u32);
     out.put_slice(message);
     out.freeze()
@@ -243,6 +259,18 @@ fn percent_decode_lossy(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gzip_frame_is_flagged_and_inflates_to_the_message() {
+        let message = b"a message a message a message".repeat(10);
+        let framed = frame_gzip(&message);
+        assert_eq!(framed[0], 1);
+        let length = u32::from_be_bytes([framed[1], framed[2], framed[3], framed[4]]) as usize;
+        assert_eq!(length, framed.len() - 5);
+        assert!(length < message.len());
+        let inflated = MessageEncoding::Gzip.message(1, framed.slice(5..), message.len());
+        assert_eq!(inflated.as_deref(), Ok(&message[..]));
+    }
 
     #[test]
     fn frames_and_unframes_a_message() {

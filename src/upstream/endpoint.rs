@@ -37,6 +37,8 @@ pub struct Endpoint {
     pub(super) scheme: Scheme,
     /// Largest response accepted from this endpoint.
     pub(super) max_response_bytes: usize,
+    /// Request messages of at least this many bytes go gzip-compressed (`send_compressed`).
+    pub(super) send_gzip_from: Option<usize>,
     /// Its HTTP/2 connections.
     pub(super) connections: Connections,
     /// This endpoint's circuit breaker.
@@ -117,6 +119,7 @@ impl Endpoint {
             upstream: config.name.clone(),
             uri_authority: Authority::try_from(target).ok(),
             max_response_bytes: config.max_response_bytes,
+            send_gzip_from: config.send_gzip_from,
             breaker: Breaker::new(config.circuit_breaker.clone()),
             in_flight: AtomicUsize::new(0),
             healthy: AtomicBool::new(true),

@@ -226,6 +226,7 @@ mod tests {
                 circuit_breaker: BreakerConfig::default(),
                 health_check: None,
                 resolve_interval: Duration::from_secs(30),
+                send_gzip_from: None,
                 tls: None,
                 reflection: false,
             })

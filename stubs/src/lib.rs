@@ -37,6 +37,8 @@
 //!   reply headers;
 //! - on unary calls, header `x-stub-peer: ip:port`, the caller's side of the connection that
 //!   carried the call;
+//! - header `x-stub-request-encoding`: the request's `grpc-encoding` (`identity` without one);
+//!   request messages compressed with gzip are accepted;
 //! - trailer `x-stub-trailer: done` when the response has a trailers frame, which is every
 //!   success; errors are sent trailers-only by tonic, so their metadata is all in headers.
 
@@ -74,4 +76,4 @@ pub use health::{HealthControl, ServingStatus};
 pub use server::{StubListener, StubServers, serve_coordinator, serve_governor, serve_reflection};
 pub use store::Store;
 pub use tls::StubTls;
-pub use trailer::TRAILER_NAME;
+pub use trailer::{REQUEST_ENCODING_HEADER, TRAILER_NAME};

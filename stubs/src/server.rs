@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tonic::codec::CompressionEncoding;
 use tonic::transport::Server;
 use tonic::transport::server::{Router, TcpIncoming};
 
@@ -79,7 +80,9 @@ pub async fn serve_governor(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (health, shutdown) = health(&store, shutdown);
-    let governor = WithTrailer::new(GovernorServer::new(GovernorStub::new(store)));
+    let governor =
+        GovernorServer::new(GovernorStub::new(store)).accept_compressed(CompressionEncoding::Gzip);
+    let governor = WithTrailer::new(governor);
     let router = Server::builder().add_service(governor).add_service(health);
     listener
         .into()
@@ -95,7 +98,9 @@ pub async fn serve_coordinator(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (health, shutdown) = health(&store, shutdown);
-    let coordinator = WithTrailer::new(CoordinatorServer::new(CoordinatorStub::new(store)));
+    let coordinator = CoordinatorServer::new(CoordinatorStub::new(store))
+        .accept_compressed(CompressionEncoding::Gzip);
+    let coordinator = WithTrailer::new(coordinator);
     let router = Server::builder()
         .add_service(coordinator)
         .add_service(health);

@@ -1,4 +1,5 @@
-//! Adds the `x-stub-trailer: done` trailer to every response of a wrapped tonic service.
+//! Adds the `x-stub-trailer: done` trailer to every response of a wrapped tonic service, and the
+//! `x-stub-request-encoding` header: the request's `grpc-encoding` (`identity` without one).
 //!
 //! tonic writes the trailers of a successful unary call itself (`grpc-status: 0` and nothing
 //! else) and offers handlers no way to add to them, so this wrapper edits the trailers frame
@@ -18,6 +19,8 @@ use tonic::server::NamedService;
 
 /// The trailer added to every response body that ends with trailers.
 pub const TRAILER_NAME: &str = "x-stub-trailer";
+/// The response header naming the `grpc-encoding` the request came with (`identity` without).
+pub const REQUEST_ENCODING_HEADER: &str = "x-stub-request-encoding";
 /// The value of [`TRAILER_NAME`].
 const TRAILER_VALUE: &str = "done";
 
@@ -52,9 +55,17 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let encoding = request
+            .headers()
+            .get("grpc-encoding")
+            .cloned()
+            .unwrap_or(HeaderValue::from_static("identity"));
         let response = self.inner.call(request);
         Box::pin(async move {
-            let response = response.await?;
+            let mut response = response.await?;
+            response
+                .headers_mut()
+                .insert(REQUEST_ENCODING_HEADER, encoding);
             Ok(response.map(|body| Body::new(TrailerBody { inner: body })))
         })
     }

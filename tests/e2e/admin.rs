@@ -153,7 +153,10 @@ async fn config_shows_the_effective_config_as_json() {
     })
     .await;
     let config = admin_get(&env, "/config").await.json();
-    assert_eq!(config["listeners"]["http"], "127.0.0.1:0");
+    assert_eq!(
+        config["listeners"],
+        serde_json::json!([{ "name": "http", "address": "127.0.0.1:0", "tls": null, "routes": null }])
+    );
     assert_eq!(config["upstreams"][0]["name"], "coordinator");
     assert_eq!(
         config["upstreams"][1]["address"],
@@ -214,6 +217,7 @@ async fn access_log_writes_one_json_line_per_request_without_secrets() {
     let path = env.dir.path().join("access.log");
     let line = wait_for_line(&path, "req-log-1").await;
     assert_eq!(line["request_id"], "req-log-1");
+    assert_eq!(line["listener"], "http");
     assert_eq!(line["method"], "POST");
     assert_eq!(line["path"], "/v1/policies/propose");
     assert_eq!(line["route"], "tai.Governor");

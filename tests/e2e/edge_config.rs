@@ -1,10 +1,9 @@
 //! Issue 18, the operator's side: one config flag (`--config` / `-c`) on every command, and a
 //! duplicate YAML key reported as such, with its place.
 
-use std::path::Path;
 use std::process::Command;
 
-use crate::harness::TempDir;
+use crate::harness::{TempDir, repository_config_copy};
 
 /// Exit code, stdout and stderr of the real binary run to completion.
 fn tai_gateway(args: &[&str]) -> (Option<i32>, String, String) {
@@ -24,7 +23,11 @@ fn tai_gateway(args: &[&str]) -> (Option<i32>, String, String) {
 /// `--config`.
 #[test]
 fn every_command_takes_the_config_with_dash_c_and_dash_dash_config() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.yaml");
+    // The repository's config on a fresh clone, once `certs dev` has made the files it names.
+    let (dir, path) = repository_config_copy();
+    let out = dir.path().join("certs/dev");
+    let (code, _, stderr) = tai_gateway(&["certs", "dev", "--out", out.to_str().expect("utf-8")]);
+    assert_eq!(code, Some(0), "{stderr}");
     let path = path.to_str().expect("utf-8 path");
     let ok = format!("{path}: OK (23 HTTP bindings, 2 upstreams)\n");
     for args in [["validate", "-c", path], ["validate", "--config", path]] {

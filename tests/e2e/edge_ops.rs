@@ -366,5 +366,5 @@ async fn routes_and_config_show_auth_and_limits_without_secrets() {
     assert_eq!(config["rate_limits"]["prune_interval"], "10ms");
     assert_eq!(config["routes"][1]["rate_limits"], json!(["per_sub"]));
     assert_eq!(config["routes"][1]["auth"]["mode"], "required");
-    assert_eq!(config["listeners"]["tls"], Value::Null);
+    assert_eq!(config["listeners"][0]["tls"], Value::Null);
 }

@@ -58,6 +58,20 @@ impl Drop for TempDir {
     }
 }
 
+/// A copy of the repository's `gateway.yaml` in a fresh folder, as on a fresh clone: `proto` and
+/// `certs/dev-jwt` linked in, and no `certs/dev` (run `tai-gateway certs dev` to make it).
+pub(crate) fn repository_config_copy() -> (TempDir, PathBuf) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = TempDir::new();
+    let text = std::fs::read_to_string(repo.join("gateway.yaml")).expect("read gateway.yaml");
+    let path = dir.write("gateway.yaml", &text);
+    std::fs::create_dir_all(dir.path().join("certs")).expect("certs folder");
+    for linked in ["proto", "certs/dev-jwt"] {
+        std::os::unix::fs::symlink(repo.join(linked), dir.path().join(linked)).expect("link");
+    }
+    (dir, path)
+}
+
 /// The default test config: both TAI services, stub addresses and proto folder filled in.
 /// `{extra_governor}` lets a test add keys to the governor route.
 pub(crate) fn default_config(stubs: &StubServers) -> String {

@@ -2,14 +2,16 @@
 //! `.proto` (or a descriptor set) into the config with no Rust rebuild, and run the real binary
 //! until SIGTERM.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
 
 use crate::backend::{self, Behaviour};
-use crate::harness::{Reply, TempDir, TestEnv, http1_client, proto_dir, send_with, start_stubs};
+use crate::harness::{
+    Reply, TempDir, TestEnv, http1_client, proto_dir, repository_config_copy, send_with,
+    start_stubs,
+};
 
 /// What a finished `tai-gateway` process printed.
 struct Finished {
@@ -36,7 +38,11 @@ fn tai_gateway(args: &[&str]) -> Finished {
 
 #[test]
 fn validate_accepts_the_repository_config() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.yaml");
+    // As on a fresh clone: the certs/dev files it names are made by `certs dev` first.
+    let (dir, path) = repository_config_copy();
+    let out = dir.path().join("certs/dev");
+    let made = tai_gateway(&["certs", "dev", "--out", out.to_str().expect("utf-8")]);
+    assert_eq!(made.code, Some(0), "{}", made.stderr);
     let path = path.to_str().expect("utf-8 path");
     let done = tai_gateway(&["validate", path]);
     assert_eq!(done.code, Some(0), "{}", done.stderr);
@@ -45,6 +51,97 @@ fn validate_accepts_the_repository_config() {
         format!("{path}: OK (23 HTTP bindings, 2 upstreams)\n")
     );
     assert_eq!(done.stderr, "");
+}
+
+#[test]
+fn validate_reports_the_missing_certificate_files_of_the_repository_config_at_their_setting() {
+    // A fresh clone before `certs dev` (or `run --with-stubs`) has made certs/dev.
+    let (dir, path) = repository_config_copy();
+    // Where the setting is written: the first `- cert:` value.
+    let text = std::fs::read_to_string(&path).expect("read");
+    let (line, column) = text
+        .lines()
+        .enumerate()
+        .find_map(|(i, l)| {
+            l.find("- cert: certs/dev/server.pem")
+                .map(|c| (i + 1, c + 9))
+        })
+        .expect("the cert setting");
+    let path = path.to_str().expect("utf-8 path");
+    let done = tai_gateway(&["validate", path]);
+    assert_eq!(done.code, Some(1), "{}", done.stdout);
+    let missing = dir.path().join("certs/dev/server.pem");
+    assert_eq!(
+        done.stderr,
+        format!(
+            "{path}:{line}:{column}: listeners[1].tls.certificates[0].cert: cannot read {}: No \
+             such file or directory (os error 2)\n{path}: 1 problem(s)\n",
+            missing.display()
+        )
+    );
+}
+
+#[test]
+fn validate_reports_a_listener_key_that_does_not_fit_its_certificate_and_an_unparsable_ca() {
+    let dir = TempDir::new();
+    let out = dir.path().join("one");
+    for folder in ["one", "two"] {
+        let out = dir.path().join(folder);
+        let made = tai_gateway(&["certs", "dev", "--out", out.to_str().expect("utf-8")]);
+        assert_eq!(made.code, Some(0), "{}", made.stderr);
+    }
+    let broken_ca = dir.write("broken-ca.pem", "-----BEGIN CERTIFICATE-----\nbroken\n");
+    let config = format!(
+        r#"listeners:
+  - name: public
+    address: 127.0.0.1:0
+    tls:
+      certificates:
+        - cert: one/server.pem
+          key: two/server-key.pem
+  - name: partner
+    address: 127.0.0.1:0
+    tls:
+      certificates:
+        - cert: one/server.pem
+          key: one/server-key.pem
+      client_auth:
+        ca: broken-ca.pem
+descriptors:
+  proto_dirs: ["{proto}"]
+upstreams:
+  governor:
+    address: 127.0.0.1:1
+routes:
+  - service: tai.Governor
+    upstream: governor
+"#,
+        proto = proto_dir().display()
+    );
+    let path = dir.write("gateway.yaml", &config);
+    let path = path.to_str().expect("utf-8 path");
+    let done = tai_gateway(&["validate", path]);
+    assert_eq!(done.code, Some(1), "{}", done.stdout);
+    let lines: Vec<&str> = done.stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", done.stderr);
+    let key = out.with_file_name("two").join("server-key.pem");
+    assert!(
+        lines[0].starts_with(&format!(
+            "{path}:7:16: listeners[0].tls.certificates[0].key: {}: key does not fit certificate",
+            key.display()
+        )),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "{path}:15:13: listeners[1].tls.client_auth.ca: {}: ",
+            broken_ca.display()
+        )),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(lines[2], format!("{path}: 2 problem(s)"));
 }
 
 #[test]
@@ -130,7 +227,7 @@ fn validate_reports_an_unknown_key_with_its_line_and_column() {
     assert_eq!(
         done.stderr,
         format!(
-            "{file}:8:5: unknown field `adress`, expected one of address, connect_timeout, max_response_bytes, endpoints, retry, circuit_breaker, health_check, resolve_interval, tls, reflection\n{file}: 1 problem(s)\n"
+            "{file}:8:5: unknown field `adress`, expected one of address, connect_timeout, max_response_bytes, endpoints, retry, circuit_breaker, health_check, resolve_interval, tls, reflection, send_compressed, send_compressed_min_size\n{file}: 1 problem(s)\n"
         )
     );
 }

@@ -235,10 +235,45 @@ async fn listener_address_changes_are_reported_as_needing_a_restart() {
         serde_json::json!(["listeners.http.address: 127.0.0.1:0 -> 127.0.0.1:1"])
     );
     assert_eq!(
-        admin_get(&env, "/config").await.json()["listeners"]["http"],
+        admin_get(&env, "/config").await.json()["listeners"][0]["address"],
         "127.0.0.1:0"
     );
     assert_eq!(env.get("/v1/policies").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_listener_set_change_is_reported_as_needing_a_restart_and_not_applied() {
+    let two = "listeners:\n  - name: public\n    address: 127.0.0.1:0\n\
+               \x20 - name: partner\n    address: 127.0.0.1:0\n    routes: [tai.Coordinator]\n";
+    let env = TestEnv::start_with(|c| {
+        c.replacen("listeners:\n  http:\n    address: 127.0.0.1:0\n", two, 1)
+            + "reload:\n  watch: false\naccess_log:\n  enabled: false\n"
+    })
+    .await;
+    let config = std::fs::read_to_string(env.dir.path().join("gateway.yaml")).expect("read");
+    let changed = config.replacen(
+        "    routes: [tai.Coordinator]\n",
+        "    routes: [tai.Governor]\n  - name: extra\n    address: 127.0.0.1:0\n",
+        1,
+    );
+    // A comment moves every line: places alone are no change.
+    replace_config(&env, &format!("# moved\n{changed}"));
+    let status = env.gateway.reload("test").await;
+    assert!(status.ok, "{status:?}");
+    assert_eq!(
+        status.restart_required,
+        ["listeners.partner.routes", "listeners.extra: added"]
+    );
+    let listeners = admin_get(&env, "/config").await.json()["listeners"].clone();
+    assert_eq!(
+        listeners[1]["routes"],
+        serde_json::json!(["tai.Coordinator"])
+    );
+    assert_eq!(listeners.as_array().map(Vec::len), Some(2));
+    replace_config(&env, &format!("# moved\n{config}"));
+    let status = env.gateway.reload("test").await;
+    assert!(status.ok, "{status:?}");
+    assert!(status.restart_required.is_empty(), "{status:?}");
 }
 
 #[tokio::test]

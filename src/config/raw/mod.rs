@@ -24,7 +24,9 @@ pub(crate) use edge::{
     RawAuth, RawLimit, RawProvider, RawRateLimits, RawRouteAuth, RawTokenSource,
 };
 pub(crate) use events::{RawEvents, RawMethodEvents, RawRouteEvents};
-pub(crate) use listeners::{RawAdmin, RawCertificate, RawClientAuth, RawListeners, RawTlsListener};
+pub(crate) use listeners::{
+    RawAdmin, RawCertificate, RawClientAuth, RawListener, RawListenerTls, RawListeners,
+};
 pub(crate) use openapi::RawOpenApi;
 pub(crate) use ops::{RawAccessLog, RawLimits, RawReload, RawShutdown};
 pub(crate) use redis::RawRedis;

@@ -32,6 +32,12 @@ pub(crate) struct RawUpstream {
     /// The backend's services are described by its gRPC server reflection.
     #[serde(default)]
     pub(crate) reflection: Option<At<bool>>,
+    /// How request messages are compressed: `gzip` or `identity`.
+    #[serde(default)]
+    pub(crate) send_compressed: Option<At<String>>,
+    /// Smallest request message compressed.
+    #[serde(default)]
+    pub(crate) send_compressed_min_size: Option<At<String>>,
 }
 
 /// `upstreams.<name>.tls:` HTTP/2 over TLS to the backend (`tls: {}`: system roots).

@@ -169,6 +169,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
         upstreams.iter_mut().for_each(|u| u.reflection = true);
     }
     let routes = route::routes(c, &raw, &upstreams);
+    listeners::listener_routes(c, &raw);
     let limits = listeners::limits(c, &raw.limits);
     let workers = listeners::workers(c, raw.workers.as_ref());
     let path_unescape = transcoding::path_unescape(c, raw.transcoding.path_unescape.as_ref());
@@ -183,7 +184,7 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
     let openapi = openapi::openapi(c, raw.openapi.as_ref());
     Config {
         source: file.to_owned(),
-        http_listener: listeners.http,
+        listeners: listeners.public,
         admin: listeners.admin,
         descriptors,
         upstreams,
@@ -191,7 +192,6 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
         limits,
         workers,
         path_unescape,
-        tls_listener: listeners.tls,
         auth,
         rate_limits,
         ops,

@@ -156,7 +156,7 @@ fn route_headers(
 }
 
 /// `routes[i].name`, or the service it exposes, or `route-<i>`.
-fn route_name(index: usize, r: &RawRoute) -> String {
+pub(super) fn route_name(index: usize, r: &RawRoute) -> String {
     match &r.name {
         Some(n) => n.value.clone(),
         None => match &r.service {

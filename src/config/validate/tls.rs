@@ -1,33 +1,34 @@
-//! Checks of `listeners.tls`: the HTTPS listener's address, certificates, default certificate,
-//! mutual TLS and timeouts.
+//! Checks of a listener's `tls:`: its certificates, default certificate, mutual TLS and
+//! timeouts.
 //!
-//! Only the shape and the values are checked here (addresses, durations, that every certificate has
-//! a cert and a key, that the default names a certificate). The PEM files are read when the
-//! listener starts, so a missing or broken file is a startup error naming that file.
+//! Only the shape and the values are checked here (durations, that every certificate has a cert
+//! and a key, that the default names a certificate); `validate` also opens the files
+//! (`crate::certs::check_files`), and the listener reads them again when it starts.
 
 use std::path::Path;
 use std::time::Duration;
 
 use super::checker::{Checker, located_path, place};
 use crate::config::error::Place;
-use crate::config::raw::{At, RawCertificate, RawClientAuth, RawTlsListener};
+use crate::config::raw::{At, RawCertificate, RawClientAuth, RawListenerTls};
 use crate::config::tls::{CertificateConfig, ClientAuthConfig, ClientAuthMode, TlsListenerConfig};
 
 const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// `reload_interval` when absent, here and for `upstreams.<name>.tls`.
 pub(super) const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Checks `listeners.tls`; `None` when a value is unusable (the problem is recorded in `c`).
+/// Checks the `tls:` of the listener at `key` (errors without a place of their own point at
+/// `at`, its address); `None` when a value is unusable (the problem is recorded in `c`).
 pub(super) fn tls_listener(
     c: &mut Checker<'_>,
     base: &Path,
-    raw: &RawTlsListener,
+    raw: &RawListenerTls,
+    (key, at): (&str, &At<String>),
 ) -> Option<TlsListenerConfig> {
-    let address = c.socket_addr(&raw.address, "listeners.tls.address");
     if raw.certificates.is_empty() {
         c.error(
-            place(&raw.address),
-            "listeners.tls.certificates",
+            place(at),
+            format!("{key}.certificates"),
             "at least one certificate is required",
         );
     }
@@ -35,31 +36,30 @@ pub(super) fn tls_listener(
         .certificates
         .iter()
         .enumerate()
-        .map(|(i, cert)| certificate(c, base, cert, &format!("listeners.tls.certificates[{i}]")))
+        .map(|(i, cert)| certificate(c, base, cert, &format!("{key}.certificates[{i}]")))
         .collect();
     let default_certificate = raw
         .default_certificate
         .as_ref()
-        .map(|name| default_certificate(c, &certificates, name));
-    let client_auth = raw
-        .client_auth
-        .as_ref()
-        .and_then(|auth| client_auth(c, base, auth));
+        .map(|name| default_certificate(c, &certificates, name, key));
+    let client_auth = match &raw.client_auth {
+        Some(auth) => client_auth(c, base, auth, (key, at))?,
+        None => None,
+    };
     let handshake_timeout = raw
         .handshake_timeout
         .as_ref()
-        .and_then(|v| c.duration(v, "listeners.tls.handshake_timeout"))
+        .and_then(|v| c.duration(v, &format!("{key}.handshake_timeout")))
         .unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT);
     let reload_interval = raw
         .reload_interval
         .as_ref()
-        .and_then(|v| c.duration(v, "listeners.tls.reload_interval"))
+        .and_then(|v| c.duration(v, &format!("{key}.reload_interval")))
         .unwrap_or(DEFAULT_RELOAD_INTERVAL);
     if certificates.is_empty() {
         return None;
     }
     Some(TlsListenerConfig {
-        address: address?,
         certificates,
         default_certificate,
         client_auth,
@@ -68,7 +68,7 @@ pub(super) fn tls_listener(
     })
 }
 
-/// `listeners.tls.certificates[i]`: paths resolved, server names checked.
+/// `<listener>.tls.certificates[i]`: paths resolved, server names checked.
 fn certificate(
     c: &mut Checker<'_>,
     base: &Path,
@@ -88,7 +88,7 @@ fn certificate(
     }
 }
 
-/// `listeners.tls.default_certificate`, lower-cased.
+/// `<listener>.tls.default_certificate`, lower-cased.
 ///
 /// Names of certificates without `server_names` come from the certificate files, so a default
 /// naming none of the written names can only be refused here when every certificate lists some.
@@ -96,6 +96,7 @@ fn default_certificate(
     c: &mut Checker<'_>,
     certificates: &[CertificateConfig],
     name: &At<String>,
+    key: &str,
 ) -> String {
     let wanted = name.value.to_ascii_lowercase();
     let listed = certificates
@@ -107,7 +108,7 @@ fn default_certificate(
     if !listed && all_listed {
         c.error(
             place(name),
-            "listeners.tls.default_certificate",
+            format!("{key}.default_certificate"),
             format!(
                 "`{}` is not a server_names entry of any certificate",
                 name.value
@@ -117,25 +118,41 @@ fn default_certificate(
     wanted
 }
 
-/// `listeners.tls.client_auth`: mutual TLS; `None` when the mode is unknown.
-fn client_auth(c: &mut Checker<'_>, base: &Path, auth: &RawClientAuth) -> Option<ClientAuthConfig> {
+/// `<listener>.tls.client_auth`: mutual TLS; `Some(None)` for mode `none`, `None` when the
+/// mode is unknown or the CA it needs is missing.
+fn client_auth(
+    c: &mut Checker<'_>,
+    base: &Path,
+    auth: &RawClientAuth,
+    (key, at): (&str, &At<String>),
+) -> Option<Option<ClientAuthConfig>> {
     let mode = match auth.mode.as_ref().map(|m| m.value.as_str()) {
         None | Some("required") => ClientAuthMode::Required,
         Some("optional") => ClientAuthMode::Optional,
+        Some("none") => return Some(None),
         Some(other) => {
             let at = auth.mode.as_ref().map_or(Place::default(), place);
             c.error(
                 at,
-                "listeners.tls.client_auth.mode",
-                format!("`{other}`: use required or optional"),
+                format!("{key}.client_auth.mode"),
+                format!("`{other}`: use none, optional or required"),
             );
             return None;
         }
     };
-    Some(ClientAuthConfig {
-        ca: located_path(base, &auth.ca, "listeners.tls.client_auth.ca".to_owned()),
+    let Some(ca) = &auth.ca else {
+        let at = auth.mode.as_ref().map_or_else(|| place(at), place);
+        c.error(
+            at,
+            format!("{key}.client_auth.ca"),
+            "a CA bundle is needed to verify client certificates (or set mode: none)",
+        );
+        return None;
+    };
+    Some(Some(ClientAuthConfig {
+        ca: located_path(base, ca, format!("{key}.client_auth.ca")),
         mode,
-    })
+    }))
 }
 
 /// A server name as SNI carries it: a DNS name, optionally with one leading `*.` label.
@@ -182,7 +199,7 @@ mod tests {
             "    certificates:\n      - cert: c.pem\n        key: k.pem\n        server_names: [A.Example, '*.b.example']\n    client_auth:\n      ca: ca.pem\n",
         )
         .expect("valid");
-        let tls = config.tls_listener.expect("tls");
+        let tls = config.listeners[0].tls.clone().expect("tls");
         assert_eq!(tls.certificates[0].cert.value, Path::new("conf/c.pem"));
         assert_eq!(
             tls.certificates[0].server_names,

@@ -71,6 +71,7 @@ fn upstream(
         .and_then(|v| c.duration(v, &format!("{key}.resolve_interval")))
         .unwrap_or(DEFAULT_RESOLVE_INTERVAL);
     let tls = u.tls.as_ref().and_then(|t| tls(c, base, t, &key));
+    let send_gzip_from = send_compressed(c, u, &key);
     let endpoints = endpoints?;
     Some(UpstreamConfig {
         name: name.to_owned(),
@@ -84,7 +85,32 @@ fn upstream(
         resolve_interval,
         tls,
         reflection: u.reflection.as_ref().is_some_and(|r| r.value),
+        send_gzip_from,
     })
+}
+
+/// Smallest request message `send_compressed` compresses unless told otherwise: smaller ones
+/// gain little and cost the backend an inflate.
+const DEFAULT_SEND_COMPRESSED_MIN_SIZE: usize = 1024;
+
+/// `send_compressed` (`gzip` or `identity`, the default) and `send_compressed_min_size`: the
+/// size from which request messages are gzip-compressed, `None` for never.
+fn send_compressed(c: &mut Checker<'_>, u: &RawUpstream, key: &str) -> Option<usize> {
+    let min_size = u
+        .send_compressed_min_size
+        .as_ref()
+        .and_then(|v| c.size(v, &format!("{key}.send_compressed_min_size")))
+        .unwrap_or(DEFAULT_SEND_COMPRESSED_MIN_SIZE);
+    let coding = u.send_compressed.as_ref()?;
+    match coding.value.as_str() {
+        "gzip" => Some(min_size),
+        "identity" => None,
+        other => {
+            let reason = format!("`{other}`: use gzip or identity");
+            c.error(place(coding), format!("{key}.send_compressed"), reason);
+            None
+        }
+    }
 }
 
 /// `upstreams.<name>.tls`: paths resolved against the config's folder; `None` when a value is
@@ -215,6 +241,35 @@ mod tests {
              upstreams:\n  u:\n{upstream}routes:\n  - service: s.S\n    upstream: u\n"
         );
         Config::parse(Path::new("conf/gateway.yaml"), &text)
+    }
+
+    #[test]
+    fn send_compressed_gzip_from_a_size_identity_by_default_and_nothing_else() {
+        let from = |extra: &str| {
+            let config = parse(&format!("    address: b.test:80\n{extra}")).expect("valid");
+            config.upstreams[0].send_gzip_from
+        };
+        assert_eq!(from(""), None);
+        assert_eq!(from("    send_compressed: identity\n"), None);
+        assert_eq!(from("    send_compressed: gzip\n"), Some(1024));
+        let small = "    send_compressed: gzip\n    send_compressed_min_size: 1B\n";
+        assert_eq!(from(small), Some(1));
+        let errors = parse("    address: b.test:80\n    send_compressed: br\n")
+            .expect_err("invalid")
+            .0;
+        let shown: Vec<String> = errors
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}:{} {}: {}",
+                    e.place.line, e.place.column, e.key, e.reason
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            ["9:22 upstreams.u.send_compressed: `br`: use gzip or identity"]
+        );
     }
 
     #[test]

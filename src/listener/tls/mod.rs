@@ -1,5 +1,5 @@
-//! TLS termination: the rustls server config of the HTTPS listener, built from the PEM files
-//! `listeners.tls` names, and kept current when those files change.
+//! TLS termination: the rustls server config of one HTTPS listener, built from the PEM files its
+//! `tls:` names, and kept current when those files change (each listener watches its own).
 //!
 //! # Layout
 //! - this file: [`TlsTerminator`] (load, reload, the current [`ServerConfig`]) and [`TlsError`].
@@ -45,27 +45,35 @@ pub fn install_default_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-/// The HTTPS listener's TLS state: the current [`ServerConfig`] and its source files.
+/// An HTTPS listener's TLS state: the current [`ServerConfig`] and its source files.
 #[derive(Debug)]
 pub struct TlsTerminator {
+    name: String,
     config: TlsListenerConfig,
     certs: Arc<Reloading<ServerConfig>>,
 }
 
 impl TlsTerminator {
-    /// Reads every file and builds the server config; the error names the first bad file.
-    pub fn load(config: TlsListenerConfig) -> Result<TlsTerminator, TlsError> {
+    /// Reads every file of listener `name` and builds the server config; the error names the
+    /// first bad file.
+    pub fn load(name: &str, config: TlsListenerConfig) -> Result<TlsTerminator, TlsError> {
         let settings = config.clone();
         let certs = Reloading::load(
-            "TLS listener".to_owned(),
+            format!("TLS listener {name}"),
             paths(&config),
             config.reload_interval,
             move |files| build(&settings, files),
         )?;
         Ok(TlsTerminator {
+            name: name.to_owned(),
             config,
             certs: Arc::new(certs),
         })
+    }
+
+    /// The name of the listener it serves.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The listener settings this was built from.

@@ -22,6 +22,7 @@ fn upstream(retry: RetryConfig) -> Upstream {
         circuit_breaker: BreakerConfig::default(),
         health_check: None,
         resolve_interval: Duration::from_secs(30),
+        send_gzip_from: None,
         tls: None,
         reflection: false,
     })

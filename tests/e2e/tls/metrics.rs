@@ -5,7 +5,7 @@ use crate::admin::admin_get;
 
 /// Polls `/metrics` until it contains every line of `want` (bounded: handshakes are counted by
 /// the connection's task, which may run just after the client saw the outcome).
-async fn wait_for_metrics(env: &TestEnv, want: &[&str]) -> String {
+pub(super) async fn wait_for_metrics(env: &TestEnv, want: &[&str]) -> String {
     let mut text = String::new();
     for _ in 0..200 {
         text = admin_get(env, "/metrics").await.body;
@@ -63,8 +63,10 @@ async fn config_shows_the_tls_listener_paths_but_never_key_contents() {
     let reply = admin_get(&env, "/config").await;
     let key_pem = std::fs::read_to_string(dir.path().join("server-key.pem")).expect("key file");
     let config = reply.json();
-    let tls = &config["listeners"]["tls"];
-    assert_eq!(tls["address"], "127.0.0.1:0");
+    let https = &config["listeners"][1];
+    assert_eq!(https["name"], "https");
+    assert_eq!(https["address"], "127.0.0.1:0");
+    let tls = &https["tls"];
     let cert = tls["certificates"][0]["cert"].as_str().expect("cert path");
     let key = tls["certificates"][0]["key"].as_str().expect("key path");
     assert!(

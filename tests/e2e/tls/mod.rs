@@ -5,6 +5,7 @@
 
 mod alpn;
 mod dev_certs;
+mod listeners;
 mod metrics;
 mod mtls;
 mod protocol;
