@@ -33,6 +33,8 @@
 //!   the docs page that reads it (`GET /docs`).
 //! - [`metrics`]: Prometheus families, registered once, recorded once per request.
 //! - [`access_log`]: one JSON line per request, written off the request path.
+//! - [`trace`]: W3C trace context (`traceparent` in, a span per upstream attempt out) and the
+//!   OTLP span export.
 //! - [`reload`]: watches the config and descriptors, rebuilds the runtime, swaps it in.
 
 pub mod access_log;
@@ -55,6 +57,7 @@ pub mod reload;
 pub mod runtime;
 pub mod server;
 pub mod state;
+pub mod trace;
 pub mod transcode;
 pub mod upstream;
 pub mod workers;

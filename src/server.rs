@@ -25,6 +25,7 @@ use crate::pipeline::Gateway;
 use crate::reload::{ReloadStatus, Reloader};
 use crate::runtime::Runtime;
 use crate::state::Shared;
+use crate::trace::{Exporter, Tracer, settings};
 use crate::workers::Workers;
 
 /// Shutdown signal: `Some(drain timeout)` once shutdown has started.
@@ -77,7 +78,10 @@ impl ServerHandle {
             true => Some(Events::open(&runtime.config.events)?),
             false => None,
         };
-        let mut gateway = Gateway::with_ops(runtime, metrics.clone(), access_log).sharing(shared);
+        let tracer = tracer(&runtime.config, &metrics)?;
+        let mut gateway = Gateway::with_ops(runtime, metrics.clone(), access_log)
+            .sharing(shared)
+            .tracing(tracer);
         if let Some(events) = events {
             gateway = gateway.recording(events);
         }
@@ -166,7 +170,26 @@ impl ServerHandle {
         while self.admin_tasks.join_next().await.is_some() {}
         // The last requests' lines reach the file before the process ends.
         self.gateway.flush_access_log(Duration::from_secs(5)).await;
+        // And the last spans reach the collector (bounded: a collector that is down is not
+        // waited for).
+        self.gateway.flush_spans(Duration::from_secs(5)).await;
     }
+}
+
+/// The tracer of the `tracing:` section and the `OTEL_*` environment variables: sampling,
+/// and the span export thread when a collector is named. A bad variable fails the start.
+fn tracer(config: &Config, metrics: &Arc<Metrics>) -> std::io::Result<Tracer> {
+    let env = |name: &str| std::env::var(name).ok();
+    let (sampler, destination) = settings::resolve(&config.ops.tracing, &env)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let exporter = match destination {
+        Some(destination) => {
+            tracing::info!(uri = %destination.uri, "exporting trace spans");
+            Some(Exporter::start(destination, metrics.clone())?)
+        }
+        None => None,
+    };
+    Ok(Tracer { sampler, exporter })
 }
 
 /// The table of the public listeners' connections (cleartext and HTTPS share its caps and

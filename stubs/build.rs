@@ -1,4 +1,5 @@
-//! Compiles the TAI, google.api, google.rpc and grpc.health protos into Rust.
+//! Compiles the TAI, google.api, google.rpc and grpc.health protos into Rust, and the stubs'
+//! own `proto/otlp_trace.proto` (the OTLP trace collector service the tests export to).
 //!
 //! There is no `protoc` on the build machines, so protox parses the `.proto` files and the
 //! resulting descriptor set is handed to tonic-prost-build for code generation.
@@ -18,12 +19,19 @@ const PROTOS: &[&str] = &[
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../proto");
+    let own_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("proto");
     println!("cargo:rerun-if-changed={}", proto_root.display());
+    println!("cargo:rerun-if-changed={}", own_root.display());
 
-    let fds = protox::Compiler::new([&proto_root])?
+    let mut fds = protox::Compiler::new([&proto_root])?
         .include_imports(true)
         .open_files(PROTOS)?
         .file_descriptor_set();
+    let otlp = protox::Compiler::new([&own_root])?
+        .include_imports(true)
+        .open_files(["otlp_trace.proto"])?
+        .file_descriptor_set();
+    fds.file.extend(otlp.file);
 
     tonic_prost_build::configure()
         .build_client(true)

@@ -29,6 +29,7 @@ mod resilience;
 mod route;
 mod streaming;
 mod tls;
+mod tracing;
 mod units;
 mod upstream;
 mod validate;
@@ -58,5 +59,6 @@ pub use resilience::{
 pub use route::{ConfigHttpRule, HeaderRules, MethodSelector, RouteConfig, TranscodingOptions};
 pub use streaming::StreamFormat;
 pub use tls::{CertificateConfig, ClientAuthConfig, ClientAuthMode, TlsListenerConfig};
+pub use tracing::{OtlpProtocol, SamplingRatio, TracingConfig};
 pub use units::{parse_duration, parse_size};
 pub use upstream::{UpstreamConfig, UpstreamTlsConfig};

@@ -13,6 +13,7 @@ use super::protocol::Protocol;
 use crate::compression::accept::accepts_gzip;
 use crate::edge::metadata::REQUEST_ID;
 use crate::listener::connection::Connection;
+use crate::trace::{RequestTrace, Tracer};
 
 /// Longest client-supplied request id that is propagated; longer ones are replaced.
 const MAX_REQUEST_ID_LEN: usize = 128;
@@ -77,11 +78,18 @@ pub struct RequestCtx {
     /// The connection it came on (absent when the pipeline is called directly), which delivers
     /// the answer.
     pub connection: Option<Arc<Connection>>,
+    /// Its place in its W3C trace (the caller's trace continued, or a new one).
+    pub trace: RequestTrace,
 }
 
 impl RequestCtx {
-    /// Context for a request that just arrived.
-    pub fn new<B>(request: &Request<B>, peer: SocketAddr, ids: &RequestIds) -> RequestCtx {
+    /// Context for a request that just arrived, traced by `tracer`.
+    pub fn new<B>(
+        request: &Request<B>,
+        peer: SocketAddr,
+        ids: &RequestIds,
+        tracer: &Tracer,
+    ) -> RequestCtx {
         let request_id = request
             .headers()
             .get(REQUEST_ID)
@@ -99,6 +107,7 @@ impl RequestCtx {
             origin: request.headers().get(header::ORIGIN).cloned(),
             accepts_gzip: !protocol.is_grpc() && accepts_gzip(request.headers()),
             connection: request.extensions().get::<Arc<Connection>>().cloned(),
+            trace: tracer.start(request.headers()),
         }
     }
 

@@ -41,6 +41,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::Full;
+use tracing::Instrument;
 
 use crate::access_log::AccessLog;
 use crate::body::{RequestBody, ResponseBody};
@@ -52,6 +53,7 @@ use crate::events::Events;
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::state::Shared;
+use crate::trace::{RequestTrace, Tracer};
 use crate::upstream::ClientId;
 use answer::{Answer, Failure, HttpCall};
 use outcome::Outcome;
@@ -71,6 +73,8 @@ pub struct Gateway {
     shared: Shared,
     /// The event outbox, when this process records events of writes.
     events: Option<Arc<Events>>,
+    /// Trace sampling, and the span exporter when spans are exported.
+    tracer: Tracer,
 }
 
 impl Gateway {
@@ -93,7 +97,14 @@ impl Gateway {
             access_log,
             shared: Shared::alone(),
             events: None,
+            tracer: Tracer::default(),
         }
+    }
+
+    /// The same gateway, tracing requests with `tracer` (sampling, span export).
+    pub fn tracing(mut self, tracer: Tracer) -> Gateway {
+        self.tracer = tracer;
+        self
     }
 
     /// The same gateway, spooling the events of writes through `events` (routes with `events:`).
@@ -165,7 +176,9 @@ impl Gateway {
         peer: SocketAddr,
     ) -> Response<ResponseBody> {
         let runtime = self.runtime.load_full();
-        let ctx = RequestCtx::new(&request, peer, &self.request_ids);
+        let ctx = RequestCtx::new(&request, peer, &self.request_ids, &self.tracer);
+        // Every log line about the request carries its trace id.
+        let span = tracing::info_span!("request", trace_id = %ctx.trace.trace_hex());
         let mut outcome = Outcome::default();
         let answer: Answer = async {
             let target = match route::find(&runtime, &mut request, ctx.protocol)? {
@@ -179,19 +192,16 @@ impl Gateway {
             let (forwarding, options) = (forwarding(ctx.protocol), target.options());
             let shared = (&*runtime.auth, &self.shared);
             let admitted = edge::admit(shared, options, head, forwarding, admission).await?;
-            let (out, from) = (&mut outcome, (ctx.protocol, peer));
+            let (out, from) = (&mut outcome, (ctx.protocol, peer, &ctx.trace));
             let scope = (&*runtime, self.events.as_deref());
             call(scope, target, request, from, admitted, out).await
         }
+        .instrument(span.clone())
         .await;
+        let _in_span = span.enter();
         let response = respond(&runtime, &ctx, &mut outcome, answer);
-        outcome::finish(
-            response,
-            ctx,
-            outcome,
-            &self.metrics,
-            self.access_log.as_ref(),
-        )
+        let (metrics, log) = (&self.metrics, self.access_log.as_ref());
+        outcome::finish(response, ctx, outcome, metrics, log)
     }
 
     /// The hook where the shared cache tier's events (other replicas' invalidations, a
@@ -206,6 +216,15 @@ impl Gateway {
             && !log.flush(timeout).await
         {
             tracing::warn!("access log lines may be missing: the writer did not finish in time");
+        }
+    }
+
+    /// Waits (at most `timeout`) until the spans of finished requests have been exported.
+    pub async fn flush_spans(&self, timeout: std::time::Duration) {
+        if let Some(exporter) = &self.tracer.exporter
+            && !exporter.flush(timeout).await
+        {
+            tracing::warn!("trace spans may be missing: the exporter did not finish in time");
         }
     }
 
@@ -244,7 +263,7 @@ fn call<'a, B: RequestBody>(
     (runtime, events): (&'a Runtime, Option<&'a Events>),
     target: Target<'a>,
     request: Request<B>,
-    (protocol, peer): (Protocol, SocketAddr),
+    (protocol, peer, trace): (Protocol, SocketAddr, &'a RequestTrace),
     admitted: Admitted,
     outcome: &'a mut Outcome,
 ) -> CallFuture<'a> {
@@ -252,17 +271,22 @@ fn call<'a, B: RequestBody>(
     let call = match target {
         Target::Grpc(method) => {
             return Box::pin(async move {
-                grpc::forward(&method, request, protocol, client, admitted, outcome).await
+                let from = (protocol, client, trace);
+                grpc::forward(&method, request, from, admitted, outcome).await
             });
         }
-        Target::Http(binding, vars) => HttpCall {
-            runtime,
-            binding,
-            vars,
-            request,
-            admitted,
-            client,
-        },
+        Target::Http(binding, vars) => {
+            outcome.binding = Some(binding.clone());
+            HttpCall {
+                runtime,
+                binding,
+                vars,
+                request,
+                admitted,
+                client,
+                trace,
+            }
+        }
     };
     let (kind, write) = (&call.binding.method, cached::Write::of(&call));
     if kind.client_streaming {
