@@ -317,3 +317,53 @@ impl<'d> Client<'d> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::trace::context::{SpanId, TraceId};
+    use crate::trace::span::SpanKind;
+
+    fn span() -> SpanData {
+        SpanData {
+            trace_id: TraceId::random(),
+            span_id: SpanId::random(),
+            parent: None,
+            trace_state: String::new(),
+            name: "GET".to_owned(),
+            kind: SpanKind::Server,
+            start: SystemTime::now(),
+            end: SystemTime::now(),
+            attributes: Vec::new(),
+            error: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn spans_a_collector_does_not_take_are_dropped_and_counted() {
+        // A port nothing listens on: the connection is refused at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let metrics = Arc::new(Metrics::new());
+        let destination = Destination {
+            uri: format!("http://127.0.0.1:{port}{}", otlp::GRPC_PATH)
+                .parse()
+                .expect("uri"),
+            protocol: Protocol::Grpc,
+            service_name: "test".to_owned(),
+        };
+        let exporter = Exporter::start(destination, metrics.clone()).expect("thread");
+        exporter.export(span());
+        exporter.export(span());
+        assert!(exporter.flush(Duration::from_secs(30)).await);
+        let text = metrics.render();
+        assert!(
+            text.contains("tai_gateway_spans_dropped_total{reason=\"export_failed\"} 2\n"),
+            "{text}"
+        );
+    }
+}

@@ -3,12 +3,21 @@
 //! the spans reach a real OTLP collector (a tonic `TraceService/Export` server) with their
 //! parent/child links.
 
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
 use prost::Message;
 use tai_stubs::TraceCollector;
-use tai_stubs::proto::opentelemetry::proto::collector::trace::v1::{Span, any_value};
+use tai_stubs::proto::opentelemetry::proto::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse, Span, any_value,
+};
 use tai_stubs::proto::tai::EchoMessage;
+use tokio::net::TcpListener;
 use tonic::metadata::MetadataValue;
 
 use crate::grpc_passthrough::{client, frame};
@@ -311,4 +320,77 @@ async fn an_invalid_traceparent_is_replaced_and_the_trace_id_is_logged() {
     assert_eq!(line["trace_id"], trace);
     assert_eq!(line["path"], "/v1/echo/invalid");
     drop(dir);
+}
+
+/// An OTLP/HTTP receiver: `POST /v1/traces` with a protobuf `ExportTraceServiceRequest`,
+/// answered 200 with an empty `ExportTraceServiceResponse`. Returns its address and the spans.
+async fn http_receiver() -> (std::net::SocketAddr, Arc<Mutex<Vec<(String, Span)>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let spans: Arc<Mutex<Vec<(String, Span)>>> = Arc::default();
+    let received = spans.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let received = received.clone();
+            let service = service_fn(move |request: http::Request<Incoming>| {
+                let received = received.clone();
+                async move {
+                    let head = format!(
+                        "{} {} {}",
+                        request.method(),
+                        request.uri().path(),
+                        request.headers()["content-type"].to_str().unwrap_or("")
+                    );
+                    let body = request.into_body().collect().await?.to_bytes();
+                    let export = ExportTraceServiceRequest::decode(body).expect("protobuf");
+                    let spans = export
+                        .resource_spans
+                        .into_iter()
+                        .flat_map(|r| r.scope_spans)
+                        .flat_map(|s| s.spans);
+                    let mut all = received.lock().expect("lock");
+                    all.extend(spans.map(|s| (head.clone(), s)));
+                    let answer = ExportTraceServiceResponse::default().encode_to_vec();
+                    Ok::<_, hyper::Error>(http::Response::new(Full::new(Bytes::from(answer))))
+                }
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service),
+            );
+        }
+    });
+    (addr, spans)
+}
+
+#[tokio::test]
+async fn spans_are_exported_over_otlp_http_too() {
+    let (addr, received) = http_receiver().await;
+    let extra = format!(
+        "tracing:\n  otlp:\n    endpoint: http://{addr}\n    protocol: http\n  service_name: edge-http\n"
+    );
+    let env = TestEnv::start_with(|c| traced_config(c, &extra)).await;
+    let reply = env.get("/v1/echo/over-http").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let (trace, attempt_span, _) = ids(reply.header("x-stub-traceparent").expect("echoed"));
+    let admin = env.gateway.admin_addr.expect("admin");
+    let url = format!("http://{admin}/config");
+    let config = crate::harness::send_with(&http1_client(), Method::GET, &url, &[], None).await;
+    let shown = &config.json()["tracing"];
+    assert_eq!(shown["otlp"]["endpoint"], format!("http://{addr}"));
+    assert_eq!(shown["otlp"]["protocol"], "http");
+    assert_eq!(shown["service_name"], "edge-http");
+    let TestEnv { gateway, .. } = env;
+    gateway.shutdown().await;
+    let spans = received.lock().expect("lock").clone();
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    for (head, span) in &spans {
+        assert_eq!(head, "POST /v1/traces application/x-protobuf");
+        assert_eq!(hex(&span.trace_id), trace);
+    }
+    let client_span = spans
+        .iter()
+        .find(|(_, s)| s.kind == CLIENT)
+        .expect("client");
+    assert_eq!(hex(&client_span.1.span_id), attempt_span);
 }
