@@ -177,8 +177,9 @@ impl Gateway {
     ) -> Response<ResponseBody> {
         let runtime = self.runtime.load_full();
         let ctx = RequestCtx::new(&request, peer, &self.request_ids, &self.tracer);
-        // Every log line about the request carries its trace id.
-        let span = tracing::info_span!("request", trace_id = %ctx.trace.trace_hex());
+        // Every log line about the request carries its trace id: the span is at the top level
+        // so that any filter that lets an event through keeps its span too.
+        let span = tracing::error_span!("request", trace_id = %ctx.trace.trace_hex());
         let mut outcome = Outcome::default();
         let answer: Answer = async {
             let target = match route::find(&runtime, &mut request, ctx.protocol)? {
