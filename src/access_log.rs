@@ -2,7 +2,7 @@
 //! only formats the line and hands it over (a full queue drops the line and counts it, rather
 //! than making requests wait on a slow disk).
 //!
-//! Fields: `time`, `request_id`, `client`, `method`, `path`, `route`, `status`, `grpc_status`,
+//! Fields: `time`, `request_id`, `trace_id`, `client`, `method`, `path`, `route`, `status`, `grpc_status`,
 //! `duration_ms`, `bytes_in`, `bytes_out`, `upstream`, `upstream_endpoint` (of the last attempt),
 //! `attempts`, `subject` (`sub` of the verified JWT, `null` without one). Never
 //! headers, query strings, bodies, tokens or secrets: only the path of the URI is logged.
@@ -34,6 +34,8 @@ pub struct AccessRecord<'a> {
     pub time: String,
     /// `x-request-id` (the client's, or generated).
     pub request_id: &'a str,
+    /// The W3C trace id (32 hex digits): the caller's trace, or the one the gateway started.
+    pub trace_id: &'a str,
     /// The client's socket address.
     pub client: String,
     /// The name of the listener the request came in on (`null` when called directly).

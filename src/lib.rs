@@ -35,6 +35,8 @@
 //! - [`access_log`]: one JSON line per request, written off the request path.
 //! - [`reflection`]: gRPC server reflection: descriptors fetched from backends (`reflection:
 //!   true`) and kept current; the gateway's own reflection service for native gRPC clients.
+//! - [`trace`]: W3C trace context (`traceparent` in, a span per upstream attempt out) and the
+//!   OTLP span export.
 //! - [`reload`]: watches the config and descriptors, rebuilds the runtime, swaps it in.
 
 pub mod access_log;
@@ -58,6 +60,7 @@ pub mod reload;
 pub mod runtime;
 pub mod server;
 pub mod state;
+pub mod trace;
 pub mod transcode;
 pub mod upstream;
 pub mod workers;

@@ -220,6 +220,10 @@ fn keep_start_only_settings(running: &Config, next: &mut Runtime) -> Vec<String>
         changed.push("log_level".to_owned());
         new.ops.log_level = running.ops.log_level.clone();
     }
+    if new.ops.tracing != running.ops.tracing {
+        changed.push("tracing".to_owned());
+        new.ops.tracing = running.ops.tracing.clone();
+    }
     let cpus = crate::workers::available();
     let (old_threads, new_threads) = (running.workers.threads(cpus), new.workers.threads(cpus));
     if new_threads != old_threads {

@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::access_log::AccessLog;
 use crate::admin::{Admin, Lifecycle};
-use crate::config::{ListenerConfig, ListenerLimits};
+use crate::config::{Config, ListenerConfig, ListenerLimits};
 use crate::events::Events;
 use crate::listener::budget::Budget;
 use crate::listener::table::Table;
@@ -25,6 +25,7 @@ use crate::pipeline::{Gateway, Served};
 use crate::reload::{ReloadStatus, Reloader};
 use crate::runtime::Runtime;
 use crate::state::Shared;
+use crate::trace::{Exporter, Tracer, settings};
 use crate::workers::Workers;
 
 /// Shutdown signal: `Some(drain timeout)` once shutdown has started.
@@ -76,25 +77,11 @@ impl ServerHandle {
     pub async fn start(runtime: Runtime) -> std::io::Result<ServerHandle> {
         let runtime = crate::reflection::refresh::first(runtime).await;
         let tls = load_tls(&runtime.config.listeners)?;
-        let access_log = match &runtime.config.ops.access_log {
-            Some(target) => Some(AccessLog::start(target)?),
-            None => None,
-        };
         let threads = runtime.config.workers.threads(crate::workers::available());
         let workers = Arc::new(Workers::start(threads)?);
         let config = runtime.config.clone();
         let metrics = Arc::new(Metrics::new());
-        let shared = Shared::connect(runtime.config.redis.as_ref())
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-        // The spool is opened before any listener: a folder held by another process fails the start.
-        let events = match Events::wanted(&runtime.config) {
-            true => Some(Events::open(&runtime.config.events)?),
-            false => None,
-        };
-        let mut gateway = Gateway::with_ops(runtime, metrics.clone(), access_log).sharing(shared);
-        if let Some(events) = events {
-            gateway = gateway.recording(events);
-        }
+        let gateway = gateway(runtime, &metrics)?;
         let gateway = Arc::new(gateway);
         let reloader = Reloader::new(gateway.clone());
         let lifecycle = Arc::new(Lifecycle::default());
@@ -188,7 +175,50 @@ impl ServerHandle {
         while self.admin_tasks.join_next().await.is_some() {}
         // The last requests' lines reach the file before the process ends.
         self.gateway.flush_access_log(Duration::from_secs(5)).await;
+        // And the last spans reach the collector (bounded: a collector that is down is not
+        // waited for).
+        self.gateway.flush_spans(Duration::from_secs(5)).await;
     }
+}
+
+/// The gateway of a starting server, with its operations parts: the access log, the shared
+/// store, the event spool (opened before any listener: a folder held by another process fails
+/// the start) and the tracer.
+fn gateway(runtime: Runtime, metrics: &Arc<Metrics>) -> std::io::Result<Gateway> {
+    let access_log = match &runtime.config.ops.access_log {
+        Some(target) => Some(AccessLog::start(target)?),
+        None => None,
+    };
+    let shared = Shared::connect(runtime.config.redis.as_ref())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let events = match Events::wanted(&runtime.config) {
+        true => Some(Events::open(&runtime.config.events)?),
+        false => None,
+    };
+    let tracer = tracer(&runtime.config, metrics)?;
+    let gateway = Gateway::with_ops(runtime, metrics.clone(), access_log)
+        .sharing(shared)
+        .tracing(tracer);
+    Ok(match events {
+        Some(events) => gateway.recording(events),
+        None => gateway,
+    })
+}
+
+/// The tracer of the `tracing:` section and the `OTEL_*` environment variables: sampling,
+/// and the span export thread when a collector is named. A bad variable fails the start.
+fn tracer(config: &Config, metrics: &Arc<Metrics>) -> std::io::Result<Tracer> {
+    let env = |name: &str| std::env::var(name).ok();
+    let (sampler, destination) = settings::resolve(&config.ops.tracing, &env)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let exporter = match destination {
+        Some(destination) => {
+            tracing::info!(uri = %destination.uri, "exporting trace spans");
+            Some(Exporter::start(destination, metrics.clone())?)
+        }
+        None => None,
+    };
+    Ok(Tracer { sampler, exporter })
 }
 
 /// The table of the public listeners' connections (cleartext and HTTPS share its caps and

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use super::edge;
 use super::format::{code_names, duration, paths};
 use crate::config::{
-    AccessLogTarget, Config, DescriptorSources, Located, MethodSelector, RetryConfig, RouteConfig,
-    TranscodingOptions, UpstreamConfig,
+    AccessLogTarget, Config, DescriptorSources, Located, MethodSelector, OtlpProtocol, RetryConfig,
+    RouteConfig, TracingConfig, TranscodingOptions, UpstreamConfig, redact_url,
 };
 
 /// The effective config (see the module doc).
@@ -33,6 +33,7 @@ pub fn config_json(config: &Config) -> Value {
         "access_log": access_log_json(ops.access_log.as_ref()),
         "log_level": ops.log_level,
         "shutdown": { "drain_timeout": duration(ops.drain_timeout) },
+        "tracing": tracing_json(&ops.tracing),
         "cache": {
             "max_entries": config.cache.max_entries,
             "max_bytes": config.cache.max_bytes,
@@ -61,6 +62,22 @@ fn access_log_json(target: Option<&AccessLogTarget>) -> Value {
             json!({ "enabled": true, "path": p.display().to_string() })
         }
     }
+}
+
+/// The file's `tracing:` keys (the `OTEL_*` variables may complete them at start); the
+/// endpoint without any credentials in it.
+fn tracing_json(t: &TracingConfig) -> Value {
+    json!({
+        "otlp": {
+            "endpoint": t.endpoint.as_deref().map(redact_url),
+            "protocol": t.protocol.map(|p| match p {
+                OtlpProtocol::Grpc => "grpc",
+                OtlpProtocol::Http => "http",
+            }),
+        },
+        "sampling_ratio": t.sampling_ratio.map(|r| r.get()),
+        "service_name": t.service_name,
+    })
 }
 
 fn upstream_json(u: &UpstreamConfig) -> Value {

@@ -29,6 +29,7 @@ mod resilience;
 mod route;
 mod streaming;
 mod tls;
+mod tracing;
 mod units;
 mod upstream;
 mod validate;
@@ -60,5 +61,6 @@ pub use streaming::StreamFormat;
 pub use tls::{
     CertificateConfig, ClientAuthConfig, ClientAuthMode, ListenerConfig, TlsListenerConfig,
 };
+pub use tracing::{OtlpProtocol, SamplingRatio, TracingConfig};
 pub use units::{parse_duration, parse_size};
 pub use upstream::{UpstreamConfig, UpstreamTlsConfig};

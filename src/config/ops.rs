@@ -1,8 +1,10 @@
 //! The validated operational settings (`reload`, `access_log`, `log_level`, `log_format`,
-//! `shutdown`).
+//! `shutdown`, `tracing`).
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+use super::tracing::TracingConfig;
 
 /// Operational settings: how the process is watched, logged and stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +21,8 @@ pub struct OpsConfig {
     pub log_format: LogFormat,
     /// How long in-flight requests get to finish after SIGTERM / SIGINT.
     pub drain_timeout: Duration,
+    /// Trace export and sampling (`tracing:`); read once at start, not on reload.
+    pub tracing: TracingConfig,
 }
 
 impl Default for OpsConfig {
@@ -30,6 +34,7 @@ impl Default for OpsConfig {
             log_level: "info".to_owned(),
             log_format: LogFormat::Text,
             drain_timeout: Duration::from_secs(30),
+            tracing: TracingConfig::default(),
         }
     }
 }

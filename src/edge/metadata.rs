@@ -139,7 +139,8 @@ fn pass_through(headers: &HeaderMap) -> HeaderMap {
 /// The message codings a gRPC client can read (the gateway, for the calls it transcodes).
 const ACCEPT_ENCODING: HeaderName = HeaderName::from_static("grpc-accept-encoding");
 
-/// W3C Trace Context headers, propagated to backends on every call.
+/// W3C Trace Context headers, propagated to backends on every call (each upstream attempt then
+/// writes its own `traceparent` over the client's, and drops an invalid `tracestate`).
 const TRACE_CONTEXT: &[&str] = &["traceparent", "tracestate"];
 
 /// True when `name` is covered by an allowlist entry (exact, or prefix when the entry ends in `*`).

@@ -59,6 +59,7 @@ pub struct Metrics {
     auth_failures: CounterFamily<(&'static str, String)>,
     tls_handshakes: CounterFamily<LabelPair>,
     cache_lookups: CounterFamily<LabelPair>,
+    spans_dropped: CounterFamily<(&'static str, String)>,
 }
 
 impl Default for Metrics {
@@ -82,6 +83,7 @@ impl Metrics {
             auth_failures: Family::new(Counter::default),
             tls_handshakes: Family::new(Counter::default),
             cache_lookups: Family::new(Counter::default),
+            spans_dropped: Family::new(Counter::default),
         }
     }
 
@@ -153,6 +155,14 @@ impl Metrics {
         ConnectionGuard(open)
     }
 
+    /// Counts `n` trace spans dropped instead of exported, by `reason` (`queue_full`,
+    /// `export_failed`, `exporter_gone`).
+    pub fn spans_dropped(&self, reason: &'static str, n: u64) {
+        self.spans_dropped
+            .get(&("reason", reason.to_owned()))
+            .add(n);
+    }
+
     /// The Prometheus text exposition of every family.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
@@ -164,6 +174,12 @@ impl Metrics {
             "tai_gateway_cache_lookups_total",
             "Response cache lookups of caching routes by result (hit, collapsed, miss, stale, bypass).",
             &self.cache_lookups,
+        );
+        counters(
+            &mut out,
+            "tai_gateway_spans_dropped_total",
+            "Trace spans dropped instead of exported, by reason (queue_full, export_failed).",
+            &self.spans_dropped,
         );
         out
     }

@@ -10,6 +10,7 @@ use crate::body::ResponseBody;
 use crate::edge::Admitted;
 use crate::error::GatewayError;
 use crate::runtime::{Binding, Runtime};
+use crate::trace::RequestTrace;
 use crate::upstream::ClientId;
 
 /// An admitted HTTP/JSON call: what every transcoded call kind works from.
@@ -26,6 +27,8 @@ pub(crate) struct HttpCall<'r, B> {
     pub(crate) admitted: Admitted,
     /// Who the call is for, as the upstream's breakers tell clients apart.
     pub(crate) client: ClientId,
+    /// The request's trace, which each upstream attempt continues.
+    pub(crate) trace: &'r RequestTrace,
 }
 
 /// The result of a call: a response, or a failure the error table turns into one.

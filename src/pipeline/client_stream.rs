@@ -78,7 +78,8 @@ pub(crate) async fn call<B: RequestBody>(call: HttpCall<'_, B>, outcome: &mut Ou
         &slot,
     )?;
     let caller = Caller::new(call.client, admitted.deadline, route.options.timeout);
-    let options = CallOptions::streamed(admitted.deadline, caller);
+    let options = CallOptions::streamed(admitted.deadline, caller)
+        .traced(call.trace, route.grpc_path.as_str());
     let started = tokio::time::Instant::now();
     let body = UpstreamBody::Stream(UnsyncBoxBody::new(Frames(requests)));
     let (result, attempts) = route

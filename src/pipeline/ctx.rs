@@ -14,6 +14,7 @@ use super::route::Served;
 use crate::compression::accept::accepts_gzip;
 use crate::edge::metadata::REQUEST_ID;
 use crate::listener::connection::Connection;
+use crate::trace::{RequestTrace, Tracer};
 
 /// Longest client-supplied request id that is propagated; longer ones are replaced.
 const MAX_REQUEST_ID_LEN: usize = 128;
@@ -81,11 +82,18 @@ pub struct RequestCtx {
     /// The listener it came in on and the routes that one serves (absent when the pipeline is
     /// called directly).
     pub served: Option<Arc<Served>>,
+    /// Its place in its W3C trace (the caller's trace continued, or a new one).
+    pub trace: RequestTrace,
 }
 
 impl RequestCtx {
-    /// Context for a request that just arrived.
-    pub fn new<B>(request: &Request<B>, peer: SocketAddr, ids: &RequestIds) -> RequestCtx {
+    /// Context for a request that just arrived, traced by `tracer`.
+    pub fn new<B>(
+        request: &Request<B>,
+        peer: SocketAddr,
+        ids: &RequestIds,
+        tracer: &Tracer,
+    ) -> RequestCtx {
         let request_id = request
             .headers()
             .get(REQUEST_ID)
@@ -104,6 +112,7 @@ impl RequestCtx {
             accepts_gzip: !protocol.is_grpc() && accepts_gzip(request.headers()),
             connection: request.extensions().get::<Arc<Connection>>().cloned(),
             served: request.extensions().get::<Arc<Served>>().cloned(),
+            trace: tracer.start(request.headers()),
         }
     }
 

@@ -30,6 +30,7 @@ use super::protocol::Protocol;
 use crate::body::{BodyError, Frames, RequestBody, ResponseBody};
 use crate::edge::Admitted;
 use crate::runtime::GrpcMethod;
+use crate::trace::RequestTrace;
 use crate::upstream::stream::{ForwardError, UpstreamBody};
 use crate::upstream::{CallOptions, Caller, ClientId, GrpcStatus};
 
@@ -38,8 +39,7 @@ use crate::upstream::{CallOptions, Caller, ClientId, GrpcStatus};
 pub(crate) async fn forward<B: RequestBody>(
     method: &GrpcMethod,
     request: Request<B>,
-    protocol: Protocol,
-    client: ClientId,
+    (protocol, client, trace): (Protocol, ClientId, &RequestTrace),
     admitted: Admitted,
     outcome: &mut Outcome,
 ) -> Answer {
@@ -47,7 +47,8 @@ pub(crate) async fn forward<B: RequestBody>(
     let refusal = Refusal::default();
     let body = request_body(method, request, protocol, (&refusal, &mut metadata));
     let caller = Caller::new(client, admitted.deadline, method.options.timeout);
-    let options = CallOptions::streamed(admitted.deadline, caller);
+    let options =
+        CallOptions::streamed(admitted.deadline, caller).traced(trace, method.grpc_path.as_str());
     let started = tokio::time::Instant::now();
     let (result, attempts) = method
         .upstream

@@ -44,6 +44,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::Full;
+use tracing::Instrument;
 
 use crate::access_log::AccessLog;
 use crate::body::{RequestBody, ResponseBody};
@@ -55,6 +56,7 @@ use crate::events::Events;
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::state::Shared;
+use crate::trace::{RequestTrace, Tracer};
 use crate::upstream::ClientId;
 use answer::{Answer, Failure, HttpCall};
 use outcome::Outcome;
@@ -79,6 +81,8 @@ pub struct Gateway {
     events: Option<Arc<Events>>,
     /// Wakes the reflection refresh (`reflection::refresh`) when a backend answered UNIMPLEMENTED.
     reflection_wake: Arc<tokio::sync::Notify>,
+    /// Trace sampling, and the span exporter when spans are exported.
+    tracer: Tracer,
 }
 
 impl Gateway {
@@ -102,7 +106,14 @@ impl Gateway {
             shared: Shared::alone(),
             events: None,
             reflection_wake: Arc::new(tokio::sync::Notify::new()),
+            tracer: Tracer::default(),
         }
+    }
+
+    /// The same gateway, tracing requests with `tracer` (sampling, span export).
+    pub fn tracing(mut self, tracer: Tracer) -> Gateway {
+        self.tracer = tracer;
+        self
     }
 
     /// The same gateway, spooling the events of writes through `events` (routes with `events:`).
@@ -181,7 +192,10 @@ impl Gateway {
         peer: SocketAddr,
     ) -> Response<ResponseBody> {
         let runtime = self.runtime.load_full();
-        let ctx = RequestCtx::new(&request, peer, &self.request_ids);
+        let ctx = RequestCtx::new(&request, peer, &self.request_ids, &self.tracer);
+        // Every log line about the request carries its trace id: the span is at the top level
+        // so that any filter that lets an event through keeps its span too.
+        let span = tracing::error_span!("request", trace_id = %ctx.trace.trace_hex());
         let mut outcome = Outcome::default();
         let answer: Answer = async {
             let target = match route::find(&runtime, &mut request, ctx.protocol)? {
@@ -195,20 +209,17 @@ impl Gateway {
             let (forwarding, options) = (forwarding(ctx.protocol), target.options());
             let shared = (&*runtime.auth, &self.shared);
             let admitted = edge::admit(shared, options, head, forwarding, admission).await?;
-            let (out, from) = (&mut outcome, (ctx.protocol, peer));
+            let (out, from) = (&mut outcome, (ctx.protocol, peer, &ctx.trace));
             let scope = (&*runtime, self.events.as_deref());
             call(scope, target, request, from, admitted, out).await
         }
+        .instrument(span.clone())
         .await;
+        let _in_span = span.enter();
         let response = respond(&runtime, &ctx, &mut outcome, answer);
         self.wake_reflection(&outcome);
-        outcome::finish(
-            response,
-            ctx,
-            outcome,
-            &self.metrics,
-            self.access_log.as_ref(),
-        )
+        let (metrics, log) = (&self.metrics, self.access_log.as_ref());
+        outcome::finish(response, ctx, outcome, metrics, log)
     }
 
     /// Wakes the reflection refresh when the call ended UNIMPLEMENTED from an upstream whose
@@ -235,6 +246,15 @@ impl Gateway {
             && !log.flush(timeout).await
         {
             tracing::warn!("access log lines may be missing: the writer did not finish in time");
+        }
+    }
+
+    /// Waits (at most `timeout`) until the spans of finished requests have been exported.
+    pub async fn flush_spans(&self, timeout: std::time::Duration) {
+        if let Some(exporter) = &self.tracer.exporter
+            && !exporter.flush(timeout).await
+        {
+            tracing::warn!("trace spans may be missing: the exporter did not finish in time");
         }
     }
 
@@ -273,7 +293,7 @@ fn call<'a, B: RequestBody>(
     (runtime, events): (&'a Runtime, Option<&'a Events>),
     target: Target<'a>,
     request: Request<B>,
-    (protocol, peer): (Protocol, SocketAddr),
+    (protocol, peer, trace): (Protocol, SocketAddr, &'a RequestTrace),
     admitted: Admitted,
     outcome: &'a mut Outcome,
 ) -> CallFuture<'a> {
@@ -281,7 +301,8 @@ fn call<'a, B: RequestBody>(
     let call = match target {
         Target::Grpc(method) => {
             return Box::pin(async move {
-                grpc::forward(&method, request, protocol, client, admitted, outcome).await
+                let from = (protocol, client, trace);
+                grpc::forward(&method, request, from, admitted, outcome).await
             });
         }
         Target::Reflection(_) => {
@@ -289,14 +310,18 @@ fn call<'a, B: RequestBody>(
             let response = reflection::answer(&runtime.exposed, request);
             return Box::pin(std::future::ready(Ok(response)));
         }
-        Target::Http(binding, vars) => HttpCall {
-            runtime,
-            binding,
-            vars,
-            request,
-            admitted,
-            client,
-        },
+        Target::Http(binding, vars) => {
+            outcome.binding = Some(binding.clone());
+            HttpCall {
+                runtime,
+                binding,
+                vars,
+                request,
+                admitted,
+                client,
+                trace,
+            }
+        }
     };
     let (kind, write) = (&call.binding.method, cached::Write::of(&call));
     if kind.client_streaming {

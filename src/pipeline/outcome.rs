@@ -1,6 +1,6 @@
 //! What the pipeline learned about a request on its way (route, admission, upstream call, sizes,
-//! gRPC status), and the finish step that turns it into metrics and an access log line — the one
-//! place per request where both are recorded.
+//! gRPC status), and the finish step that turns it into metrics, the server span of its trace and
+//! an access log line — the one place per request where they are recorded.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,7 +18,8 @@ use crate::body::{BodyError, ResponseBody, StreamStatus};
 use crate::edge::Admission;
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, RequestLabels, RequestRecord, UNMATCHED_ROUTE};
-use crate::runtime::RouteOptions;
+use crate::runtime::{Binding, RouteOptions};
+use crate::trace::RequestEnd;
 use crate::transcode::request::RequestError;
 use crate::upstream::{GrpcStatus, Upstream, UpstreamError};
 
@@ -39,6 +40,8 @@ pub(crate) struct Outcome {
     pub(crate) failure: FailureKinds,
     /// How the response cache served it (`hit`, `miss`, ...), when its route caches (the call).
     pub(crate) cache: Option<&'static str>,
+    /// The HTTP rule a transcoded call came through (its template is the span's `http.route`).
+    pub(crate) binding: Option<Arc<Binding>>,
 }
 
 /// One upstream call as the metrics and access log report it.
@@ -174,7 +177,6 @@ fn record(
     let duration = ctx.started.elapsed();
     let route = outcome.route.as_ref().map(|r| r.name.as_str());
     let call = outcome.call.as_ref();
-    let attempts = call.map_or(0, |c| c.attempts);
     metrics.record_request(&RequestRecord {
         labels: RequestLabels {
             route: route.unwrap_or(UNMATCHED_ROUTE).to_owned(),
@@ -191,26 +193,54 @@ fn record(
         auth_failure: outcome.failure.auth,
         cache: outcome.cache,
     });
+    end_span(ctx, outcome, status);
     if let Some(log) = access_log {
-        log.write(&AccessRecord {
-            time: rfc3339(SystemTime::now()),
-            request_id: ctx.request_id.to_str().unwrap_or_default(),
-            client: ctx.peer.to_string(),
-            listener: ctx.served.as_deref().map(Served::listener),
-            method: ctx.method.as_str(),
-            path: ctx.uri.path(),
-            route,
-            status,
-            grpc_status: outcome.grpc_status,
-            duration_ms: duration.as_secs_f64() * 1000.0,
-            bytes_in: outcome.request_bytes,
-            bytes_out: response_bytes,
-            upstream: call.map(|c| c.upstream.name.as_str()),
-            upstream_endpoint: call.and_then(|c| c.endpoint.as_deref()),
-            attempts,
-            subject: outcome.admission.subject.as_deref(),
-        });
+        write_line(log, ctx, outcome, (status, response_bytes), duration);
     }
+}
+
+/// The request's access log line.
+fn write_line(
+    log: &AccessLog,
+    ctx: &RequestCtx,
+    outcome: &Outcome,
+    (status, response_bytes): (u16, u64),
+    duration: std::time::Duration,
+) {
+    let route = outcome.route.as_ref().map(|r| r.name.as_str());
+    let call = outcome.call.as_ref();
+    log.write(&AccessRecord {
+        time: rfc3339(SystemTime::now()),
+        request_id: ctx.request_id.to_str().unwrap_or_default(),
+        trace_id: ctx.trace.trace_hex().as_str(),
+        client: ctx.peer.to_string(),
+        listener: ctx.served.as_deref().map(Served::listener),
+        method: ctx.method.as_str(),
+        path: ctx.uri.path(),
+        route,
+        status,
+        grpc_status: outcome.grpc_status,
+        duration_ms: duration.as_secs_f64() * 1000.0,
+        bytes_in: outcome.request_bytes,
+        bytes_out: response_bytes,
+        upstream: call.map(|c| c.upstream.name.as_str()),
+        upstream_endpoint: call.and_then(|c| c.endpoint.as_deref()),
+        attempts: call.map_or(0, |c| c.attempts),
+        subject: outcome.admission.subject.as_deref(),
+    });
+}
+
+/// Ends the request's server span (exported when its trace is sampled and spans are exported).
+fn end_span(ctx: &RequestCtx, outcome: &Outcome, status: u16) {
+    ctx.trace.end_request(&RequestEnd {
+        method: ctx.method.as_str(),
+        path: ctx.uri.path(),
+        route_template: outcome.binding.as_ref().map(|b| b.template.as_str()),
+        grpc: ctx.protocol.is_grpc(),
+        status,
+        grpc_status: outcome.grpc_status,
+        peer: ctx.peer,
+    });
 }
 
 /// Hands a streaming response back with a body that records the request when the stream ends.

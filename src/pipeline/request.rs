@@ -16,6 +16,7 @@ use crate::compression::{self, ContentEncoding};
 use crate::edge::Admitted;
 use crate::error::GatewayError;
 use crate::runtime::{Binding, Runtime};
+use crate::trace::RequestTrace;
 use crate::transcode::request::{RequestParts, encode_request};
 use crate::upstream::{CallOptions, Caller, ClientId};
 
@@ -31,15 +32,18 @@ pub(crate) struct Message {
     pub(crate) client: ClientId,
 }
 
-/// Deadline and retries of `client`'s call through `binding`, as its route sets them.
-pub(crate) fn call_options(
-    binding: &Binding,
+/// Deadline and retries of `client`'s call through `binding`, as its route sets them, each
+/// attempt a span of `trace`.
+pub(crate) fn call_options<'a>(
+    binding: &'a Binding,
     deadline: Duration,
     client: ClientId,
-) -> CallOptions<'_> {
+    trace: &'a RequestTrace,
+) -> CallOptions<'a> {
     let options = &binding.method.options;
     let caller = Caller::new(client, deadline, options.timeout);
     CallOptions::for_route(&options.retry, &binding.http_method, deadline, caller)
+        .traced(trace, binding.method.grpc_path.as_str())
 }
 
 /// Reads the call's body and encodes its request message from the path variables, the query the
@@ -56,6 +60,7 @@ pub(crate) async fn read_message<B: RequestBody>(
         request,
         admitted,
         client,
+        trace: _,
     } = call;
     let payload = encode(runtime, &binding, &vars, &admitted, request, outcome).await?;
     Ok(Message {

@@ -42,9 +42,10 @@ use crate::upstream::{CallOutcome, UpstreamError};
 /// until its first message), and answers with the stream.
 pub(crate) async fn call<B: RequestBody>(call: HttpCall<'_, B>, outcome: &mut Outcome) -> Answer {
     let (runtime, prefs) = (call.runtime, ClientPrefs::of(call.request.headers()));
+    let trace = call.trace;
     let message = read_message(call, outcome).await?;
     let (binding, route) = (&message.binding, &message.binding.method);
-    let options = call_options(binding, message.admitted.deadline, message.client);
+    let options = call_options(binding, message.admitted.deadline, message.client, trace);
     let started = tokio::time::Instant::now();
     let (opened, attempts) = route
         .upstream

@@ -41,10 +41,11 @@ pub(crate) async fn exchange<B: RequestBody>(
     call: HttpCall<'_, B>,
     outcome: &mut Outcome,
 ) -> Result<Exchange, Failure> {
+    let trace = call.trace;
     let message = read_message(call, outcome).await?;
     let request = message.payload.clone();
     let (binding, route) = (&message.binding, &message.binding.method);
-    let options = call_options(binding, message.admitted.deadline, message.client);
+    let options = call_options(binding, message.admitted.deadline, message.client, trace);
     let started = tokio::time::Instant::now();
     let called = route
         .upstream

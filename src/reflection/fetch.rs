@@ -136,6 +136,7 @@ impl Asker<'_> {
             retryable: false,
             retry_on: None,
             caller: Caller::UNKNOWN,
+            trace: None,
         };
         let grpc_path = PathAndQuery::from_static(path);
         let outcome = self

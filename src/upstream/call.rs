@@ -18,11 +18,12 @@ use super::backend::Upstream;
 use super::balancer::{self, Pick};
 use super::breaker::{Breaker, Transition};
 use super::endpoint::Endpoint;
-use super::options::{CallOptions, CallOutcome};
+use super::options::{CallOptions, CallOutcome, Try};
 use super::random::random_unit;
 use super::reply::{AttemptError, GrpcReply, UpstreamError};
 use super::retry::{self, AttemptOutcome, Evidence, Retry, Verdict};
 use super::stats::bump;
+use crate::trace::AttemptEnd;
 
 /// Releases a half-open probe slot when an attempt ends without an outcome (client went away).
 struct ProbeGuard<'a>(Option<&'a Breaker>);
@@ -61,11 +62,11 @@ impl Upstream {
         metadata: HeaderMap,
         options: &CallOptions<'_>,
     ) -> CallOutcome {
-        self.call_with(options, |endpoint: Arc<Endpoint>, timeout| {
-            let (message, metadata) = (message.clone(), metadata.clone());
+        self.call_with(options, |endpoint: Arc<Endpoint>, attempt: Try| {
+            let (message, metadata) = (message.clone(), attempt.metadata(&metadata));
             async move {
                 endpoint
-                    .attempt(grpc_path, message, metadata, timeout)
+                    .attempt(grpc_path, message, metadata, attempt.timeout)
                     .await
             }
         })
@@ -80,7 +81,7 @@ impl Upstream {
         attempt: F,
     ) -> CallOutcome
     where
-        F: Fn(Arc<Endpoint>, Duration) -> Fut,
+        F: Fn(Arc<Endpoint>, Try) -> Fut,
         Fut: Future<Output = Result<GrpcReply, AttemptError>>,
     {
         let mut call = Call::start(self, options);
@@ -209,7 +210,8 @@ impl<'a> Call<'a> {
         (!remaining.is_zero()).then_some(remaining)
     }
 
-    /// Runs one attempt on `endpoint`, bounded by the per-try timeout and `remaining`.
+    /// Runs one attempt on `endpoint`, bounded by the per-try timeout and `remaining`; in a
+    /// traced call, as a span of its own (a retry is a second span).
     async fn attempt<F, Fut>(
         &mut self,
         endpoint: &Arc<Endpoint>,
@@ -217,7 +219,7 @@ impl<'a> Call<'a> {
         attempt: &F,
     ) -> Result<GrpcReply, AttemptError>
     where
-        F: Fn(Arc<Endpoint>, Duration) -> Fut,
+        F: Fn(Arc<Endpoint>, Try) -> Fut,
         Fut: Future<Output = Result<GrpcReply, AttemptError>>,
     {
         let per_try = self.options.per_try_timeout;
@@ -227,7 +229,25 @@ impl<'a> Call<'a> {
         self.attempts += 1;
         self.used = Some(endpoint.clone());
         bump(&self.upstream.stats.attempts);
-        attempt(endpoint.clone(), try_timeout).await
+        let trace = self.options.trace;
+        let span = trace.map(|t| t.request.attempt());
+        let given = Try {
+            timeout: try_timeout,
+            span: span.clone(),
+        };
+        let result = attempt(endpoint.clone(), given).await;
+        if let (Some(trace), Some(span)) = (trace, span) {
+            let end = AttemptEnd {
+                endpoint: &endpoint.authority,
+                grpc_status: result.as_ref().ok().map(|r| r.status.code),
+                error: result
+                    .as_ref()
+                    .err()
+                    .map(|e| &e.error as &dyn std::fmt::Display),
+            };
+            trace.request.end_attempt(span, trace.rpc, &end);
+        }
+        result
     }
 
     /// How the attempt ended, and what that means for the breaker and for retrying.

@@ -11,6 +11,7 @@ use super::client::ClientId;
 use super::endpoint::Endpoint;
 use super::reply::{GrpcReply, UpstreamError};
 use crate::config::RouteRetryConfig;
+use crate::trace::{AttemptSpan, CallTrace, RequestTrace};
 
 /// Response header carrying how many attempts a call took.
 pub const ATTEMPTS_HEADER: &str = "x-tai-attempts";
@@ -29,6 +30,37 @@ pub struct CallOptions<'a> {
     /// Who the call is for, which the breaker needs to tell one client's bad input from an
     /// endpoint's failure.
     pub caller: Caller,
+    /// The request's trace: each attempt gets a span of its own, sent in its `traceparent`.
+    pub trace: Option<CallTrace<'a>>,
+}
+
+/// What one attempt is given: its time bound and, in a traced call, its span.
+#[derive(Debug, Clone)]
+pub struct Try {
+    /// Bound of the attempt (sent to the backend as `grpc-timeout` where the kind sends one).
+    pub timeout: Duration,
+    /// The attempt's span, whose `traceparent` goes with its metadata.
+    pub span: Option<AttemptSpan>,
+}
+
+impl Try {
+    /// An attempt bounded by `timeout`, outside any trace.
+    pub fn untraced(timeout: Duration) -> Try {
+        Try {
+            timeout,
+            span: None,
+        }
+    }
+
+    /// The metadata of this attempt: `base` with the attempt's `traceparent` (replacing the
+    /// client's) and the trace's valid `tracestate`.
+    pub fn metadata(&self, base: &HeaderMap) -> HeaderMap {
+        let mut metadata = base.clone();
+        if let Some(span) = &self.span {
+            span.stamp(&mut metadata);
+        }
+        metadata
+    }
 }
 
 /// Who a call is for, as the endpoint's breaker sees it.
@@ -73,6 +105,7 @@ impl<'a> CallOptions<'a> {
             retryable: route.retryable.unwrap_or(http_method == "GET"),
             retry_on: route.retry_on.as_deref(),
             caller,
+            trace: None,
         }
     }
 
@@ -85,7 +118,17 @@ impl<'a> CallOptions<'a> {
             retryable: false,
             retry_on: None,
             caller,
+            trace: None,
         }
+    }
+
+    /// The same options for a call of `rpc` (`/pkg.Service/Method`) within `trace`.
+    pub fn traced(mut self, trace: &'a RequestTrace, rpc: &'a str) -> CallOptions<'a> {
+        self.trace = Some(CallTrace {
+            request: trace,
+            rpc,
+        });
+        self
     }
 }
 

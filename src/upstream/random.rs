@@ -1,12 +1,12 @@
 //! Cheap pseudo-random numbers for the choices that need spread, not secrecy: the balancer's
-//! two candidates and the jitter of retry backoff.
+//! two candidates, the jitter of retry backoff, and the ids of traces and spans.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A fast, process-wide pseudo-random number (splitmix64 over a randomly seeded counter).
-pub(super) fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     static STATE: AtomicU64 = AtomicU64::new(0);
     let mut seed = STATE.load(Ordering::Relaxed);
     if seed == 0 {
@@ -22,7 +22,7 @@ pub(super) fn random_u64() -> u64 {
 }
 
 /// A pseudo-random number in `0..1`.
-pub(super) fn random_unit() -> f64 {
+pub(crate) fn random_unit() -> f64 {
     (random_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 

@@ -19,7 +19,7 @@ use hyper::body::Incoming;
 use super::backend::Upstream;
 pub use super::body::{ForwardError, MessageStream, StreamItem, UpstreamBody};
 use super::codec::GrpcStatus;
-use super::options::CallOptions;
+use super::options::{CallOptions, Try};
 use super::reply::{GrpcReply, UpstreamError};
 
 /// What [`Upstream::open_stream`] got: the reply head with the first message (or the status of
@@ -48,10 +48,11 @@ impl Upstream {
         let body = Mutex::new(Some(body));
         let response = Mutex::new(None);
         let outcome = self
-            .call_with(options, |endpoint, timeout| {
-                let metadata = metadata.clone();
+            .call_with(options, |endpoint, attempt: Try| {
+                let metadata = attempt.metadata(&metadata);
                 let (body, response) = (&body, &response);
                 async move {
+                    let timeout = attempt.timeout;
                     let answer = endpoint.forward(grpc_path, metadata, body, timeout).await?;
                     // The breaker sees the status of a trailers-only answer, else success.
                     let status =
@@ -87,12 +88,12 @@ impl Upstream {
         // The attempt that got a first message leaves the rest of its stream here.
         let rest = Mutex::new(None);
         let outcome = self
-            .call_with(options, |endpoint, timeout| {
-                let (message, metadata) = (message.clone(), metadata.clone());
+            .call_with(options, |endpoint, attempt: Try| {
+                let (message, metadata) = (message.clone(), attempt.metadata(&metadata));
                 let rest = &rest;
                 async move {
                     let (reply, stream) = endpoint
-                        .open_stream(grpc_path, message, metadata, timeout)
+                        .open_stream(grpc_path, message, metadata, attempt.timeout)
                         .await?;
                     *rest.lock().unwrap_or_else(PoisonError::into_inner) = stream;
                     Ok(reply)

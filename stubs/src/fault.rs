@@ -32,6 +32,10 @@ pub const SERVICE_HEADER: &str = "x-stub-service";
 /// HTTP/2 connections a client spreads its calls over.
 pub const PEER_HEADER: &str = "x-stub-peer";
 
+/// Response header of unary calls: the `traceparent` the call carried (W3C trace context), so
+/// tests see what the gateway sent on.
+pub const TRACEPARENT_HEADER: &str = "x-stub-traceparent";
+
 /// The message of an injected failure when the request names none.
 const DEFAULT_FAIL_MESSAGE: &str = "injected failure";
 
@@ -61,6 +65,7 @@ pub(crate) async fn unary<T, R>(
     let peer = request
         .remote_addr()
         .and_then(|addr| AsciiMetadataValue::try_from(addr.to_string()).ok());
+    let traceparent = request.metadata().get("traceparent").cloned();
     let (metadata, _, message) = request.into_parts();
     let (result, reply_headers) = match FaultPlan::parse(&metadata) {
         Ok(plan) => match plan.inject(store).await {
@@ -73,6 +78,9 @@ pub(crate) async fn unary<T, R>(
         decorate(map, backend, &reply_headers);
         if let Some(peer) = peer {
             map.insert(PEER_HEADER, peer);
+        }
+        if let Some(traceparent) = traceparent.clone() {
+            map.insert(TRACEPARENT_HEADER, traceparent);
         }
     };
     match result {

@@ -15,6 +15,8 @@
 //! - `health`: `grpc.health.v1.Health` and [`HealthControl`].
 //! - `trailer`: adds the `x-stub-trailer: done` trailer to TAI responses.
 //! - `status`: `google.rpc` rich errors (`BadRequest` in `grpc-status-details-bin`).
+//! - `otlp`: [`TraceCollector`], an OTLP trace collector (`TraceService/Export`) that keeps the
+//!   spans it receives, for tests of the gateway's span export.
 //!
 //! # Fault injection
 //! Every `tai.*` RPC reads these request metadata keys before its handler runs. A malformed
@@ -36,7 +38,8 @@
 //! - header `x-stub-service: governor` or `coordinator` (on errors too), plus any requested
 //!   reply headers;
 //! - on unary calls, header `x-stub-peer: ip:port`, the caller's side of the connection that
-//!   carried the call;
+//!   carried the call, and header `x-stub-traceparent` echoing the `traceparent` the call
+//!   carried, if any;
 //! - header `x-stub-request-encoding`: the request's `grpc-encoding` (`identity` without one);
 //!   request messages compressed with gzip are accepted;
 //! - trailer `x-stub-trailer: done` when the response has a trailers frame, which is every
@@ -48,6 +51,7 @@ mod fault;
 mod governor;
 mod health;
 mod inbound;
+mod otlp;
 mod registry;
 mod server;
 mod status;
@@ -70,9 +74,10 @@ pub mod proto {
 
 pub use fault::{
     DELAY_MS, FAIL_AFTER, FAIL_CODE, FAIL_FIRST, FAIL_KEY, FAIL_MESSAGE, PEER_HEADER, REPLY_HEADER,
-    SERVICE_HEADER,
+    SERVICE_HEADER, TRACEPARENT_HEADER,
 };
 pub use health::{HealthControl, ServingStatus};
+pub use otlp::TraceCollector;
 pub use server::{StubListener, StubServers, serve_coordinator, serve_governor, serve_reflection};
 pub use store::Store;
 pub use tls::StubTls;

@@ -1,5 +1,6 @@
 //! What the gateway writes to stderr (issue 15): JSON lines for log shippers with
-//! `log_format: json`; text without terminal escape codes when stderr is not a terminal.
+//! `log_format: json`; text without terminal escape codes when stderr is not a terminal; the
+//! trace id on every line about a request.
 
 use http::{Method, StatusCode};
 
@@ -59,17 +60,34 @@ async fn json_log_lines_carry_time_level_target_and_message() {
             assert!(line.get(key).is_some(), "no `{key}` in {line}");
         }
     }
-    assert!(
-        lines
-            .iter()
-            .any(|l| l["level"] == "WARN" && l["message"] == "request failed"),
-        "{text}"
-    );
+    let failed = lines
+        .iter()
+        .find(|l| l["level"] == "WARN" && l["message"] == "request failed")
+        .unwrap_or_else(|| panic!("no `request failed` line in {text}"));
+    // The line about the request carries its trace id, from the request's span.
+    let trace_id = failed["span"]["trace_id"].as_str().expect("trace_id");
+    assert!(is_trace_id(trace_id), "{failed}");
+}
+
+fn is_trace_id(text: &str) -> bool {
+    text.len() == 32
+        && text
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
 }
 
 #[tokio::test]
 async fn text_logs_to_a_file_have_no_terminal_escape_codes() {
     let text = stderr_of("").await;
-    assert!(text.contains("request failed"), "{text}");
+    let failed = text
+        .lines()
+        .find(|l| l.contains("request failed"))
+        .unwrap_or_else(|| panic!("no `request failed` line in {text}"));
+    let trace_id = failed
+        .split("request{trace_id=")
+        .nth(1)
+        .and_then(|rest| rest.split('}').next())
+        .unwrap_or_else(|| panic!("no trace id in {failed}"));
+    assert!(is_trace_id(trace_id), "{failed}");
     assert!(!text.contains('\u{1b}'), "escape codes in: {text:?}");
 }

@@ -49,5 +49,6 @@ mod streaming;
 mod streaming_requests;
 mod tai_api;
 mod tls;
+mod traces;
 mod upstream_metrics;
 mod upstream_tls;

@@ -44,7 +44,19 @@ async fn metadata_seen(env: &TestEnv, headers: &[(&str, &str)]) -> serde_json::V
     all.extend_from_slice(headers);
     let reply = env.send(Method::POST, "/v1/echo", &all, Some("{}")).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    reply.json()["receivedMetadata"].clone()
+    let mut seen = reply.json()["receivedMetadata"].clone();
+    // Every call carries the gateway's own `traceparent` (a new trace here: random ids), checked
+    // in `traces.rs`; its form is checked here and the rest compared exactly.
+    let traceparent = seen
+        .as_object_mut()
+        .and_then(|m| m.remove("traceparent"))
+        .unwrap_or_else(|| panic!("no traceparent in {seen}"));
+    let traceparent = traceparent.as_str().expect("text");
+    assert!(
+        traceparent.len() == 55 && traceparent.starts_with("00-") && traceparent.ends_with("-01"),
+        "{traceparent}"
+    );
+    seen
 }
 
 /// `extra` plus the protocol headers every transcoded gRPC call carries (tonic keeps them in its

@@ -28,7 +28,7 @@ pub(crate) use listeners::{
     RawAdmin, RawCertificate, RawClientAuth, RawListener, RawListenerTls, RawListeners,
 };
 pub(crate) use openapi::RawOpenApi;
-pub(crate) use ops::{RawAccessLog, RawLimits, RawReload, RawShutdown};
+pub(crate) use ops::{RawAccessLog, RawLimits, RawReload, RawShutdown, RawTracing};
 pub(crate) use redis::RawRedis;
 pub(crate) use route::{RawCors, RawHeaders, RawHttpRule, RawRoute, RawTranscoding};
 pub(crate) use secret::RawSecret;
@@ -75,6 +75,8 @@ pub(crate) struct RawConfig {
     pub(crate) log_format: Option<At<String>>,
     #[serde(default)]
     pub(crate) shutdown: RawShutdown,
+    #[serde(default)]
+    pub(crate) tracing: RawTracing,
     pub(crate) auth: Option<RawAuth>,
     #[serde(default)]
     pub(crate) rate_limits: Option<RawRateLimits>,

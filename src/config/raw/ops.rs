@@ -1,4 +1,5 @@
-//! The YAML shape of the operational sections: `limits`, `reload`, `access_log`, `shutdown`.
+//! The YAML shape of the operational sections: `limits`, `reload`, `access_log`, `shutdown`,
+//! `tracing`.
 
 use serde::Deserialize;
 
@@ -49,4 +50,26 @@ pub(crate) struct RawAccessLog {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawShutdown {
     pub(crate) drain_timeout: Option<At<String>>,
+}
+
+/// `tracing:` trace export and sampling.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTracing {
+    #[serde(default)]
+    pub(crate) otlp: Option<RawOtlp>,
+    #[serde(default)]
+    pub(crate) sampling_ratio: Option<At<f64>>,
+    #[serde(default)]
+    pub(crate) service_name: Option<At<String>>,
+}
+
+/// `tracing.otlp:` the collector spans are sent to.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOtlp {
+    #[serde(default)]
+    pub(crate) endpoint: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) protocol: Option<At<String>>,
 }

@@ -20,6 +20,7 @@ mod resilience;
 mod route;
 mod secret;
 mod tls;
+mod tracing;
 mod transcoding;
 mod upstream;
 
@@ -175,7 +176,8 @@ fn build(c: &mut Checker<'_>, file: &Path, raw: RawConfig) -> Config {
     let path_unescape = transcoding::path_unescape(c, raw.transcoding.path_unescape.as_ref());
     let auth = auth::auth(c, raw.auth.as_ref(), &base);
     let rate_limits = rate_limit::rate_limits(c, raw.rate_limits.as_ref(), raw.redis.is_some());
-    let ops = ops::ops(c, &base, &raw);
+    let mut ops = ops::ops(c, &base, &raw);
+    ops.tracing = tracing::tracing(c, &raw.tracing);
     let redis = redis::redis(c, &base, raw.redis.as_ref());
     let cache = cache::cache(c, raw.cache.as_ref());
     let events = events::events(c, &base, raw.events.as_ref());

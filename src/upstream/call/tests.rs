@@ -36,6 +36,7 @@ fn options(deadline_ms: u64, per_try_ms: Option<u64>, retryable: bool) -> CallOp
         retryable,
         retry_on: None,
         caller: Caller::UNKNOWN,
+        trace: None,
     }
 }
 
@@ -96,7 +97,9 @@ async fn the_deadline_bounds_a_slow_attempt_exactly() {
     let u = upstream(RetryConfig::default());
     let started = Instant::now();
     let outcome = u
-        .call_with(&options(250, None, true), |_, timeout| hang(timeout))
+        .call_with(&options(250, None, true), |_, attempt: Try| {
+            hang(attempt.timeout)
+        })
         .await;
     assert_eq!(started.elapsed(), Duration::from_millis(250));
     assert_eq!(outcome.attempts, 1);
@@ -111,7 +114,9 @@ async fn per_try_timeouts_retry_within_the_deadline() {
     let u = upstream(RetryConfig::default());
     let started = Instant::now();
     let outcome = u
-        .call_with(&options(250, Some(100), true), |_, timeout| hang(timeout))
+        .call_with(&options(250, Some(100), true), |_, attempt: Try| {
+            hang(attempt.timeout)
+        })
         .await;
     // 100 ms try, 25 ms wait, 100 ms try; a 50 ms wait would end past 250 ms.
     assert_eq!(outcome.attempts, 2);
@@ -213,7 +218,9 @@ async fn a_client_that_shortens_its_deadline_times_out_alone() {
     let u = upstream(RetryConfig::default());
     for _ in 0..10 {
         let outcome = u
-            .call_with(&from_client(1, true), |_, timeout| hang(timeout))
+            .call_with(&from_client(1, true), |_, attempt: Try| {
+                hang(attempt.timeout)
+            })
             .await;
         assert!(matches!(
             outcome.result,
@@ -226,8 +233,10 @@ async fn a_client_that_shortens_its_deadline_times_out_alone() {
         "its own deadline, not the endpoint's"
     );
     for _ in 0..5 {
-        u.call_with(&from_client(2, false), |_, timeout| hang(timeout))
-            .await;
+        u.call_with(&from_client(2, false), |_, attempt: Try| {
+            hang(attempt.timeout)
+        })
+        .await;
     }
     assert_eq!(
         u.stats().endpoints_open,
