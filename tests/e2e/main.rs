@@ -32,6 +32,7 @@ mod json_mapping;
 mod logging;
 mod openapi;
 mod operations;
+mod promtool;
 mod query_params;
 mod rate_limit;
 mod redis_forms;
