@@ -10,6 +10,7 @@ mod cache;
 mod compression;
 mod connections;
 mod cors;
+mod deploy;
 mod docs_page;
 mod edge_auth;
 mod edge_config;
