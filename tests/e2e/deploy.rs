@@ -113,8 +113,30 @@ fn check_gateway(file: &str, docs: &[Value], dir: &TempDir) -> u64 {
         &deployment["spec"]["selector"]["matchLabels"], labels,
         "{file}"
     );
+    assert_eq!(
+        pod["metadata"]["annotations"]["prometheus.io/port"],
+        admin.to_string()
+    );
     let spec = &pod["spec"];
+    // Non-root, whatever the image says.
+    assert_eq!(spec["securityContext"]["runAsNonRoot"], true, "{file}");
+    assert_ne!(spec["securityContext"]["runAsUser"], 0, "{file}");
     let container = &spec["containers"][0];
+    check_container(file, container, (http, admin));
+    check_config_volume(file, spec, container);
+    // The Service sends to the public port; the PDB covers the Deployment's pods.
+    let service = named(docs, "Service", "tai-gateway");
+    assert_eq!(&service["spec"]["selector"], labels, "{file}");
+    let target = &service["spec"]["ports"][0]["targetPort"];
+    assert_eq!(resolve_port(container, target), http, "{file}");
+    let pdb = named(docs, "PodDisruptionBudget", "tai-gateway");
+    assert_eq!(&pdb["spec"]["selector"]["matchLabels"], labels, "{file}");
+    deployment["spec"]["replicas"].as_u64().expect("replicas")
+}
+
+/// The gateway container: its command, ports and probes against the config's (public, admin)
+/// ports; read-only root filesystem, no privilege escalation, resources set.
+fn check_container(file: &str, container: &Value, (http, admin): (u64, u64)) {
     let args: Vec<&str> = container["args"]
         .as_array()
         .expect("args")
@@ -138,13 +160,6 @@ fn check_gateway(file: &str, docs: &[Value], dir: &TempDir) -> u64 {
             "{file} {probe}"
         );
     }
-    assert_eq!(
-        pod["metadata"]["annotations"]["prometheus.io/port"],
-        admin.to_string()
-    );
-    // Non-root, read-only root filesystem, no privilege escalation, resources set.
-    assert_eq!(spec["securityContext"]["runAsNonRoot"], true, "{file}");
-    assert_ne!(spec["securityContext"]["runAsUser"], 0, "{file}");
     let security = &container["securityContext"];
     assert_eq!(security["readOnlyRootFilesystem"], true, "{file}");
     assert_eq!(security["allowPrivilegeEscalation"], false, "{file}");
@@ -156,7 +171,10 @@ fn check_gateway(file: &str, docs: &[Value], dir: &TempDir) -> u64 {
         container["resources"]["limits"]["memory"].is_string(),
         "{file}"
     );
-    // The ConfigMap is mounted as the folder holding --config (no subPath: reloads follow it).
+}
+
+/// The ConfigMap is mounted as the folder holding `--config` (no subPath: reloads follow it).
+fn check_config_volume(file: &str, spec: &Value, container: &Value) {
     let mount = &container["volumeMounts"][0];
     assert_eq!(mount["mountPath"], "/etc/tai-gateway", "{file}");
     assert!(mount.get("subPath").is_none(), "{file}");
@@ -167,14 +185,6 @@ fn check_gateway(file: &str, docs: &[Value], dir: &TempDir) -> u64 {
         .find(|v| v["name"] == mount["name"])
         .expect("config volume");
     assert_eq!(volume["configMap"]["name"], "tai-gateway", "{file}");
-    // The Service sends to the public port; the PDB covers the Deployment's pods.
-    let service = named(docs, "Service", "tai-gateway");
-    assert_eq!(&service["spec"]["selector"], labels, "{file}");
-    let target = &service["spec"]["ports"][0]["targetPort"];
-    assert_eq!(resolve_port(container, target), http, "{file}");
-    let pdb = named(docs, "PodDisruptionBudget", "tai-gateway");
-    assert_eq!(&pdb["spec"]["selector"]["matchLabels"], labels, "{file}");
-    deployment["spec"]["replicas"].as_u64().expect("replicas")
 }
 
 #[test]
@@ -224,25 +234,33 @@ fn the_kubernetes_manifests_match_the_binary() {
     );
 }
 
+/// The Dockerfile's instructions as (keyword, arguments): continuation lines joined, comments
+/// and blank lines dropped.
+fn dockerfile_instructions() -> Vec<(String, String)> {
+    read("Dockerfile")
+        .replace("\\\n", " ")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (keyword, rest) = l.split_once(' ').unwrap_or((l, ""));
+            (keyword.to_owned(), rest.trim().to_owned())
+        })
+        .collect()
+}
+
 #[test]
 fn the_dockerfile_builds_for_production_and_checks_health_on_the_admin_port() {
     let dir = TempDir::new();
     let (http, admin) = validated_ports(&read("deploy/docker/gateway.yaml"), &dir);
-    let dockerfile = read("Dockerfile");
-    // Continuation lines joined, comments dropped: one instruction per entry.
-    let joined = dockerfile.replace("\\\n", " ");
-    let lines: Vec<&str> = joined
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect();
+    let all = dockerfile_instructions();
     let instruction = |name: &str| -> Vec<&str> {
-        lines
-            .iter()
-            .filter_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        all.iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, rest)| rest.as_str())
             .collect()
     };
-    assert_eq!(instruction("FROM").len(), 2, "multi-stage: {lines:?}");
+    assert_eq!(instruction("FROM").len(), 2, "multi-stage: {all:?}");
     let build = instruction("RUN").concat();
     for flag in ["--locked", "--profile dist", "--no-default-features"] {
         assert!(build.contains(flag), "{build}");
@@ -250,35 +268,31 @@ fn the_dockerfile_builds_for_production_and_checks_health_on_the_admin_port() {
     assert_eq!(instruction("EXPOSE"), [format!("{http} {admin}")]);
     let user = instruction("USER");
     assert_eq!(user.len(), 1);
-    assert!(
-        !["root", "0"].contains(&user[0].split(':').next().unwrap_or("")),
-        "{user:?}"
-    );
+    let uid = user[0].split(':').next().unwrap_or("");
+    assert!(!["root", "0"].contains(&uid), "{user:?}");
     let health = instruction("HEALTHCHECK").concat();
-    assert!(
-        health.contains(&format!(
-            r#"CMD ["/usr/local/bin/tai-gateway", "health", "--url", "http://127.0.0.1:{admin}/healthz""#
-        )),
-        "{health}"
+    let probe = format!(
+        r#"CMD ["/usr/local/bin/tai-gateway", "health", "--url", "http://127.0.0.1:{admin}/healthz""#
     );
+    assert!(health.contains(&probe), "{health}");
     let copies = instruction("COPY");
-    assert!(
-        copies.contains(&format!("proto {IMAGE_PROTO_DIR}").as_str()),
-        "{copies:?}"
-    );
-    assert!(
-        copies.contains(&format!("deploy/docker/gateway.yaml {IMAGE_CONFIG}").as_str()),
-        "{copies:?}"
-    );
-    assert_eq!(
-        instruction("CMD"),
-        [format!(r#"["run", "--config", "{IMAGE_CONFIG}"]"#)]
-    );
-    // The build context keeps what the manifest names (benches, tests) and drops target/.
+    for copy in [
+        format!("proto {IMAGE_PROTO_DIR}"),
+        format!("deploy/docker/gateway.yaml {IMAGE_CONFIG}"),
+    ] {
+        assert!(copies.contains(&copy.as_str()), "{copies:?}");
+    }
+    let cmd = format!(r#"["run", "--config", "{IMAGE_CONFIG}"]"#);
+    assert_eq!(instruction("CMD"), [cmd]);
+}
+
+#[test]
+fn the_docker_build_context_keeps_what_cargo_reads() {
+    // Cargo reads every target the manifest names (benches, tests); target/ is left out.
     let ignore = read(".dockerignore");
     let ignored: Vec<&str> = ignore.lines().filter(|l| !l.starts_with('#')).collect();
     assert!(ignored.contains(&"target"));
-    for kept in ["benches", "tests", "stubs", "proto", "src"] {
+    for kept in ["benches", "tests", "stubs", "proto", "src", "deploy"] {
         assert!(!ignored.contains(&kept), "{kept} is needed by the build");
     }
 }
