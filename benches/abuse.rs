@@ -8,7 +8,7 @@
 //! window), ABUSE_POLICIES=60 and ABUSE_POLICY_KIB=200 (the stub store behind the large
 //! answers), ABUSE_ONLY=breaker-grpc,slow-h1,… (a subset, by the names in the table).
 //!
-//! Each attack gets a fresh gateway process (the release binary, on the repository's
+//! Each attack gets a fresh gateway process (the binary `cargo bench` builds: the dist settings, on the repository's
 //! `gateway.yaml` with addresses changed: `abuse/gateway.rs`), so breaker state and peak RSS
 //! (`VmHWM`) belong to that attack alone. The stubs run in this process on their own runtime.
 //! Layout: `abuse/good.rs` the good clients, `abuse/attack.rs` one function per attack,

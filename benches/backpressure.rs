@@ -1,5 +1,5 @@
 //! Backpressure: a client that stops reading a server stream must stall the backend, not grow the
-//! gateway's memory. The gateway runs as its own process (the release binary) so its resident set
+//! gateway's memory. The gateway runs as its own process (the binary `cargo bench` builds, with the dist settings) so its resident set
 //! can be read from /proc; the stub streams 200 000 synthetic events (~1.1 KiB each, ~220 MiB).
 //!
 //! Run: `cargo bench --bench backpressure`. Phases, all bounded in time: the client reads the first

@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo bench --bench load` (optional env: LOAD_CONNECTIONS=32, LOAD_SECONDS=10,
 //! LOAD_MAX_REQUESTS=400000, LOAD_ACCESS_LOG=off|on, LOAD_GATEWAY_CPUS=1,
-//! LOAD_WORKERS=auto|N for the gateway's `workers:`). The gateway runs as its own process (the release binary) so its CPU
+//! LOAD_WORKERS=auto|N for the gateway's `workers:`). The gateway runs as its own process (the binary `cargo bench` builds, with the dist settings) so its CPU
 //! time can be read from /proc; the stubs and the load generator share this process on separate
 //! runtimes. Every loop is bounded by both a request count and a wall-clock limit.
 

@@ -1,5 +1,5 @@
 //! The `tai-gateway` command: `run` (default), `validate`, `openapi`, `certs dev`, `token`,
-//! `events …`, `--version`.
+//! `events …`, `health`, `--version`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,6 +43,19 @@ enum Command {
     Token(TokenArgs),
     /// Read the event stream in Redis: the audit log, tail, dead letters, consumer lag.
     Events(EventsArgs),
+    /// Probe a running gateway's admin endpoint (a container HEALTHCHECK without curl): exit 0
+    /// on a 2xx answer, 1 otherwise.
+    Health(HealthArgs),
+}
+
+#[derive(clap::Args)]
+struct HealthArgs {
+    /// The admin URL to GET (plain HTTP).
+    #[arg(long, default_value = tai_gateway::admin::probe::DEFAULT_HEALTH_URL)]
+    url: String,
+    /// How long to wait for the answer.
+    #[arg(long, default_value = "3s", value_parser = tai_gateway::config::parse_duration)]
+    timeout: std::time::Duration,
 }
 
 /// `--config FILE` / `-c FILE`: the same flag on every command that reads a config.
@@ -236,6 +249,7 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => run_blocking(args),
         Some(Command::Events(args)) => events_blocking(args),
         Some(Command::Certs(CertsCommand::Dev { out, force })) => certs_dev(&out, force),
+        Some(Command::Health(args)) => health(&args),
         None => run_blocking(RunArgs {
             config: ConfigArg {
                 config: PathBuf::from("gateway.yaml"),
@@ -415,6 +429,19 @@ fn certs_dev(out: &std::path::Path, force: bool) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `health`: one GET of the admin URL; the outcome printed, the exit code saying it.
+fn health(args: &HealthArgs) -> ExitCode {
+    use tai_gateway::admin::probe::probe;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    block_on(runtime, async {
+        let status = probe(&args.url, args.timeout).await?;
+        println!("{} answered {status}", args.url);
+        Ok(())
+    })
 }
 
 fn events_blocking(args: EventsArgs) -> ExitCode {

@@ -1,7 +1,9 @@
 #!/bin/bash
 # Instructions per keep-alive HTTP/1.1 JSON request in the gateway process, by callgrind:
 # (Ir after 3000 requests - Ir after 1000 requests) / 2000, so start-up and shutdown cancel out.
-# Needs valgrind and python3; run from the repository root after `cargo build --release --bins`:
+# Needs valgrind and python3; run from the repository root after `cargo build --profile dist --workspace --bins`
+# (what ships; PROFILE=release measures the everyday build after `cargo build --release --workspace --bins`;
+# STUBS_BIN=path takes the stubs from another build: only the gateway process is counted):
 #   bash benches/callgrind/instructions.sh
 # One client (benches/callgrind/client.py) on one connection; stubs in their own process.
 set -euo pipefail
@@ -9,6 +11,8 @@ root=$(pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 gateway_port=${GATEWAY_PORT:-18080}
+bin=${CARGO_TARGET_DIR:-target}/${PROFILE:-dist}
+stubs=${STUBS_BIN:-$bin/tai-stubs}
 cat > "$work/gateway.yaml" <<YAML
 listeners:
   http:
@@ -28,11 +32,11 @@ YAML
 
 instructions() {
   local requests=$1 out="$work/callgrind.$1"
-  target/release/tai-stubs --governor-addr "127.0.0.1:${STUB_PORT:-51051}" \
+  "$stubs" --governor-addr "127.0.0.1:${STUB_PORT:-51051}" \
     --coordinator-addr "127.0.0.1:${STUB_PORT2:-51052}" >/dev/null 2>&1 &
   local stubs=$!
   valgrind --tool=callgrind --callgrind-out-file="$out" \
-    target/release/tai-gateway run --config "$work/gateway.yaml" >/dev/null 2>&1 &
+    "$bin/tai-gateway" run --config "$work/gateway.yaml" >/dev/null 2>&1 &
   local gateway=$!
   python3 benches/callgrind/client.py "$gateway_port" "$requests"
   kill -TERM "$gateway"; wait "$gateway" || true

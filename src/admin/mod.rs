@@ -13,6 +13,7 @@
 mod config;
 mod edge;
 mod format;
+pub mod probe;
 mod routes;
 
 pub use config::config_json;

@@ -9,9 +9,9 @@ use super::family::{CounterFamily, Family, HistogramFamily, LabelPair};
 use super::series::{Counter, Histogram};
 use super::text::{counters, header, histograms};
 
-/// Publish call buckets, in milliseconds: a local fsync to a slow Redis.
-const PUBLISH_BUCKETS_MS: &[f64] = &[
-    0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0,
+/// Publish call buckets, in seconds: a local fsync to a slow Redis.
+const PUBLISH_BUCKETS_SECONDS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
 /// The outbox as a scrape sees it.
@@ -39,7 +39,7 @@ pub struct EventStreamMetrics {
 impl Default for EventStreamMetrics {
     fn default() -> Self {
         EventStreamMetrics {
-            publish_duration: Family::new(|| Histogram::new(PUBLISH_BUCKETS_MS)),
+            publish_duration: Family::new(|| Histogram::new(PUBLISH_BUCKETS_SECONDS)),
             publish_failures: Family::new(Counter::default),
             published: Family::new(Counter::default),
             dropped: Family::new(Counter::default),
@@ -54,7 +54,7 @@ impl EventStreamMetrics {
     pub fn publish_call(&self, publisher: &'static str, took: Duration) {
         let key = ("publisher", publisher.to_owned());
         self.publish_duration
-            .with(&key, |h| h.observe(took.as_secs_f64() * 1000.0));
+            .with(&key, |h| h.observe(took.as_secs_f64()));
     }
 
     /// A failed publish call, by `reason` (`unavailable`, `refused`, `io`, ...).
@@ -97,7 +97,7 @@ impl EventStreamMetrics {
         backlog(out, figures);
         histograms(
             out,
-            "tai_gateway_events_publish_duration_milliseconds",
+            "tai_gateway_events_publish_duration_seconds",
             "Time of each publish call (a batch of events), successful or not.",
             &self.publish_duration,
         );
@@ -181,7 +181,7 @@ mod tests {
         for line in [
             "tai_gateway_events_spool_entries 2\n",
             "tai_gateway_events_spool_bytes 300\n",
-            "tai_gateway_events_publish_duration_milliseconds_count{publisher=\"redis\"} 1\n",
+            "tai_gateway_events_publish_duration_seconds_count{publisher=\"redis\"} 1\n",
             "tai_gateway_events_publish_failures_total{publisher=\"redis\",reason=\"unavailable\"} 1\n",
             "tai_gateway_events_published_total{event_type=\"policy.proposed\"} 1\n",
             "tai_gateway_events_dropped_total{route=\"governor-write\"} 1\n",

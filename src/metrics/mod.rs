@@ -3,14 +3,16 @@
 //! Prometheus text exposition format by the admin server.
 //!
 //! Names and labels follow Istio's standard metrics (`istio_requests_total`,
-//! `istio_request_duration_milliseconds`, `istio_request_bytes`, `istio_response_bytes`) with a
-//! `tai_gateway_` prefix. Label values come from bounded sets only: route names from the config,
+//! `istio_request_bytes`, `istio_response_bytes`) with a `tai_gateway_` prefix, and Prometheus'
+//! conventions: durations in seconds (`_duration_seconds`), counters end in `_total`, sizes in
+//! `_bytes`. Label values come from bounded sets only: route names from the config,
 //! upstream names, status codes, fixed kinds. Never raw paths, client addresses or ids.
 //!
-//! Hand-written instead of `prometheus-client`: five families of counters and histograms need
-//! ~250 lines, no new dependency, and the request path costs one read-locked map lookup. Another
-//! component adds a family by adding a [`CounterFamily`]/[`HistogramFamily`] field and one line
-//! in [`Metrics::render`].
+//! Hand-written instead of `prometheus-client`: the request path costs one read-locked map lookup
+//! for the four per-request series, where the crate needs one per family — 80–110 ns more per
+//! request in `benches/metrics.rs` (benches/RESULTS.md); `promtool check metrics` passes on the
+//! output (tests/e2e/promtool.rs). Another component adds a family by adding a
+//! [`CounterFamily`]/[`HistogramFamily`] field and one line in [`Metrics::render`].
 //!
 //! Layout, each module using only those listed before it (and this file only naming them):
 //! `series` (counter, gauge, histogram values), `family` (series keyed by labels), `request`
@@ -91,14 +93,14 @@ impl Metrics {
     pub fn record_request(&self, r: &RequestRecord<'_>) {
         self.requests.with(&r.labels, |series| {
             series.count.add(1);
-            series.duration.observe(r.duration.as_secs_f64() * 1000.0);
+            series.duration.observe(r.duration.as_secs_f64());
             series.request_bytes.observe(r.request_bytes as f64);
             series.response_bytes.observe(r.response_bytes as f64);
         });
         if let Some((upstream, took, attempts)) = r.upstream {
             let key = ("upstream", upstream.to_owned());
             self.upstream_calls.with(&key, |calls| {
-                calls.duration.observe(took.as_secs_f64() * 1000.0);
+                calls.duration.observe(took.as_secs_f64());
                 calls.attempts.add(u64::from(attempts));
             });
             if let Some(reason) = r.upstream_failure {
@@ -197,7 +199,7 @@ impl Metrics {
         );
         histograms_of(
             out,
-            "tai_gateway_request_duration_milliseconds",
+            "tai_gateway_request_duration_seconds",
             "Time from request arrival to response.",
             &requests,
             |s| &s.duration,
@@ -223,7 +225,7 @@ impl Metrics {
         let calls = self.upstream_calls.sorted();
         histograms_of(
             out,
-            "tai_gateway_upstream_request_duration_milliseconds",
+            "tai_gateway_upstream_request_duration_seconds",
             "Duration of gRPC calls to upstreams (all attempts).",
             &calls,
             |s| &s.duration,
@@ -338,10 +340,13 @@ mod tests {
             "tai_gateway_requests_total{route=\"governor\",response_code=\"200\",grpc_response_status=\"0\"} 2\n"
         ), "{text}");
         assert!(text.contains("route=\"gov\\\"ernor\""), "{text}");
-        assert!(text.contains("# TYPE tai_gateway_request_duration_milliseconds histogram\n"));
-        assert!(text.contains(
-            "tai_gateway_upstream_request_duration_milliseconds_count{upstream=\"governor\"} 4\n"
-        ), "{text}");
+        assert!(text.contains("# TYPE tai_gateway_request_duration_seconds histogram\n"));
+        assert!(
+            text.contains(
+                "tai_gateway_upstream_request_duration_seconds_count{upstream=\"governor\"} 4\n"
+            ),
+            "{text}"
+        );
         assert!(text.contains(
             "tai_gateway_upstream_failures_total{upstream=\"governor\",reason=\"deadline_exceeded\"} 1\n"
         ), "{text}");
@@ -359,14 +364,14 @@ mod tests {
         record(&metrics, "r", 200, 0, 70_000);
         let text = metrics.render();
         let labels = "route=\"r\",response_code=\"200\",grpc_response_status=\"0\"";
-        for (le, n) in [("1", 0), ("5", 1), ("60000", 1), ("+Inf", 2)] {
+        for (le, n) in [("0.001", 0), ("0.005", 1), ("60", 1), ("+Inf", 2)] {
             let line = format!(
-                "tai_gateway_request_duration_milliseconds_bucket{{{labels},le=\"{le}\"}} {n}\n"
+                "tai_gateway_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {n}\n"
             );
             assert!(text.contains(&line), "missing {line} in {text}");
         }
         assert!(text.contains(&format!(
-            "tai_gateway_request_duration_milliseconds_sum{{{labels}}} 70003\n"
+            "tai_gateway_request_duration_seconds_sum{{{labels}}} 70.003\n"
         )));
     }
 

@@ -7,10 +7,10 @@ use std::time::Duration;
 use super::family::Labels;
 use super::series::{Counter, Histogram};
 
-/// Request and upstream durations, in milliseconds (Istio's default buckets, trimmed).
-const DURATION_BUCKETS_MS: &[f64] = &[
-    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
-    60000.0,
+/// Request and upstream durations, in seconds (Prometheus' base unit; Istio's default bucket
+/// bounds, trimmed, from 0.5 ms to a minute).
+const DURATION_BUCKETS_SECONDS: &[f64] = &[
+    0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 /// Request and response sizes, in bytes (Istio's `istio_request_bytes` buckets).
 const BYTES_BUCKETS: &[f64] = &[
@@ -57,7 +57,7 @@ impl Labels for RequestLabels {
 pub struct RequestSeries {
     /// Requests.
     pub(super) count: Counter,
-    /// Time from arrival to response, in milliseconds.
+    /// Time from arrival to response, in seconds.
     pub(super) duration: Histogram,
     /// Request body sizes.
     pub(super) request_bytes: Histogram,
@@ -70,7 +70,7 @@ impl RequestSeries {
     pub(super) fn new() -> RequestSeries {
         RequestSeries {
             count: Counter::default(),
-            duration: Histogram::new(DURATION_BUCKETS_MS),
+            duration: Histogram::new(DURATION_BUCKETS_SECONDS),
             request_bytes: Histogram::new(BYTES_BUCKETS),
             response_bytes: Histogram::new(BYTES_BUCKETS),
         }
@@ -80,7 +80,7 @@ impl RequestSeries {
 /// The per-upstream call series, found with one map lookup per call.
 #[derive(Debug)]
 pub struct UpstreamSeries {
-    /// Call durations (all attempts), in milliseconds.
+    /// Call durations (all attempts), in seconds.
     pub(super) duration: Histogram,
     /// Attempts made.
     pub(super) attempts: Counter,
@@ -90,7 +90,7 @@ impl UpstreamSeries {
     /// Empty series.
     pub(super) fn new() -> UpstreamSeries {
         UpstreamSeries {
-            duration: Histogram::new(DURATION_BUCKETS_MS),
+            duration: Histogram::new(DURATION_BUCKETS_SECONDS),
             attempts: Counter::default(),
         }
     }

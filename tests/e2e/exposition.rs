@@ -1,8 +1,8 @@
 //! The `/metrics` exposition as Prometheus reads it: every family `docs/grafana-dashboard.json`
-//! queries is exported, and the text is well-formed (a small checker of the text format standing in
-//! for `promtool check metrics`, which the machines do not have): `# HELP` and `# TYPE` before each
-//! family's samples, a family's samples together, valid names, label syntax and values, and no
-//! series twice.
+//! queries is exported, and the text is well-formed (a small checker of the text format, whose
+//! messages say which line is wrong; `promtool.rs` runs Prometheus' own checker too): `# HELP` and
+//! `# TYPE` before each family's samples, a family's samples together, valid names, label syntax
+//! and values, and no series twice.
 
 use std::collections::{HashMap, HashSet};
 
@@ -72,12 +72,9 @@ fn metric_names(expr: &str) -> Vec<String> {
 fn metric_names_are_read_from_promql() {
     assert_eq!(
         metric_names(
-            r#"histogram_quantile(0.95, sum by (le) (rate(tai_gateway_request_duration_milliseconds_bucket{route=~"$route"}[$__rate_interval]))) / process_open_fds"#
+            r#"histogram_quantile(0.95, sum by (le) (rate(tai_gateway_request_duration_seconds_bucket{route=~"$route"}[$__rate_interval]))) / process_open_fds"#
         ),
-        [
-            "tai_gateway_request_duration_milliseconds",
-            "process_open_fds"
-        ]
+        ["tai_gateway_request_duration_seconds", "process_open_fds"]
     );
     assert!(metric_names("sum by (upstream) (rate(x_total[5m]))").is_empty());
 }
@@ -117,7 +114,7 @@ async fn the_exposition_is_well_formed() {
     // The checker saw the families this scrape must hold, series included.
     for line in [
         "# TYPE tai_gateway_upstream_circuit_breaker_state gauge",
-        "# TYPE tai_gateway_request_duration_milliseconds histogram",
+        "# TYPE tai_gateway_request_duration_seconds histogram",
         "# TYPE process_cpu_seconds_total counter",
     ] {
         assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
