@@ -17,10 +17,11 @@ start_stubs() {
   wait_port "$STUB_PORT"
 }
 
-# start_gateway BINARY [EXTRA_YAML]: default-ish config (access log on, as by default), HTTP on
-# GATEWAY_PORT, HTTPS with dev certificates on TLS_PORT.
+# start_gateway BINARY [EXTRA_YAML] [ROUTE_YAML]: default-ish config (access log on, as by
+# default), HTTP on GATEWAY_PORT, HTTPS with dev certificates on TLS_PORT; EXTRA_YAML is added at
+# the top level, ROUTE_YAML to the governor route.
 start_gateway() {
-  local binary=$1 extra=${2:-}
+  local binary=$1 extra=${2:-} route=${3:-}
   [ -f "$WORK/certs/server.pem" ] || "$binary" certs dev --out "$WORK/certs" >/dev/null
   cat > "$WORK/gateway.yaml" <<YAML
 listeners:
@@ -41,6 +42,7 @@ upstreams:
 routes:
   - service: tai.Governor
     upstream: governor
+$route
 $extra
 YAML
   "$binary" run --config "$WORK/gateway.yaml" >/dev/null 2>"$WORK/gateway.err" &

@@ -6,6 +6,7 @@ and prints the gateway's RSS growth per connection (from /proc/PID/status) after
 PROTOCOL: http1 (keep-alive HTTP/1.1), h2c (HTTP/2 prior knowledge), tls (HTTPS, ALPN
 http/1.1), tls-h2 (HTTPS, ALPN h2), or silent (connect, send nothing). Bounded: COUNT
 connections, every read with a 10 s timeout."""
+import os
 import resource
 import socket
 import ssl
@@ -29,6 +30,13 @@ def rss_kib():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise SystemExit("no VmRSS")
+
+
+def cpu_us():
+    """The gateway's CPU time (user + system) so far, in microseconds."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1e6 / os.sysconf("SC_CLK_TCK")
 
 
 def frame(kind, flags, stream, payload):
@@ -95,14 +103,14 @@ def connect():
 
 
 time.sleep(PAUSE)
-before = rss_kib()
+before, cpu_before = rss_kib(), cpu_us()
 started = time.monotonic()
 sockets = [connect() for _ in range(count)]
-opened = time.monotonic() - started
+opened, cpu = time.monotonic() - started, cpu_us() - cpu_before
 time.sleep(PAUSE)
 after = rss_kib()
 print(f"{protocol}: {count} idle connections, gateway RSS {before / 1024:.1f} -> {after / 1024:.1f} MiB, "
-      f"{(after - before) / count:.2f} KiB per connection (opened in {opened:.1f} s, "
-      f"{opened / count * 1e6:.0f} us per connect + first request)")
+      f"{(after - before) / count:.2f} KiB per connection; connect + first request: gateway CPU "
+      f"{cpu / count:.0f} us, client-seen {opened / count * 1e6:.0f} us")
 for sock in sockets:
     sock.close()

@@ -297,8 +297,18 @@ fn idle_long_enough(
     let Some(due) = connection.idle_for(RELEASE_AFTER) else {
         return false;
     };
-    if timer.deadline() != due {
+    if tokio::time::Instant::now() >= due {
+        return true;
+    }
+    // Re-armed only when it would fire late or has fired: a busy connection moves `due` on with
+    // every request, and an earlier wake-up just checks again.
+    if timer.is_elapsed() || timer.deadline() > due {
         timer.as_mut().reset(due);
     }
-    timer.poll(cx).is_ready()
+    if timer.as_mut().poll(cx).is_ready() {
+        // It fired before `due`: armed again, so that the task is woken then.
+        timer.as_mut().reset(due);
+        let _ = timer.poll(cx);
+    }
+    false
 }
