@@ -2,7 +2,7 @@
 # Server-stream throughput from outside (issue 14): tai.Governor/WatchPolicies with N synthetic
 # ~1 KiB events, read as fast as the client can, straight from the stub over gRPC (h2load, one
 # stream) and through the gateway as NDJSON over HTTP/1.1 (curl), in alternating turns; messages
-# per second and the ratio to the direct stream. Run from the repository root after
+# per second, the ratio to the direct stream and the gateway's CPU time per message. Run from the repository root after
 # `cargo build --release --bins`:
 #   bash benches/external/stream.sh [ROUNDS] [MESSAGES]      (default 3 rounds, 200000 messages)
 # GATEWAYS="path/a path/b" alternates several builds. Bounded: MESSAGES per phase, 120 s each.
@@ -54,8 +54,10 @@ for round in $(seq 1 "$ROUNDS"); do
   echo "round $round: direct gRPC $d msg/s"
   for gateway in $GATEWAYS; do
     start_gateway "$gateway" "" "    timeout: 120s"
+    cpu0=$(cpu_us "$GATEWAY_PID")
     n=$(ndjson)
-    python3 -c "import sys; print(f'  {sys.argv[1]:<40} NDJSON {float(sys.argv[2]):9.0f} msg/s  {float(sys.argv[2]) / float(sys.argv[3]):5.2f} x direct')" "$gateway" "$n" "$d"
+    cpu=$(( $(cpu_us "$GATEWAY_PID") - cpu0 ))
+    python3 -c "import sys; print(f'  {sys.argv[1]:<40} NDJSON {float(sys.argv[2]):9.0f} msg/s  {float(sys.argv[2]) / float(sys.argv[3]):5.2f} x direct  gateway CPU {int(sys.argv[4]) / $MESSAGES:5.2f} us/msg')" "$gateway" "$n" "$d" "$cpu"
     stop "$GATEWAY_PID"
   done
 done

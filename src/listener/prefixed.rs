@@ -22,10 +22,12 @@ impl<T> Prefixed<T> {
     }
 
     /// The transport back, with `read` (bytes a reader took and did not use) put in front of
-    /// what is left of the prefix.
+    /// what is left of the prefix. Nothing left is an empty `Bytes` that holds no memory (an
+    /// empty `read` can still hold the reader's whole buffer).
     pub(crate) fn into_parts(self, read: Bytes) -> (T, Bytes) {
         let rest = match (read.is_empty(), self.prefix.is_empty()) {
-            (_, true) => read,
+            (true, true) => Bytes::new(),
+            (false, true) => read,
             (true, false) => self.prefix,
             (false, false) => {
                 let mut both = BytesMut::with_capacity(read.len() + self.prefix.len());

@@ -222,8 +222,10 @@ where
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     loop {
+        // Boxed: hyper's connection state is only allocated while the connection is in hyper,
+        // not for as long as the task lives.
         let session = http1_session(builder, (io, first), service, connection, draining);
-        let Some((back, rest, kept)) = session.await? else {
+        let Some((back, rest, kept)) = Box::pin(session).await? else {
             return Ok(());
         };
         (io, service) = (back, kept);
