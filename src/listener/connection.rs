@@ -146,19 +146,13 @@ impl Connection {
 
     /// Handles one request with the connection busy from now until `handling` is done (the
     /// shape hyper's `service_fn` wants).
-    pub(crate) fn serve<F: std::future::Future>(
-        self: &Arc<Self>,
-        handling: F,
-    ) -> impl std::future::Future<Output = Result<F::Output, std::convert::Infallible>> + use<F>
-    {
-        let busy = self.begin();
-        // A request's future is several KiB; boxed once here, hyper and the async blocks around
-        // it move a pointer instead of copying it at every layer (~8 k instructions a request).
-        let handling = Box::pin(handling);
-        async move {
-            let response = handling.await;
-            drop(busy);
-            Ok(response)
+    pub(crate) fn serve<F: std::future::Future>(self: &Arc<Self>, handling: F) -> Serving<F> {
+        Serving {
+            busy: Some(self.begin()),
+            // A request's future is several KiB; boxed once here, hyper and the async blocks
+            // around it move a pointer instead of copying it at every layer (~8 k instructions a
+            // request).
+            handling: Box::pin(handling),
         }
     }
 
@@ -212,6 +206,15 @@ impl Connection {
     pub(crate) fn idle_since(&self) -> Option<Instant> {
         let quiet = self.is_quiet() && self.held.load(Ordering::Relaxed) == 0;
         quiet.then(|| self.at(self.last_active_ms.load(Ordering::Relaxed)))
+    }
+
+    /// When an idle connection has been idle for `after` (its HTTP/1.1 buffers can then be let
+    /// go): `None` while anything is in progress, a head half-received included.
+    pub(crate) fn idle_for(&self, after: Duration) -> Option<Instant> {
+        if self.is_head_pending() {
+            return None;
+        }
+        self.idle_since().map(|since| since + after)
     }
 
     /// Why the connection must close now, if it must; else the next moment it could have to.
@@ -339,6 +342,24 @@ impl Drop for Busy {
     fn drop(&mut self) {
         self.0.touch();
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A request being handled ([`Connection::serve`]): the connection is busy until it is done.
+/// `Unpin`, so that hyper's HTTP/1.1 connection can be taken apart between requests.
+#[derive(Debug)]
+pub(crate) struct Serving<F> {
+    handling: Pin<Box<F>>,
+    busy: Option<Busy>,
+}
+
+impl<F: std::future::Future> std::future::Future for Serving<F> {
+    type Output = Result<F::Output, std::convert::Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let answer = std::task::ready!(self.handling.as_mut().poll(cx));
+        self.busy = None;
+        Poll::Ready(Ok(answer))
     }
 }
 

@@ -9,16 +9,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::TokioExecutor;
-use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
+use super::serve::{HttpServer, Speaks, serve_connection};
 use super::table::Table;
 use super::tls::TlsTerminator;
 use super::tls::identity::ClientIdentity;
-use super::{Handler, accept_loop, http_builder, serve_connection, timeouts};
+use super::{Handler, accept_loop, timeouts};
 use crate::config::ListenerLimits;
 use crate::metrics::Metrics;
 use crate::workers::Workers;
@@ -35,7 +34,7 @@ pub(crate) async fn serve_tls<H: Handler>(
     workers: Arc<Workers>,
     handler: H,
 ) {
-    let servers = Arc::new(Servers::new(&limits));
+    let server = Arc::new(HttpServer::new(&limits));
     let handshake_timeout = tls.settings().handshake_timeout;
     let seating = (table, timeouts(&limits));
     accept_loop(
@@ -50,7 +49,7 @@ pub(crate) async fn serve_tls<H: Handler>(
                 return;
             };
             let acceptor = TlsAcceptor::from(tls.server_config());
-            let (servers, handler) = (servers.clone(), handler.clone());
+            let (server, handler) = (server.clone(), handler.clone());
             let open = metrics.connection_opened(&name);
             let (metrics, name) = (metrics.clone(), name.clone());
             worker.spawn(async move {
@@ -59,42 +58,13 @@ pub(crate) async fn serve_tls<H: Handler>(
                 let Some((stream, identity)) = shake.await else {
                     return;
                 };
-                let builder = servers.for_alpn(stream.get_ref().1.alpn_protocol());
-                serve_connection(builder, stream, connection, identity, handler, watcher).await;
+                let speaks = Speaks::from_alpn(stream.get_ref().1.alpn_protocol());
+                let io = (stream, speaks);
+                serve_connection(&server, io, connection, identity, handler, watcher).await;
             });
         },
     )
     .await;
-}
-
-/// The HTTP server for each ALPN result.
-struct Servers {
-    /// No ALPN: HTTP/1.1 or HTTP/2 by what the client sends.
-    any: auto::Builder<TokioExecutor>,
-    /// `http/1.1` negotiated: an HTTP/2 preface is refused.
-    http1: auto::Builder<TokioExecutor>,
-    /// `h2` negotiated: anything but the HTTP/2 preface is refused.
-    http2: auto::Builder<TokioExecutor>,
-}
-
-impl Servers {
-    fn new(limits: &ListenerLimits) -> Servers {
-        let any = http_builder(limits);
-        Servers {
-            http1: any.clone().http1_only(),
-            http2: any.clone().http2_only(),
-            any,
-        }
-    }
-
-    /// The server that speaks only what `alpn` (the negotiated protocol) names.
-    fn for_alpn(&self, alpn: Option<&[u8]>) -> &auto::Builder<TokioExecutor> {
-        match alpn {
-            Some(b"h2") => &self.http2,
-            Some(b"http/1.1") => &self.http1,
-            _ => &self.any,
-        }
-    }
 }
 
 /// The TLS handshake of one connection, bounded by `timeout` and counted in `metrics` under

@@ -3,8 +3,11 @@
 //! one HTTP/1.1 + HTTP/2 server configuration below, and on shutdown stops accepting and drains.
 //!
 //! # Layout
-//! - this file: the shared parts — accepting ([`accept`]), the HTTP server settings
-//!   ([`http_builder`]), and serving one connection ([`serve_connection`]).
+//! - this file: the shared parts — accepting ([`accept`]) and the accept loop ([`accept_loop`]),
+//!   with [`drain`] to close open connections on shutdown.
+//! - [`serve`]: the HTTP server settings and serving one connection — an idle wait outside hyper,
+//!   then hyper's HTTP/1.1 (given back after a second idle, so idle connections hold no buffers)
+//!   or HTTP/2, through [`prefixed`] for the bytes the wait read.
 //! - [`plain`]: the cleartext accept loop (public HTTP/1.1 + h2c, and the admin server).
 //! - [`https`]: the HTTPS accept loop (handshake with a timeout, then the same server).
 //! - [`tls`]: the rustls configuration: SNI, ALPN, mTLS, certificate reload, dev certificates.
@@ -18,10 +21,13 @@
 
 pub(crate) mod budget;
 pub mod connection;
+mod drain;
 mod h2frames;
 pub(crate) mod https;
 pub(crate) mod plain;
+mod prefixed;
 pub mod refusal;
+mod serve;
 pub(crate) mod table;
 pub mod tls;
 mod watch;
@@ -33,23 +39,17 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 use crate::body::ResponseBody;
 use crate::config::ListenerLimits;
 use connection::{Connection, Timeouts};
+use drain::{Drain, Draining};
 use table::{Seat, Table};
-use tls::identity::{self, ClientIdentity};
-use watch::Watched;
 
 /// What a listener does with each request: the pipeline (public listeners) or the admin server.
 pub(crate) trait Handler:
-    Fn(Request<Incoming>, SocketAddr) -> Self::Answer + Clone + Send + Sync + 'static
+    Fn(Request<Incoming>, SocketAddr) -> Self::Answer + Clone + Send + Sync + Unpin + 'static
 {
     /// The future of one answer.
     type Answer: Future<Output = Response<ResponseBody>> + Send + 'static;
@@ -57,7 +57,7 @@ pub(crate) trait Handler:
 
 impl<H, F> Handler for H
 where
-    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + Unpin + 'static,
     F: Future<Output = Response<ResponseBody>> + Send + 'static,
 {
     type Answer = F;
@@ -122,32 +122,6 @@ fn is_out_of_descriptors(error: &std::io::Error) -> bool {
     matches!(error.raw_os_error(), Some(23 | 24))
 }
 
-/// The HTTP/1.1 + HTTP/2 connection settings every listener shares.
-pub(crate) fn http_builder(limits: &ListenerLimits) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // The head timeout is the watchdog's (`watch`): it starts at a head's first byte, where
-    // hyper's would also cut idle keep-alive connections.
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(None)
-        .max_buf_size(limits.max_header_bytes.max(8192));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        // Twice the limit: a header list between the limit and this is decoded and refused by
-        // the pipeline with the gateway's JSON 431 (h2's own 431 has no body); past it h2
-        // refuses the stream itself without decoding more.
-        .max_header_list_size(
-            u32::try_from(limits.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX),
-        )
-        .max_concurrent_streams(limits.max_concurrent_streams)
-        // What HTTP/2 buffers per stream ahead of the client's window: one answer chunk, so the
-        // bytes a stalled client holds are counted where the answer is delivered (`connection`).
-        .max_send_buf_size(connection::CHUNK);
-    builder
-}
-
 /// The accept loop every listener runs: each accepted connection is seated in `table` (or
 /// closed at once when there is no room) and goes to `on_accept` with its state, its seat and a
 /// watcher that keeps shutdown waiting for it; once `stop` completes with the drain timeout, the
@@ -157,18 +131,18 @@ pub(crate) async fn accept_loop(
     stop: impl Future<Output = Duration>,
     name: &str,
     (table, timeouts): (Arc<Table>, Timeouts),
-    mut on_accept: impl FnMut(tokio::net::TcpStream, Arc<Connection>, Seat, Watcher),
+    mut on_accept: impl FnMut(tokio::net::TcpStream, Arc<Connection>, Seat, Draining),
 ) {
-    let graceful = GracefulShutdown::new();
+    let drain = Drain::new();
     let mut failures = AcceptFailures::default();
     tokio::pin!(stop);
-    let drain = loop {
+    let drain_timeout = loop {
         let (stream, peer) = tokio::select! {
             pair = accept(&listener, &table, &mut failures) => pair,
-            drain = &mut stop => break drain,
+            drain_timeout = &mut stop => break drain_timeout,
         };
         match table.seat(peer, timeouts) {
-            Ok((connection, seat)) => on_accept(stream, connection, seat, graceful.watcher()),
+            Ok((connection, seat)) => on_accept(stream, connection, seat, drain.watcher()),
             Err(full) => {
                 tracing::debug!(listener = name, peer = %peer, refused = ?full, "connection refused");
                 drop(stream);
@@ -176,7 +150,7 @@ pub(crate) async fn accept_loop(
         }
     };
     drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown())
+    if tokio::time::timeout(drain_timeout, drain.shutdown())
         .await
         .is_err()
     {
@@ -193,34 +167,5 @@ pub(crate) fn timeouts(limits: &ListenerLimits) -> Timeouts {
         idle: limits.idle_timeout,
         head: limits.header_read_timeout,
         write: limits.write_timeout,
-    }
-}
-
-/// Serves one accepted connection until it closes: every request goes to `handler` with the
-/// client-certificate headers set from `identity` (client-sent copies are always replaced) and
-/// the [`Connection`] in its extensions; the connection's watchdog closes it when it must.
-pub(crate) async fn serve_connection<IO, H>(
-    builder: &auto::Builder<TokioExecutor>,
-    stream: IO,
-    connection: Arc<Connection>,
-    identity: Option<Arc<ClientIdentity>>,
-    handler: H,
-    shutdown: Watcher,
-) where
-    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-    H: Handler,
-{
-    let peer = connection.peer();
-    let io = Watched::new(stream, connection.clone());
-    let service = service_fn(move |mut request: Request<Incoming>| {
-        identity::apply(request.headers_mut(), identity.as_deref());
-        request.extensions_mut().insert(connection.clone());
-        connection.serve(handler(request, peer))
-    });
-    let connection = builder
-        .serve_connection(TokioIo::new(io), service)
-        .into_owned();
-    if let Err(e) = shutdown.watch(connection).await {
-        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
     }
 }

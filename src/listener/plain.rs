@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use super::serve::{HttpServer, Speaks, serve_connection};
 use super::table::Table;
-use super::{Handler, accept_loop, http_builder, serve_connection, timeouts};
+use super::{Handler, accept_loop, timeouts};
 use crate::config::ListenerLimits;
 use crate::metrics::Metrics;
 use crate::workers::Workers;
@@ -24,7 +25,7 @@ pub(crate) async fn serve<H: Handler>(
     workers: Option<Arc<Workers>>,
     handler: H,
 ) {
-    let builder = Arc::new(http_builder(&limits));
+    let server = Arc::new(HttpServer::new(&limits));
     let seating = (table, timeouts(&limits));
     accept_loop(
         listener,
@@ -40,12 +41,13 @@ pub(crate) async fn serve<H: Handler>(
                 },
                 None => (stream, tokio::runtime::Handle::current()),
             };
-            let (builder, handler) = (builder.clone(), handler.clone());
+            let (server, handler) = (server.clone(), handler.clone());
             let open = metrics.connection_opened(&name);
             // Only the TLS listener may set the client-certificate headers: no identity here.
             place.spawn(async move {
                 let (_open, _seat) = (open, seat);
-                serve_connection(&builder, stream, connection, None, handler, watcher).await;
+                let io = (stream, Speaks::Any);
+                serve_connection(&server, io, connection, None, handler, watcher).await;
             });
         },
     )

@@ -61,6 +61,16 @@ impl<T> Watched<T> {
         }
     }
 
+    /// What the client speaks, once its first bytes tell: `Some(true)` for HTTP/2 (its preface
+    /// arrived whole), `Some(false)` for HTTP/1.x.
+    pub(crate) fn speaks_http2(&self) -> Option<bool> {
+        match self.sniffed {
+            Sniffed::Unknown(_) => None,
+            Sniffed::Http1 => Some(false),
+            Sniffed::Http2(_) => Some(true),
+        }
+    }
+
     /// Follows bytes the client sent.
     fn observe(&mut self, bytes: &[u8]) {
         if bytes.is_empty() {
@@ -235,7 +245,15 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        // A TLS close_notify the client never takes is bounded like any other write.
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_shutdown(cx) {
+            Poll::Pending => match this.closing(cx) {
+                Some(error) => Poll::Ready(Err(error)),
+                None => Poll::Pending,
+            },
+            done => done,
+        }
     }
 }
 

@@ -279,7 +279,7 @@ fn preflight(
 /// more than one, is a 400; HTTP/2 names the authority in `:authority` (hyper puts it in the
 /// URI), so an HTTP/2 request without `Host` is fine. An HTTP/2 header list larger than
 /// `max_header_bytes` is a 431 answered here, with the JSON body: the HTTP/2 codec decodes up to
-/// twice the limit (`listener::http_builder`) so that the gateway, not h2's empty 431, answers.
+/// twice the limit (`listener::serve::HttpServer`) so that the gateway, not h2's empty 431, answers.
 /// (HTTP/1.1 heads over the limit never get here: see `listener::refusal`.)
 fn check_head<B>(request: &Request<B>, max_header_bytes: usize) -> Result<(), GatewayError> {
     let count = request.headers().get_all(header::HOST).iter().count();

@@ -122,6 +122,7 @@ pub(crate) fn respond(
         rest: opened.rest,
         writer,
         pending: VecDeque::from([Frame::data(encoded.chunk)]),
+        abort: None,
     };
     if stream.rest.is_none() {
         // The stream ended with the first message (no trailers were seen: report OK).
@@ -311,25 +312,83 @@ impl Writer {
     }
 }
 
+/// Bytes of messages that already arrived gathered into one frame at most: one chunk for the
+/// client (and one write) per batch instead of per message, without waiting for any message.
+const BATCH: usize = 64 * 1024;
+
 /// The streaming body: frames already made, then the upstream stream, polled through.
 struct Transcoded {
     /// `None` once the upstream stream has ended.
     rest: Option<MessageStream>,
     writer: Writer,
-    /// At most a few frames (one message, or the end of the stream).
+    /// At most a batch of messages, then the end of the stream.
     pending: VecDeque<Frame<Bytes>>,
+    /// The stream can only be aborted, once `pending` is sent.
+    abort: Option<BodyError>,
 }
 
 impl Transcoded {
-    /// Queues the end of the stream; `Err` means abort.
-    fn finish(&mut self, error: Option<&GatewayError>) -> Option<BodyError> {
+    /// Queues the end of the stream, or the abort.
+    fn finish(&mut self, error: Option<&GatewayError>) {
         self.rest = None;
         match self.writer.end(error) {
-            Ok(frames) => {
-                self.pending.extend(frames);
-                None
+            Ok(frames) => self.pending.extend(frames),
+            Err(abort) => self.abort = Some(abort),
+        }
+    }
+
+    /// Queues what `item` makes: a message's frame, or the end of the stream.
+    fn take(&mut self, item: Result<StreamItem, UpstreamError>) {
+        let error = match item {
+            Ok(StreamItem::Message(payload)) => match self.writer.message(&payload) {
+                Ok(encoded) => {
+                    self.pending.push_back(Frame::data(encoded.chunk));
+                    return;
+                }
+                Err(error) => error,
+            },
+            Ok(StreamItem::End(status, _)) if status.is_ok() => return self.finish(None),
+            Ok(StreamItem::End(status, _)) => GatewayError::Backend(status),
+            Err(error) => GatewayError::Upstream(error),
+        };
+        tracing::debug!(error = %error, "server stream failed after its first message");
+        self.finish(Some(&error));
+    }
+
+    /// Takes the items that are already there (never waits), up to [`BATCH`] bytes, and joins
+    /// the data frames queued first into one.
+    fn gather(&mut self, cx: &mut Context<'_>) {
+        let mut size: usize = self
+            .pending
+            .iter()
+            .filter_map(Frame::data_ref)
+            .map(Bytes::len)
+            .sum();
+        while size < BATCH && self.abort.is_none() {
+            let Some(rest) = self.rest.as_mut() else {
+                break;
+            };
+            let Poll::Ready(item) = rest.poll_item(cx) else {
+                break;
+            };
+            let before = self.pending.len();
+            self.take(item);
+            size += self
+                .pending
+                .range(before..)
+                .filter_map(Frame::data_ref)
+                .map(Bytes::len)
+                .sum::<usize>();
+        }
+        let joined = self.pending.iter().take_while(|f| f.is_data()).count();
+        if joined > 1 {
+            let mut batch = BytesMut::with_capacity(size);
+            for frame in self.pending.drain(..joined) {
+                if let Some(data) = frame.data_ref() {
+                    batch.put_slice(data);
+                }
             }
-            Err(abort) => Some(abort),
+            self.pending.push_front(Frame::data(batch.freeze()));
         }
     }
 }
@@ -338,39 +397,23 @@ impl FrameSource for Transcoded {
     type Error = BodyError;
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Polled<BodyError> {
-        let this = self;
         loop {
-            if let Some(frame) = this.pending.pop_front() {
+            if let Some(frame) = self.pending.pop_front() {
                 return Poll::Ready(Some(Ok(frame)));
             }
-            let Some(rest) = this.rest.as_mut() else {
-                return Poll::Ready(None);
-            };
-            let error = match ready!(rest.poll_item(cx)) {
-                Ok(StreamItem::Message(payload)) => match this.writer.message(&payload) {
-                    Ok(encoded) => {
-                        this.pending.push_back(Frame::data(encoded.chunk));
-                        continue;
-                    }
-                    Err(error) => error,
-                },
-                Ok(StreamItem::End(status, _)) if status.is_ok() => {
-                    if let Some(abort) = this.finish(None) {
-                        return Poll::Ready(Some(Err(abort)));
-                    }
-                    continue;
-                }
-                Ok(StreamItem::End(status, _)) => GatewayError::Backend(status),
-                Err(error) => GatewayError::Upstream(error),
-            };
-            tracing::debug!(error = %error, "server stream failed after its first message");
-            if let Some(abort) = this.finish(Some(&error)) {
+            if let Some(abort) = self.abort.take() {
                 return Poll::Ready(Some(Err(abort)));
             }
+            let Some(rest) = self.rest.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let item = ready!(rest.poll_item(cx));
+            self.take(item);
+            self.gather(cx);
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.pending.is_empty() && self.rest.is_none()
+        self.pending.is_empty() && self.rest.is_none() && self.abort.is_none()
     }
 }

@@ -30,6 +30,7 @@ mod grpc_passthrough;
 mod harness;
 mod hostile;
 mod json_mapping;
+mod keep_alive;
 mod logging;
 mod openapi;
 mod operations;

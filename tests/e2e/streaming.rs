@@ -319,3 +319,44 @@ async fn a_stream_is_recorded_with_the_status_it_ended_with() {
         "{after:?}"
     );
 }
+
+/// Messages already at the gateway are written together (issue 14), but none waits for
+/// another: each live event reaches the open stream on its own, while the stream stays open.
+#[tokio::test]
+async fn each_live_event_reaches_the_open_stream_as_it_happens() {
+    let (env, events) = env_with_policies(|c| c).await;
+    let client = http1_client();
+    let request = Request::get(format!("{}/v1/policies:watch?replay=true", env.base()))
+        .header("accept", "application/x-ndjson")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let response = client.request(request).await.expect("send");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let mut seen = String::new();
+    let mut expected = format!("{}\n{}\n", events[0], events[1]);
+    for id in ["p-3", "p-4"] {
+        read_up_to(&mut body, &mut seen, expected.len()).await;
+        assert_eq!(seen, expected);
+        let policy = format!(r#"{{"id":"{id}","policyType":"access","policyName":"{id}"}}"#);
+        let stored = env.post_json("/v1/policies/propose", &policy).await;
+        assert_eq!(stored.status, StatusCode::OK, "{}", stored.body);
+        let got = env.get(&format!("/v1/policies/{id}")).await;
+        expected.push_str(&format!(
+            "{{\"kind\":\"POLICY_EVENT_KIND_PROPOSED\",\"policy\":{}}}\n",
+            got.body
+        ));
+    }
+    read_up_to(&mut body, &mut seen, expected.len()).await;
+    assert_eq!(seen, expected);
+}
+
+/// Reads the stream's body into `seen` until it holds `len` bytes (each frame within 10 s).
+async fn read_up_to(body: &mut hyper::body::Incoming, seen: &mut String, len: usize) {
+    while seen.len() < len {
+        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame()).await;
+        let frame = frame.expect("an event within 10 s").expect("frame");
+        let data = frame.expect("data").into_data().expect("data frame");
+        seen.push_str(std::str::from_utf8(&data).expect("UTF-8"));
+    }
+}

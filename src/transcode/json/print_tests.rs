@@ -249,3 +249,17 @@ fn formats_timestamps_like_prost_types() {
     assert!(!super::time::write_timestamp(0, -1, &mut Vec::new()));
     assert!(!super::time::write_timestamp(max + 1, 0, &mut Vec::new()));
 }
+
+#[test]
+fn finds_a_character_to_escape_anywhere_in_a_long_string() {
+    let plain = "a".repeat(100);
+    assert!(!super::needs_escape(plain.as_bytes()));
+    for at in [0, 31, 32, 63, 64, 99] {
+        for special in [b'"', b'\\', b'\n', 0x1f] {
+            let mut bytes = plain.clone().into_bytes();
+            bytes[at] = special;
+            assert!(super::needs_escape(&bytes), "{special:#x} at {at}");
+        }
+    }
+    assert!(!super::needs_escape("é ☃ 0x7f \u{7f}".as_bytes()));
+}
