@@ -5,7 +5,7 @@
 //! have usable HTTP rules, templates must parse, variables must name fields, and no two rules may
 //! claim the same HTTP method + template.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -154,10 +154,12 @@ pub struct Runtime {
     /// Services of reflecting upstreams whose descriptors are missing (their calls answer 503),
     /// by service name.
     pub pending: HashMap<String, PendingService>,
-    /// What the gateway's own reflection service shows: the routed services and their files.
+    /// What the gateway's own reflection service shows on a listener serving every route: the
+    /// routed services and their files.
     pub exposed: Exposed,
-    /// The policies reflection calls are admitted under: those of the first route.
-    pub reflection_options: Option<Arc<RouteOptions>>,
+    /// Each route's policies, in config order (a reflection call is admitted under the first
+    /// served route's: [`Runtime::reflection_on`]).
+    pub route_options: Vec<Arc<RouteOptions>>,
     /// The documents of listeners that serve some routes only, by listener name, built when
     /// first asked for.
     pub listener_openapi: Mutex<HashMap<String, Arc<Published>>>,
@@ -183,6 +185,34 @@ struct RuleSpec {
 }
 
 impl Runtime {
+    /// The gateway's own reflection service on a listener serving `routes` (`None`: every
+    /// route): what it shows (the services of those routes and their files) and the policies its
+    /// calls are admitted under (the first of those routes' in config order). `None` when the
+    /// listener serves no route.
+    pub fn reflection_on(
+        &self,
+        routes: Option<&HashSet<String>>,
+    ) -> Option<(Arc<RouteOptions>, Exposed)> {
+        let Some(routes) = routes else {
+            let first = self.route_options.first()?.clone();
+            return Some((first, self.exposed.clone()));
+        };
+        let first = self
+            .route_options
+            .iter()
+            .find(|o| routes.contains(&o.name))?
+            .clone();
+        let services = self
+            .grpc_methods
+            .values()
+            .filter(|m| routes.contains(&m.options.name))
+            .filter_map(|m| Some(m.grpc_path.path()[1..].split_once('/')?.0.to_owned()));
+        Some((
+            first,
+            Exposed::new(&self.pool, services.collect::<Vec<_>>()),
+        ))
+    }
+
     /// Loads descriptors and builds the snapshot; every problem is reported, not just the first.
     pub fn build(config: Config) -> Result<Runtime, Vec<ConfigError>> {
         Runtime::build_with_problems(config, Vec::new())
@@ -254,7 +284,7 @@ impl Runtime {
             grpc_methods: HashMap::new(),
             reflection: (&reflected, &unusable),
             pending: HashMap::new(),
-            first_options: None,
+            route_options: Vec::new(),
         };
         let mut router = RouterBuilder::new(config.path_unescape);
         let http_ext = pool.get_extension_by_name("google.api.http");
@@ -265,7 +295,7 @@ impl Runtime {
         problems.append(&mut builder.errors);
         let grpc_methods = std::mem::take(&mut builder.grpc_methods);
         let pending = std::mem::take(&mut builder.pending);
-        let reflection_options = builder.first_options.take();
+        let route_options = std::mem::take(&mut builder.route_options);
         let routed = grpc_methods.values().map(|m| m.grpc_path.path().to_owned());
         let routed = routed.filter_map(|p| Some(p[1..].split_once('/')?.0.to_owned()));
         let exposed = Exposed::new(&pool, routed.collect::<Vec<_>>());
@@ -293,7 +323,7 @@ impl Runtime {
             reflected,
             pending,
             exposed,
-            reflection_options,
+            route_options,
             listener_openapi: Mutex::default(),
         })
     }
@@ -310,8 +340,8 @@ struct Builder<'a> {
     reflection: (&'a Reflected, &'a HashMap<String, String>),
     /// Routed services of reflecting upstreams without descriptors.
     pending: HashMap<String, PendingService>,
-    /// The options of the first route (reflection calls are admitted under them).
-    first_options: Option<Arc<RouteOptions>>,
+    /// Each route's options, in config order.
+    route_options: Vec<Arc<RouteOptions>>,
 }
 
 impl Builder<'_> {
@@ -375,14 +405,13 @@ impl Builder<'_> {
         }
     }
 
-    /// The options `route` shares among its methods; the first route's are also kept for
-    /// reflection calls.
+    /// The options `route` shares among its methods, also kept in `route_options`.
     fn options_of(&mut self, route: &RouteConfig) -> Arc<RouteOptions> {
         let mut options = route_options(route, self.config.cors.as_ref());
         options.auth = self.auth.policy(&route.auth);
         options.rate_limits = self.rate_limits.route(&route.rate_limits);
         let options = Arc::new(options);
-        self.first_options.get_or_insert_with(|| options.clone());
+        self.route_options.push(options.clone());
         options
     }
 

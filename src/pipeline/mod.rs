@@ -305,9 +305,9 @@ fn call<'a, B: RequestBody>(
                 grpc::forward(&method, request, from, admitted, outcome).await
             });
         }
-        Target::Reflection(_) => {
+        Target::Reflection(_, exposed) => {
             let _ = admitted;
-            let response = reflection::answer(&runtime.exposed, request);
+            let response = reflection::answer(*exposed, request);
             return Box::pin(std::future::ready(Ok(response)));
         }
         Target::Http(binding, vars) => {

@@ -27,11 +27,11 @@ const QUEUE: usize = 4;
 
 /// Starts answering the reflection stream of `request` from `exposed`.
 pub(crate) fn answer<B: RequestBody>(
-    exposed: &Exposed,
+    exposed: Exposed,
     request: http::Request<B>,
 ) -> Response<ResponseBody> {
     let (sender, receiver) = mpsc::channel(QUEUE);
-    tokio::spawn(converse(exposed.clone(), request.into_body(), sender));
+    tokio::spawn(converse(exposed, request.into_body(), sender));
     let mut response = Response::new(ResponseBody::stream(Answers(receiver)));
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -14,6 +14,7 @@ use crate::error::GatewayError;
 use crate::listener::refusal::HeadRefused;
 use crate::openapi::docs::Asset;
 use crate::openapi::{self, Asked, Format};
+use crate::reflection::serve::Exposed;
 use crate::reflection::wire;
 use crate::runtime::{Binding, GrpcMethod, PendingService, RouteOptions, Runtime};
 use crate::transcode::normalize::{has_dot_segment, normalize_path};
@@ -46,8 +47,9 @@ pub(crate) enum Target<'r> {
     Grpc(Arc<GrpcMethod>),
     /// An HTTP/JSON call, transcoded by the binding, with its path-variable values.
     Http(Arc<Binding>, Vec<(&'r str, String)>),
-    /// A native gRPC call of the gateway's own reflection service, admitted under these options.
-    Reflection(Arc<RouteOptions>),
+    /// A native gRPC call of the gateway's own reflection service, admitted under these options,
+    /// showing what the listener's routes expose.
+    Reflection(Arc<RouteOptions>, Box<Exposed>),
 }
 
 impl Target<'_> {
@@ -56,7 +58,7 @@ impl Target<'_> {
         match self {
             Target::Grpc(method) => &method.options,
             Target::Http(binding, _) => &binding.method.options,
-            Target::Reflection(options) => options,
+            Target::Reflection(options, _) => options,
         }
     }
 }
@@ -155,7 +157,7 @@ fn select<'r, B>(
     if protocol.is_grpc() {
         return match runtime.grpc_methods.get(path) {
             Some(grpc) => Ok(Found::Call(Target::Grpc(grpc.clone()))),
-            None => reflection_call(runtime, path, protocol)
+            None => reflection_call(runtime, request, protocol)
                 .map(Found::Call)
                 .ok_or_else(|| unknown_grpc_method(runtime, path)),
         };
@@ -183,12 +185,23 @@ fn select<'r, B>(
 }
 
 /// A native gRPC call of `grpc.reflection.v1` (or `v1alpha`) `ServerReflectionInfo`, answered
-/// by the gateway itself under the first route's policies; `None` for any other path, for
-/// gRPC-Web, and when no route is configured.
-fn reflection_call<'r>(runtime: &Runtime, path: &str, protocol: Protocol) -> Option<Target<'r>> {
+/// by the gateway itself with what the routes of the listener it came in on expose, under the
+/// first of those routes' policies; `None` for any other path, for gRPC-Web, and when the
+/// listener serves no route.
+fn reflection_call<'r, B>(
+    runtime: &Runtime,
+    request: &Request<B>,
+    protocol: Protocol,
+) -> Option<Target<'r>> {
+    let path = request.uri().path();
     let asked = path == wire::V1_PATH || path == wire::V1ALPHA_PATH;
-    let options = runtime.reflection_options.as_ref()?;
-    (asked && protocol == Protocol::Grpc).then(|| Target::Reflection(options.clone()))
+    if !asked || protocol != Protocol::Grpc {
+        return None;
+    }
+    let served = request.extensions().get::<Arc<Served>>();
+    let routes = served.and_then(|s| s.routes.as_ref());
+    let (options, exposed) = runtime.reflection_on(routes)?;
+    Some(Target::Reflection(options, Box::new(exposed)))
 }
 
 /// A gRPC path no route exposes: a 503 while its service waits for descriptors by reflection.

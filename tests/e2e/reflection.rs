@@ -2,7 +2,7 @@
 //! from descriptors the backend describes (no local proto), a backend started after the gateway
 //! (503, then its routes), a changed schema picked up after an UNIMPLEMENTED answer, a local
 //! proto winning over the reflected file of the same name, and the gateway's own reflection
-//! service asked by tonic's reflection client (v1 and v1alpha).
+//! service asked by tonic's reflection client (v1 and v1alpha), per listener.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::admin::admin_get;
-use crate::harness::{TempDir, TestEnv, proto_dir, start_stubs};
+use crate::harness::{TempDir, TestEnv, default_config, proto_dir, start_stubs};
 
 /// A gateway config whose one upstream `up` (at `addr`) describes its services by reflection;
 /// `routes` and `descriptors` are YAML bodies of those sections.
@@ -549,6 +549,32 @@ async fn the_gateway_serves_reflection_of_reflected_schemas() {
     let env = TestEnv::start_on(stubs, &config).await;
     let addr = env.gateway.http_addr.expect("http");
     assert_governor_reflection(&ask_v1(addr, &QUESTIONS).await);
+}
+
+#[tokio::test]
+async fn a_listener_serving_some_routes_reflects_their_services_only() {
+    let stubs = start_stubs().await;
+    let listeners = "listeners:\n  - name: all\n    address: 127.0.0.1:0\n\
+                     \x20 - name: partner\n    address: 127.0.0.1:0\n    routes: [tai.Governor]\n";
+    let config = default_config(&stubs).replacen(
+        "listeners:\n  http:\n    address: 127.0.0.1:0\n",
+        listeners,
+        1,
+    );
+    let env = TestEnv::start_on(stubs, &config).await;
+    let addr = |name: &str| {
+        let listener = env.gateway.listeners.iter().find(|l| l.name == name);
+        listener.expect("listener").addr
+    };
+    let on_all = ask_v1(addr("all"), &[Asked::List]).await;
+    let [Answered::Services(services)] = &on_all[..] else {
+        panic!("{on_all:?}")
+    };
+    assert_eq!(services, &["tai.Coordinator", "tai.Governor"]);
+    // The partner listener serves tai.Governor only: the coordinator's service and its file are
+    // not shown there (governor.proto does not import coordinator.proto).
+    let on_partner = ask_v1alpha(addr("partner"), &QUESTIONS).await;
+    assert_governor_reflection(&on_partner);
 }
 
 /// Runs `tai-gateway <args>` to its end (off the test's runtime thread, so stubs keep serving).
