@@ -94,9 +94,10 @@ impl Served {
 
     /// `found` when this listener serves its route; a route it does not serve is answered as a
     /// path without any route (404, or gRPC `UNIMPLEMENTED`), so a listener does not reveal the
-    /// routes of others. (A path whose method is routed elsewhere still gets its 405 first.)
+    /// routes of others. A preflight names only the methods this listener serves at the path.
     fn admit<'r>(
         &self,
+        runtime: &Runtime,
         found: Found<'r>,
         path: &str,
         protocol: Protocol,
@@ -109,15 +110,57 @@ impl Served {
             Found::Call(target) => &target.options().name,
             Found::Document(_) => return Ok(found),
         };
-        if routes.contains(route) {
-            Ok(found)
-        } else if protocol.is_grpc() {
+        if !routes.contains(route) {
             let path = path.to_owned();
-            Err(GatewayError::UnknownGrpcMethod { path })
-        } else {
-            let path = path.to_owned();
-            Err(GatewayError::RouteNotFound { path })
+            return Err(if protocol.is_grpc() {
+                GatewayError::UnknownGrpcMethod { path }
+            } else {
+                GatewayError::RouteNotFound { path }
+            });
         }
+        match found {
+            Found::Preflight(mut preflight) => {
+                let methods = preflight.methods.split(", ").map(str::to_owned).collect();
+                preflight.methods = self.served_methods(runtime, path, methods).join(", ");
+                Ok(Found::Preflight(preflight))
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// A 405 for a path whose methods may belong to other listeners' routes: the methods this
+    /// listener serves there in `Allow`, or a 404 when it serves none of them.
+    fn not_allowed(&self, runtime: &Runtime, refused: GatewayError) -> GatewayError {
+        let GatewayError::MethodNotAllowed {
+            method,
+            path,
+            allow,
+        } = refused
+        else {
+            return refused;
+        };
+        let allow = self.served_methods(runtime, &path, allow);
+        if allow.is_empty() {
+            GatewayError::RouteNotFound { path }
+        } else {
+            GatewayError::MethodNotAllowed {
+                method,
+                path,
+                allow,
+            }
+        }
+    }
+
+    /// Those of `methods` whose rule at `path` belongs to a route this listener serves.
+    fn served_methods(&self, runtime: &Runtime, path: &str, methods: Vec<String>) -> Vec<String> {
+        let Some(routes) = &self.routes else {
+            return methods;
+        };
+        let serves = |method: &String| {
+            let found = runtime.router.lookup(method, path);
+            found.is_ok_and(|f| routes.contains(&f.value.method.options.name))
+        };
+        methods.into_iter().filter(serves).collect()
     }
 }
 
@@ -127,10 +170,13 @@ pub(crate) fn find<'r, B>(
     request: &mut Request<B>,
     protocol: Protocol,
 ) -> Result<Found<'r>, GatewayError> {
-    let found = select(runtime, request, protocol)?;
-    match request.extensions().get::<Arc<Served>>() {
-        Some(served) => served.admit(found, request.uri().path(), protocol),
-        None => Ok(found),
+    let found = select(runtime, request, protocol);
+    let Some(served) = request.extensions().get::<Arc<Served>>() else {
+        return found;
+    };
+    match found {
+        Ok(found) => served.admit(runtime, found, request.uri().path(), protocol),
+        Err(refused) => Err(served.not_allowed(runtime, refused)),
     }
 }
 

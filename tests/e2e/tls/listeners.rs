@@ -190,3 +190,44 @@ async fn a_listener_serving_some_routes_publishes_an_openapi_document_of_those_o
     assert!(paths.contains_key("/v1/policies"), "{:?}", paths.keys());
     assert!(paths.contains_key("/v1/actions"), "{:?}", paths.keys());
 }
+
+#[tokio::test]
+async fn a_listener_answers_405_only_with_the_methods_of_its_own_routes() {
+    let stubs = start_stubs().await;
+    let listeners = "listeners:\n  - name: all\n    address: 127.0.0.1:0\n\
+                     \x20 - name: partner\n    address: 127.0.0.1:0\n    routes: [tai.Coordinator]\n";
+    let config = default_config(&stubs).replacen(
+        "listeners:\n  http:\n    address: 127.0.0.1:0\n",
+        listeners,
+        1,
+    );
+    let env = TestEnv::start_on(stubs, &config).await;
+    let client = crate::harness::http1_client();
+    let ask = |listener: &str, method: http::Method, path: &str| {
+        let url = format!("http://{}{path}", listener_addr(&env, listener));
+        let client = client.clone();
+        async move { crate::harness::send_with(&client, method, &url, &[], None).await }
+    };
+    // Governor's methods at /v1/policies/{id} are GET, DELETE and PATCH.
+    let on_all = ask("all", http::Method::PUT, "/v1/policies/p1").await;
+    assert_eq!(
+        on_all.status,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "{}",
+        on_all.body
+    );
+    assert_eq!(on_all.header("allow"), Some("DELETE, GET, PATCH"));
+    // The partner listener serves none of them: the path does not exist there.
+    let on_partner = ask("partner", http::Method::PUT, "/v1/policies/p1").await;
+    assert_eq!(
+        on_partner.status,
+        StatusCode::NOT_FOUND,
+        "{}",
+        on_partner.body
+    );
+    assert_eq!(on_partner.header("allow"), None);
+    // Its own route's path still gets its 405 and Allow.
+    let own = ask("partner", http::Method::GET, "/v1/actions").await;
+    assert_eq!(own.status, StatusCode::METHOD_NOT_ALLOWED, "{}", own.body);
+    assert_eq!(own.header("allow"), Some("POST"));
+}
