@@ -13,7 +13,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, header};
+use http::{HeaderMap, HeaderValue, header};
 use http_body::{Body, Frame};
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
@@ -82,9 +82,14 @@ pub(crate) async fn call<B: RequestBody>(call: HttpCall<'_, B>, outcome: &mut Ou
         .traced(call.trace, route.grpc_path.as_str());
     let started = tokio::time::Instant::now();
     let body = UpstreamBody::Stream(UnsyncBoxBody::new(Frames(requests)));
+    let mut metadata = admitted.metadata;
+    match route.upstream.config().send_gzip_from {
+        Some(_) => metadata.insert("grpc-encoding", HeaderValue::from_static("gzip")),
+        None => metadata.remove("grpc-encoding"),
+    };
     let (result, attempts) = route
         .upstream
-        .forward(&route.grpc_path, admitted.metadata, body, &options)
+        .forward(&route.grpc_path, metadata, body, &options)
         .await;
     outcome.call = Some(UpstreamCall::new(&route.upstream, started, attempts));
     let extra = CallOutcome::attempts_only(attempts);
@@ -189,6 +194,9 @@ struct Requests<B> {
     path_bindings: Vec<(String, String)>,
     query: Option<String>,
     slot: FailureSlot,
+    /// Messages of at least this many bytes go gzip-compressed (the upstream's
+    /// `send_compressed`); the call's `grpc-encoding: gzip` allows uncompressed ones too.
+    gzip_from: Option<usize>,
     /// The client's body has ended.
     ended: bool,
     /// Every element has been sent (or the stream failed).
@@ -227,6 +235,7 @@ impl<B> Requests<B> {
                 .collect(),
             query,
             slot: slot.clone(),
+            gzip_from: binding.method.upstream.config().send_gzip_from,
             ended: false,
             done: false,
         })
@@ -251,7 +260,11 @@ impl<B> Requests<B> {
             &route.options.decode,
             &route.options.query,
         )?;
-        Ok(codec::frame(&encode_message(&message)))
+        let encoded = encode_message(&message);
+        Ok(match self.gzip_from {
+            Some(from) if encoded.len() >= from => codec::frame_gzip(&encoded),
+            _ => codec::frame(&encoded),
+        })
     }
 
     fn fail(&mut self, error: GatewayError) -> Poll<Option<Result<Frame<Bytes>, ForwardError>>> {

@@ -355,6 +355,44 @@ async fn an_upstream_set_to_gzip_gets_large_request_messages_compressed_and_answ
 }
 
 #[tokio::test]
+async fn a_client_stream_to_an_upstream_set_to_gzip_sends_large_messages_compressed() {
+    let env = TestEnv::start_with(|config| {
+        showing_the_request_encoding(config).replacen(
+            "  governor:\n",
+            "  governor:\n    send_compressed: gzip\n    send_compressed_min_size: 512B\n",
+            1,
+        )
+    })
+    .await;
+    // Two messages over the minimum size (compressed) and one under it (sent as it is).
+    let small = r#"{"id":"gz-s3","policyType":"access","policyName":"small"}"#;
+    let body = format!(
+        "{}\n{}\n{small}\n",
+        large_proposal("gz-s1"),
+        large_proposal("gz-s2")
+    );
+    let reply = env
+        .send(
+            Method::POST,
+            "/v1/policies:batchPropose",
+            &[("content-type", "application/x-ndjson")],
+            Some(&body),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.header("x-stub-request-encoding"), Some("gzip"));
+    assert_eq!(reply.json()["receipts"].as_array().map(Vec::len), Some(3));
+    let sent: serde_json::Value = serde_json::from_str(&large_proposal("gz-s2")).expect("json");
+    let stored = env.get("/v1/policies/gz-s2").await;
+    assert_eq!(stored.status, StatusCode::OK, "{}", stored.body);
+    assert_eq!(stored.json()["rules"], sent["rules"]);
+    assert_eq!(
+        env.get("/v1/policies/gz-s3").await.json()["policyName"],
+        "small"
+    );
+}
+
+#[tokio::test]
 async fn without_send_compressed_request_messages_go_uncompressed() {
     let env = TestEnv::start_with(showing_the_request_encoding).await;
     let reply = env
