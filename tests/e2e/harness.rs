@@ -103,6 +103,20 @@ headers:
     )
 }
 
+/// [`default_config`] with two cleartext listeners: `all` (every route) and `partner` (only the
+/// route named `partner_route`).
+pub(crate) fn two_listeners_config(stubs: &StubServers, partner_route: &str) -> String {
+    let listeners = format!(
+        "listeners:\n  - name: all\n    address: 127.0.0.1:0\n\
+         \x20 - name: partner\n    address: 127.0.0.1:0\n    routes: [{partner_route}]\n"
+    );
+    default_config(stubs).replacen(
+        "listeners:\n  http:\n    address: 127.0.0.1:0\n",
+        &listeners,
+        1,
+    )
+}
+
 /// A running stub pair + gateway.
 pub(crate) struct TestEnv {
     pub stubs: StubServers,
@@ -161,6 +175,12 @@ impl TestEnv {
             dir,
             client: http1_client(),
         }
+    }
+
+    /// The address of the listener named `name`.
+    pub(crate) fn listener_addr(&self, name: &str) -> std::net::SocketAddr {
+        let listener = self.gateway.listeners.iter().find(|l| l.name == name);
+        listener.expect("listener").addr
     }
 
     /// `http://127.0.0.1:PORT` of the public listener.

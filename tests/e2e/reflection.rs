@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::admin::admin_get;
-use crate::harness::{TempDir, TestEnv, default_config, proto_dir, start_stubs};
+use crate::harness::{TempDir, TestEnv, proto_dir, start_stubs, two_listeners_config};
 
 /// A gateway config whose one upstream `up` (at `addr`) describes its services by reflection;
 /// `routes` and `descriptors` are YAML bodies of those sections.
@@ -554,18 +554,9 @@ async fn the_gateway_serves_reflection_of_reflected_schemas() {
 #[tokio::test]
 async fn a_listener_serving_some_routes_reflects_their_services_only() {
     let stubs = start_stubs().await;
-    let listeners = "listeners:\n  - name: all\n    address: 127.0.0.1:0\n\
-                     \x20 - name: partner\n    address: 127.0.0.1:0\n    routes: [tai.Governor]\n";
-    let config = default_config(&stubs).replacen(
-        "listeners:\n  http:\n    address: 127.0.0.1:0\n",
-        listeners,
-        1,
-    );
+    let config = two_listeners_config(&stubs, "tai.Governor");
     let env = TestEnv::start_on(stubs, &config).await;
-    let addr = |name: &str| {
-        let listener = env.gateway.listeners.iter().find(|l| l.name == name);
-        listener.expect("listener").addr
-    };
+    let addr = |name: &str| env.listener_addr(name);
     let on_all = ask_v1(addr("all"), &[Asked::List]).await;
     let [Answered::Services(services)] = &on_all[..] else {
         panic!("{on_all:?}")

@@ -186,18 +186,22 @@ async fn http_body_streams_are_sent_raw_with_the_first_content_type() {
     assert_eq!(reply.body, format!("{first}{second}"));
 }
 
-#[tokio::test]
-async fn client_disconnect_cancels_the_backend_stream() {
-    let (env, events) = env_with_policies(|c| c).await;
-    let client = http1_client();
-    // Replay, then wait for live events that never come.
+/// Opens `GET /v1/policies:watch?replay=true` as NDJSON (200) and returns its body, unread.
+async fn watch_with_replay(env: &TestEnv) -> hyper::body::Incoming {
     let request = Request::get(format!("{}/v1/policies:watch?replay=true", env.base()))
         .header("accept", "application/x-ndjson")
         .body(Full::new(Bytes::new()))
         .expect("request");
-    let response = client.request(request).await.expect("send");
+    let response = http1_client().request(request).await.expect("send");
     assert_eq!(response.status(), StatusCode::OK);
-    let mut body = response.into_body();
+    response.into_body()
+}
+
+#[tokio::test]
+async fn client_disconnect_cancels_the_backend_stream() {
+    let (env, events) = env_with_policies(|c| c).await;
+    // Replay, then wait for live events that never come.
+    let mut body = watch_with_replay(&env).await;
     let mut seen = Vec::new();
     while seen.len() < format!("{}\n{}\n", events[0], events[1]).len() {
         let frame = body.frame().await.expect("frame").expect("data");
@@ -205,7 +209,6 @@ async fn client_disconnect_cancels_the_backend_stream() {
     }
     assert_eq!(env.stubs.store().cancelled_streams(), 0);
     drop(body);
-    drop(client);
     let store = env.stubs.store();
     tokio::time::timeout(Duration::from_secs(10), async {
         while store.cancelled_streams() == 0 {
@@ -325,14 +328,7 @@ async fn a_stream_is_recorded_with_the_status_it_ended_with() {
 #[tokio::test]
 async fn each_live_event_reaches_the_open_stream_as_it_happens() {
     let (env, events) = env_with_policies(|c| c).await;
-    let client = http1_client();
-    let request = Request::get(format!("{}/v1/policies:watch?replay=true", env.base()))
-        .header("accept", "application/x-ndjson")
-        .body(Full::new(Bytes::new()))
-        .expect("request");
-    let response = client.request(request).await.expect("send");
-    assert_eq!(response.status(), StatusCode::OK);
-    let mut body = response.into_body();
+    let mut body = watch_with_replay(&env).await;
     let mut seen = String::new();
     let mut expected = format!("{}\n{}\n", events[0], events[1]);
     for id in ["p-3", "p-4"] {

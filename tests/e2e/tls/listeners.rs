@@ -32,11 +32,6 @@ async fn three_listeners(pki: &Pki, partner_ca: &Pki, dir: &TempDir) -> TestEnv 
     TestEnv::start_on(stubs, &config).await
 }
 
-fn listener_addr(env: &TestEnv, name: &str) -> SocketAddr {
-    let listener = env.gateway.listeners.iter().find(|l| l.name == name);
-    listener.expect("listener").addr
-}
-
 #[tokio::test]
 async fn a_partner_listener_requires_its_own_client_certificates_and_serves_only_its_routes() {
     let (pki, partner_pki, dir) = (Pki::new(), Pki::new(), TempDir::new());
@@ -48,10 +43,7 @@ async fn a_partner_listener_requires_its_own_client_certificates_and_serves_only
         .map(|l| l.name.as_str())
         .collect();
     assert_eq!(names, ["plain", "public", "partner"]);
-    let (public, partner) = (
-        listener_addr(&env, "public"),
-        listener_addr(&env, "partner"),
-    );
+    let (public, partner) = (env.listener_addr("public"), env.listener_addr("partner"));
     let partner_client = partner_pki.leaf("partner", &["partner.test"]);
     let with_partner_cert = || {
         client_config(
@@ -129,7 +121,7 @@ async fn a_partner_listener_requires_its_own_client_certificates_and_serves_only
 async fn a_grpc_call_to_a_route_the_listener_does_not_serve_is_unimplemented() {
     let (pki, partner_pki, dir) = (Pki::new(), Pki::new(), TempDir::new());
     let env = three_listeners(&pki, &partner_pki, &dir).await;
-    let partner = listener_addr(&env, "partner");
+    let partner = env.listener_addr("partner");
     let client = partner_pki.leaf("partner", &["partner.test"]);
     let config = client_config(pki.roots(), &[b"h2"], rustls::ALL_VERSIONS, Some(&client));
     let stream = connect(partner, localhost(), config)
@@ -160,7 +152,7 @@ async fn a_grpc_call_to_a_route_the_listener_does_not_serve_is_unimplemented() {
 async fn a_listener_serving_some_routes_publishes_an_openapi_document_of_those_only() {
     let (pki, partner_pki, dir) = (Pki::new(), Pki::new(), TempDir::new());
     let env = three_listeners(&pki, &partner_pki, &dir).await;
-    let partner = listener_addr(&env, "partner");
+    let partner = env.listener_addr("partner");
     let client = partner_pki.leaf("partner", &["partner.test"]);
     let config = client_config(pki.roots(), &[b"h2"], rustls::ALL_VERSIONS, Some(&client));
     let (status, body) = https_get(partner, config, "/openapi.json", &[])
@@ -194,17 +186,11 @@ async fn a_listener_serving_some_routes_publishes_an_openapi_document_of_those_o
 #[tokio::test]
 async fn a_listener_answers_405_only_with_the_methods_of_its_own_routes() {
     let stubs = start_stubs().await;
-    let listeners = "listeners:\n  - name: all\n    address: 127.0.0.1:0\n\
-                     \x20 - name: partner\n    address: 127.0.0.1:0\n    routes: [tai.Coordinator]\n";
-    let config = default_config(&stubs).replacen(
-        "listeners:\n  http:\n    address: 127.0.0.1:0\n",
-        listeners,
-        1,
-    );
+    let config = crate::harness::two_listeners_config(&stubs, "tai.Coordinator");
     let env = TestEnv::start_on(stubs, &config).await;
     let client = crate::harness::http1_client();
     let ask = |listener: &str, method: http::Method, path: &str| {
-        let url = format!("http://{}{path}", listener_addr(&env, listener));
+        let url = format!("http://{}{path}", env.listener_addr(listener));
         let client = client.clone();
         async move { crate::harness::send_with(&client, method, &url, &[], None).await }
     };
