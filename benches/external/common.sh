@@ -11,7 +11,8 @@ STUB_PORT2=${STUB_PORT2:-51052}
 CLK_TCK=$(getconf CLK_TCK)
 
 start_stubs() {
-  "$STUBS" --governor-addr "127.0.0.1:$STUB_PORT" --coordinator-addr "127.0.0.1:$STUB_PORT2" \
+  # Unquoted: STUBS may be a command with its arguments (`python3 backend.py`).
+  $STUBS --governor-addr "127.0.0.1:$STUB_PORT" --coordinator-addr "127.0.0.1:$STUB_PORT2" \
     >/dev/null 2>&1 &
   STUBS_PID=$!
   wait_port "$STUB_PORT"

@@ -9,21 +9,37 @@
 #   bash benches/external/run.sh [ROUNDS]        (default 3 rounds, 10 s a phase)
 # GATEWAYS="path/a path/b" alternates several builds round by round (before/after in one run);
 # CONNECTIONS (default 32), SECONDS_PER_PHASE (default 10), PHASES (default "wrk h2load direct").
+# PHASES may add `paced`: h2load h2c at RATE requests/s in all (default 800), so that backends of
+# different speeds are compared at the same request rate (per-request CPU depends on the rate:
+# batching). BACKENDS="stub python" alternates backends within each round too: `stub` is STUBS, `python` is
+# benches/external/backend.py (grpcio's server; `pip install grpcio`).
 # Bounded: every phase runs for SECONDS_PER_PHASE.
 set -euo pipefail
 ROUNDS=${1:-3}
 GATEWAYS=${GATEWAYS:-target/release/tai-gateway}
 STUBS=${STUBS:-target/release/tai-stubs}
+BACKENDS=${BACKENDS:-stub}
 CONNECTIONS=${CONNECTIONS:-32}
 SECONDS_PER_PHASE=${SECONDS_PER_PHASE:-10}
 PHASES=${PHASES:-wrk h2load direct}
+RATE=${RATE:-800}
 WORK=$(mktemp -d)
 trap 'stop ${GATEWAY_PID:-} ${STUBS_PID:-}; rm -rf "$WORK"' EXIT
 here=$(dirname "$0")
 source "$here/common.sh"
 python3 "$here/grpc_body.py" "$WORK/grpc.bin"
 printf '%s' '{"policyType":"access","policyName":"deny-external","rules":{"effect":"deny","scope":"external"}}' > "$WORK/policy.json"
-start_stubs
+stub_binary=$STUBS
+
+# start_backend NAME: the backend of that name (stub | python) on STUB_PORT.
+start_backend() {
+  case $1 in
+    stub) STUBS=$stub_binary ;;
+    python) STUBS="python3 $here/backend.py" ;;
+    *) echo "unknown backend $1 (stub | python)" >&2; exit 2 ;;
+  esac
+  start_stubs
+}
 
 # measure PID COMMAND...: runs the load, prints "requests req/s p99 cpu_us vol invol syscalls".
 measure() {
@@ -72,26 +88,34 @@ phase() {
 
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round ($(date -u +%H:%M:%S) UTC)"
-  for gateway in $GATEWAYS; do
-    start_gateway "$gateway"
-    # Warm-up: connections, upstream connection, allocator.
-    wrk -t1 -c"$CONNECTIONS" -d1s -s "$here/post.lua" "http://127.0.0.1:$GATEWAY_PORT/v1/policies/propose" >/dev/null
-    for p in $PHASES; do
-      case $p in
-        wrk) phase "$gateway wrk h1 c$CONNECTIONS" "$GATEWAY_PID" \
-               wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_PHASE}s" --latency -s "$here/post.lua" \
-               "http://127.0.0.1:$GATEWAY_PORT/v1/policies/propose" ;;
-        h2load) phase "$gateway h2load h2c c$CONNECTIONS" "$GATEWAY_PID" \
-               h2load -t1 -c"$CONNECTIONS" -m1 -D "$SECONDS_PER_PHASE" -d "$WORK/policy.json" \
-               -H 'content-type: application/json' "http://127.0.0.1:$GATEWAY_PORT/v1/policies/propose" ;;
-      esac
+  for backend in $BACKENDS; do
+    start_backend "$backend"
+    for gateway in $GATEWAYS; do
+      start_gateway "$gateway"
+      # Warm-up: connections, upstream connection, allocator.
+      wrk -t1 -c"$CONNECTIONS" -d1s -s "$here/post.lua" "http://127.0.0.1:$GATEWAY_PORT/v1/policies/propose" >/dev/null
+      for p in $PHASES; do
+        case $p in
+          wrk) phase "$gateway ($backend) wrk h1 c$CONNECTIONS" "$GATEWAY_PID" \
+                 wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_PHASE}s" --latency -s "$here/post.lua" \
+                 "http://127.0.0.1:$GATEWAY_PORT/v1/policies/propose" ;;
+          h2load) phase "$gateway ($backend) h2load h2c c$CONNECTIONS" "$GATEWAY_PID" \
+                 h2load -t1 -c"$CONNECTIONS" -m1 -D "$SECONDS_PER_PHASE" -d "$WORK/policy.json" \
+                 -H 'content-type: application/json' "http://127.0.0.1:$GATEWAY_PORT/v1/policies/propose" ;;
+          paced) phase "$gateway ($backend) h2c at $RATE/s" "$GATEWAY_PID" \
+                 h2load -t1 -c"$CONNECTIONS" -m1 --rps=$((RATE / CONNECTIONS)) -D "$SECONDS_PER_PHASE" \
+                 -d "$WORK/policy.json" -H 'content-type: application/json' \
+                 "http://127.0.0.1:$GATEWAY_PORT/v1/policies/propose" ;;
+        esac
+      done
+      stop "$GATEWAY_PID"
     done
-    stop "$GATEWAY_PID"
+    if [[ " $PHASES " == *" direct "* ]]; then
+      phase "direct gRPC to the $backend c$CONNECTIONS" "$STUBS_PID" \
+        h2load -t1 -c"$CONNECTIONS" -m1 -D "$SECONDS_PER_PHASE" -d "$WORK/grpc.bin" \
+        -H 'content-type: application/grpc' -H 'te: trailers' \
+        "http://127.0.0.1:$STUB_PORT/tai.Governor/ProposePolicy"
+    fi
+    stop "$STUBS_PID"
   done
-  if [[ " $PHASES " == *" direct "* ]]; then
-    phase "direct gRPC to the stub c$CONNECTIONS" "$STUBS_PID" \
-      h2load -t1 -c"$CONNECTIONS" -m1 -D "$SECONDS_PER_PHASE" -d "$WORK/grpc.bin" \
-      -H 'content-type: application/grpc' -H 'te: trailers' \
-      "http://127.0.0.1:$STUB_PORT/tai.Governor/ProposePolicy"
-  fi
 done
