@@ -27,6 +27,7 @@ struct RouteLabels {
     route: String,
     response_code: u16,
     grpc_response_status: i32,
+    listener: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -109,11 +110,13 @@ fn labels(i: usize) -> (RequestLabels, RouteLabels) {
         route: route.clone(),
         response_code: code,
         grpc_response_status: 0,
+        listener: std::sync::Arc::from("http"),
     };
     let theirs = RouteLabels {
         route,
         response_code: code,
         grpc_response_status: 0,
+        listener: "http".to_owned(),
     };
     (ours, theirs)
 }

@@ -315,6 +315,7 @@ mod tests {
                 route: route.to_owned(),
                 response_code: status,
                 grpc_response_status: grpc,
+                listener: Arc::from("public"),
             },
             duration: Duration::from_millis(ms),
             request_bytes: 20,
@@ -337,7 +338,7 @@ mod tests {
         record(&metrics, "governor", 504, 4, 9);
         let text = metrics.render();
         assert!(text.contains(
-            "tai_gateway_requests_total{route=\"governor\",response_code=\"200\",grpc_response_status=\"0\"} 2\n"
+            "tai_gateway_requests_total{route=\"governor\",response_code=\"200\",grpc_response_status=\"0\",listener=\"public\"} 2\n"
         ), "{text}");
         assert!(text.contains("route=\"gov\\\"ernor\""), "{text}");
         assert!(text.contains("# TYPE tai_gateway_request_duration_seconds histogram\n"));
@@ -363,7 +364,8 @@ mod tests {
         record(&metrics, "r", 200, 0, 3);
         record(&metrics, "r", 200, 0, 70_000);
         let text = metrics.render();
-        let labels = "route=\"r\",response_code=\"200\",grpc_response_status=\"0\"";
+        let labels =
+            "route=\"r\",response_code=\"200\",grpc_response_status=\"0\",listener=\"public\"";
         for (le, n) in [("0.001", 0), ("0.005", 1), ("60", 1), ("+Inf", 2)] {
             let line = format!(
                 "tai_gateway_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {n}\n"

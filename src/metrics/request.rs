@@ -2,6 +2,7 @@
 //! is recorded in ([`RequestSeries`], [`UpstreamSeries`]), and the record the pipeline's finish
 //! hands over ([`RequestRecord`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::family::Labels;
@@ -37,6 +38,8 @@ pub struct RequestLabels {
     pub response_code: u16,
     /// gRPC status code (the backend's, or the one the gateway's error maps to).
     pub grpc_response_status: i32,
+    /// The listener the request came in on (empty for a request that came in on none).
+    pub listener: Arc<str>,
 }
 
 impl Labels for RequestLabels {
@@ -48,6 +51,7 @@ impl Labels for RequestLabels {
                 "grpc_response_status",
                 self.grpc_response_status.to_string(),
             ),
+            ("listener", self.listener.to_string()),
         ]
     }
 }

@@ -182,6 +182,10 @@ fn record(
             route: route.unwrap_or(UNMATCHED_ROUTE).to_owned(),
             response_code: status,
             grpc_response_status: outcome.grpc_status,
+            listener: ctx
+                .served
+                .as_ref()
+                .map_or_else(|| Arc::from(""), |s| s.listener_name()),
         },
         duration,
         request_bytes: outcome.request_bytes,

@@ -68,7 +68,7 @@ impl Target<'_> {
 #[derive(Debug)]
 pub struct Served {
     /// The listener's name.
-    listener: String,
+    listener: Arc<str>,
     /// Route names; `None`: every route.
     routes: Option<HashSet<String>>,
 }
@@ -77,7 +77,7 @@ impl Served {
     /// Listener `listener` serving `routes` (`None`: every route).
     pub fn new(listener: &str, routes: Option<&[String]>) -> Served {
         Served {
-            listener: listener.to_owned(),
+            listener: Arc::from(listener),
             routes: routes.map(|names| names.iter().cloned().collect()),
         }
     }
@@ -87,9 +87,14 @@ impl Served {
         &self.listener
     }
 
+    /// The listener's name, shared (a metric label).
+    pub fn listener_name(&self) -> Arc<str> {
+        self.listener.clone()
+    }
+
     /// The listener's name and routes, when it serves some routes only.
     fn own_routes(&self) -> Option<openapi::ListenerRoutes<'_>> {
-        self.routes.as_ref().map(|r| (self.listener.as_str(), r))
+        self.routes.as_ref().map(|r| (&*self.listener, r))
     }
 
     /// `found` when this listener serves its route; a route it does not serve is answered as a

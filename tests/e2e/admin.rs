@@ -82,12 +82,12 @@ async fn metrics_expose_every_family_with_route_and_status_labels() {
         Some("text/plain; version=0.0.4; charset=utf-8")
     );
     let text = reply.body;
-    let ok = r#"route="tai.Governor",response_code="200",grpc_response_status="0""#;
+    let ok = r#"route="tai.Governor",response_code="200",grpc_response_status="0",listener="http""#;
     for line in [
         format!("tai_gateway_requests_total{{{ok}}} 3"),
-        r#"tai_gateway_requests_total{route="unmatched",response_code="404",grpc_response_status="5"} 1"#.to_owned(),
-        r#"tai_gateway_requests_total{route="tai.Governor",response_code="400",grpc_response_status="3"} 1"#.to_owned(),
-        r#"tai_gateway_requests_total{route="tai.Governor",response_code="503",grpc_response_status="14"} 1"#.to_owned(),
+        r#"tai_gateway_requests_total{route="unmatched",response_code="404",grpc_response_status="5",listener="http"} 1"#.to_owned(),
+        r#"tai_gateway_requests_total{route="tai.Governor",response_code="400",grpc_response_status="3",listener="http"} 1"#.to_owned(),
+        r#"tai_gateway_requests_total{route="tai.Governor",response_code="503",grpc_response_status="14",listener="http"} 1"#.to_owned(),
         format!("tai_gateway_request_duration_seconds_count{{{ok}}} 3"),
         format!("tai_gateway_request_duration_seconds_bucket{{{ok},le=\"+Inf\"}} 3"),
         format!("tai_gateway_request_bytes_sum{{{ok}}} 54"),

@@ -218,7 +218,7 @@ async fn client_disconnect_cancels_the_backend_stream() {
     .await
     .expect("the backend saw the cancellation");
     // The request is recorded when the stream ends: here, cancelled by the client.
-    let cancelled = r#"tai_gateway_requests_total{route="tai.Governor",response_code="200",grpc_response_status="1"} 1"#;
+    let cancelled = r#"tai_gateway_requests_total{route="tai.Governor",response_code="200",grpc_response_status="1",listener="http"} 1"#;
     assert!(
         governor_request_lines(&env)
             .await
@@ -318,7 +318,7 @@ async fn a_stream_is_recorded_with_the_status_it_ended_with() {
     let new: Vec<&String> = after.iter().filter(|l| !before.contains(l)).collect();
     assert_eq!(
         new,
-        [&r#"tai_gateway_requests_total{route="tai.Governor",response_code="200",grpc_response_status="10"} 1"#.to_owned()],
+        [&r#"tai_gateway_requests_total{route="tai.Governor",response_code="200",grpc_response_status="10",listener="http"} 1"#.to_owned()],
         "{after:?}"
     );
 }

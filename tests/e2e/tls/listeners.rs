@@ -216,4 +216,13 @@ async fn a_listener_answers_405_only_with_the_methods_of_its_own_routes() {
     let own = ask("partner", http::Method::GET, "/v1/actions").await;
     assert_eq!(own.status, StatusCode::METHOD_NOT_ALLOWED, "{}", own.body);
     assert_eq!(own.header("allow"), Some("POST"));
+    // Each listener's requests are their own series.
+    let metrics = crate::admin::admin_get(&env, "/metrics").await.body;
+    for line in [
+        r#"tai_gateway_requests_total{route="unmatched",response_code="405",grpc_response_status="12",listener="all"} 1"#,
+        r#"tai_gateway_requests_total{route="unmatched",response_code="404",grpc_response_status="5",listener="partner"} 1"#,
+        r#"tai_gateway_requests_total{route="unmatched",response_code="405",grpc_response_status="12",listener="partner"} 1"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
 }
