@@ -81,16 +81,7 @@ pub(crate) async fn call<B: RequestBody>(call: HttpCall<'_, B>, outcome: &mut Ou
     let options = CallOptions::streamed(admitted.deadline, caller)
         .traced(call.trace, route.grpc_path.as_str());
     let started = tokio::time::Instant::now();
-    let body = UpstreamBody::Stream(UnsyncBoxBody::new(Frames(requests)));
-    let mut metadata = admitted.metadata;
-    match route.upstream.config().send_gzip_from {
-        Some(_) => metadata.insert("grpc-encoding", HeaderValue::from_static("gzip")),
-        None => metadata.remove("grpc-encoding"),
-    };
-    let (result, attempts) = route
-        .upstream
-        .forward(&route.grpc_path, metadata, body, &options)
-        .await;
+    let (result, attempts) = send(route, admitted.metadata, requests, &options).await;
     outcome.call = Some(UpstreamCall::new(&route.upstream, started, attempts));
     let extra = CallOutcome::attempts_only(attempts);
     // A request element that failed explains whatever the backend made of the reset.
@@ -116,6 +107,29 @@ pub(crate) async fn call<B: RequestBody>(call: HttpCall<'_, B>, outcome: &mut Ou
     let mut headers = extra;
     headers.extend(response_headers(&head, &route.options.headers));
     unary::respond(binding, &message, headers)
+}
+
+/// Sends the request stream to the route's upstream (its messages gzip-compressed when the
+/// upstream takes them so, `send_compressed`; the client's `grpc-encoding` never goes on): the
+/// response and the attempts made.
+async fn send<B>(
+    route: &MethodRoute,
+    mut metadata: HeaderMap,
+    requests: Requests<B>,
+    options: &CallOptions<'_>,
+) -> (Result<http::Response<Incoming>, UpstreamError>, u32)
+where
+    Requests<B>: FrameSource<Error = ForwardError> + Send + 'static,
+{
+    match route.upstream.config().send_gzip_from {
+        Some(_) => metadata.insert("grpc-encoding", HeaderValue::from_static("gzip")),
+        None => metadata.remove("grpc-encoding"),
+    };
+    let body = UpstreamBody::Stream(UnsyncBoxBody::new(Frames(requests)));
+    let upstream = &route.upstream;
+    upstream
+        .forward(&route.grpc_path, metadata, body, options)
+        .await
 }
 
 /// The backend's response head and its first message (`None` for an empty OK stream), waited
