@@ -43,6 +43,9 @@ struct Reconnect {
     /// Why the last dial failed, when TLS refused it: refusals during the backoff say the same
     /// (a 502 like the dial's, not a 503).
     tls_failure: Option<String>,
+    /// The TLS config (its reload count) that last dial used: a reloaded one (a rotated CA or
+    /// client certificate) may succeed, so it ends a backoff after a TLS failure.
+    tls_generation: u64,
 }
 
 /// TLS to one endpoint: the upstream's client config and the name the endpoint is verified
@@ -170,6 +173,7 @@ impl Connections {
                 r.failures = r.failures.saturating_add(1);
                 r.not_before = Some(Instant::now() + wait);
                 r.tls_failure = e.tls_reason().map(str::to_owned);
+                r.tls_generation = self.tls_generation();
                 Err(e)
             }
         }
@@ -188,10 +192,21 @@ impl Connections {
         }
     }
 
-    /// The refusal of a dial while the backoff after a failed one runs at `now`.
+    /// How many times the upstream's TLS config has been reloaded (0 without TLS).
+    fn tls_generation(&self) -> u64 {
+        self.tls
+            .as_ref()
+            .map_or(0, |t| t.tls.reload_stats().borrow().applied)
+    }
+
+    /// The refusal of a dial while the backoff after a failed one runs at `now` (none after a
+    /// TLS failure once the TLS config has been reloaded since).
     fn backing_off(&self, now: Instant) -> Option<AttemptError> {
         let r = self.reconnect();
         let wait = r.not_before.filter(|t| now < *t)? - now;
+        if r.tls_failure.is_some() && r.tls_generation != self.tls_generation() {
+            return None;
+        }
         Some(match &r.tls_failure {
             Some(reason) => AttemptError::tls(
                 &self.upstream,

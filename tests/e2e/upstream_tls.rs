@@ -350,6 +350,35 @@ async fn a_rotated_ca_file_is_picked_up_and_a_broken_one_keeps_the_last_good() {
 }
 
 #[tokio::test]
+async fn a_rotated_ca_ends_the_reconnect_backoff_of_failed_dials() {
+    let (ca, other, dir) = (Ca::new("backend CA"), Ca::new("other CA"), TempDir::new());
+    let stubs = tls_stubs(&ca.server(), &ca.server()).await;
+    // No retries and a breaker that stays closed: each request is one dial (or one refusal).
+    let governor = format!(
+        "{}      reload_interval: 20ms\n    retry:\n      max_retries: 0\n\
+         \x20   circuit_breaker:\n      consecutive_failures: 100\n",
+        ca_only(&dir, "ca.pem", &other)
+    );
+    let env = start(stubs, &governor, &ca_only(&dir, "coordinator-ca.pem", &ca)).await;
+    let upstream = env.gateway.gateway.runtime().upstreams["governor"].clone();
+    let mut stats = upstream.tls().expect("tls").reload_stats();
+    // Failed dials, each once the last one's backoff (50, 100, 200 ms) has passed: the backoff
+    // is then 400 ms, far longer than the reload below takes.
+    for pause in [0, 60, 110, 210] {
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let reply = env.get("/v1/policies").await;
+        assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.body);
+    }
+    dir.write("ca.pem", &ca.pem());
+    tokio::time::timeout(BOUND, stats.wait_for(|s| s.applied >= 1))
+        .await
+        .expect("reload within bound")
+        .expect("stats");
+    let reply = env.get("/v1/policies").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+}
+
+#[tokio::test]
 async fn validate_reports_unreadable_and_mismatched_tls_files_at_their_settings() {
     let (ca, dir) = (Ca::new("backend CA"), TempDir::new());
     let (one, two) = (ca.leaf(&["gateway.test"]), ca.leaf(&["gateway.test"]));
