@@ -3,12 +3,16 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Method, StatusCode};
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use tai_gateway::server::ServerHandle;
 use tokio::time::Instant;
 
 use crate::harness::{
-    TempDir, default_config, http1_client, send_with, start_gateway, start_stubs,
+    Reply, TempDir, default_config, http1_client, send_with, start_gateway, start_stubs,
 };
 use crate::redis_server::RedisServer;
 
@@ -36,6 +40,58 @@ pub(crate) async fn replicas(dir: &TempDir, text: &str, n: usize) -> Vec<ServerH
 
 pub(crate) fn url(gateway: &ServerHandle, path: &str) -> String {
     format!("http://{}{path}", gateway.http_addr.expect("listener"))
+}
+
+/// A policy proposed through one replica of a cache-sharing pair, read and written through
+/// either as a load balancer would send the requests: with the one `Host` the cache key includes.
+pub(crate) struct SharedPolicy {
+    client: Client<HttpConnector, Full<Bytes>>,
+    /// `/v1/policies/{id}`.
+    path: String,
+}
+
+impl SharedPolicy {
+    /// Proposes a policy through `gateway` (200).
+    pub(crate) async fn propose(gateway: &ServerHandle) -> SharedPolicy {
+        let client = http1_client();
+        let json = [("content-type", "application/json")];
+        let body = Some(r#"{"policyName":"shared"}"#);
+        let url = url(gateway, "/v1/policies/propose");
+        let propose = send_with(&client, Method::POST, &url, &json, body).await;
+        assert_eq!(propose.status, StatusCode::OK, "{}", propose.body);
+        let id = propose.json()["policyId"].as_str().expect("id").to_owned();
+        let path = format!("/v1/policies/{id}");
+        SharedPolicy { client, path }
+    }
+
+    /// `GET` of the policy through `gateway`.
+    pub(crate) async fn get(&self, gateway: &ServerHandle) -> Reply {
+        let host = [("host", "api.example")];
+        let url = url(gateway, &self.path);
+        send_with(&self.client, Method::GET, &url, &host, None).await
+    }
+
+    /// Renames the policy to `renamed` through `gateway` (200): a write that invalidates it.
+    pub(crate) async fn rename(&self, gateway: &ServerHandle) {
+        let json = [("content-type", "application/json")];
+        let url = url(gateway, &format!("{}?update_mask=policyName", self.path));
+        let body = Some(r#"{"policyName":"renamed"}"#);
+        let patch = send_with(&self.client, Method::PATCH, &url, &json, body).await;
+        assert_eq!(patch.status, StatusCode::OK, "{}", patch.body);
+    }
+}
+
+/// Asserts that `other` is a cache hit with the body of `first`.
+pub(crate) fn assert_hit_with_the_same_body(other: &Reply, first: &Reply) {
+    assert_eq!(other.status, StatusCode::OK);
+    assert_eq!(other.body, first.body);
+    assert!(
+        other
+            .header("cache-status")
+            .is_some_and(|s| s.contains("hit")),
+        "{:?}",
+        other.header("cache-status")
+    );
 }
 
 /// Sends `GET /v1/echo/hi` to each replica in turn for `seconds`, as fast as answers come;
@@ -249,56 +305,23 @@ async fn two_replicas_share_the_response_cache_and_its_invalidations() {
     );
     let gateways = replicas(&dir, &caching_config(&stubs, &redis), 2).await;
     let (a, b) = (&gateways[0], &gateways[1]);
-    let client = http1_client();
-    let propose = send_with(
-        &client,
-        Method::POST,
-        &url(a, "/v1/policies/propose"),
-        &[("content-type", "application/json")],
-        Some(r#"{"policyName":"shared"}"#),
-    )
-    .await;
-    assert_eq!(propose.status, StatusCode::OK, "{}", propose.body);
-    let id = propose.json()["policyId"].as_str().expect("id").to_owned();
-    let path = format!("/v1/policies/{id}");
-    // Behind a load balancer every replica sees the one Host the cache key includes.
-    let host = [("host", "api.example")];
-    let get = |gateway| {
-        let (client, path) = (client.clone(), path.clone());
-        async move { send_with(&client, Method::GET, &url(gateway, &path), &host, None).await }
-    };
+    let policy = SharedPolicy::propose(a).await;
     let calls = || stubs.store().calls("tai.Governor/GetPolicy");
-    let first = get(a).await;
+    let first = policy.get(a).await;
     assert_eq!(first.status, StatusCode::OK);
     assert_eq!(calls(), 1);
-    let other = get(b).await;
-    assert_eq!(other.status, StatusCode::OK);
-    assert_eq!(other.body, first.body);
+    let other = policy.get(b).await;
+    assert_hit_with_the_same_body(&other, &first);
     assert_eq!(
         calls(),
         1,
         "the other replica answered from the shared tier"
     );
-    assert!(
-        other
-            .header("cache-status")
-            .is_some_and(|s| s.contains("hit")),
-        "{:?}",
-        other.header("cache-status")
-    );
     // Both replicas hold it locally now; a write through B drops A's copy too.
-    assert_eq!(get(a).await.status, StatusCode::OK);
-    let patch = send_with(
-        &client,
-        Method::PATCH,
-        &url(b, &format!("{path}?update_mask=policyName")),
-        &[("content-type", "application/json")],
-        Some(r#"{"policyName":"renamed"}"#),
-    )
-    .await;
-    assert_eq!(patch.status, StatusCode::OK, "{}", patch.body);
+    assert_eq!(policy.get(a).await.status, StatusCode::OK);
+    policy.rename(b).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let after = get(a).await;
+    let after = policy.get(a).await;
     assert_eq!(
         after.json()["policyName"],
         "renamed",

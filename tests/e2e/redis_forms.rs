@@ -12,7 +12,9 @@ use http::{Method, StatusCode};
 use tai_gateway::server::ServerHandle;
 use tokio::time::Instant;
 
-use crate::global_limits::{decisions, hammer, metrics, replicas, url};
+use crate::global_limits::{
+    SharedPolicy, assert_hit_with_the_same_body, decisions, hammer, metrics, replicas, url,
+};
 use crate::harness::{TempDir, default_config, http1_client, send_with, start_stubs};
 use crate::redis_server::{Cluster, MASTER_NAME, RedisServer, Sentinel};
 
@@ -237,29 +239,13 @@ async fn assert_shared_cache(section: &str, servers: &[&RedisServer]) {
     let text = format!("{base}{section}");
     let gateways = replicas(&dir, &text, 2).await;
     let (a, b) = (&gateways[0], &gateways[1]);
-    let client = http1_client();
-    let propose = send_with(
-        &client,
-        Method::POST,
-        &url(a, "/v1/policies/propose"),
-        &[("content-type", "application/json")],
-        Some(r#"{"policyName":"shared"}"#),
-    )
-    .await;
-    assert_eq!(propose.status, StatusCode::OK, "{}", propose.body);
-    let id = propose.json()["policyId"].as_str().expect("id").to_owned();
-    let path = format!("/v1/policies/{id}");
-    let host = [("host", "api.example")];
-    let get = |gateway| {
-        let (client, path) = (client.clone(), path.clone());
-        async move { send_with(&client, Method::GET, &url(gateway, &path), &host, None).await }
-    };
+    let policy = SharedPolicy::propose(a).await;
     let calls = || stubs.store().calls("tai.Governor/GetPolicy");
     // The cluster connection is made on the first call: until the shared tier has the answer,
     // each GET on A is a miss (bounded).
     let deadline = Instant::now() + Duration::from_secs(15);
     let first = loop {
-        let first = get(a).await;
+        let first = policy.get(a).await;
         assert_eq!(first.status, StatusCode::OK);
         let keys: Vec<String> = {
             let mut all = Vec::new();
@@ -276,7 +262,7 @@ async fn assert_shared_cache(section: &str, servers: &[&RedisServer]) {
         assert!(Instant::now() < deadline, "the answer never reached Redis");
         // Drop A's local copy so the next GET stores again.
         send_with(
-            &client,
+            &http1_client(),
             Method::POST,
             &format!("http://{}/cache/purge", a.admin_addr.expect("admin")),
             &[],
@@ -286,35 +272,19 @@ async fn assert_shared_cache(section: &str, servers: &[&RedisServer]) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let before = calls();
-    let other = get(b).await;
-    assert_eq!(other.status, StatusCode::OK);
-    assert_eq!(other.body, first.body);
+    let other = policy.get(b).await;
+    assert_hit_with_the_same_body(&other, &first);
     assert_eq!(
         calls(),
         before,
         "the other replica answered from the cluster"
     );
-    assert!(
-        other
-            .header("cache-status")
-            .is_some_and(|s| s.contains("hit")),
-        "{:?}",
-        other.header("cache-status")
-    );
-    assert_eq!(get(a).await.status, StatusCode::OK);
-    let patch = send_with(
-        &client,
-        Method::PATCH,
-        &url(b, &format!("{path}?update_mask=policyName")),
-        &[("content-type", "application/json")],
-        Some(r#"{"policyName":"renamed"}"#),
-    )
-    .await;
-    assert_eq!(patch.status, StatusCode::OK, "{}", patch.body);
+    assert_eq!(policy.get(a).await.status, StatusCode::OK);
+    policy.rename(b).await;
     // A drops its copy when the invalidation reaches it through Redis' pub/sub.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let after = get(a).await;
+        let after = policy.get(a).await;
         if after.json()["policyName"] == "renamed" {
             break;
         }
