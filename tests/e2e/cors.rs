@@ -333,28 +333,8 @@ async fn serve_page() -> (std::net::SocketAddr, Arc<Mutex<String>>) {
 
 /// What the page at `page` shows once its script ran, as headless Chromium renders it.
 async fn browse(page: std::net::SocketAddr) -> String {
-    let run = move || {
-        // Bounded: a browser that hangs fails the test instead of holding CI.
-        std::process::Command::new("timeout")
-            .args([
-                "60",
-                "chromium",
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-extensions",
-                "--virtual-time-budget=10000",
-                "--dump-dom",
-            ])
-            .arg(format!("http://{page}/"))
-            .output()
-            .expect("chromium (Debian package chromium; .ci/run installs it)")
-    };
-    let output = tokio::task::spawn_blocking(run)
-        .await
-        .expect("chromium ran");
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    let dump = vec!["--dump-dom".to_owned()];
+    crate::harness::chromium(format!("http://{page}/"), 10_000, dump).await
 }
 
 /// A page whose script sends a DELETE with an `Authorization` header to the gateway (so the

@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 
 use http::{Method, StatusCode};
 
-use crate::harness::TestEnv;
+use crate::harness::{TestEnv, chromium};
+
+/// Virtual time the docs page's scripts get in the browser (loading the document, running "try it").
+const PAGE_TIME_MS: u32 = 15_000;
 
 #[tokio::test]
 async fn the_docs_page_and_its_assets_are_served_with_a_strict_policy_and_tags() {
@@ -62,32 +65,6 @@ async fn the_docs_page_can_be_moved_and_goes_with_the_document() {
     assert_eq!(off.get("/docs/app.js").await.status, StatusCode::NOT_FOUND);
 }
 
-/// Headless Chromium on `url`, bounded (a browser that hangs fails the test instead of holding
-/// CI), with `extra` arguments; its standard output.
-async fn chromium(url: String, extra: Vec<String>) -> String {
-    let run = move || {
-        std::process::Command::new("timeout")
-            .args([
-                "60",
-                "chromium",
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-extensions",
-                "--virtual-time-budget=15000",
-            ])
-            .args(extra)
-            .arg(url)
-            .output()
-            .expect("chromium (Debian package chromium; .ci/run installs it)")
-    };
-    let output = tokio::task::spawn_blocking(run)
-        .await
-        .expect("chromium ran");
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 /// Where this test's screenshot goes: the test output folder under Cargo's target dir (kept
 /// after the run, unlike the test's temporary folder).
 fn screenshot_path() -> PathBuf {
@@ -108,7 +85,7 @@ async fn a_real_browser_lists_the_operations_and_tries_get_policy_from_a_deep_li
     assert_eq!(proposed.status, StatusCode::OK, "{}", proposed.body);
     let gateway = env.gateway.http_addr.expect("http listener");
     let url = format!("http://{gateway}/docs#op=tai.Governor.GetPolicy&id=pol-1&run=1");
-    let dom = chromium(url.clone(), vec!["--dump-dom".to_owned()]).await;
+    let dom = chromium(url.clone(), PAGE_TIME_MS, vec!["--dump-dom".to_owned()]).await;
     // Loaded: the script ran, the document was read, nothing failed or was blocked.
     assert!(dom.contains(r#"data-state="ready""#), "{dom}");
     assert!(
@@ -141,6 +118,7 @@ async fn a_real_browser_lists_the_operations_and_tries_get_policy_from_a_deep_li
     let _ = std::fs::remove_file(&screenshot);
     chromium(
         url,
+        PAGE_TIME_MS,
         vec![
             format!("--screenshot={}", screenshot.display()),
             "--window-size=1280,2000".to_owned(),

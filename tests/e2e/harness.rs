@@ -351,3 +351,30 @@ pub(crate) async fn run_binary_logging(
     }
     panic!("tai-gateway did not become ready on any of 5 port pairs");
 }
+
+/// Headless Chromium on `url`, bounded (a browser that hangs fails the test instead of holding
+/// CI), given `budget_ms` of virtual time for the page's scripts and `extra` arguments; its
+/// standard output.
+pub(crate) async fn chromium(url: String, budget_ms: u32, extra: Vec<String>) -> String {
+    let run = move || {
+        std::process::Command::new("timeout")
+            .args([
+                "60",
+                "chromium",
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-extensions",
+            ])
+            .arg(format!("--virtual-time-budget={budget_ms}"))
+            .args(extra)
+            .arg(url)
+            .output()
+            .expect("chromium (Debian package chromium; .ci/run installs it)")
+    };
+    let output = tokio::task::spawn_blocking(run)
+        .await
+        .expect("chromium ran");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
