@@ -208,9 +208,6 @@ struct Requests<B> {
     path_bindings: Vec<(String, String)>,
     query: Option<String>,
     slot: FailureSlot,
-    /// Messages of at least this many bytes go gzip-compressed (the upstream's
-    /// `send_compressed`); the call's `grpc-encoding: gzip` allows uncompressed ones too.
-    gzip_from: Option<usize>,
     /// The client's body has ended.
     ended: bool,
     /// Every element has been sent (or the stream failed).
@@ -249,7 +246,6 @@ impl<B> Requests<B> {
                 .collect(),
             query,
             slot: slot.clone(),
-            gzip_from: binding.method.upstream.config().send_gzip_from,
             ended: false,
             done: false,
         })
@@ -275,7 +271,9 @@ impl<B> Requests<B> {
             &route.options.query,
         )?;
         let encoded = encode_message(&message);
-        Ok(match self.gzip_from {
+        // Messages of at least the upstream's `send_compressed_min_size` go gzip-compressed; the
+        // call's `grpc-encoding: gzip` allows uncompressed ones too.
+        Ok(match route.upstream.config().send_gzip_from {
             Some(from) if encoded.len() >= from => codec::frame_gzip(&encoded),
             _ => codec::frame(&encoded),
         })
