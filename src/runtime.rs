@@ -104,6 +104,25 @@ pub struct GrpcMethod {
     pub options: Arc<RouteOptions>,
 }
 
+impl GrpcMethod {
+    /// `pkg.Service`, the service the method belongs to.
+    pub fn service(&self) -> &str {
+        let path = self.grpc_path.path();
+        path[1..].split_once('/').map_or("", |(service, _)| service)
+    }
+}
+
+/// What the gateway's own reflection service shows of `methods`: their services and files.
+fn exposed_of<'m>(
+    pool: &DescriptorPool,
+    methods: impl Iterator<Item = &'m Arc<GrpcMethod>>,
+) -> Exposed {
+    Exposed::new(
+        pool,
+        methods.map(|m| m.service().to_owned()).collect::<Vec<_>>(),
+    )
+}
+
 /// One HTTP rule (method + template) leading to a [`MethodRoute`].
 #[derive(Debug)]
 pub struct Binding {
@@ -202,15 +221,9 @@ impl Runtime {
             .iter()
             .find(|o| routes.contains(&o.name))?
             .clone();
-        let services = self
-            .grpc_methods
-            .values()
-            .filter(|m| routes.contains(&m.options.name))
-            .filter_map(|m| Some(m.grpc_path.path()[1..].split_once('/')?.0.to_owned()));
-        Some((
-            first,
-            Exposed::new(&self.pool, services.collect::<Vec<_>>()),
-        ))
+        let served = self.grpc_methods.values();
+        let served = served.filter(|m| routes.contains(&m.options.name));
+        Some((first, exposed_of(&self.pool, served)))
     }
 
     /// Loads descriptors and builds the snapshot; every problem is reported, not just the first.
@@ -296,9 +309,7 @@ impl Runtime {
         let grpc_methods = std::mem::take(&mut builder.grpc_methods);
         let pending = std::mem::take(&mut builder.pending);
         let route_options = std::mem::take(&mut builder.route_options);
-        let routed = grpc_methods.values().map(|m| m.grpc_path.path().to_owned());
-        let routed = routed.filter_map(|p| Some(p[1..].split_once('/')?.0.to_owned()));
-        let exposed = Exposed::new(&pool, routed.collect::<Vec<_>>());
+        let exposed = exposed_of(&pool, grpc_methods.values());
         let router = router.build();
         problems.extend(openapi_collision(&config, &router));
         if !problems.is_empty() {
