@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Request, Uri, header};
 use http_body_util::{BodyExt, Limited};
@@ -130,14 +131,16 @@ impl Endpoint {
     }
 
     /// Runs one attempt, failing it as timed out (a breaker failure) once `timeout` has passed.
-    async fn within<T>(
-        &self,
+    ///
+    /// Not an `async fn`: one would keep the attempt's future twice (the argument and the
+    /// timeout holding it), and every request's future would copy both.
+    fn within<'a, T>(
+        &'a self,
         timeout: Duration,
-        attempt: impl Future<Output = Result<T, AttemptError>>,
-    ) -> Result<T, AttemptError> {
-        tokio::time::timeout(timeout, attempt)
-            .await
-            .unwrap_or_else(|_| {
+        attempt: impl Future<Output = Result<T, AttemptError>> + 'a,
+    ) -> impl Future<Output = Result<T, AttemptError>> + 'a {
+        tokio::time::timeout(timeout, attempt).map(move |result| {
+            result.unwrap_or_else(|_| {
                 Err(AttemptError {
                     error: UpstreamError::DeadlineExceeded {
                         upstream: self.upstream.clone(),
@@ -146,6 +149,7 @@ impl Endpoint {
                     outcome: AttemptOutcome::TimedOut,
                 })
             })
+        })
     }
 
     fn invalid(&self, reason: String) -> AttemptError {

@@ -147,10 +147,18 @@ impl Connections {
     /// A handle on a live HTTP/2 connection, dialing one if there is none (and the reconnect
     /// backoff allows).
     pub(super) async fn sender(&self) -> Result<SendRequest<UpstreamBody>, AttemptError> {
-        let slot = self.slot();
-        if let Some(sender) = Self::live_sender(slot) {
+        if let Some(sender) = Self::live_sender(self.slot()) {
             return Ok(sender);
         }
+        // The dial's future (TCP, TLS and HTTP/2 handshakes) is several KiB: boxed, so that
+        // every call's future, moved on each request, does not carry it (benches/RESULTS.md).
+        Box::pin(self.sender_dialed()).await
+    }
+
+    /// The slow path of [`Connections::sender`]: one dial per slot at a time, unless the
+    /// reconnect backoff refuses it.
+    async fn sender_dialed(&self) -> Result<SendRequest<UpstreamBody>, AttemptError> {
+        let slot = self.slot();
         let _dialing = slot.dialing.lock().await;
         if let Some(sender) = Self::live_sender(slot) {
             return Ok(sender);

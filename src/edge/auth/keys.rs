@@ -188,7 +188,10 @@ impl RemoteJwks {
         self.attempts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let url = &self.shown;
-        match tokio::time::timeout(self.timeout, get(&self.url, &self.tls)).await {
+        // The fetch's future (an HTTP client over TLS) is KiBs: boxed, so that every request's
+        // future, which may come here for an unknown `kid`, does not carry it.
+        let fetch = Box::pin(get(&self.url, &self.tls));
+        match tokio::time::timeout(self.timeout, fetch).await {
             Ok(Ok(body)) => match from_jwks(&body) {
                 Ok(fresh) => {
                     tracing::info!(%url, keys = fresh.len(), "JWKS fetched");
