@@ -14,6 +14,7 @@ use super::route::Served;
 use crate::compression::accept::accepts_gzip;
 use crate::edge::metadata::REQUEST_ID;
 use crate::listener::connection::Connection;
+use crate::trace::context::Hex;
 use crate::trace::{RequestTrace, Tracer};
 
 /// Longest client-supplied request id that is propagated; longer ones are replaced.
@@ -46,8 +47,10 @@ impl RequestIds {
 
     fn next(&self) -> HeaderValue {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let text = format!("{:016x}{:016x}", self.prefix, n);
-        HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("0"))
+        let mut id = [0; 16];
+        id[..8].copy_from_slice(&self.prefix.to_be_bytes());
+        id[8..].copy_from_slice(&n.to_be_bytes());
+        HeaderValue::from_str(Hex::<32>::of(&id).as_str()).unwrap_or(HeaderValue::from_static("0"))
     }
 }
 

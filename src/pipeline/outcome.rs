@@ -13,7 +13,7 @@ use http_body::Body;
 
 use super::ctx::RequestCtx;
 use super::route::Served;
-use crate::access_log::{AccessLog, AccessRecord, rfc3339};
+use crate::access_log::{AccessLog, AccessRecord, Rfc3339};
 use crate::body::{BodyError, ResponseBody, StreamStatus};
 use crate::edge::Admission;
 use crate::error::GatewayError;
@@ -214,10 +214,10 @@ fn write_line(
     let route = outcome.route.as_ref().map(|r| r.name.as_str());
     let call = outcome.call.as_ref();
     log.write(&AccessRecord {
-        time: rfc3339(SystemTime::now()),
+        time: Rfc3339::of(SystemTime::now()),
         request_id: ctx.request_id.to_str().unwrap_or_default(),
         trace_id: ctx.trace.trace_hex().as_str(),
-        client: ctx.peer.to_string(),
+        client: ctx.peer,
         listener: ctx.served.as_deref().map(Served::listener),
         method: ctx.method.as_str(),
         path: ctx.uri.path(),

@@ -72,7 +72,8 @@ impl SpanId {
 pub struct Hex<const N: usize>([u8; N]);
 
 impl<const N: usize> Hex<N> {
-    fn of(bytes: &[u8]) -> Hex<N> {
+    /// The first `N / 2` bytes of `bytes` as hex digits.
+    pub fn of(bytes: &[u8]) -> Hex<N> {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut out = [b'0'; N];
         for (i, b) in bytes.iter().take(N / 2).enumerate() {

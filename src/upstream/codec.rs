@@ -205,17 +205,29 @@ pub(crate) fn take_frame(
 
 /// Formats a deadline as a `grpc-timeout` value (at most 8 digits, coarsest exact unit).
 pub fn encode_timeout(timeout: Duration) -> HeaderValue {
+    const MOST: u128 = 100_000_000;
     let micros = timeout.as_micros();
-    let value = if micros < 100_000_000 {
-        format!("{micros}u")
-    } else if micros / 1000 < 100_000_000 {
-        format!("{}m", micros / 1000)
-    } else if micros / 1_000_000 < 100_000_000 {
-        format!("{}S", micros / 1_000_000)
+    let (amount, unit) = if micros < MOST {
+        (micros, b'u')
+    } else if micros / 1000 < MOST {
+        (micros / 1000, b'm')
     } else {
-        "99999999S".to_owned()
+        ((micros / 1_000_000).min(MOST - 1), b'S')
     };
-    HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("99999999S"))
+    // At most 8 digits and the unit, written without `format!` (one per call on the hot path).
+    let mut text = [0u8; 9];
+    let mut at = text.len() - 1;
+    text[at] = unit;
+    let mut rest = amount;
+    loop {
+        at -= 1;
+        text[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    HeaderValue::from_bytes(&text[at..]).unwrap_or(HeaderValue::from_static("99999999S"))
 }
 
 /// Parses a `grpc-timeout` value (`100m`, `5S`, `1H`, ...); `None` when malformed.
@@ -315,6 +327,13 @@ mod tests {
     fn encodes_and_parses_timeouts() {
         assert_eq!(encode_timeout(Duration::from_secs(10)), "10000000u");
         assert_eq!(encode_timeout(Duration::from_secs(1000)), "1000000m");
+        assert_eq!(encode_timeout(Duration::ZERO), "0u");
+        assert_eq!(
+            encode_timeout(Duration::from_micros(99_999_999)),
+            "99999999u"
+        );
+        assert_eq!(encode_timeout(Duration::from_secs(200_000)), "200000S");
+        assert_eq!(encode_timeout(Duration::from_secs(u64::MAX)), "99999999S");
         assert_eq!(parse_timeout("100m"), Some(Duration::from_millis(100)));
         assert_eq!(parse_timeout("2S"), Some(Duration::from_secs(2)));
         assert_eq!(parse_timeout("1H"), Some(Duration::from_secs(3600)));
