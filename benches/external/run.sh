@@ -11,8 +11,10 @@
 # CONNECTIONS (default 32), SECONDS_PER_PHASE (default 10), PHASES (default "wrk h2load direct").
 # PHASES may add `paced`: h2load h2c at RATE requests/s in all (default 800), so that backends of
 # different speeds are compared at the same request rate (per-request CPU depends on the rate:
-# batching). BACKENDS="stub python" alternates backends within each round too: `stub` is STUBS, `python` is
-# benches/external/backend.py (grpcio's server; `pip install grpcio`).
+# batching). BACKENDS="stub python go" alternates backends within each round too: `stub` is STUBS,
+# `python` is benches/external/backend.py (grpcio's server; `pip install grpcio`), `go` is
+# benches/external/backend.go (grpc-go's server; `apt-get install golang-go golang-google-grpc-dev`,
+# built here in GOPATH mode).
 # Bounded: every phase runs for SECONDS_PER_PHASE.
 set -euo pipefail
 ROUNDS=${1:-3}
@@ -30,13 +32,17 @@ source "$here/common.sh"
 python3 "$here/grpc_body.py" "$WORK/grpc.bin"
 printf '%s' '{"policyType":"access","policyName":"deny-external","rules":{"effect":"deny","scope":"external"}}' > "$WORK/policy.json"
 stub_binary=$STUBS
+if [[ " $BACKENDS " == *" go "* ]]; then
+  GO111MODULE=off GOPATH=/usr/share/gocode go build -o "$WORK/go-backend" "$here/backend.go"
+fi
 
 # start_backend NAME: the backend of that name (stub | python) on STUB_PORT.
 start_backend() {
   case $1 in
     stub) STUBS=$stub_binary ;;
     python) STUBS="python3 $here/backend.py" ;;
-    *) echo "unknown backend $1 (stub | python)" >&2; exit 2 ;;
+    go) STUBS=$WORK/go-backend ;;
+    *) echo "unknown backend $1 (stub | python | go)" >&2; exit 2 ;;
   esac
   start_stubs
 }
