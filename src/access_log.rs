@@ -215,8 +215,7 @@ impl Rfc3339 {
         let month = if mp < 10 { mp + 3 } else { mp - 9 };
         let year = yoe + era * 400 + i64::from(month <= 2);
         let mut out = *b"0000-00-00T00:00:00.000Z";
-        let mut digits = |at: usize, width: usize, value: u64| {
-            let mut value = value;
+        let mut digits = |at: usize, width: usize, mut value: u64| {
             for slot in out[at..at + width].iter_mut().rev() {
                 *slot = b'0' + (value % 10) as u8;
                 value /= 10;

@@ -215,19 +215,11 @@ pub fn encode_timeout(timeout: Duration) -> HeaderValue {
         ((micros / 1_000_000).min(MOST - 1), b'S')
     };
     // At most 8 digits and the unit, written without `format!` (one per call on the hot path).
-    let mut text = [0u8; 9];
-    let mut at = text.len() - 1;
-    text[at] = unit;
-    let mut rest = amount;
-    loop {
-        at -= 1;
-        text[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    HeaderValue::from_bytes(&text[at..]).unwrap_or(HeaderValue::from_static("99999999S"))
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(amount).as_bytes();
+    let mut text = [unit; 9];
+    text[..digits.len()].copy_from_slice(digits);
+    HeaderValue::from_bytes(&text[..=digits.len()]).unwrap_or(HeaderValue::from_static("99999999S"))
 }
 
 /// Parses a `grpc-timeout` value (`100m`, `5S`, `1H`, ...); `None` when malformed.
