@@ -29,6 +29,18 @@ fn reflecting_config(addr: SocketAddr, descriptors: &str, routes: &str) -> Strin
     )
 }
 
+/// The gateway in front of the stubs with the `tai.Governor` route and no local proto: its
+/// descriptors come by reflection alone.
+async fn governor_by_reflection() -> TestEnv {
+    let stubs = start_stubs().await;
+    let config = reflecting_config(
+        stubs.governor_addr,
+        "  refresh_interval: 1h",
+        "  - service: tai.Governor\n    upstream: up",
+    );
+    TestEnv::start_on(stubs, &config).await
+}
+
 /// A free local address (bound, then released) for a backend started later.
 async fn free_addr() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -113,13 +125,7 @@ fn openapi_paths(env_doc: &Json) -> Vec<String> {
 
 #[tokio::test]
 async fn routes_built_from_reflection_alone_transcode_end_to_end() {
-    let stubs = start_stubs().await;
-    let config = reflecting_config(
-        stubs.governor_addr,
-        "  refresh_interval: 1h",
-        "  - service: tai.Governor\n    upstream: up",
-    );
-    let env = TestEnv::start_on(stubs, &config).await;
+    let env = governor_by_reflection().await;
     let proposed = env
         .post_json(
             "/v1/policies/propose",
@@ -540,13 +546,7 @@ async fn the_gateway_serves_reflection_of_its_routed_services_only_v1_and_v1alph
 
 #[tokio::test]
 async fn the_gateway_serves_reflection_of_reflected_schemas() {
-    let stubs = start_stubs().await;
-    let config = reflecting_config(
-        stubs.governor_addr,
-        "  refresh_interval: 1h",
-        "  - service: tai.Governor\n    upstream: up",
-    );
-    let env = TestEnv::start_on(stubs, &config).await;
+    let env = governor_by_reflection().await;
     let addr = env.gateway.http_addr.expect("http");
     assert_governor_reflection(&ask_v1(addr, &QUESTIONS).await);
 }
