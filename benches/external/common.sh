@@ -1,7 +1,7 @@
 # Shared by the external-client benchmarks: start the stub backend and the gateway as their own
 # processes on fixed loopback ports, and read a process' CPU time and context switches from /proc.
-# Sourced, not run. Needs GATEWAY (the gateway binary), STUBS (the stub binary) and WORK (a
-# scratch folder) set, and the repository root as the current folder.
+# Sourced, not run. Needs GATEWAY (the gateway binary, or `grpc-gateway` for the peer), STUBS (the
+# stub binary) and WORK (a scratch folder) set, and the repository root as the current folder.
 
 GATEWAY_PORT=${GATEWAY_PORT:-18080}
 TLS_PORT=${TLS_PORT:-18443}
@@ -9,6 +9,7 @@ ADMIN_PORT=${ADMIN_PORT:-18081}
 STUB_PORT=${STUB_PORT:-51051}
 STUB_PORT2=${STUB_PORT2:-51052}
 CLK_TCK=$(getconf CLK_TCK)
+EXTERNAL_BENCHES=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 start_stubs() {
   # Unquoted: STUBS may be a command with its arguments (`python3 backend.py`).
@@ -23,6 +24,10 @@ start_stubs() {
 # the top level, ROUTE_YAML to the governor route.
 start_gateway() {
   local binary=$1 extra=${2:-} route=${3:-}
+  if [ "$binary" = grpc-gateway ]; then
+    start_peer
+    return
+  fi
   [ -f "$WORK/certs/server.pem" ] || "$binary" certs dev --out "$WORK/certs" >/dev/null
   cat > "$WORK/gateway.yaml" <<YAML
 listeners:
@@ -47,6 +52,16 @@ $route
 $extra
 YAML
   "$binary" run --config "$WORK/gateway.yaml" >/dev/null 2>"$WORK/gateway.err" &
+  GATEWAY_PID=$!
+  wait_port "$GATEWAY_PORT"
+}
+
+# start_peer: grpc-gateway (benches/external/peer, built once per WORK) in front of STUB_PORT,
+# HTTP/1.1 and h2c on GATEWAY_PORT; `grpc-gateway` as a GATEWAY name selects it.
+start_peer() {
+  [ -x "$WORK/grpc-gateway-peer" ] || bash "$EXTERNAL_BENCHES/peer/build.sh" "$WORK/grpc-gateway-peer"
+  "$WORK/grpc-gateway-peer" --listen "127.0.0.1:$GATEWAY_PORT" --backend "127.0.0.1:$STUB_PORT" \
+    2>"$WORK/gateway.err" &
   GATEWAY_PID=$!
   wait_port "$GATEWAY_PORT"
 }

@@ -4,7 +4,8 @@
 # stay open and idle; RSS growth from /proc/PID/status. Run from the repository root after
 # `cargo build --release --bins`:
 #   bash benches/external/idle.sh [COUNT] [PROTOCOLS...]      (default 10000, all protocols)
-# GATEWAY=path/to/tai-gateway compares another build. Bounded: COUNT connections per protocol.
+# GATEWAY=path/to/tai-gateway compares another build, GATEWAY=grpc-gateway the peer (protocols
+# http1 and h2c only). Bounded: COUNT connections per protocol.
 set -euo pipefail
 COUNT=${1:-10000}
 shift || true

@@ -14,7 +14,8 @@
 # batching). BACKENDS="stub python go" alternates backends within each round too: `stub` is STUBS,
 # `python` is benches/external/backend.py (grpcio's server; `pip install grpcio`), `go` is
 # benches/external/backend.go (grpc-go's server; `apt-get install golang-go golang-google-grpc-dev`,
-# built here in GOPATH mode).
+# built here in GOPATH mode). A GATEWAYS entry `grpc-gateway` is the peer the issue compares against:
+# grpc-gateway from Debian's packages (benches/external/peer/build.sh, built once per run).
 # Bounded: every phase runs for SECONDS_PER_PHASE.
 set -euo pipefail
 ROUNDS=${1:-3}
